@@ -1,0 +1,162 @@
+//! Command-line flags. Each subcommand's help ends with a worked example.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "shoal",
+    version,
+    about = "Turn the machines you can ssh into a compute cluster for one job.",
+    after_help = "Examples:\n  shoal init\n  shoal check --cluster cluster.toml\n  shoal exec -- uname -a\n  shoal run job.toml"
+)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug); SHOAL_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArg {
+    /// Cluster file (TOML or JSON). Default: ./cluster.toml if present,
+    /// else this machine alone.
+    #[arg(long, env = "SHOAL_CLUSTER")]
+    pub cluster: Option<PathBuf>,
+    /// Only these hosts (comma-separated names from the cluster file).
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write commented cluster.toml and job.toml templates.
+    #[command(after_help = "Example:\n  shoal init && shoal check")]
+    Init {
+        /// Directory to write into.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Connect to every host, deploy the agent, print a table of facts.
+    #[command(after_help = "Example:\n  shoal check --cluster cluster.toml --json")]
+    Check {
+        #[command(flatten)]
+        cluster: ClusterArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a shell command on every host; identical outputs are grouped.
+    #[command(after_help = "Example:\n  shoal exec --cluster cluster.toml -- uname -a")]
+    Exec {
+        #[command(flatten)]
+        cluster: ClusterArg,
+        /// Print JSON instead of grouped text.
+        #[arg(long)]
+        json: bool,
+        /// The command (joined with spaces and run by /bin/sh on each host).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Run a job file on the cluster.
+    #[command(
+        after_help = "Examples:\n  shoal run job.toml\n  shoal run job.toml --cluster cluster.toml --dry-run\n  shoal run job.toml --resume          # reuse the last run's finished tasks\n  shoal run job.toml --set map.command='python3 other.py' --set input.partitions=16"
+    )]
+    Run {
+        /// The job file (TOML).
+        job: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        /// Print the plan (partitions, hosts, bytes) and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Reuse the committed tasks of an earlier run: its id, or nothing
+        /// for the latest run of this job.
+        #[arg(long, num_args = 0..=1, default_missing_value = "latest")]
+        resume: Option<String>,
+        /// Start copies of straggling tasks on other hosts.
+        #[arg(long)]
+        speculate: bool,
+        /// Override a key of the job file: section.key=value.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Print the final summary as JSON on stdout (no progress output).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List past runs: id, job, start, duration, status.
+    #[command(after_help = "Example:\n  shoal runs --json")]
+    Runs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the task logs of a run.
+    #[command(
+        after_help = "Examples:\n  shoal logs latest --merged\n  shoal logs 20261122-101500-score-1a2b --host alpha --task 3"
+    )]
+    Logs {
+        /// Run id, or `latest`.
+        #[arg(default_value = "latest")]
+        run: String,
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        task: Option<u32>,
+        /// Interleave all tasks by time, each line tagged with host and task.
+        #[arg(long)]
+        merged: bool,
+        /// Keep printing new lines while the run goes on.
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a file to every host (relative DIR: under each host's work dir).
+    #[command(
+        after_help = "Examples:\n  shoal push model.bin --to data/\n  shoal push records.txt --to data/ --split   # one chunk per host, weighted by speed x slots"
+    )]
+    Push {
+        file: PathBuf,
+        #[arg(long)]
+        to: String,
+        /// Cut the file at line boundaries into one chunk per host.
+        #[arg(long)]
+        split: bool,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch a file from every host into DIR/<host>/.
+    #[command(
+        after_help = "Example:\n  shoal pull data/result.txt --to results/ --combine all.txt"
+    )]
+    Pull {
+        path: String,
+        #[arg(long)]
+        to: PathBuf,
+        /// Also concatenate the fetched files, in cluster order, into FILE.
+        #[arg(long, value_name = "FILE")]
+        combine: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the agent (started by a driver over ssh or as a child process).
+    #[command(hide = true)]
+    Agent {
+        #[arg(long)]
+        workdir: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        lease_ms: u64,
+        /// Bound of the block cache.
+        #[arg(long, default_value_t = 20 << 30)]
+        cache_bytes: u64,
+    },
+}

@@ -1,0 +1,323 @@
+//! One function per subcommand: resolve files, call the library, print.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use shoal::driver;
+use shoal_core::cluster::ClusterSpec;
+use shoal_core::templates;
+
+use crate::cli::{ClusterArg, Command};
+
+/// Runs a command and returns the process exit code.
+pub fn dispatch(cli: crate::cli::Cli) -> anyhow::Result<i32> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Init { dir, force } => init(&dir, force),
+        Command::Check { cluster, json } => rt.block_on(check(&cluster, json)),
+        Command::Exec {
+            cluster,
+            json,
+            command,
+        } => rt.block_on(exec(&cluster, json, &command.join(" "))),
+        Command::Run {
+            job,
+            cluster,
+            dry_run,
+            resume,
+            speculate,
+            sets,
+            json,
+        } => rt.block_on(run(RunArgs {
+            job,
+            cluster,
+            dry_run,
+            resume,
+            speculate,
+            sets,
+            json,
+        })),
+        Command::Runs { json } => crate::runs::runs(json),
+        Command::Logs {
+            run,
+            host,
+            task,
+            merged,
+            follow,
+            json,
+        } => crate::runs::show_logs(&crate::runs::LogArgs {
+            run,
+            host,
+            task,
+            merged,
+            follow,
+            json,
+        }),
+        Command::Push {
+            file,
+            to,
+            split,
+            cluster,
+            json,
+        } => rt.block_on(push(&cluster, &file, &to, split, json)),
+        Command::Pull {
+            path,
+            to,
+            combine,
+            cluster,
+            json,
+        } => rt.block_on(pull(&cluster, &path, &to, combine.as_deref(), json)),
+        Command::Agent {
+            workdir,
+            lease_ms,
+            cache_bytes,
+        } => {
+            let opts = shoal::agent::AgentOptions {
+                workdir: absolute(workdir)?,
+                lease: Duration::from_millis(lease_ms),
+                cache_bytes,
+            };
+            rt.block_on(shoal::agent::run(opts))?;
+            Ok(0)
+        }
+    }
+}
+
+fn absolute(p: PathBuf) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(&p)
+        .with_context(|| format!("cannot create the work dir {}", p.display()))?;
+    Ok(p.canonicalize()?)
+}
+
+/// The cluster of a command: `--cluster`/`SHOAL_CLUSTER`, else
+/// `./cluster.toml`, else this machine alone.
+pub fn load_cluster(arg: &ClusterArg) -> anyhow::Result<ClusterSpec> {
+    let spec = match &arg.cluster {
+        Some(path) => ClusterSpec::load(path).map_err(shoal::Error::from)?,
+        None if Path::new("cluster.toml").exists() => {
+            ClusterSpec::load(Path::new("cluster.toml")).map_err(shoal::Error::from)?
+        }
+        None => ClusterSpec::local(),
+    };
+    if arg.hosts.is_empty() {
+        return Ok(spec);
+    }
+    Ok(spec.select(&arg.hosts).map_err(shoal::Error::from)?)
+}
+
+fn init(dir: &Path, force: bool) -> anyhow::Result<i32> {
+    std::fs::create_dir_all(dir)?;
+    for (name, text) in [
+        ("cluster.toml", templates::CLUSTER_TEMPLATE),
+        ("job.toml", templates::JOB_TEMPLATE),
+    ] {
+        let path = dir.join(name);
+        if path.exists() && !force {
+            return Err(shoal::Error::Usage(format!(
+                "{} already exists; pass --force to overwrite it",
+                path.display()
+            ))
+            .into());
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    println!("next: edit cluster.toml, then `shoal check`");
+    Ok(0)
+}
+
+async fn check(arg: &ClusterArg, json: bool) -> anyhow::Result<i32> {
+    let spec = load_cluster(arg)?;
+    let rows = driver::check::check(&spec).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", driver::check::render(&rows));
+    }
+    let failed = rows.iter().filter(|r| !r.ready).count();
+    Ok(if failed == 0 { 0 } else { 3 })
+}
+
+async fn exec(arg: &ClusterArg, json: bool, command: &str) -> anyhow::Result<i32> {
+    let spec = load_cluster(arg)?;
+    let cluster = driver::connect(&spec).await;
+    let results = driver::exec::exec(&cluster, command).await;
+    cluster.close().await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print!("{}", driver::exec::render(&results));
+    }
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| r.host.as_str())
+        .collect();
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    eprintln!(
+        "error: the command failed on {} of {} hosts: {}",
+        failed.len(),
+        results.len(),
+        failed.join(", ")
+    );
+    Ok(1)
+}
+
+struct RunArgs {
+    job: PathBuf,
+    cluster: ClusterArg,
+    dry_run: bool,
+    resume: Option<String>,
+    speculate: bool,
+    sets: Vec<String>,
+    json: bool,
+}
+
+async fn run(a: RunArgs) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(&a.job).map_err(|e| {
+        shoal::Error::Usage(format!("cannot read job file {}: {e}", a.job.display()))
+    })?;
+    let job = shoal_core::job::JobSpec::parse_with_overrides(&text, &a.job, &a.sets)
+        .map_err(shoal::Error::from)?;
+    let spec = load_cluster(&a.cluster)?;
+    let state = crate::runs::state_dir();
+    let resume = match a.resume.as_deref() {
+        Some("latest") => Some(latest_of(&state, &job.job.name)?),
+        Some(id) => Some(crate::runs::resolve_run(&state, id)?),
+        None => None,
+    };
+    let opts = shoal::driver::run::RunOptions {
+        state_dir: state,
+        dry_run: a.dry_run,
+        resume,
+        speculate: a.speculate,
+        quiet: a.json,
+    };
+    let result = shoal::driver::run::run(&spec, &job, &opts).await;
+    match result {
+        Ok(summary) if a.json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        Ok(summary) if !a.dry_run => eprint!("{}", summary.render()),
+        Ok(_) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(0)
+}
+
+/// The newest earlier run of the same job that has a journal.
+fn latest_of(state: &Path, job: &str) -> anyhow::Result<String> {
+    let runs = state.join("runs");
+    let mut ids: Vec<String> = std::fs::read_dir(&runs)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    let safe: String = job
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(32)
+        .collect();
+    ids.into_iter()
+        .rev()
+        .find(|id| {
+            id.contains(&format!("-{safe}-")) && runs.join(id).join("journal.jsonl").exists()
+        })
+        .ok_or_else(|| {
+            shoal::Error::Usage(format!(
+                "nothing to resume: no earlier run of job {job:?} in {}",
+                runs.display()
+            ))
+            .into()
+        })
+}
+
+async fn push(
+    arg: &ClusterArg,
+    file: &Path,
+    to: &str,
+    split: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let spec = load_cluster(arg)?;
+    let cluster = driver::connect(&spec).await;
+    let rows = driver::transfer::push(&cluster, file, to, split, &crate::runs::state_dir()).await;
+    cluster.close().await;
+    transfer_result(rows?, &cluster, json, "push")
+}
+
+async fn pull(
+    arg: &ClusterArg,
+    path: &str,
+    to: &Path,
+    combine: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let spec = load_cluster(arg)?;
+    let cluster = driver::connect(&spec).await;
+    let rows = driver::transfer::pull(&cluster, path, to, combine).await;
+    cluster.close().await;
+    transfer_result(rows?, &cluster, json, "pull")
+}
+
+fn transfer_result(
+    rows: Vec<driver::transfer::TransferRow>,
+    cluster: &driver::Cluster,
+    json: bool,
+    what: &str,
+) -> anyhow::Result<i32> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let mut table = vec![["HOST", "PATH", "SENT", "SKIPPED", "STATUS"]
+            .map(String::from)
+            .to_vec()];
+        for r in &rows {
+            let status = r.error.clone().unwrap_or_else(|| "ok".into());
+            table.push(vec![
+                r.host.clone(),
+                r.path.clone(),
+                driver::check::human_bytes(r.bytes),
+                driver::check::human_bytes(r.skipped),
+                status,
+            ]);
+        }
+        for f in &cluster.failed {
+            table.push(vec![
+                f.spec.name.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                f.reason.clone(),
+            ]);
+        }
+        print!("{}", driver::check::align(&table));
+    }
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.error.is_some())
+        .map(|r| r.host.as_str())
+        .chain(cluster.failed.iter().map(|f| f.spec.name.as_str()))
+        .collect();
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    eprintln!("error: {what} failed on {}", failed.join(", "));
+    Ok(if rows.iter().all(|r| r.error.is_some()) {
+        3
+    } else {
+        1
+    })
+}

@@ -1,0 +1,145 @@
+//! `shoal runs` and `shoal logs`: reading the driver's state dir.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use shoal::driver::check::align;
+use shoal::driver::run::logs;
+use shoal::driver::run::summary::RunSummary;
+
+/// The driver's state dir: `./.shoal`.
+pub fn state_dir() -> PathBuf {
+    PathBuf::from(".shoal")
+}
+
+/// Resolves `latest` (or a prefix) to a run id.
+pub fn resolve_run(state: &Path, run: &str) -> anyhow::Result<String> {
+    let runs = state.join("runs");
+    if run == "latest" {
+        let id = std::fs::read_to_string(runs.join(".latest")).map_err(|_| {
+            shoal::Error::Usage(format!(
+                "no runs yet in {}; start one with `shoal run job.toml`",
+                runs.display()
+            ))
+        })?;
+        return Ok(id.trim().to_string());
+    }
+    if runs.join(run).is_dir() {
+        return Ok(run.to_string());
+    }
+    Err(shoal::Error::Usage(format!(
+        "no run {run:?} in {}; `shoal runs` lists them",
+        runs.display()
+    ))
+    .into())
+}
+
+fn summaries(state: &Path) -> Vec<(String, Option<RunSummary>)> {
+    let Ok(dir) = std::fs::read_dir(state.join("runs")) else {
+        return vec![];
+    };
+    let mut out: Vec<(String, Option<RunSummary>)> = dir
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let s = std::fs::read(e.path().join("summary.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            (id, s)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+pub fn runs(json: bool) -> anyhow::Result<i32> {
+    let all = summaries(&state_dir());
+    if json {
+        let list: Vec<serde_json::Value> = all
+            .iter()
+            .map(|(id, s)| match s {
+                Some(s) => serde_json::json!({"run": id, "job": s.job, "started_unix_ms": s.started_unix_ms, "wall_ms": s.wall_ms, "status": s.status, "tasks": s.tasks}),
+                None => serde_json::json!({"run": id, "status": "unfinished"}),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    let mut rows = vec![["RUN", "JOB", "STARTED", "DURATION", "STATUS"]
+        .map(String::from)
+        .to_vec()];
+    for (id, s) in &all {
+        rows.push(match s {
+            Some(s) => vec![
+                id.clone(),
+                s.job.clone(),
+                started(s.started_unix_ms),
+                format!("{:.1}s", s.wall_ms as f64 / 1000.0),
+                s.status.clone(),
+            ],
+            None => vec![
+                id.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "unfinished (driver killed?)".into(),
+            ],
+        });
+    }
+    print!("{}", align(&rows));
+    Ok(0)
+}
+
+fn started(ms: u64) -> String {
+    let secs = ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+pub struct LogArgs {
+    pub run: String,
+    pub host: Option<String>,
+    pub task: Option<u32>,
+    pub merged: bool,
+    pub follow: bool,
+    pub json: bool,
+}
+
+pub fn show_logs(a: &LogArgs) -> anyhow::Result<i32> {
+    let state = state_dir();
+    let id = resolve_run(&state, &a.run)?;
+    let dir = state.join("runs").join(&id).join("logs");
+    let mut shown = 0;
+    loop {
+        let lines = logs::read_all(&dir, a.host.as_deref(), a.task)
+            .with_context(|| format!("reading logs of run {id}"))?;
+        for l in lines.iter().skip(shown) {
+            print_line(l, a)?;
+        }
+        shown = lines.len();
+        let finished = state.join("runs").join(&id).join("summary.json").exists();
+        if !a.follow || finished {
+            return Ok(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+fn print_line(l: &logs::LogLine, a: &LogArgs) -> anyhow::Result<()> {
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"ms": l.ms, "host": l.host, "task": l.task, "attempt": l.attempt, "stream": if l.stderr {"stderr"} else {"stdout"}, "text": l.text})
+        );
+    } else if a.merged || (a.host.is_none() && a.task.is_none()) {
+        println!("[{} task {}] {}", l.host, l.task, l.text);
+    } else {
+        println!("{}", l.text);
+    }
+    Ok(())
+}

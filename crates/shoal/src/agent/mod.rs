@@ -1,0 +1,35 @@
+//! `shoal agent`: the process the driver starts on every host.
+//!
+//! It speaks frames on stdin/stdout (the ssh channel, or the pipes of a
+//! local child), stores blocks in its cache, builds run work dirs, runs
+//! task attempts in their own process groups and serves their outputs.
+//! It owns nothing that outlives the driver: when the driver's link ends
+//! (EOF) or goes silent for longer than the lease, the agent kills every
+//! process group it started, removes the scratch of its runs and exits.
+
+mod blocks;
+mod hostinfo;
+mod session;
+mod task;
+mod workdir;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use blocks::BlockStore;
+pub use session::run;
+
+/// Bytes written before the first frame, so that the driver can skip
+/// whatever a remote login shell printed first (motd, rc-file noise).
+pub const START_MARKER: &[u8] = b"\x00SHOAL-AGENT\x00";
+
+/// Options of `shoal agent`, set by the driver that starts it.
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    /// Absolute work dir: `bin/`, `blocks/`, `runs/` live here.
+    pub workdir: PathBuf,
+    /// Silence from the driver longer than this ends the agent.
+    pub lease: Duration,
+    /// Upper bound of the block cache in bytes.
+    pub cache_bytes: u64,
+}

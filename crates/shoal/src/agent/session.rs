@@ -1,0 +1,388 @@
+//! The agent's life: handshake, then serve the driver's requests until the
+//! link ends or the lease runs out, then clean up.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shoal_wire::hello::Role;
+use shoal_wire::{
+    frame, spawn_writer, ExitStatus, FrameReader, Hash, Hello, Message, Outbox, TaskRequest,
+};
+use tokio::io::AsyncReadExt;
+
+use super::task::{self, TaskPlace};
+use super::{hostinfo, workdir, AgentOptions, BlockStore, START_MARKER};
+
+/// Shared state of one agent process.
+struct Agent {
+    opts: AgentOptions,
+    outbox: Outbox,
+    store: Arc<BlockStore>,
+    /// Process groups of running attempts, by attempt id.
+    running: Mutex<HashMap<u32, i32>>,
+    runs: Mutex<HashSet<String>>,
+}
+
+/// Runs the agent on stdin/stdout until the driver goes away.
+pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&opts.workdir)?;
+    let store = Arc::new(BlockStore::open(opts.workdir.join("blocks"))?);
+    announce()?;
+    let (outbox, writer) = spawn_writer(tokio::io::stdout());
+    let agent = Arc::new(Agent {
+        opts,
+        outbox,
+        store,
+        running: Mutex::new(HashMap::new()),
+        runs: Mutex::new(HashSet::new()),
+    });
+    let mut reader = FrameReader::new(tokio::io::stdin());
+    let result = serve(&agent, &mut reader).await;
+    agent.shutdown();
+    agent.outbox.close();
+    drop(agent);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    result
+}
+
+fn announce() -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(START_MARKER)?;
+    out.flush()
+}
+
+async fn serve(
+    agent: &Arc<Agent>,
+    reader: &mut FrameReader<tokio::io::Stdin>,
+) -> anyhow::Result<()> {
+    let hash = crate::binary::current()
+        .map(|b| b.hash.clone())
+        .unwrap_or_default();
+    agent
+        .outbox
+        .send_now(Message::Hello(Hello::new(Role::Agent, hash)))?;
+    match next(agent, reader).await? {
+        Some(Message::Hello(h)) => h.check()?,
+        other => anyhow::bail!("expected a hello from the driver, got {other:?}"),
+    }
+    let info = hostinfo::gather(&agent.opts.workdir).await;
+    agent.outbox.send_now(Message::HostInfo(info))?;
+    tokio::spawn(heartbeat(agent.outbox.clone(), agent.opts.lease));
+    while let Some(msg) = next(agent, reader).await? {
+        agent.handle(msg);
+    }
+    Ok(())
+}
+
+/// Reads the next message, or ends the session when the lease expires.
+async fn next(
+    agent: &Agent,
+    reader: &mut FrameReader<tokio::io::Stdin>,
+) -> anyhow::Result<Option<Message>> {
+    match tokio::time::timeout(agent.opts.lease, reader.read_message()).await {
+        Ok(r) => Ok(r?),
+        Err(_) => anyhow::bail!(
+            "no word from the driver for {:?}: lease expired",
+            agent.opts.lease
+        ),
+    }
+}
+
+async fn heartbeat(outbox: Outbox, lease: Duration) {
+    let every = (lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(2));
+    while outbox.send_now(Message::Heartbeat).is_ok() {
+        tokio::time::sleep(every).await;
+    }
+}
+
+impl Agent {
+    fn handle(self: &Arc<Self>, msg: Message) {
+        match msg {
+            Message::Heartbeat => {}
+            Message::Exec { id, command } => self.spawn_exec(id, command),
+            Message::QueryBlocks { id, hashes } => {
+                let hashes = hashes.into_iter().filter(|h| !self.store.has(h)).collect();
+                self.reply(Message::MissingBlocks { id, hashes });
+            }
+            Message::Chunk {
+                hash, data, last, ..
+            } => self.receive_chunk(hash, &data, last),
+            Message::MakeWorkdir { id, run, files } => self.make_workdir(id, run, files),
+            Message::RunTask(req) => self.start_task(req),
+            Message::KillTask { attempt } => self.kill(attempt),
+            Message::FetchBlock { id, hash } => self.spawn_fetch(id, hash),
+            Message::EndRun { run } => self.end_run(&run),
+            Message::PlaceBlock { id, hash, path } => {
+                let error = self.place(hash, &path).err();
+                self.reply(Message::Placed { id, error });
+            }
+            Message::FetchPath { id, path } => self.spawn_fetch_path(id, path),
+            other => self.reply(Message::Error {
+                id: 0,
+                message: format!("unexpected message {other:?}"),
+            }),
+        }
+    }
+
+    fn reply(&self, msg: Message) {
+        let _ = self.outbox.send_now(msg);
+    }
+
+    fn receive_chunk(&self, hash: Hash, data: &[u8], last: bool) {
+        match self.store.receive_chunk(hash, data, last) {
+            Ok(true) => self.reply(Message::BlockStored { hash, error: None }),
+            Ok(false) => {}
+            Err(e) => self.reply(Message::BlockStored {
+                hash,
+                error: Some(e.to_string()),
+            }),
+        }
+    }
+
+    fn run_dir(&self, run: &str) -> Result<PathBuf, String> {
+        workdir::confined(run)?;
+        Ok(self.opts.workdir.join("runs").join(run))
+    }
+
+    fn make_workdir(&self, id: u64, run: String, files: Vec<shoal_wire::FileEntry>) {
+        let result = self.run_dir(&run).and_then(|dir| {
+            self.runs.lock().unwrap().insert(run.clone());
+            files.iter().for_each(|f| self.store.pin(f.hash));
+            workdir::build(&dir.join("work"), &self.store, &files)
+        });
+        self.reply(Message::WorkdirReady {
+            id,
+            error: result.err(),
+        });
+    }
+
+    fn start_task(self: &Arc<Self>, req: TaskRequest) {
+        let attempt = req.attempt;
+        let dir = match self.run_dir(&req.run) {
+            Ok(d) => d,
+            Err(e) => {
+                return self.reply(Message::Error {
+                    id: attempt as u64,
+                    message: e,
+                })
+            }
+        };
+        req.inputs.iter().for_each(|h| self.store.pin(*h));
+        let place = TaskPlace {
+            work: dir.join("work"),
+            scratch: dir.join("tasks").join(attempt.to_string()),
+        };
+        match task::start(req, place, self.store.clone(), self.outbox.clone()) {
+            Err(report) => self.reply(Message::TaskDone(*report)),
+            Ok((pgid, handle)) => {
+                self.running.lock().unwrap().insert(attempt, pgid);
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let report = handle.await;
+                    me.running.lock().unwrap().remove(&attempt);
+                    if let Ok(report) = report {
+                        me.reply(Message::TaskDone(report));
+                    }
+                });
+            }
+        }
+    }
+
+    fn kill(&self, attempt: u32) {
+        if let Some(pgid) = self.running.lock().unwrap().get(&attempt) {
+            task::kill_group(*pgid);
+        }
+    }
+
+    fn spawn_exec(self: &Arc<Self>, id: u64, command: String) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let msg = me.exec(id, &command).await;
+            let _ = me.outbox.send_now(msg);
+        });
+    }
+
+    /// Runs a `shoal exec` command in its own process group, registered
+    /// like a task so that shutdown kills it too.
+    async fn exec(&self, id: u64, command: &str) -> Message {
+        let spawned = tokio::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(&self.opts.workdir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn();
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                return Message::ExecDone {
+                    id,
+                    status: ExitStatus::SpawnFailed(e.to_string()),
+                    stdout: vec![],
+                    stderr: vec![],
+                }
+            }
+        };
+        let key = u32::MAX - (id as u32);
+        if let Some(pid) = child.id() {
+            self.running.lock().unwrap().insert(key, pid as i32);
+        }
+        let out = child.wait_with_output().await;
+        self.running.lock().unwrap().remove(&key);
+        match out {
+            Ok(o) => Message::ExecDone {
+                id,
+                status: exit_status(o.status),
+                stdout: o.stdout,
+                stderr: o.stderr,
+            },
+            Err(e) => Message::ExecDone {
+                id,
+                status: ExitStatus::SpawnFailed(e.to_string()),
+                stdout: vec![],
+                stderr: vec![],
+            },
+        }
+    }
+
+    fn spawn_fetch(&self, id: u64, hash: Hash) {
+        let outbox = self.outbox.clone();
+        let path = self.store.path(&hash);
+        tokio::spawn(async move {
+            if let Err(e) = send_block(&outbox, id, hash, path).await {
+                let _ = outbox.send_now(Message::FetchFailed {
+                    id,
+                    error: e.to_string(),
+                });
+            }
+        });
+    }
+
+    /// Resolves a user path: absolute as is, relative under the work dir.
+    fn user_path(&self, path: &str) -> Result<PathBuf, String> {
+        let p = std::path::Path::new(path);
+        if p.is_absolute() {
+            return Ok(p.to_path_buf());
+        }
+        workdir::confined(path)?;
+        Ok(self.opts.workdir.join(p))
+    }
+
+    fn place(&self, hash: Hash, path: &str) -> Result<(), String> {
+        let dest = self.user_path(path)?;
+        if !self.store.has(&hash) {
+            return Err("the block is not in the cache".into());
+        }
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        let tmp = dest.with_extension("shoal-tmp");
+        std::fs::copy(self.store.path(&hash), &tmp)
+            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))
+    }
+
+    fn spawn_fetch_path(&self, id: u64, path: String) {
+        let outbox = self.outbox.clone();
+        let resolved = self.user_path(&path);
+        tokio::spawn(async move {
+            let result = match resolved {
+                Ok(p) => hash_and_send(&outbox, id, p)
+                    .await
+                    .map_err(|e| format!("{path}: {e}")),
+                Err(e) => Err(e),
+            };
+            if let Err(error) = result {
+                let _ = outbox.send_now(Message::FetchFailed { id, error });
+            }
+        });
+    }
+
+    fn end_run(&self, run: &str) {
+        if let Ok(dir) = self.run_dir(run) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        self.runs.lock().unwrap().remove(run);
+        let _ = self.store.evict(self.opts.cache_bytes);
+    }
+
+    /// Kills every process group we started and removes run scratch.
+    fn shutdown(&self) {
+        for pgid in self.running.lock().unwrap().values() {
+            task::kill_group(*pgid);
+        }
+        let runs: Vec<String> = self.runs.lock().unwrap().drain().collect();
+        for run in runs {
+            if let Ok(dir) = self.run_dir(&run) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+/// Streams a block in chunks; the bounded bulk queue paces us.
+pub async fn send_block(
+    outbox: &Outbox,
+    stream: u64,
+    hash: Hash,
+    path: PathBuf,
+) -> std::io::Result<()> {
+    let mut file = tokio::fs::File::open(&path).await?;
+    let mut buf = vec![0u8; frame::CHUNK];
+    loop {
+        let n = read_full(&mut file, &mut buf).await?;
+        let last = n < buf.len();
+        let data = buf[..n].to_vec();
+        outbox
+            .send(Message::Chunk {
+                stream,
+                hash,
+                data,
+                last,
+            })
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+async fn hash_and_send(outbox: &Outbox, id: u64, path: PathBuf) -> std::io::Result<()> {
+    let p = path.clone();
+    let hash = tokio::task::spawn_blocking(move || -> std::io::Result<Hash> {
+        let mut h = blake3::Hasher::new();
+        h.update_reader(std::fs::File::open(&p)?)?;
+        Ok(*h.finalize().as_bytes())
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    send_block(outbox, id, hash, path).await
+}
+
+async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+fn exit_status(s: std::process::ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => ExitStatus::Code(c),
+        (None, sig) => ExitStatus::Signal(sig.unwrap_or(0)),
+    }
+}

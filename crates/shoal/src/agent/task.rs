@@ -1,0 +1,354 @@
+//! One task attempt: a shell command in its own process group, fed its
+//! input block, its output kept as a block.
+//!
+//! The child is spawned with std's `Command` and reaped with `wait4` on a
+//! blocking thread, because that is the one call that reports the CPU time
+//! of the child and of every descendant it waited for. Its stderr (and its
+//! stdout when stdout is not the output) is drained on threads of its own,
+//! so a chatty child can never block on a full pipe. Kill, timeout and
+//! lease expiry all act on the whole process group.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shoal_wire::{ExitStatus, LogStream, Message, Outbox, TaskReport, TaskRequest};
+use tokio::sync::mpsc;
+
+use super::BlockStore;
+
+/// Where an attempt runs on this host.
+pub struct TaskPlace {
+    pub work: PathBuf,
+    pub scratch: PathBuf,
+}
+
+const TAIL_BYTES: usize = 4096;
+
+/// Starts an attempt; returns its process group id and a future that
+/// completes with the report. The caller kills with [`kill_group`].
+pub fn start(
+    req: TaskRequest,
+    place: TaskPlace,
+    store: Arc<BlockStore>,
+    outbox: Outbox,
+) -> Result<(i32, tokio::task::JoinHandle<TaskReport>), Box<TaskReport>> {
+    let started = Instant::now();
+    let fail = |why: String| Box::new(trouble(req.attempt, started, why));
+    fs::create_dir_all(&place.scratch).map_err(|e| fail(format!("cannot create task dir: {e}")))?;
+    let input = prepare_input(&req, &place.scratch, &store)
+        .map_err(|e| fail(format!("cannot prepare input: {e}")))?;
+    let output = place.scratch.join("output");
+    let progress = place.scratch.join("progress");
+    let mut cmd = command(&req, &place, &input, &output, &progress);
+    let stdout_target = if req.stdout_is_output {
+        Stdio::from(File::create(&output).map_err(|e| fail(format!("cannot create output: {e}")))?)
+    } else {
+        Stdio::piped()
+    };
+    cmd.stdout(stdout_target);
+    let mut child = cmd.spawn().map_err(|e| {
+        fail(format!(
+            "cannot start /bin/sh in {}: {e}",
+            place.work.display()
+        ))
+    })?;
+    let pid = child.id() as i32;
+    let (log_tx, log_rx) = mpsc::unbounded_channel();
+    let stderr = drain(child.stderr.take(), LogStream::Stderr, log_tx.clone());
+    let stdout = drain(child.stdout.take(), LogStream::Stdout, log_tx);
+    let handle = tokio::spawn(supervise(Supervised {
+        req,
+        pid,
+        started,
+        output,
+        progress,
+        store,
+        outbox,
+        log_rx,
+        drains: vec![stderr, stdout],
+        scratch: place.scratch,
+    }));
+    Ok((pid, handle))
+}
+
+/// Sends SIGKILL to a whole process group.
+pub fn kill_group(pgid: i32) {
+    // SAFETY: plain syscall; a negative pid addresses the group.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+fn command(
+    req: &TaskRequest,
+    place: &TaskPlace,
+    input: &Path,
+    output: &Path,
+    progress: &Path,
+) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(&req.command).current_dir(&place.work);
+    cmd.envs(req.env.iter().map(|(k, v)| (k, v)));
+    cmd.env("SHOAL_INPUT", input)
+        .env("SHOAL_OUTPUT", output)
+        .env("SHOAL_PROGRESS", progress)
+        .env("SHOAL_WORKDIR", &place.work)
+        .env("SHOAL_SCRATCH", &place.scratch);
+    let stdin = if req.stdin {
+        File::open(input)
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    } else {
+        Stdio::null()
+    };
+    cmd.stdin(stdin).stderr(Stdio::piped()).process_group(0);
+    cmd
+}
+
+fn prepare_input(req: &TaskRequest, scratch: &Path, store: &BlockStore) -> io::Result<PathBuf> {
+    match req.inputs.as_slice() {
+        [one] => Ok(store.path(one)),
+        many => {
+            let path = scratch.join("input");
+            let mut out = File::create(&path)?;
+            for h in many {
+                io::copy(&mut File::open(store.path(h))?, &mut out)?;
+            }
+            Ok(path)
+        }
+    }
+}
+
+type LogRx = mpsc::UnboundedReceiver<(LogStream, Vec<u8>)>;
+
+fn drain<R: Read + Send + 'static>(
+    pipe: Option<R>,
+    stream: LogStream,
+    tx: mpsc::UnboundedSender<(LogStream, Vec<u8>)>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let mut pipe = pipe?;
+    Some(std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 || tx.send((stream, buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    }))
+}
+
+struct Supervised {
+    req: TaskRequest,
+    pid: i32,
+    started: Instant,
+    output: PathBuf,
+    progress: PathBuf,
+    store: Arc<BlockStore>,
+    outbox: Outbox,
+    log_rx: LogRx,
+    drains: Vec<Option<std::thread::JoinHandle<()>>>,
+    scratch: PathBuf,
+}
+
+async fn supervise(s: Supervised) -> TaskReport {
+    let attempt = s.req.attempt;
+    let forward = tokio::spawn(forward_logs(attempt, s.log_rx, s.outbox.clone()));
+    let watch = tokio::spawn(watch_progress(
+        attempt,
+        s.progress.clone(),
+        s.outbox.clone(),
+    ));
+    let pid = s.pid;
+    let mut wait = tokio::task::spawn_blocking(move || wait4(pid));
+    let timeout = s
+        .req
+        .timeout_ms
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::MAX);
+    let (status, cpu_ms, timed_out) = tokio::select! {
+        r = &mut wait => { let (st, cpu) = r.unwrap_or((ExitStatus::Signal(9), 0)); (st, cpu, false) }
+        _ = tokio::time::sleep(timeout) => {
+            kill_group(pid);
+            let (st, cpu) = wait.await.unwrap_or((ExitStatus::Signal(9), 0));
+            (st, cpu, true)
+        }
+    };
+    // The group may still hold background children that keep pipes open.
+    kill_group(pid);
+    for d in s.drains.into_iter().flatten() {
+        let _ = tokio::task::spawn_blocking(move || d.join()).await;
+    }
+    watch.abort();
+    let stderr_tail = forward.await.unwrap_or_default();
+    finish(FinishArgs {
+        attempt,
+        status,
+        cpu_ms,
+        timed_out,
+        stderr_tail,
+        started: s.started,
+        output: s.output,
+        store: &s.store,
+        scratch: &s.scratch,
+    })
+}
+
+struct FinishArgs<'a> {
+    attempt: u32,
+    status: ExitStatus,
+    cpu_ms: u64,
+    timed_out: bool,
+    stderr_tail: String,
+    started: Instant,
+    output: PathBuf,
+    store: &'a BlockStore,
+    scratch: &'a Path,
+}
+
+fn finish(a: FinishArgs<'_>) -> TaskReport {
+    let mut report = TaskReport {
+        attempt: a.attempt,
+        status: a.status,
+        output: None,
+        stderr_tail: a.stderr_tail,
+        wall_ms: a.started.elapsed().as_millis() as u64,
+        cpu_ms: a.cpu_ms,
+        timed_out: a.timed_out,
+        host_trouble: None,
+    };
+    if report.status.success() && !a.timed_out {
+        if !a.output.exists() {
+            let _ = File::create(&a.output);
+        }
+        match a.store.insert_file(&a.output) {
+            Ok(block) => report.output = Some(block),
+            Err(e) => report.host_trouble = Some(format!("cannot keep the task output: {e}")),
+        }
+    } else if disk_is_full(a.scratch, &report.stderr_tail) {
+        report.host_trouble = Some("no space left on device in the host's work dir".into());
+    }
+    let _ = fs::remove_dir_all(a.scratch);
+    report
+}
+
+fn disk_is_full(scratch: &Path, stderr_tail: &str) -> bool {
+    stderr_tail.contains("No space left on device")
+        || super::hostinfo::disk_free(scratch) == Some(0)
+}
+
+async fn forward_logs(attempt: u32, mut rx: LogRx, outbox: Outbox) -> String {
+    let mut tail: Vec<u8> = Vec::new();
+    while let Some((stream, data)) = rx.recv().await {
+        if stream == LogStream::Stderr {
+            tail.extend_from_slice(&data);
+            if tail.len() > 2 * TAIL_BYTES {
+                tail.drain(..tail.len() - TAIL_BYTES);
+            }
+        }
+        let _ = outbox
+            .send(Message::TaskLog {
+                attempt,
+                stream,
+                data,
+            })
+            .await;
+    }
+    let start = tail.len().saturating_sub(TAIL_BYTES);
+    String::from_utf8_lossy(&tail[start..]).into_owned()
+}
+
+/// Polls the file behind `$SHOAL_PROGRESS`; its last line is `n/m` or a
+/// fraction. A file is simpler for scripts than a FIFO (no blocking open)
+/// and works from any language with `echo 3/10 > "$SHOAL_PROGRESS"`.
+async fn watch_progress(attempt: u32, path: PathBuf, outbox: Outbox) {
+    let mut last = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let Some(fraction) = fs::read_to_string(&path)
+            .ok()
+            .as_deref()
+            .and_then(parse_progress)
+        else {
+            continue;
+        };
+        if last != Some(fraction) {
+            last = Some(fraction);
+            let _ = outbox
+                .send(Message::TaskProgress { attempt, fraction })
+                .await;
+        }
+    }
+}
+
+/// Parses the last non-empty line of a progress file.
+pub fn parse_progress(text: &str) -> Option<f32> {
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
+    let value = match line.split_once('/') {
+        Some((n, m)) => n.trim().parse::<f32>().ok()? / m.trim().parse::<f32>().ok()?,
+        None => {
+            line.trim_end_matches('%').parse::<f32>().ok()?
+                / if line.ends_with('%') { 100.0 } else { 1.0 }
+        }
+    };
+    value.is_finite().then(|| value.clamp(0.0, 1.0))
+}
+
+fn wait4(pid: i32) -> (ExitStatus, u64) {
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our child; status and usage are valid out-pointers.
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if rc == pid {
+            break;
+        }
+        if rc < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return (ExitStatus::Signal(0), 0);
+        }
+    }
+    let cpu = tv_ms(usage.ru_utime) + tv_ms(usage.ru_stime);
+    let st = if libc::WIFSIGNALED(status) {
+        ExitStatus::Signal(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Code(libc::WEXITSTATUS(status))
+    };
+    (st, cpu)
+}
+
+fn tv_ms(tv: libc::timeval) -> u64 {
+    tv.tv_sec as u64 * 1000 + tv.tv_usec as u64 / 1000
+}
+
+fn trouble(attempt: u32, started: Instant, why: String) -> TaskReport {
+    TaskReport {
+        attempt,
+        status: ExitStatus::SpawnFailed(why.clone()),
+        output: None,
+        stderr_tail: String::new(),
+        wall_ms: started.elapsed().as_millis() as u64,
+        cpu_ms: 0,
+        timed_out: false,
+        host_trouble: Some(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_progress;
+
+    #[test]
+    fn progress_formats() {
+        assert_eq!(parse_progress("37/100\n"), Some(0.37));
+        assert_eq!(parse_progress("0.5"), Some(0.5));
+        assert_eq!(parse_progress("1/4\n2/4\n"), Some(0.5));
+        assert_eq!(parse_progress("50%"), Some(0.5));
+        assert_eq!(parse_progress("7/0"), None);
+        assert_eq!(parse_progress("junk"), None);
+        assert_eq!(parse_progress(""), None);
+    }
+}

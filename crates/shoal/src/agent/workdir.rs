@@ -1,0 +1,92 @@
+//! A run's work dir on this host: `<workdir>/runs/<run>/work`, built from
+//! cached blocks by hard links.
+//!
+//! Paths come from the driver and are checked again here: relative, no
+//! `..`, no empty or `.` components. The work dir is created fresh and only
+//! ever holds directories and files that we made, so no symlink can lead a
+//! later write outside it (compare scp CVE-2019-6111, rsync CVE-2024-12087).
+//! Synced files are hard links into the cache: tasks may read them and may
+//! replace them, but must not modify them in place.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use shoal_wire::FileEntry;
+
+use super::BlockStore;
+
+/// Checks that `path` stays inside the directory it is relative to.
+pub fn confined(path: &str) -> Result<PathBuf, String> {
+    let p = Path::new(path);
+    if path.is_empty() || p.is_absolute() {
+        return Err(format!("path {path:?} must be relative to the work dir"));
+    }
+    for c in p.components() {
+        match c {
+            Component::Normal(_) => {}
+            _ => {
+                return Err(format!(
+                    "path {path:?} leaves the work dir or is not normalised"
+                ))
+            }
+        }
+    }
+    Ok(p.to_path_buf())
+}
+
+/// Builds (or rebuilds) the work dir of `run` holding `files`.
+pub fn build(root: &Path, store: &BlockStore, files: &[FileEntry]) -> Result<(), String> {
+    if root.exists() {
+        fs::remove_dir_all(root).map_err(|e| format!("cannot clear {}: {e}", root.display()))?;
+    }
+    fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    for f in files {
+        place(root, store, f)?;
+    }
+    Ok(())
+}
+
+fn place(root: &Path, store: &BlockStore, f: &FileEntry) -> Result<(), String> {
+    let rel = confined(&f.path)?;
+    let dest = root.join(&rel);
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let src = store.path(&f.hash);
+    link_or_copy(&src, &dest).map_err(|e| format!("cannot place {}: {e}", f.path))?;
+    if f.executable {
+        let _ = fs::set_permissions(&dest, fs::Permissions::from_mode(0o755));
+    }
+    Ok(())
+}
+
+fn link_or_copy(src: &Path, dest: &Path) -> io::Result<()> {
+    if fs::hard_link(src, dest).is_ok() {
+        return Ok(());
+    }
+    fs::copy(src, dest).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confinement() {
+        assert!(confined("a/b.txt").is_ok());
+        assert_eq!(
+            confined("../etc/passwd").unwrap_err(),
+            "path \"../etc/passwd\" leaves the work dir or is not normalised"
+        );
+        assert_eq!(
+            confined("/etc/passwd").unwrap_err(),
+            "path \"/etc/passwd\" must be relative to the work dir"
+        );
+        assert!(confined("a/../../b").is_err());
+        assert!(confined("./a").is_err());
+        assert!(confined("").is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! Moving blocks between the driver and an agent.
+//!
+//! A [`Source`] is where the driver finds a block's bytes: a whole local
+//! file or a byte range of one (an input partition cut from a big file is
+//! never copied on the driver). Uploads ask the agent first which hashes it
+//! lacks, so a block is sent at most once per host; fetches stream a block
+//! into a local file.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+
+use shoal_wire::{frame, Hash, Message};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::Host;
+
+/// Where the bytes of a block live on the driver.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub len: u64,
+    pub hash: Hash,
+}
+
+/// Why a block transfer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("host `{0}` is gone")]
+    Gone(String),
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("host `{host}` could not store a block: {why}")]
+    Refused { host: String, why: String },
+    #[error("host `{host}` could not send block: {why}")]
+    Fetch { host: String, why: String },
+}
+
+/// Hashes of `hashes` that `host` does not hold.
+pub async fn missing(host: &Host, hashes: Vec<Hash>) -> Result<Vec<Hash>, TransferError> {
+    if hashes.is_empty() {
+        return Ok(vec![]);
+    }
+    let id = host.next_id();
+    match host.request(id, Message::QueryBlocks { id, hashes }).await {
+        Ok(Message::MissingBlocks { hashes, .. }) => Ok(hashes),
+        _ => Err(TransferError::Gone(host.name().into())),
+    }
+}
+
+/// Sends blocks the host lacks; returns (bytes sent, bytes skipped).
+pub async fn ensure(host: &Host, sources: &[&Source]) -> Result<(u64, u64), TransferError> {
+    let lacking = missing(host, sources.iter().map(|s| s.hash).collect()).await?;
+    let mut sent = 0;
+    let mut skipped = 0;
+    let mut seen = std::collections::HashSet::new();
+    for s in sources {
+        if !lacking.contains(&s.hash) || !seen.insert(s.hash) {
+            skipped += s.len;
+            continue;
+        }
+        upload(host, s).await?;
+        sent += s.len;
+    }
+    Ok((sent, skipped))
+}
+
+/// Streams one block to the host and waits until it is verified and stored.
+pub async fn upload(host: &Host, s: &Source) -> Result<(), TransferError> {
+    let read_err = |e| TransferError::Read {
+        path: s.path.display().to_string(),
+        source: e,
+    };
+    let gone = || TransferError::Gone(host.name().into());
+    let stored = host.await_stored(s.hash);
+    let mut file = tokio::fs::File::open(&s.path).await.map_err(read_err)?;
+    file.seek(SeekFrom::Start(s.offset))
+        .await
+        .map_err(read_err)?;
+    let mut left = s.len;
+    loop {
+        let n = left.min(frame::CHUNK as u64) as usize;
+        let mut data = vec![0u8; n];
+        file.read_exact(&mut data).await.map_err(read_err)?;
+        left -= n as u64;
+        let last = left == 0;
+        host.send(Message::Chunk {
+            stream: 0,
+            hash: s.hash,
+            data,
+            last,
+        })
+        .await
+        .map_err(|_| gone())?;
+        if last {
+            break;
+        }
+    }
+    match stored.await {
+        Ok(None) => Ok(()),
+        Ok(Some(why)) => Err(TransferError::Refused {
+            host: host.name().into(),
+            why,
+        }),
+        Err(_) => Err(gone()),
+    }
+}
+
+/// Fetches a block from the host into `dest` (created or truncated).
+pub async fn fetch(host: &Host, hash: Hash, dest: &Path) -> Result<u64, TransferError> {
+    let write_err = |e| TransferError::Write {
+        path: dest.display().to_string(),
+        source: e,
+    };
+    let id = host.next_id();
+    let mut rx = host.open_stream(id);
+    host.send(Message::FetchBlock { id, hash })
+        .await
+        .map_err(|_| TransferError::Gone(host.name().into()))?;
+    let mut file = tokio::fs::File::create(dest).await.map_err(write_err)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut total = 0;
+    loop {
+        match rx.recv().await {
+            Some(Message::Chunk { data, last, .. }) => {
+                hasher.update(&data);
+                file.write_all(&data).await.map_err(write_err)?;
+                total += data.len() as u64;
+                if last {
+                    break;
+                }
+            }
+            Some(Message::FetchFailed { error, .. }) => {
+                return Err(TransferError::Fetch {
+                    host: host.name().into(),
+                    why: error,
+                })
+            }
+            _ => return Err(TransferError::Gone(host.name().into())),
+        }
+    }
+    if *hasher.finalize().as_bytes() != hash {
+        return Err(TransferError::Fetch {
+            host: host.name().into(),
+            why: "the block arrived corrupted (hash mismatch)".into(),
+        });
+    }
+    file.flush().await.map_err(write_err)?;
+    file.sync_data().await.map_err(write_err)?;
+    Ok(total)
+}
+
+/// BLAKE3 of a byte range of a file.
+pub fn hash_range(path: &Path, offset: u64, len: u64) -> std::io::Result<Hash> {
+    use std::io::{Read, Seek};
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(f.take(len))?;
+    Ok(*hasher.finalize().as_bytes())
+}

@@ -1,0 +1,430 @@
+//! Cutting a job's input into partitions, each a block.
+//!
+//! - `lines`: byte ranges of one file, cut at line boundaries near equal
+//!   targets. Nothing is copied: a partition is (file, offset, length).
+//! - `files`: each file of a directory is one partition (pre-split data).
+//! - `hash`: lines routed by the stable hash of a key field (or by
+//!   `key mod partitions`), written to partition files under the run dir.
+//! - `range`: lines routed by a numeric key into equal-width key ranges.
+//!
+//! Every partition is hashed, so a host that holds it already (pushed
+//! earlier, or left from a previous run) is not sent it again.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use shoal_core::partitioner;
+
+use super::blocks::{hash_range, Source};
+
+/// One partition of the input.
+#[derive(Clone, Debug)]
+pub struct Partition {
+    pub source: Source,
+    /// The input file it came from, for output naming (`{name}`, `{stem}`).
+    pub name: String,
+}
+
+/// How to split, resolved from the job file.
+#[derive(Clone, Debug)]
+pub enum SplitPlan {
+    Lines {
+        partitions: u32,
+    },
+    Files,
+    Hash {
+        partitions: u32,
+        field: usize,
+        sep: Vec<u8>,
+        modulo: bool,
+    },
+    Range {
+        partitions: u32,
+        field: usize,
+        sep: Vec<u8>,
+    },
+}
+
+/// A problem with the input data, phrased for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+fn io_err(path: &Path, e: std::io::Error) -> InputError {
+    InputError(format!("cannot read input {}: {e}", path.display()))
+}
+
+/// Splits `path` as `plan` says; `scratch` receives partition files.
+pub fn split(path: &Path, plan: &SplitPlan, scratch: &Path) -> Result<Vec<Partition>, InputError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        InputError(format!(
+            "input {} cannot be read: {e}; check [input] path in the job file",
+            path.display()
+        ))
+    })?;
+    let parts = match plan {
+        SplitPlan::Files => by_files(path)?,
+        _ if meta.is_dir() => return Err(InputError(format!("input {} is a directory; use split = \"files\" for pre-partitioned data, or name a file", path.display()))),
+        SplitPlan::Lines { partitions } => by_lines(path, meta.len(), *partitions)?,
+        SplitPlan::Hash { partitions, field, sep, modulo } => by_key(path, scratch, *partitions, |line, n| route_hash(line, *field, sep, *modulo, n))?,
+        SplitPlan::Range { partitions, field, sep } => by_range(path, scratch, *partitions, *field, sep)?,
+    };
+    if parts.iter().all(|p| p.source.len == 0) {
+        return Err(InputError(format!(
+            "input {} is empty: there is nothing to run",
+            path.display()
+        )));
+    }
+    Ok(parts)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn by_files(dir: &Path) -> Result<Vec<Partition>, InputError> {
+    if !dir.is_dir() {
+        return Err(InputError(format!(
+            "split = \"files\" needs a directory, but {} is a file",
+            dir.display()
+        )));
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io_err(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && !file_name(p).starts_with('.'))
+        .collect();
+    files.sort();
+    files.into_iter().map(|p| whole_file(&p)).collect()
+}
+
+/// A whole file as one partition.
+pub fn whole_file(path: &Path) -> Result<Partition, InputError> {
+    let len = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
+    let hash = hash_range(path, 0, len).map_err(|e| io_err(path, e))?;
+    Ok(Partition {
+        source: Source {
+            path: path.to_path_buf(),
+            offset: 0,
+            len,
+            hash,
+        },
+        name: file_name(path),
+    })
+}
+
+fn by_lines(path: &Path, size: u64, partitions: u32) -> Result<Vec<Partition>, InputError> {
+    let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+    let mut cuts = vec![0u64];
+    for target in shoal_core::plan::line_chunk_targets(size, partitions) {
+        let prev = *cuts.last().unwrap_or(&0);
+        if target <= prev {
+            continue;
+        }
+        let cut = next_line_start(&mut file, target, size).map_err(|e| io_err(path, e))?;
+        if cut > prev && cut < size {
+            cuts.push(cut);
+        }
+    }
+    cuts.push(size);
+    cuts.windows(2)
+        .map(|w| {
+            let (offset, len) = (w[0], w[1] - w[0]);
+            let hash = hash_range(path, offset, len).map_err(|e| io_err(path, e))?;
+            Ok(Partition {
+                source: Source {
+                    path: path.to_path_buf(),
+                    offset,
+                    len,
+                    hash,
+                },
+                name: file_name(path),
+            })
+        })
+        .collect()
+}
+
+/// The start of the first line that begins at or after `from`.
+pub fn line_start_at_or_after(path: &Path, from: u64, size: u64) -> std::io::Result<u64> {
+    next_line_start(&mut File::open(path)?, from, size)
+}
+
+/// Partitions at given cut offsets (from an earlier `push --split`).
+pub fn at_cuts(path: &Path, cuts: &[u64]) -> Result<Vec<Partition>, InputError> {
+    let size = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
+    let mut bounds = cuts.to_vec();
+    bounds.push(size);
+    bounds
+        .windows(2)
+        .map(|w| {
+            let hash = hash_range(path, w[0], w[1] - w[0]).map_err(|e| io_err(path, e))?;
+            Ok(Partition {
+                source: Source {
+                    path: path.to_path_buf(),
+                    offset: w[0],
+                    len: w[1] - w[0],
+                    hash,
+                },
+                name: file_name(path),
+            })
+        })
+        .collect()
+}
+
+/// The offset just after the first newline at or after `from`.
+fn next_line_start(file: &mut File, from: u64, size: u64) -> std::io::Result<u64> {
+    file.seek(SeekFrom::Start(from.saturating_sub(1)))?;
+    let mut reader = BufReader::new(file);
+    let mut skipped = Vec::new();
+    let n = reader.read_until(b'\n', &mut skipped)? as u64;
+    Ok((from.saturating_sub(1) + n).min(size))
+}
+
+type Router<'a> = dyn FnMut(&[u8], u32) -> Result<u32, String> + 'a;
+
+fn by_key(
+    path: &Path,
+    scratch: &Path,
+    partitions: u32,
+    mut route: impl FnMut(&[u8], u32) -> Result<u32, String>,
+) -> Result<Vec<Partition>, InputError> {
+    write_routed(path, scratch, partitions, &mut route)
+}
+
+fn write_routed(
+    path: &Path,
+    scratch: &Path,
+    partitions: u32,
+    route: &mut Router<'_>,
+) -> Result<Vec<Partition>, InputError> {
+    std::fs::create_dir_all(scratch).map_err(|e| io_err(scratch, e))?;
+    let names: Vec<PathBuf> = (0..partitions)
+        .map(|i| scratch.join(format!("input-{i:05}")))
+        .collect();
+    let mut outs = names
+        .iter()
+        .map(|p| File::create(p).map(|f| BufWriter::with_capacity(256 * 1024, f)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| io_err(scratch, e))?;
+    let mut reader =
+        BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| io_err(path, e))?);
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    while reader
+        .read_until(b'\n', &mut line)
+        .map_err(|e| io_err(path, e))?
+        > 0
+    {
+        number += 1;
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        let p = route(body, partitions)
+            .map_err(|why| InputError(format!("{}:{number}: {why}", path.display())))?;
+        outs[p as usize]
+            .write_all(&line)
+            .map_err(|e| io_err(scratch, e))?;
+        if !line.ends_with(b"\n") {
+            outs[p as usize]
+                .write_all(b"\n")
+                .map_err(|e| io_err(scratch, e))?;
+        }
+        line.clear();
+    }
+    for o in &mut outs {
+        o.flush().map_err(|e| io_err(scratch, e))?;
+    }
+    names
+        .iter()
+        .map(|p| {
+            whole_file(p).map(|mut part| {
+                part.name = file_name(path);
+                part
+            })
+        })
+        .collect()
+}
+
+fn key_of<'a>(line: &'a [u8], field: usize, sep: &[u8]) -> Result<&'a [u8], String> {
+    partitioner::field(line, sep, field).ok_or_else(|| {
+        format!(
+            "line has no key field {field} (separator {:?}): {:?}",
+            String::from_utf8_lossy(sep),
+            String::from_utf8_lossy(&line[..line.len().min(80)])
+        )
+    })
+}
+
+fn route_hash(line: &[u8], field: usize, sep: &[u8], modulo: bool, n: u32) -> Result<u32, String> {
+    let key = key_of(line, field, sep)?;
+    if modulo {
+        partitioner::modulo_partition(key, n).map_err(|_| {
+            format!(
+                "key {:?} is not an integer, which partitioner = \"modulo\" needs",
+                String::from_utf8_lossy(key)
+            )
+        })
+    } else {
+        Ok(partitioner::hash_partition(key, n))
+    }
+}
+
+fn numeric_key(line: &[u8], field: usize, sep: &[u8]) -> Result<f64, String> {
+    let key = key_of(line, field, sep)?;
+    std::str::from_utf8(key)
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| {
+            format!(
+                "key {:?} is not a number, which split = \"range\" needs",
+                String::from_utf8_lossy(key)
+            )
+        })
+}
+
+/// Two passes: find the key range, then route into equal-width slices.
+fn by_range(
+    path: &Path,
+    scratch: &Path,
+    partitions: u32,
+    field: usize,
+    sep: &[u8],
+) -> Result<Vec<Partition>, InputError> {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut reader = BufReader::new(File::open(path).map_err(|e| io_err(path, e))?);
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    while reader
+        .read_until(b'\n', &mut line)
+        .map_err(|e| io_err(path, e))?
+        > 0
+    {
+        number += 1;
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        let k = numeric_key(body, field, sep)
+            .map_err(|why| InputError(format!("{}:{number}: {why}", path.display())))?;
+        lo = lo.min(k);
+        hi = hi.max(k);
+        line.clear();
+    }
+    let width = ((hi - lo) / partitions as f64).max(f64::MIN_POSITIVE);
+    write_routed(path, scratch, partitions, &mut |l: &[u8], n: u32| {
+        let k = numeric_key(l, field, sep)?;
+        Ok((((k - lo) / width) as u32).min(n - 1))
+    })
+}
+
+/// Reads a whole small file (used for `list_file`).
+pub fn read_to_string(path: &Path) -> Result<String, InputError> {
+    let mut s = String::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut s))
+        .map_err(|e| io_err(path, e))?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(p: &Partition) -> String {
+        let mut f = File::open(&p.source.path).unwrap();
+        f.seek(SeekFrom::Start(p.source.offset)).unwrap();
+        let mut s = String::new();
+        f.take(p.source.len).read_to_string(&mut s).unwrap();
+        s
+    }
+
+    #[test]
+    fn line_chunks_cover_the_file_at_line_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, &text).unwrap();
+        let parts = split(&path, &SplitPlan::Lines { partitions: 7 }, dir.path()).unwrap();
+        assert_eq!(parts.len(), 7);
+        let joined: String = parts.iter().map(read).collect();
+        assert_eq!(joined, text);
+        assert!(parts.iter().all(|p| read(p).ends_with('\n')));
+    }
+
+    #[test]
+    fn more_partitions_than_lines_gives_one_per_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, "a\nb\n").unwrap();
+        let parts = split(&path, &SplitPlan::Lines { partitions: 10 }, dir.path()).unwrap();
+        assert_eq!(parts.iter().map(read).collect::<Vec<_>>(), ["a\n", "b\n"]);
+    }
+
+    #[test]
+    fn empty_input_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, "").unwrap();
+        let err = split(&path, &SplitPlan::Lines { partitions: 3 }, dir.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("input {} is empty: there is nothing to run", path.display())
+        );
+    }
+
+    #[test]
+    fn missing_key_field_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.tsv");
+        std::fs::write(&path, "a\t1\nb\n").unwrap();
+        let plan = SplitPlan::Hash {
+            partitions: 2,
+            field: 2,
+            sep: b"\t".to_vec(),
+            modulo: false,
+        };
+        let err = split(&path, &plan, &dir.path().join("s")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:2: line has no key field 2 (separator \"\\t\"): \"b\"",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn modulo_routes_integer_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.tsv");
+        std::fs::write(&path, "1\tx\n2\ty\n3\tz\n4\tw\n").unwrap();
+        let plan = SplitPlan::Hash {
+            partitions: 2,
+            field: 1,
+            sep: b"\t".to_vec(),
+            modulo: true,
+        };
+        let parts = split(&path, &plan, &dir.path().join("s")).unwrap();
+        assert_eq!(
+            parts.iter().map(read).collect::<Vec<_>>(),
+            ["2\ty\n4\tw\n", "1\tx\n3\tz\n"]
+        );
+    }
+
+    #[test]
+    fn range_split_orders_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, "9\n1\n5\n3\n7\n").unwrap();
+        let plan = SplitPlan::Range {
+            partitions: 2,
+            field: 1,
+            sep: b" ".to_vec(),
+        };
+        let parts = split(&path, &plan, &dir.path().join("s")).unwrap();
+        assert_eq!(
+            parts.iter().map(read).collect::<Vec<_>>(),
+            ["1\n3\n", "9\n5\n7\n"]
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! The workspace manifest: the files a job ships to every host, as
+//! (relative path, size, hash, executable).
+//!
+//! Paths are confined to the job's directory: absolute paths, `..` and
+//! symlinks that lead outside it are refused here, and checked again by
+//! the agent. Files over `max_size` are refused unless listed in `force`,
+//! so a stray data file is not copied to a hundred hosts by accident.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use shoal_wire::FileEntry;
+
+use super::blocks::{hash_range, Source};
+
+/// One file to sync, with where the driver reads it.
+#[derive(Clone, Debug)]
+pub struct ManifestFile {
+    pub entry: FileEntry,
+    pub source: Source,
+}
+
+/// What to ship, as the job file says.
+pub struct SyncRequest<'a> {
+    pub base: &'a Path,
+    pub paths: Vec<String>,
+    pub max_size: u64,
+    pub force: &'a [String],
+    pub exclude: &'a [String],
+}
+
+/// A file that cannot be synced, phrased for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SyncError(pub String);
+
+/// Walks the listed files and directories and hashes every file.
+pub fn build(req: &SyncRequest<'_>) -> Result<Vec<ManifestFile>, SyncError> {
+    let base = req.base.canonicalize().map_err(|e| {
+        SyncError(format!(
+            "cannot open the job directory {}: {e}",
+            req.base.display()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for p in &req.paths {
+        let rel = relative(p)?;
+        walk(&base, &rel, req, &mut out)?;
+    }
+    out.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
+    out.dedup_by(|a, b| a.entry.path == b.entry.path);
+    Ok(out)
+}
+
+/// Checks that a path from the job file is relative and stays inside.
+fn relative(p: &str) -> Result<PathBuf, SyncError> {
+    let path = Path::new(p.trim_end_matches('/'));
+    if path.is_absolute() {
+        return Err(SyncError(format!(
+            "[sync] path {p:?} is absolute; list files relative to the job file's directory"
+        )));
+    }
+    let mut clean = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => clean.push(s),
+            Component::CurDir => {}
+            _ => {
+                return Err(SyncError(format!(
+                    "[sync] path {p:?} leaves the job directory; only files under it can be synced"
+                )))
+            }
+        }
+    }
+    Ok(clean)
+}
+
+fn walk(
+    base: &Path,
+    rel: &Path,
+    req: &SyncRequest<'_>,
+    out: &mut Vec<ManifestFile>,
+) -> Result<(), SyncError> {
+    let full = base.join(rel);
+    let real = full
+        .canonicalize()
+        .map_err(|e| SyncError(format!("[sync] cannot read {}: {e}", full.display())))?;
+    if !real.starts_with(base) {
+        return Err(SyncError(format!("[sync] {} is a symlink that leads outside the job directory ({}); copy the file in instead", rel.display(), real.display())));
+    }
+    if excluded(rel, req.exclude) {
+        return Ok(());
+    }
+    if real.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&real)
+            .map_err(|e| SyncError(format!("[sync] cannot list {}: {e}", full.display())))?
+            .filter_map(|e| e.ok().map(|e| rel.join(e.file_name())))
+            .collect();
+        entries.sort();
+        return entries.iter().try_for_each(|e| walk(base, e, req, out));
+    }
+    out.push(file(&real, rel, req)?);
+    Ok(())
+}
+
+fn file(real: &Path, rel: &Path, req: &SyncRequest<'_>) -> Result<ManifestFile, SyncError> {
+    let meta = std::fs::metadata(real)
+        .map_err(|e| SyncError(format!("[sync] cannot read {}: {e}", rel.display())))?;
+    let path = rel.to_string_lossy().replace('\\', "/");
+    let forced = req.force.iter().any(|f| f.trim_end_matches('/') == path);
+    if meta.len() > req.max_size && !forced {
+        return Err(SyncError(format!(
+            "[sync] {path} is {} bytes, over max_size ({} bytes); add it to [sync] force = [\"{path}\"] if it really must be shipped, or raise max_size",
+            meta.len(),
+            req.max_size
+        )));
+    }
+    let hash = hash_range(real, 0, meta.len())
+        .map_err(|e| SyncError(format!("[sync] cannot read {path}: {e}")))?;
+    let executable = meta.permissions().mode() & 0o111 != 0;
+    Ok(ManifestFile {
+        entry: FileEntry {
+            path,
+            hash,
+            size: meta.len(),
+            executable,
+        },
+        source: Source {
+            path: real.to_path_buf(),
+            offset: 0,
+            len: meta.len(),
+            hash,
+        },
+    })
+}
+
+/// `*.ext` suffix patterns and exact names, matched on any path component.
+fn excluded(rel: &Path, patterns: &[String]) -> bool {
+    let name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    patterns.iter().any(|p| match p.strip_prefix('*') {
+        Some(suffix) => name.ends_with(suffix),
+        None => name == *p || rel.to_string_lossy() == p.as_str(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(base: &'a Path, paths: &[&str], force: &'a [String]) -> SyncRequest<'a> {
+        SyncRequest {
+            base,
+            paths: paths.iter().map(|s| s.to_string()).collect(),
+            max_size: 10,
+            force,
+            exclude: &[],
+        }
+    }
+
+    #[test]
+    fn directories_are_walked_and_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lib/sub")).unwrap();
+        std::fs::write(dir.path().join("a.py"), "x").unwrap();
+        std::fs::write(dir.path().join("lib/sub/b.py"), "y").unwrap();
+        let m = build(&req(dir.path(), &["lib/", "a.py"], &[])).unwrap();
+        let names: Vec<&str> = m.iter().map(|f| f.entry.path.as_str()).collect();
+        assert_eq!(names, ["a.py", "lib/sub/b.py"]);
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            build(&req(dir.path(), &["../x"], &[]))
+                .unwrap_err()
+                .to_string(),
+            "[sync] path \"../x\" leaves the job directory; only files under it can be synced"
+        );
+        assert_eq!(
+            build(&req(dir.path(), &["/etc/passwd"], &[])).unwrap_err().to_string(),
+            "[sync] path \"/etc/passwd\" is absolute; list files relative to the job file's directory"
+        );
+        std::os::unix::fs::symlink("/etc", dir.path().join("link")).unwrap();
+        let err = build(&req(dir.path(), &["link"], &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("[sync] link is a symlink that leads outside the job directory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn big_files_need_force() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("model.bin"), "01234567890").unwrap();
+        assert_eq!(
+            build(&req(dir.path(), &["model.bin"], &[])).unwrap_err().to_string(),
+            "[sync] model.bin is 11 bytes, over max_size (10 bytes); add it to [sync] force = [\"model.bin\"] if it really must be shipped, or raise max_size"
+        );
+        let force = vec!["model.bin".to_string()];
+        assert_eq!(
+            build(&req(dir.path(), &["model.bin"], &force))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}

@@ -1,0 +1,379 @@
+//! The run loop: host messages and timers in, scheduler events out, its
+//! actions carried out.
+//!
+//! The scheduler (pure, in `shoal-core`) decides what runs where, what is
+//! retried and which attempt commits; this loop only does I/O: it uploads
+//! inputs and starts attempts, turns agent reports into events, fetches
+//! committed outputs into the run dir and journals them, and kills what
+//! the scheduler says to kill.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shoal_core::job::JobSpec;
+use shoal_core::scheduler::{Action, AttemptId, Event, HostId, Scheduler, TaskId};
+use shoal_wire::{hex, Message, TaskRequest};
+use tokio::sync::mpsc;
+
+mod reports;
+
+use super::journal::{Entry, Journal};
+use super::logs::LogSink;
+use super::output::Part;
+use super::prepare::{Plan, PARAMS_PATH};
+use super::progress::Progress;
+use super::summary::HostSummary;
+use crate::driver::{blocks, Host, HostEvent};
+
+/// What happened to one attempt, as the driver saw it.
+#[derive(Clone, Debug)]
+pub struct AttemptInfo {
+    pub task: u32,
+    pub host: usize,
+    pub started: Instant,
+    pub ended: Option<Instant>,
+    pub status: Option<String>,
+    pub stderr_tail: String,
+    pub speculative: bool,
+    pub killed: bool,
+    pub outcome: &'static str,
+    pub cpu_ms: u64,
+}
+
+enum Internal {
+    Collected {
+        task: u32,
+        attempt: u32,
+        file: PathBuf,
+        size: u64,
+        hash: String,
+    },
+    CollectFailed {
+        host: usize,
+        why: String,
+    },
+    LaunchFailed {
+        task: u32,
+        attempt: u32,
+        why: String,
+        gone: bool,
+    },
+}
+
+/// How the loop ended.
+pub enum Ending {
+    Done,
+    Failed(String),
+    Interrupted,
+}
+
+pub struct Engine<'a> {
+    pub job: &'a JobSpec,
+    pub plan: &'a Plan,
+    pub hosts: Vec<Arc<Host>>,
+    pub sched: Scheduler,
+    pub started: Instant,
+    pub attempts: BTreeMap<u32, AttemptInfo>,
+    pub parts: BTreeMap<u32, Part>,
+    pub host_stats: Vec<HostSummary>,
+    pub excluded: Vec<String>,
+    pub lost: Vec<(String, String)>,
+    pub reused: usize,
+    pub bytes_sent: u64,
+    pub bytes_skipped: u64,
+    journal: Journal,
+    logs: Option<LogSink>,
+    progress: Progress,
+    by_spec_index: HashMap<usize, usize>,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+    internal_rx: mpsc::UnboundedReceiver<Internal>,
+    ending: Option<Ending>,
+    interrupts: u32,
+    /// Outputs of finished attempts, until the scheduler commits or discards them.
+    pending_outputs: HashMap<u32, shoal_wire::BlockRef>,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(
+        job: &'a JobSpec,
+        plan: &'a Plan,
+        hosts: Vec<Arc<Host>>,
+        sched: Scheduler,
+        journal: Journal,
+        quiet: bool,
+    ) -> Self {
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let names: Vec<String> = hosts.iter().map(|h| h.name().to_string()).collect();
+        let started = Instant::now();
+        Engine {
+            job,
+            plan,
+            by_spec_index: hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (h.index, i))
+                .collect(),
+            host_stats: names
+                .iter()
+                .map(|n| HostSummary {
+                    host: n.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            progress: Progress::new(plan.tasks.len() as u64, &names, quiet),
+            logs: Some(LogSink::new(plan.run_dir.join("logs"), started)),
+            hosts,
+            sched,
+            started,
+            attempts: BTreeMap::new(),
+            parts: BTreeMap::new(),
+            excluded: Vec::new(),
+            lost: Vec::new(),
+            reused: 0,
+            bytes_sent: 0,
+            bytes_skipped: 0,
+            journal,
+            internal_tx,
+            internal_rx,
+            ending: None,
+            interrupts: 0,
+            pending_outputs: HashMap::new(),
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Registers a part reused from an earlier run.
+    pub fn reuse(&mut self, task: u32, part: Part) {
+        self.parts.insert(task, part);
+        self.reused += 1;
+    }
+
+    /// Runs until the scheduler says done or failed, or the user interrupts.
+    pub async fn run(&mut self, events: &mut mpsc::UnboundedReceiver<HostEvent>) -> Ending {
+        let ups: Vec<Event> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Event::HostUp {
+                host: HostId(i as u32),
+                slots: h.slots(),
+                now: self.now(),
+            })
+            .collect();
+        for ev in ups {
+            self.feed(ev);
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        while self.ending.is_none() {
+            tokio::select! {
+                Some(ev) = events.recv() => self.on_host_event(ev),
+                Some(ev) = self.internal_rx.recv() => self.on_internal(ev),
+                _ = tick.tick() => self.on_tick(),
+                _ = tokio::signal::ctrl_c() => self.on_interrupt(),
+            }
+        }
+        self.finish_display();
+        self.ending.take().unwrap_or(Ending::Done)
+    }
+
+    fn finish_display(&mut self) {
+        if let Some(logs) = self.logs.take() {
+            logs.finish();
+        }
+        let p = std::mem::replace(&mut self.progress, Progress::new(0, &[], true));
+        p.finish();
+    }
+
+    fn feed(&mut self, ev: Event) {
+        let actions = self.sched.on_event(ev);
+        for a in actions {
+            self.apply(a);
+        }
+    }
+
+    fn apply(&mut self, action: Action) {
+        match action {
+            Action::Launch {
+                task,
+                attempt,
+                host,
+                speculative,
+            } => self.launch(task, attempt, host, speculative),
+            Action::Kill { attempt, host, .. } => self.kill(attempt, host),
+            Action::Commit {
+                task,
+                attempt,
+                host,
+            } => self.collect(task, attempt, host),
+            Action::Discard { attempt, .. } => self.set_outcome(attempt.0, "superseded"),
+            Action::Exclude { host } => self.exclude(host),
+            Action::Fail { task, .. } => {
+                self.ending = Some(Ending::Failed(self.failure_message(task.0)))
+            }
+            Action::Done => self.ending = Some(Ending::Done),
+            Action::Cancelled => self.ending = Some(Ending::Interrupted),
+        }
+    }
+
+    fn launch(&mut self, task: TaskId, attempt: AttemptId, host: HostId, speculative: bool) {
+        let h = self.hosts[host.0 as usize].clone();
+        let planned = self.plan.tasks[task.0 as usize].clone();
+        self.attempts.insert(
+            attempt.0,
+            AttemptInfo {
+                task: task.0,
+                host: host.0 as usize,
+                started: Instant::now(),
+                ended: None,
+                status: None,
+                stderr_tail: String::new(),
+                speculative,
+                killed: false,
+                outcome: "running",
+                cpu_ms: 0,
+            },
+        );
+        self.host_stats[host.0 as usize].tasks += 1;
+        let req = self.request(&h, task.0, attempt.0);
+        if let Some(src) = &planned.input {
+            self.host_stats[host.0 as usize].bytes_in += src.len;
+        }
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let sent = match &planned.input {
+                Some(src) => blocks::ensure(&h, &[src]).await.map(|(s, _)| s),
+                None => Ok(0),
+            };
+            let result = match sent {
+                Ok(_) => h
+                    .send(Message::RunTask(req))
+                    .await
+                    .map_err(|e| (e.to_string(), true)),
+                Err(e) => Err((e.to_string(), h.is_lost())),
+            };
+            if let Err((why, gone)) = result {
+                let _ = tx.send(Internal::LaunchFailed {
+                    task: task.0,
+                    attempt: attempt.0,
+                    why,
+                    gone,
+                });
+            }
+        });
+    }
+
+    fn request(&self, h: &Host, task: u32, attempt: u32) -> TaskRequest {
+        let planned = &self.plan.tasks[task as usize];
+        let mut command = self.job.command_for(&self.job.map, h.name()).to_string();
+        if let Some(arg) = &planned.arg {
+            command = if command.contains("{}") {
+                command.replace("{}", arg)
+            } else {
+                format!("{command} {arg}")
+            };
+        }
+        TaskRequest {
+            run: self.plan.run_id.clone(),
+            task,
+            attempt,
+            command,
+            env: self.task_env(h, planned.partition, attempt),
+            inputs: planned.input.iter().map(|s| s.hash).collect(),
+            stdin: true,
+            stdout_is_output: true,
+            timeout_ms: self.job.map.timeout.map(|t| t.as_millis() as u64),
+        }
+    }
+
+    fn task_env(&self, h: &Host, partition: u32, attempt: u32) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = h
+            .spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let work = format!("{}/runs/{}/work", h.info.workdir, self.plan.run_id);
+        env.extend([
+            ("SHOAL_PARTITION".into(), partition.to_string()),
+            ("SHOAL_PARTITIONS".into(), self.plan.tasks.len().to_string()),
+            ("SHOAL_HOST".into(), h.name().to_string()),
+            ("SHOAL_TASK".into(), partition.to_string()),
+            ("SHOAL_ATTEMPT".into(), attempt.to_string()),
+            ("SHOAL_RUN".into(), self.plan.run_id.clone()),
+            ("SHOAL_SEED".into(), self.job.job.seed.to_string()),
+            ("SHOAL_PARAMS".into(), format!("{work}/{PARAMS_PATH}")),
+        ]);
+        for (k, v) in &self.job.params {
+            env.push((
+                format!("SHOAL_PARAM_{}", k.to_ascii_uppercase()),
+                v.to_env(),
+            ));
+        }
+        env
+    }
+
+    fn kill(&mut self, attempt: AttemptId, host: HostId) {
+        if let Some(a) = self.attempts.get_mut(&attempt.0) {
+            a.killed = true;
+        }
+        let h = self.hosts[host.0 as usize].clone();
+        tokio::spawn(async move {
+            let _ = h.send(Message::KillTask { attempt: attempt.0 }).await;
+        });
+    }
+
+    fn collect(&mut self, task: TaskId, attempt: AttemptId, host: HostId) {
+        let h = self.hosts[host.0 as usize].clone();
+        let Some(output) = self.pending_outputs.remove(&attempt.0) else {
+            return;
+        };
+        let dir = self.plan.run_dir.join("parts");
+        let tx = self.internal_tx.clone();
+        let hidx = host.0 as usize;
+        tokio::spawn(async move {
+            let _ = tokio::fs::create_dir_all(&dir).await;
+            let tmp = dir.join(format!(".part-{:05}.{}", task.0, attempt.0));
+            let msg = match blocks::fetch(&h, output.hash, &tmp).await {
+                Ok(size) => {
+                    let file = dir.join(format!("part-{:05}", task.0));
+                    match tokio::fs::rename(&tmp, &file).await {
+                        Ok(()) => Internal::Collected {
+                            task: task.0,
+                            attempt: attempt.0,
+                            file,
+                            size,
+                            hash: hex(&output.hash),
+                        },
+                        Err(e) => Internal::CollectFailed {
+                            host: hidx,
+                            why: e.to_string(),
+                        },
+                    }
+                }
+                Err(e) => Internal::CollectFailed {
+                    host: hidx,
+                    why: e.to_string(),
+                },
+            };
+            let _ = tx.send(msg);
+        });
+    }
+}
+
+impl Engine<'_> {
+    /// Records a task reused from an earlier run in this run's journal.
+    pub fn journal_reuse(&mut self, task: u32, entry: Entry, part: Part) -> crate::Result<()> {
+        let entry = Entry { task, ..entry };
+        self.journal
+            .append(&entry)
+            .map_err(|e| crate::Error::io("cannot write the run journal", e))?;
+        self.sched.restore_done(TaskId(task));
+        self.reuse(task, part);
+        Ok(())
+    }
+}

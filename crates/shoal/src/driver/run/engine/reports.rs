@@ -1,0 +1,346 @@
+//! The engine's inputs: agent reports, internal completions, the clock and
+//! Ctrl-C. Each becomes scheduler events.
+
+use std::time::Instant;
+
+use shoal_core::scheduler::{AttemptId, Event, FailureKind, HostId, TaskId};
+use shoal_wire::{LogStream, Message, TaskReport};
+
+use super::{Ending, Engine, Internal};
+use crate::driver::run::journal::Entry;
+use crate::driver::run::output::Part;
+use crate::driver::run::progress::HostLine;
+use crate::driver::HostEvent;
+
+impl Engine<'_> {
+    pub(super) fn on_host_event(&mut self, ev: HostEvent) {
+        match ev {
+            HostEvent::Task { host, msg } => {
+                let Some(&h) = self.by_spec_index.get(&host) else {
+                    return;
+                };
+                self.on_task_message(h, msg);
+            }
+            HostEvent::Lost { host, reason } => {
+                let Some(&h) = self.by_spec_index.get(&host) else {
+                    return;
+                };
+                self.on_host_lost(h, reason);
+            }
+        }
+    }
+
+    fn on_task_message(&mut self, h: usize, msg: Message) {
+        match msg {
+            Message::TaskDone(report) => self.on_task_done(h, report),
+            Message::TaskLog {
+                attempt,
+                stream,
+                data,
+            } => self.on_log(h, attempt, stream, &data),
+            Message::TaskProgress { .. } => {}
+            _ => {}
+        }
+    }
+
+    fn on_log(&mut self, h: usize, attempt: u32, stream: LogStream, data: &[u8]) {
+        let Some(task) = self.attempts.get(&attempt).map(|a| a.task) else {
+            return;
+        };
+        let host = self.hosts[h].name().to_string();
+        if let Some(logs) = &mut self.logs {
+            logs.write(&host, task, attempt, stream, data);
+        }
+    }
+
+    fn on_task_done(&mut self, h: usize, r: TaskReport) {
+        let now = self.now();
+        let Some(a) = self.attempts.get_mut(&r.attempt) else {
+            return;
+        };
+        a.ended = Some(Instant::now());
+        a.status = Some(if r.timed_out {
+            format!("timed out ({})", r.status)
+        } else {
+            r.status.to_string()
+        });
+        a.stderr_tail = r.stderr_tail.clone();
+        a.cpu_ms = r.cpu_ms;
+        let (task, killed) = (TaskId(a.task), a.killed);
+        let stats = &mut self.host_stats[h];
+        stats.cpu_ms += r.cpu_ms;
+        stats.busy_ms += r.wall_ms;
+        let attempt = AttemptId(r.attempt);
+        let ok = r.status.success() && !r.timed_out && r.output.is_some();
+        if ok {
+            self.set_outcome(r.attempt, "succeeded");
+            self.pending_outputs
+                .insert(r.attempt, r.output.expect("checked"));
+            self.feed(Event::TaskSucceeded { task, attempt, now });
+            return;
+        }
+        self.host_stats[h].failures += 1;
+        let kind = match (&r.host_trouble, killed) {
+            (_, true) => FailureKind::Killed,
+            (Some(_), _) => FailureKind::HostTrouble,
+            (None, _) => FailureKind::Exit,
+        };
+        if let Some(why) = &r.host_trouble {
+            self.note(&format!("host `{}`: {why}", self.hosts[h].name()));
+        }
+        self.set_outcome(r.attempt, if killed { "killed" } else { "failed" });
+        self.feed(Event::TaskFailed {
+            task,
+            attempt,
+            now,
+            kind,
+        });
+    }
+
+    fn on_host_lost(&mut self, h: usize, reason: String) {
+        let name = self.hosts[h].name().to_string();
+        self.note(&format!(
+            "host `{name}` lost: {reason}; its tasks will run elsewhere"
+        ));
+        self.lost.push((name, reason));
+        for a in self
+            .attempts
+            .values_mut()
+            .filter(|a| a.host == h && a.ended.is_none())
+        {
+            a.ended = Some(Instant::now());
+            a.outcome = "lost";
+        }
+        let now = self.now();
+        self.feed(Event::HostLost {
+            host: HostId(h as u32),
+            now,
+        });
+        self.check_stalled();
+    }
+
+    fn check_stalled(&mut self) {
+        if self.ending.is_none() && self.sched.is_stalled() {
+            let lost: Vec<String> = self
+                .lost
+                .iter()
+                .map(|(h, why)| format!("  {h}: {why}"))
+                .collect();
+            self.ending = Some(Ending::Failed(format!(
+                "no usable host is left (lost: {}, excluded: {}); the run stops here\n{}",
+                self.lost.len(),
+                self.excluded.len(),
+                lost.join("\n")
+            )));
+        }
+    }
+
+    pub(super) fn on_internal(&mut self, ev: Internal) {
+        match ev {
+            Internal::Collected {
+                task,
+                attempt,
+                file,
+                size,
+                hash,
+            } => self.on_collected(task, attempt, file, size, hash),
+            Internal::CollectFailed { host, why } => {
+                let events = self.hosts[host].clone();
+                self.note(&format!(
+                    "fetching an output from `{}` failed: {why}",
+                    events.name()
+                ));
+            }
+            Internal::LaunchFailed {
+                task,
+                attempt,
+                why,
+                gone,
+            } => {
+                if gone {
+                    return; // the host's loss is reported on its own
+                }
+                let now = self.now();
+                if let Some(a) = self.attempts.get_mut(&attempt) {
+                    a.ended = Some(Instant::now());
+                    a.status = Some(why.clone());
+                    a.stderr_tail = why;
+                }
+                self.set_outcome(attempt, "failed");
+                self.feed(Event::TaskFailed {
+                    task: TaskId(task),
+                    attempt: AttemptId(attempt),
+                    now,
+                    kind: FailureKind::HostTrouble,
+                });
+            }
+        }
+    }
+
+    fn on_collected(
+        &mut self,
+        task: u32,
+        attempt: u32,
+        file: std::path::PathBuf,
+        size: u64,
+        hash: String,
+    ) {
+        let Some(a) = self.attempts.get(&attempt) else {
+            return;
+        };
+        let host = a.host;
+        let planned = &self.plan.tasks[task as usize];
+        let entry = Entry {
+            task,
+            identity: planned.identity.clone(),
+            output: hash,
+            size,
+            host: self.hosts[host].name().to_string(),
+        };
+        if let Err(e) = self.journal.append(&entry) {
+            self.ending = Some(Ending::Failed(format!(
+                "cannot write the run journal {}: {e}",
+                self.journal.path.display()
+            )));
+            return;
+        }
+        self.host_stats[host].bytes_out += size;
+        self.host_stats[host].done += 1;
+        self.parts.insert(
+            task,
+            Part {
+                partition: planned.partition,
+                file,
+                input_name: planned.input_name.clone(),
+            },
+        );
+        self.feed(Event::Collected { task: TaskId(task) });
+    }
+
+    pub(super) fn on_tick(&mut self) {
+        let now = self.now();
+        self.feed(Event::Tick { now });
+        self.check_stalled();
+        self.redraw();
+    }
+
+    fn redraw(&mut self) {
+        let mut lines: Vec<(String, HostLine)> = self
+            .host_stats
+            .iter()
+            .map(|s| {
+                (
+                    s.host.clone(),
+                    HostLine {
+                        done: s.done,
+                        failed: s.failures,
+                        bytes_in: s.bytes_in,
+                        bytes_out: s.bytes_out,
+                        running: 0,
+                    },
+                )
+            })
+            .collect();
+        let mut running = 0;
+        let mut failed = 0;
+        for a in self.attempts.values() {
+            if a.ended.is_none() {
+                running += 1;
+                lines[a.host].1.running += 1;
+            }
+            if a.outcome == "failed" {
+                failed += 1;
+            }
+        }
+        let done = self.parts.len() as u64;
+        self.progress.update(done, running, failed, &lines);
+    }
+
+    pub(super) fn on_interrupt(&mut self) {
+        self.interrupts += 1;
+        if self.interrupts > 1 {
+            eprintln!("interrupted again: exiting at once");
+            std::process::exit(130);
+        }
+        self.note("interrupted: stopping every task (press Ctrl-C again to exit at once)");
+        self.feed(Event::Cancel);
+        if self.ending.is_none() {
+            self.ending = Some(Ending::Interrupted);
+        }
+    }
+
+    pub(super) fn set_outcome(&mut self, attempt: u32, outcome: &'static str) {
+        if let Some(a) = self.attempts.get_mut(&attempt) {
+            a.outcome = outcome;
+        }
+    }
+
+    pub(super) fn exclude(&mut self, host: HostId) {
+        let name = self.hosts[host.0 as usize].name().to_string();
+        self.note(&format!(
+            "host `{name}` is excluded for the rest of the run: {} task failures in a row",
+            self.job.job.exclude_after
+        ));
+        self.excluded.push(name);
+    }
+
+    pub(super) fn note(&self, line: &str) {
+        self.progress.println(&format!("shoal: {line}"));
+    }
+
+    /// The sentence for a task that used up its attempts.
+    pub(super) fn failure_message(&self, task: u32) -> String {
+        let planned = &self.plan.tasks[task as usize];
+        let tries: Vec<&super::AttemptInfo> = self
+            .attempts
+            .values()
+            .filter(|a| a.task == task && a.outcome == "failed")
+            .collect();
+        let hosts: Vec<String> = tries
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} ({})",
+                    self.hosts[a.host].name(),
+                    a.status.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        let last = tries
+            .last()
+            .map(|a| a.stderr_tail.trim_end().to_string())
+            .unwrap_or_default();
+        let tail: Vec<&str> = last
+            .lines()
+            .rev()
+            .take(10)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let mut msg = format!(
+            "task {task} (partition {}, input {}) failed {} times, on: {}",
+            planned.partition,
+            planned.input_name,
+            tries.len(),
+            hosts.join(", ")
+        );
+        if tries
+            .iter()
+            .any(|a| a.status.as_deref() == Some("exit code 127"))
+        {
+            msg.push_str("\nhint: exit code 127 means the command was not found on that host; check [map] command, or set command_on for hosts whose interpreter lives elsewhere");
+        }
+        if !tail.is_empty() {
+            msg.push_str("\nlast lines of its stderr:\n");
+            msg.push_str(
+                &tail
+                    .iter()
+                    .map(|l| format!("  | {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+        }
+        msg
+    }
+}

@@ -1,0 +1,192 @@
+//! Task logs on the driver: `.shoal/runs/<run>/logs/<host>/<task>.log`.
+//!
+//! Each line is stored as `<ms since run start> <attempt> <o|e> <text>` so
+//! that `shoal logs --merged` can interleave every task's lines by time.
+//! Files are compressed with zstd when the run ends (`.log.zst`); readers
+//! accept both.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use shoal_wire::LogStream;
+
+/// Writes task log lines as they arrive.
+pub struct LogSink {
+    dir: PathBuf,
+    started: Instant,
+    open: HashMap<(String, u32), (File, Vec<u8>)>,
+}
+
+impl LogSink {
+    pub fn new(dir: PathBuf, started: Instant) -> Self {
+        LogSink {
+            dir,
+            started,
+            open: HashMap::new(),
+        }
+    }
+
+    pub fn path(dir: &Path, host: &str, task: u32) -> PathBuf {
+        dir.join(host).join(format!("task-{task:05}.log"))
+    }
+
+    /// Appends bytes of one stream; complete lines are written at once.
+    pub fn write(&mut self, host: &str, task: u32, attempt: u32, stream: LogStream, data: &[u8]) {
+        let ms = self.started.elapsed().as_millis();
+        let key = (host.to_string(), task);
+        if !self.open.contains_key(&key) {
+            let path = Self::path(&self.dir, host, task);
+            let _ = fs::create_dir_all(path.parent().unwrap_or(&self.dir));
+            let Ok(f) = File::options().create(true).append(true).open(&path) else {
+                return;
+            };
+            self.open.insert(key.clone(), (f, Vec::new()));
+        }
+        let Some((file, pending)) = self.open.get_mut(&key) else {
+            return;
+        };
+        pending.extend_from_slice(data);
+        let tag = if stream == LogStream::Stderr {
+            'e'
+        } else {
+            'o'
+        };
+        while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=i).collect();
+            let _ = write!(file, "{ms} {attempt} {tag} ");
+            let _ = file.write_all(&line);
+        }
+    }
+
+    /// Flushes partial lines and compresses every log file.
+    pub fn finish(mut self) {
+        for ((_, _), (mut f, pending)) in self.open.drain() {
+            if !pending.is_empty() {
+                let _ = f.write_all(&pending);
+                let _ = f.write_all(b"\n");
+            }
+        }
+        compress_all(&self.dir);
+    }
+}
+
+fn compress_all(dir: &Path) {
+    let Ok(hosts) = fs::read_dir(dir) else { return };
+    for host in hosts.flatten() {
+        let Ok(files) = fs::read_dir(host.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let p = f.path();
+            if p.extension().is_some_and(|e| e == "log") {
+                let _ = compress(&p);
+            }
+        }
+    }
+}
+
+fn compress(p: &Path) -> std::io::Result<()> {
+    let data = fs::read(p)?;
+    let packed = zstd::encode_all(&data[..], 3)?;
+    let mut dest = p.as_os_str().to_owned();
+    dest.push(".zst");
+    fs::write(&dest, packed)?;
+    fs::remove_file(p)
+}
+
+/// One stored log line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogLine {
+    pub ms: u64,
+    pub host: String,
+    pub task: u32,
+    pub attempt: u32,
+    pub stderr: bool,
+    pub text: String,
+}
+
+/// Reads every log of a run, optionally filtered by host and task.
+pub fn read_all(
+    dir: &Path,
+    host: Option<&str>,
+    task: Option<u32>,
+) -> std::io::Result<Vec<LogLine>> {
+    let mut out = Vec::new();
+    let Ok(hosts) = fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for h in hosts.flatten() {
+        let hname = h.file_name().to_string_lossy().into_owned();
+        if host.is_some_and(|want| want != hname) {
+            continue;
+        }
+        for f in fs::read_dir(h.path())?.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let Some(t) = name
+                .strip_prefix("task-")
+                .and_then(|s| s.split('.').next())
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if task.is_some_and(|want| want != t) {
+                continue;
+            }
+            read_file(&f.path(), &hname, t, &mut out)?;
+        }
+    }
+    out.sort_by(|a, b| (a.ms, &a.host, a.task).cmp(&(b.ms, &b.host, b.task)));
+    Ok(out)
+}
+
+fn read_file(p: &Path, host: &str, task: u32, out: &mut Vec<LogLine>) -> std::io::Result<()> {
+    let raw: Box<dyn Read> = if p.extension().is_some_and(|e| e == "zst") {
+        Box::new(zstd::Decoder::new(File::open(p)?)?)
+    } else {
+        Box::new(File::open(p)?)
+    };
+    for line in BufReader::new(raw).lines() {
+        let line = line?;
+        let mut it = line.splitn(4, ' ');
+        let (Some(ms), Some(att), Some(tag)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        out.push(LogLine {
+            ms: ms.parse().unwrap_or(0),
+            host: host.to_string(),
+            task,
+            attempt: att.parse().unwrap_or(0),
+            stderr: tag == "e",
+            text: it.next().unwrap_or("").to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_survive_compression_and_merge_by_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = LogSink::new(dir.path().to_path_buf(), Instant::now());
+        sink.write("a", 1, 7, LogStream::Stderr, b"one\ntw");
+        sink.write("b", 2, 8, LogStream::Stdout, b"x\n");
+        sink.write("a", 1, 7, LogStream::Stderr, b"o\n");
+        sink.finish();
+        assert!(LogSink::path(dir.path(), "a", 1)
+            .with_extension("log.zst")
+            .exists());
+        let lines = read_all(dir.path(), None, None).unwrap();
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts.len(), 3);
+        assert!(texts.contains(&"one") && texts.contains(&"two") && texts.contains(&"x"));
+        let only_b = read_all(dir.path(), Some("b"), None).unwrap();
+        assert_eq!(only_b.len(), 1);
+        assert!(!only_b[0].stderr);
+    }
+}

@@ -1,0 +1,467 @@
+//! `shoal run`: one execution of a command job, end to end.
+//!
+//! The steps read as a list: prepare (manifest, partitions, tasks: bad
+//! input fails here), connect, sync the work dir to every host, resume
+//! what an earlier run already committed, run the engine, commit the
+//! output atomically, summarise, and end the run on every host.
+
+pub mod engine;
+pub mod journal;
+pub mod logs;
+pub mod output;
+pub mod prepare;
+pub mod progress;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use shoal_core::cluster::ClusterSpec;
+use shoal_core::job::JobSpec;
+use shoal_core::plan::{seeded_order, weighted_shares};
+use shoal_core::scheduler::{HostId, Scheduler, SchedulerConfig, TaskId, TaskSpec};
+use shoal_wire::{hex, Message};
+use tokio::task::JoinSet;
+
+use self::engine::{Ending, Engine};
+use self::journal::Journal;
+use self::output::Part;
+use self::prepare::Plan;
+use self::summary::{AttemptRecord, RunSummary};
+use super::{blocks, connect, Cluster, Host};
+use crate::{Error, Result};
+
+/// How to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// `.shoal` state dir (runs, journals, logs).
+    pub state_dir: PathBuf,
+    /// Print the plan and stop.
+    pub dry_run: bool,
+    /// Reuse committed tasks of this earlier run (id), if any.
+    pub resume: Option<String>,
+    pub speculate: bool,
+    /// No progress output (for `--json`).
+    pub quiet: bool,
+}
+
+/// Runs a command job on a cluster and returns its summary; the error of a
+/// failed run carries the summary's path in its message.
+pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result<RunSummary> {
+    let slots_guess: u32 = spec.hosts.iter().map(|h| h.slots.unwrap_or(cores())).sum();
+    let plan = prepare::prepare(job, slots_guess, &opts.state_dir)?;
+    let _ = std::fs::write(opts.state_dir.join("runs").join(".latest"), &plan.run_id);
+    if opts.dry_run {
+        return Ok(dry_run(spec, job, &plan));
+    }
+    let mut cluster = connect(spec).await;
+    report_unreachable(&cluster)?;
+    let started = Instant::now();
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let (sent, skipped) = sync_all(&cluster.hosts, &plan).await?;
+    let journal = Journal::create(&plan.run_dir.join("journal.jsonl"))
+        .map_err(|e| Error::io("cannot create the run journal", e))?;
+    let sched = scheduler(job, &plan, &cluster.hosts, opts).await;
+    let mut engine = Engine::new(
+        job,
+        &plan,
+        cluster.hosts.clone(),
+        sched,
+        journal,
+        opts.quiet,
+    );
+    engine.bytes_sent = sent;
+    engine.bytes_skipped = skipped;
+    resume(&mut engine, opts)?;
+    let ending = engine.run(&mut cluster.events).await;
+    let mut summary = summarize(&engine, job, started, started_unix);
+    end_run(&cluster, &plan.run_id).await;
+    let result = finish(ending, &engine, job, &plan, &mut summary);
+    let _ = std::fs::write(
+        plan.run_dir.join("summary.json"),
+        serde_json::to_vec_pretty(&summary).unwrap_or_default(),
+    );
+    result.map(|_| summary)
+}
+
+fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+fn report_unreachable(cluster: &Cluster) -> Result<()> {
+    let reasons: Vec<String> = cluster
+        .failed
+        .iter()
+        .map(|f| format!("  {}: {}", f.spec.name, f.reason))
+        .collect();
+    if cluster.hosts.is_empty() {
+        return Err(Error::Unreachable(reasons.join("\n")));
+    }
+    for r in &reasons {
+        eprintln!("shoal: host unreachable, running without it:\n{r}");
+    }
+    Ok(())
+}
+
+/// Sends each host the blocks of the manifest it lacks and builds its work dir.
+async fn sync_all(hosts: &[Arc<Host>], plan: &Plan) -> Result<(u64, u64)> {
+    let mut set = JoinSet::new();
+    for h in hosts {
+        let h = Arc::clone(h);
+        let files = plan.manifest.clone();
+        let run = plan.run_id.clone();
+        set.spawn(async move {
+            let sources: Vec<&blocks::Source> = files.iter().map(|f| &f.source).collect();
+            let (sent, skipped) = blocks::ensure(&h, &sources)
+                .await
+                .map_err(|e| e.to_string())?;
+            let id = h.next_id();
+            let entries = files.iter().map(|f| f.entry.clone()).collect();
+            match h
+                .request(
+                    id,
+                    Message::MakeWorkdir {
+                        id,
+                        run,
+                        files: entries,
+                    },
+                )
+                .await
+            {
+                Ok(Message::WorkdirReady { error: None, .. }) => Ok((sent, skipped)),
+                Ok(Message::WorkdirReady { error: Some(e), .. }) => Err(format!(
+                    "host `{}`: cannot build the work dir: {e}",
+                    h.name()
+                )),
+                _ => Err(format!("host `{}` was lost during sync", h.name())),
+            }
+        });
+    }
+    let mut totals = (0, 0);
+    let mut errors = Vec::new();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(Ok((s, k))) => {
+                totals.0 += s;
+                totals.1 += k;
+            }
+            Ok(Err(e)) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::JobFailed(format!(
+            "sync failed:\n  {}",
+            errors.join("\n  ")
+        )));
+    }
+    Ok(totals)
+}
+
+/// Builds the scheduler: seeded task order, locality from the blocks each
+/// host already holds, and static shares when the job is `weighted`.
+async fn scheduler(
+    job: &JobSpec,
+    plan: &Plan,
+    hosts: &[Arc<Host>],
+    opts: &RunOptions,
+) -> Scheduler {
+    let order = seeded_order(plan.tasks.len(), job.job.seed);
+    let holders = locality(plan, hosts).await;
+    let pinned = job.input.weighted.then(|| pins(&order, hosts));
+    let tasks: Vec<TaskSpec> = (0..plan.tasks.len())
+        .map(|t| TaskSpec {
+            stage: 0,
+            deps: vec![],
+            preferred_hosts: holders[t].clone(),
+            pinned_host: pinned.as_ref().map(|p| p[t]),
+            needs_collect: true,
+        })
+        .collect();
+    let config = SchedulerConfig {
+        max_attempts: job.job.max_attempts,
+        exclude_after: job.job.exclude_after,
+        speculate: job.job.speculate || opts.speculate,
+        ..SchedulerConfig::default()
+    };
+    Scheduler::with_order(
+        tasks,
+        order.iter().map(|&i| TaskId(i as u32)).collect(),
+        config,
+    )
+}
+
+/// Which hosts already hold each task's input partition.
+async fn locality(plan: &Plan, hosts: &[Arc<Host>]) -> Vec<Vec<HostId>> {
+    let mut out = vec![Vec::new(); plan.tasks.len()];
+    let hashes: Vec<_> = plan
+        .tasks
+        .iter()
+        .filter_map(|t| t.input.as_ref().map(|s| s.hash))
+        .collect();
+    for (i, h) in hosts.iter().enumerate() {
+        let Ok(missing) = blocks::missing(h, hashes.clone()).await else {
+            continue;
+        };
+        for (t, task) in plan.tasks.iter().enumerate() {
+            if task
+                .input
+                .as_ref()
+                .is_some_and(|s| !missing.contains(&s.hash))
+            {
+                out[t].push(HostId(i as u32));
+            }
+        }
+    }
+    out
+}
+
+/// Static shares in proportion to speed x slots, dealt in seeded order.
+fn pins(order: &[usize], hosts: &[Arc<Host>]) -> Vec<HostId> {
+    let weights: Vec<f64> = hosts
+        .iter()
+        .map(|h| h.spec.speed * h.slots() as f64)
+        .collect();
+    let shares = weighted_shares(order.len() as u32, &weights);
+    let mut pinned = vec![HostId(0); order.len()];
+    let mut next = order.iter();
+    for (h, share) in shares.iter().enumerate() {
+        for t in next.by_ref().take(*share as usize) {
+            pinned[*t] = HostId(h as u32);
+        }
+    }
+    pinned
+}
+
+/// Marks tasks committed by an earlier run (same identity, intact output)
+/// as done, and links their outputs into this run.
+fn resume(engine: &mut Engine<'_>, opts: &RunOptions) -> Result<()> {
+    let Some(old) = &opts.resume else {
+        return Ok(());
+    };
+    let old_dir = opts.state_dir.join("runs").join(old);
+    let entries = journal::load(&old_dir.join("journal.jsonl")).map_err(|e| {
+        Error::Usage(format!(
+            "cannot resume run {old}: its journal cannot be read ({e}); see `shoal runs`"
+        ))
+    })?;
+    let parts_dir = engine.plan.run_dir.join("parts");
+    std::fs::create_dir_all(&parts_dir).map_err(|e| Error::io("cannot create the parts dir", e))?;
+    let tasks = engine.plan.tasks.clone();
+    for (t, task) in tasks.iter().enumerate() {
+        let Some(e) = entries.get(&task.identity) else {
+            continue;
+        };
+        let old_part = old_dir.join("parts").join(format!("part-{:05}", e.task));
+        if !intact(&old_part, &e.output) {
+            continue;
+        }
+        let file = parts_dir.join(format!("part-{t:05}"));
+        std::fs::hard_link(&old_part, &file)
+            .or_else(|_| std::fs::copy(&old_part, &file).map(|_| ()))
+            .map_err(|err| Error::io("cannot reuse an output", err))?;
+        engine.journal_reuse(
+            t as u32,
+            e.clone(),
+            Part {
+                partition: task.partition,
+                file,
+                input_name: task.input_name.clone(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn intact(path: &Path, hash_hex: &str) -> bool {
+    blocks::hash_range(
+        path,
+        0,
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+    )
+    .is_ok_and(|h| hex(&h) == hash_hex)
+}
+
+fn summarize(
+    engine: &Engine<'_>,
+    job: &JobSpec,
+    started: Instant,
+    started_unix: u64,
+) -> RunSummary {
+    let at = |t: Instant| t.saturating_duration_since(engine.started).as_millis() as u64;
+    let attempts = engine
+        .attempts
+        .iter()
+        .map(|(id, a)| AttemptRecord {
+            attempt: *id,
+            task: a.task,
+            host: engine.hosts[a.host].name().to_string(),
+            start_ms: at(a.started),
+            end_ms: a.ended.map(at),
+            outcome: a.outcome.to_string(),
+            status: a.status.clone(),
+            speculative: a.speculative,
+            cpu_ms: a.cpu_ms,
+        })
+        .collect();
+    RunSummary {
+        run: engine.plan.run_id.clone(),
+        job: job.job.name.clone(),
+        seed: job.job.seed,
+        status: "running".into(),
+        started_unix_ms: started_unix,
+        wall_ms: started.elapsed().as_millis() as u64,
+        tasks: engine.plan.tasks.len(),
+        reused: engine.reused,
+        attempts,
+        hosts: engine.host_stats.clone(),
+        excluded: engine.excluded.clone(),
+        lost: engine.lost.clone(),
+        sync_bytes_sent: engine.bytes_sent,
+        sync_bytes_skipped: engine.bytes_skipped,
+        output: None,
+        error: None,
+    }
+}
+
+fn finish(
+    ending: Ending,
+    engine: &Engine<'_>,
+    job: &JobSpec,
+    plan: &Plan,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    let resume_hint = format!(
+        "resume with: shoal run {} --resume {}",
+        job_path(job),
+        plan.run_id
+    );
+    let err = match ending {
+        Ending::Done => return commit(engine, job, plan, summary),
+        Ending::Failed(why) => Error::JobFailed(format!(
+            "run {} failed: {why}\nthe previous output, if any, is untouched; {resume_hint}",
+            plan.run_id
+        )),
+        Ending::Interrupted => Error::Interrupted(format!(
+            "run {} interrupted; finished tasks are kept in its journal; {resume_hint}",
+            plan.run_id
+        )),
+    };
+    summary.status = if matches!(err, Error::Interrupted(_)) {
+        "interrupted"
+    } else {
+        "failed"
+    }
+    .into();
+    summary.error = Some(err.to_string());
+    Err(err)
+}
+
+fn job_path(job: &JobSpec) -> String {
+    job.path
+        .as_ref()
+        .map_or_else(|| "job.toml".into(), |p| p.display().to_string())
+}
+
+fn commit(engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
+    let parts: Vec<Part> = engine.parts.values().cloned().collect();
+    let dest = job.base_dir.join(&job.output.path);
+    let committed = output::commit(
+        &dest,
+        &job.output.merge,
+        job.output.name.as_deref(),
+        &parts,
+        &plan.run_id,
+        &job.base_dir,
+    );
+    match committed {
+        Ok(path) => {
+            summary.status = "succeeded".into();
+            summary.output = Some(path.display().to_string());
+            Ok(())
+        }
+        Err(e) => {
+            summary.status = "failed".into();
+            summary.error = Some(e.to_string());
+            Err(Error::JobFailed(format!(
+                "run {}: every task succeeded but the output could not be committed: {e}",
+                plan.run_id
+            )))
+        }
+    }
+}
+
+async fn end_run(cluster: &Cluster, run: &str) {
+    for h in &cluster.hosts {
+        let _ = h
+            .send(Message::EndRun {
+                run: run.to_string(),
+            })
+            .await;
+    }
+    cluster.close().await;
+}
+
+fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
+    let mut rows = vec![vec![
+        "PARTITION".to_string(),
+        "INPUT".into(),
+        "BYTES".into(),
+        "HOST".into(),
+    ]];
+    let order = seeded_order(plan.tasks.len(), job.job.seed);
+    let weights: Vec<f64> = spec
+        .hosts
+        .iter()
+        .map(|h| h.speed * h.slots.unwrap_or(cores()) as f64)
+        .collect();
+    let shares = weighted_shares(plan.tasks.len() as u32, &weights);
+    let mut assigned = vec![String::from("(dynamic: first free slot)"); plan.tasks.len()];
+    if job.input.weighted {
+        let mut it = order.iter();
+        for (h, n) in shares.iter().enumerate() {
+            for t in it.by_ref().take(*n as usize) {
+                assigned[*t] = spec.hosts[h].name.clone();
+            }
+        }
+    }
+    for t in &plan.tasks {
+        rows.push(vec![
+            t.partition.to_string(),
+            t.input_name.clone(),
+            t.input.as_ref().map_or(0, |s| s.len).to_string(),
+            assigned[t.partition as usize].clone(),
+        ]);
+    }
+    print!("{}", super::check::align(&rows));
+    let bytes: u64 = plan
+        .tasks
+        .iter()
+        .filter_map(|t| t.input.as_ref())
+        .map(|s| s.len)
+        .sum();
+    let sync: u64 = plan.manifest.iter().map(|m| m.entry.size).sum();
+    println!("{} tasks over {} hosts, {} input bytes, {} files to sync ({} bytes), seed {}; nothing was run", plan.tasks.len(), spec.hosts.len(), bytes, plan.manifest.len(), sync, job.job.seed);
+    let _ = std::fs::remove_dir_all(&plan.run_dir);
+    RunSummary {
+        run: plan.run_id.clone(),
+        job: job.job.name.clone(),
+        seed: job.job.seed,
+        status: "dry-run".into(),
+        started_unix_ms: 0,
+        wall_ms: 0,
+        tasks: plan.tasks.len(),
+        reused: 0,
+        attempts: vec![],
+        hosts: vec![],
+        excluded: vec![],
+        lost: vec![],
+        sync_bytes_sent: 0,
+        sync_bytes_skipped: 0,
+        output: None,
+        error: None,
+    }
+}

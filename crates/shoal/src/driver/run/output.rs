@@ -1,0 +1,329 @@
+//! Committing a run's output, all or nothing.
+//!
+//! Task outputs are collected into the run dir (`parts/`) as they commit.
+//! Only when the whole job succeeded is the final output built next to its
+//! destination under a temporary name, fsynced, and moved into place by
+//! rename: a failed or interrupted run leaves the previous output as it
+//! was. A directory output gets its `_SUCCESS` marker last.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use shoal_core::job::Merge;
+
+/// One committed task output, in partition order.
+#[derive(Clone, Debug)]
+pub struct Part {
+    pub partition: u32,
+    pub file: PathBuf,
+    /// Name of the input it came from, for `{name}` patterns.
+    pub input_name: String,
+}
+
+/// Why the output could not be committed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OutputError(pub String);
+
+fn io(what: &str, p: &Path, e: io::Error) -> OutputError {
+    OutputError(format!("cannot {what} {}: {e}", p.display()))
+}
+
+/// Builds and commits the output; returns its final path.
+pub fn commit(
+    dest: &Path,
+    merge: &Merge,
+    pattern: Option<&str>,
+    parts: &[Part],
+    run_id: &str,
+    base: &Path,
+) -> Result<PathBuf, OutputError> {
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
+    let name = dest
+        .file_name()
+        .ok_or_else(|| OutputError(format!("output path {} has no file name", dest.display())))?;
+    let tmp = parent.join(format!(".{}.shoal-tmp-{run_id}", name.to_string_lossy()));
+    let built = match merge {
+        Merge::None => build_dir(&tmp, pattern, parts),
+        Merge::Concat => build_file(&tmp, |out| concat(parts, out)),
+        Merge::Csv => build_file(&tmp, |out| csv(parts, out)),
+        Merge::JsonList => build_file(&tmp, |out| json_list(parts, out)),
+        Merge::Command(cmd) => build_file(&tmp, |out| merge_command(cmd, parts, out, base)),
+    };
+    if let Err(e) = built {
+        let _ = fs::remove_dir_all(&tmp).or_else(|_| fs::remove_file(&tmp));
+        return Err(e);
+    }
+    replace(&tmp, dest, run_id)?;
+    Ok(dest.to_path_buf())
+}
+
+fn build_file(
+    tmp: &Path,
+    fill: impl FnOnce(&mut File) -> Result<(), OutputError>,
+) -> Result<(), OutputError> {
+    let mut out = File::create(tmp).map_err(|e| io("create", tmp, e))?;
+    fill(&mut out)?;
+    out.sync_all().map_err(|e| io("sync", tmp, e))
+}
+
+fn build_dir(tmp: &Path, pattern: Option<&str>, parts: &[Part]) -> Result<(), OutputError> {
+    fs::create_dir_all(tmp).map_err(|e| io("create", tmp, e))?;
+    for p in parts {
+        let name = part_name(pattern, p);
+        let dest = tmp.join(&name);
+        if dest.exists() {
+            return Err(OutputError(format!("two outputs would both be named {name:?}; make the [output] name pattern unique, e.g. add {{partition}}")));
+        }
+        fs::hard_link(&p.file, &dest)
+            .or_else(|_| fs::copy(&p.file, &dest).map(|_| ()))
+            .map_err(|e| io("write", &dest, e))?;
+    }
+    let marker = tmp.join("_SUCCESS");
+    File::create(&marker)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io("write", &marker, e))
+}
+
+/// Expands `{name}`, `{stem}`, `{ext}`, `{partition}`.
+pub fn part_name(pattern: Option<&str>, p: &Part) -> String {
+    let Some(pattern) = pattern else {
+        return format!("part-{:05}", p.partition);
+    };
+    let path = Path::new(&p.input_name);
+    let stem = path
+        .file_stem()
+        .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+    let ext = path
+        .extension()
+        .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+    let name = pattern
+        .replace("{name}", &p.input_name)
+        .replace("{stem}", &stem)
+        .replace("{ext}", &ext)
+        .replace("{partition}", &format!("{:05}", p.partition));
+    name.replace('/', "_")
+}
+
+fn concat(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
+    for p in parts {
+        let mut f = File::open(&p.file).map_err(|e| io("read", &p.file, e))?;
+        io::copy(&mut f, out).map_err(|e| io("write", &p.file, e))?;
+    }
+    Ok(())
+}
+
+/// Keeps the first header; drops the first line of every later part when
+/// it equals that header.
+fn csv(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
+    let mut header: Option<String> = None;
+    for p in parts {
+        let f = File::open(&p.file).map_err(|e| io("read", &p.file, e))?;
+        for (i, line) in BufReader::new(f).lines().enumerate() {
+            let line = line.map_err(|e| io("read", &p.file, e))?;
+            if i == 0 {
+                match &header {
+                    Some(h) if *h == line => continue,
+                    None => header = Some(line.clone()),
+                    _ => {}
+                }
+            }
+            writeln!(out, "{line}").map_err(|e| io("write", &p.file, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Every non-empty line of every part must be one JSON value; the result
+/// is a JSON array of them, in partition order.
+fn json_list(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
+    let mut values = Vec::new();
+    for p in parts {
+        let f = File::open(&p.file).map_err(|e| io("read", &p.file, e))?;
+        for (i, line) in BufReader::new(f).lines().enumerate() {
+            let line = line.map_err(|e| io("read", &p.file, e))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
+                OutputError(format!("merge = \"json-list\": line {} of the output of partition {} is not JSON ({e}): {:?}", i + 1, p.partition, truncate(&line)))
+            })?;
+            values.push(v);
+        }
+    }
+    serde_json::to_writer_pretty(&mut *out, &values).map_err(|e| OutputError(e.to_string()))?;
+    out.write_all(b"\n").map_err(|e| OutputError(e.to_string()))
+}
+
+fn truncate(s: &str) -> &str {
+    &s[..s.char_indices().nth(80).map_or(s.len(), |(i, _)| i)]
+}
+
+/// Runs the user's merge command in the job directory: the parts
+/// concatenated on stdin, their paths in `$SHOAL_PARTS` (one per line),
+/// the merged result on stdout.
+fn merge_command(
+    cmd: &str,
+    parts: &[Part],
+    out: &mut File,
+    base: &Path,
+) -> Result<(), OutputError> {
+    let list: Vec<String> = parts.iter().map(|p| p.file.display().to_string()).collect();
+    let stdout = out.try_clone().map_err(|e| OutputError(e.to_string()))?;
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(base)
+        .env("SHOAL_PARTS", list.join("\n"))
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| OutputError(format!("cannot start the merge command {cmd:?}: {e}")))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let feeder = {
+        let parts = parts.to_vec();
+        std::thread::spawn(move || {
+            for p in parts {
+                if let Ok(mut f) = File::open(&p.file) {
+                    if io::copy(&mut f, &mut stdin).is_err() {
+                        break; // the command need not read stdin
+                    }
+                }
+            }
+        })
+    };
+    let output = child
+        .wait_with_output()
+        .map_err(|e| OutputError(e.to_string()))?;
+    let _ = feeder.join();
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(OutputError(format!(
+            "the merge command {cmd:?} failed ({}); its stderr:\n{}",
+            output.status,
+            stderr.trim_end()
+        )));
+    }
+    Ok(())
+}
+
+/// Moves `tmp` to `dest`, replacing what was there only at the last step.
+fn replace(tmp: &Path, dest: &Path, run_id: &str) -> Result<(), OutputError> {
+    if dest.is_dir() && tmp.is_dir() {
+        let old = dest.with_file_name(format!(
+            ".{}.shoal-old-{run_id}",
+            dest.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        fs::rename(dest, &old).map_err(|e| io("move aside", dest, e))?;
+        fs::rename(tmp, dest).map_err(|e| io("commit", dest, e))?;
+        let _ = fs::remove_dir_all(&old);
+        return Ok(());
+    }
+    if dest.is_dir() {
+        return Err(OutputError(format!("output {} is a directory but this job writes one file (merge is not \"none\"); remove it or change [output] path", dest.display())));
+    }
+    fs::rename(tmp, dest).map_err(|e| io("commit", dest, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(dir: &Path, texts: &[&str]) -> Vec<Part> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let file = dir.join(format!("p{i}"));
+                fs::write(&file, t).unwrap();
+                Part {
+                    partition: i as u32,
+                    file,
+                    input_name: format!("in{i}.txt"),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn concat_in_partition_order() {
+        let d = tempfile::tempdir().unwrap();
+        let ps = parts(d.path(), &["a\n", "b\n"]);
+        let dest = d.path().join("out/result.txt");
+        commit(&dest, &Merge::Concat, None, &ps, "r1", d.path()).unwrap();
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "a\nb\n");
+    }
+
+    #[test]
+    fn csv_keeps_one_header() {
+        let d = tempfile::tempdir().unwrap();
+        let ps = parts(d.path(), &["x,y\n1,2\n", "x,y\n3,4\n"]);
+        let dest = d.path().join("r.csv");
+        commit(&dest, &Merge::Csv, None, &ps, "r1", d.path()).unwrap();
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "x,y\n1,2\n3,4\n");
+    }
+
+    #[test]
+    fn json_list_reports_bad_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let ps = parts(d.path(), &["{\"a\":1}\n", "oops\n"]);
+        let err = commit(
+            &d.path().join("r.json"),
+            &Merge::JsonList,
+            None,
+            &ps,
+            "r1",
+            d.path(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "merge = \"json-list\": line 1 of the output of partition 1 is not JSON"
+            ),
+            "{err}"
+        );
+        assert!(!d.path().join("r.json").exists());
+    }
+
+    #[test]
+    fn directory_output_is_replaced_whole_with_success_marker_last() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("out");
+        fs::create_dir_all(&dest).unwrap();
+        fs::write(dest.join("stale"), "old").unwrap();
+        let ps = parts(d.path(), &["a", "b"]);
+        commit(&dest, &Merge::None, Some("{stem}.gz"), &ps, "r1", d.path()).unwrap();
+        let mut names: Vec<String> = fs::read_dir(&dest)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["_SUCCESS", "in0.gz", "in1.gz"]);
+    }
+
+    #[test]
+    fn failing_merge_command_leaves_previous_output() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("r.txt");
+        fs::write(&dest, "previous").unwrap();
+        let ps = parts(d.path(), &["a"]);
+        let err = commit(
+            &dest,
+            &Merge::Command("echo broken >&2; exit 3".into()),
+            None,
+            &ps,
+            "r1",
+            d.path(),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "the merge command \"echo broken >&2; exit 3\" failed (exit status: 3); its stderr:\nbroken");
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "previous");
+    }
+}

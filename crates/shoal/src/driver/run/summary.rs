@@ -1,0 +1,110 @@
+//! The end-of-run summary: per host and per attempt, as a table for people
+//! and as JSON (`--json`) for scripts. Also saved as `summary.json` in the
+//! run dir, which `shoal runs` reads.
+
+use serde::{Deserialize, Serialize};
+
+use crate::driver::check::{align, human_bytes};
+
+/// Totals of one host.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HostSummary {
+    pub host: String,
+    pub tasks: u32,
+    pub done: u32,
+    pub failures: u32,
+    pub cpu_ms: u64,
+    pub busy_ms: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// One attempt, for the summary and the report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub task: u32,
+    pub host: String,
+    pub start_ms: u64,
+    pub end_ms: Option<u64>,
+    pub outcome: String,
+    pub status: Option<String>,
+    pub speculative: bool,
+    pub cpu_ms: u64,
+}
+
+/// Everything known about a finished run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run: String,
+    pub job: String,
+    pub seed: u64,
+    pub status: String,
+    pub started_unix_ms: u64,
+    pub wall_ms: u64,
+    pub tasks: usize,
+    pub reused: usize,
+    pub attempts: Vec<AttemptRecord>,
+    pub hosts: Vec<HostSummary>,
+    pub excluded: Vec<String>,
+    pub lost: Vec<(String, String)>,
+    pub sync_bytes_sent: u64,
+    pub sync_bytes_skipped: u64,
+    pub output: Option<String>,
+    pub error: Option<String>,
+}
+
+impl RunSummary {
+    /// The human summary table.
+    pub fn render(&self) -> String {
+        let mut rows = vec![[
+            "HOST", "TASKS", "DONE", "FAILED", "CPU", "BUSY", "IN", "OUT",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for h in &self.hosts {
+            rows.push(vec![
+                h.host.clone(),
+                h.tasks.to_string(),
+                h.done.to_string(),
+                h.failures.to_string(),
+                secs(h.cpu_ms),
+                secs(h.busy_ms),
+                human_bytes(h.bytes_in),
+                human_bytes(h.bytes_out),
+            ]);
+        }
+        let mut out = align(&rows);
+        let retried = self.attempts.len().saturating_sub(self.tasks - self.reused);
+        out.push_str(&format!(
+            "run {} ({}): {} tasks, {} attempts ({} beyond the first), {} reused from an earlier run, {} wall, seed {}\n",
+            self.run,
+            self.status,
+            self.tasks,
+            self.attempts.len(),
+            retried,
+            self.reused,
+            secs(self.wall_ms),
+            self.seed
+        ));
+        out.push_str(&format!(
+            "sync: {} sent, {} skipped (already on the hosts)\n",
+            human_bytes(self.sync_bytes_sent),
+            human_bytes(self.sync_bytes_skipped)
+        ));
+        for e in &self.excluded {
+            out.push_str(&format!("excluded host: {e}\n"));
+        }
+        for (h, why) in &self.lost {
+            out.push_str(&format!("lost host: {h}: {why}\n"));
+        }
+        if let Some(o) = &self.output {
+            out.push_str(&format!("output: {o}\n"));
+        }
+        out
+    }
+}
+
+fn secs(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}

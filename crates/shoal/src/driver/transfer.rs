@@ -1,0 +1,293 @@
+//! `shoal push` and `shoal pull`: files to and from every host.
+//!
+//! `push --split` cuts a file at line boundaries into one chunk per host,
+//! in proportion to speed x slots, and leaves each chunk in that host's
+//! block cache as well as at the destination path. It records the cut in
+//! `.shoal/pushed/`, so that a later job over the same file splits it the
+//! same way: every partition is then already on a host, nothing is sent
+//! again, and the scheduler runs each partition where its data lives.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use shoal_wire::{hex, Message};
+use tokio::task::JoinSet;
+
+use super::blocks::{self, Source};
+use super::input;
+use super::Cluster;
+use crate::{Error, Result};
+
+/// What one host received or sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct TransferRow {
+    pub host: String,
+    pub path: String,
+    pub bytes: u64,
+    /// Bytes not sent because the host had them already.
+    pub skipped: u64,
+    pub error: Option<String>,
+}
+
+/// The record of a split push, keyed by the file's path, size and mtime.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PushRecord {
+    pub size: u64,
+    pub mtime_ns: u128,
+    /// Byte offsets of each chunk's start, in host order.
+    pub cuts: Vec<u64>,
+    pub hosts: Vec<String>,
+}
+
+/// Copies `file` (or its chunks) to `to` on every host of the cluster.
+pub async fn push(
+    cluster: &Cluster,
+    file: &Path,
+    to: &str,
+    split: bool,
+    state: &Path,
+) -> Result<Vec<TransferRow>> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::Usage(format!("{} is not a file", file.display())))?;
+    let sources = if split {
+        split_sources(cluster, file, state)?
+    } else {
+        vec![whole(file)?; cluster.hosts.len()]
+    };
+    let dest = format!("{}/{name}", to.trim_end_matches('/'));
+    let mut set = JoinSet::new();
+    for (h, src) in cluster.hosts.iter().cloned().zip(sources) {
+        let dest = dest.clone();
+        set.spawn(async move {
+            let sent = blocks::ensure(&h, &[&src]).await;
+            let placed = match &sent {
+                Ok(_) => place(&h, &src, &dest).await,
+                Err(e) => Err(e.to_string()),
+            };
+            let (bytes, skipped) = sent.unwrap_or((0, 0));
+            (
+                h.index,
+                TransferRow {
+                    host: h.name().into(),
+                    path: dest,
+                    bytes,
+                    skipped,
+                    error: placed.err(),
+                },
+            )
+        });
+    }
+    Ok(collect(set).await)
+}
+
+async fn place(h: &super::Host, src: &Source, dest: &str) -> std::result::Result<(), String> {
+    let id = h.next_id();
+    match h
+        .request(
+            id,
+            Message::PlaceBlock {
+                id,
+                hash: src.hash,
+                path: dest.to_string(),
+            },
+        )
+        .await
+    {
+        Ok(Message::Placed { error: None, .. }) => Ok(()),
+        Ok(Message::Placed { error: Some(e), .. }) => Err(e),
+        _ => Err(format!("host `{}` is gone", h.name())),
+    }
+}
+
+fn whole(file: &Path) -> Result<Source> {
+    input::whole_file(file)
+        .map(|p| p.source)
+        .map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// One chunk per host, weighted by speed x slots, cut at line boundaries.
+fn split_sources(cluster: &Cluster, file: &Path, state: &Path) -> Result<Vec<Source>> {
+    let weights: Vec<f64> = cluster
+        .hosts
+        .iter()
+        .map(|h| h.spec.speed * h.slots() as f64)
+        .collect();
+    let size = std::fs::metadata(file)
+        .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?
+        .len();
+    let cuts = weighted_cuts(file, size, &weights)?;
+    let mut sources = Vec::new();
+    for (i, &start) in cuts.iter().enumerate() {
+        let end = cuts.get(i + 1).copied().unwrap_or(size);
+        let hash = blocks::hash_range(file, start, end - start)
+            .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+        sources.push(Source {
+            path: file.to_path_buf(),
+            offset: start,
+            len: end - start,
+            hash,
+        });
+    }
+    let record = PushRecord {
+        size,
+        mtime_ns: mtime(file),
+        cuts,
+        hosts: cluster.hosts.iter().map(|h| h.name().to_string()).collect(),
+    };
+    save_record(state, file, &record)?;
+    Ok(sources)
+}
+
+fn weighted_cuts(file: &Path, size: u64, weights: &[f64]) -> Result<Vec<u64>> {
+    let total: f64 = weights.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+    let mut targets = Vec::new();
+    let mut acc = 0.0;
+    for w in &weights[..weights.len().saturating_sub(1)] {
+        acc += w / total;
+        targets.push((acc * size as f64) as u64);
+    }
+    let mut cuts = vec![0];
+    for t in targets {
+        let cut = input::line_start_at_or_after(file, t, size)
+            .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+        cuts.push(cut.max(*cuts.last().unwrap_or(&0)));
+    }
+    Ok(cuts)
+}
+
+fn mtime(file: &Path) -> u128 {
+    std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+fn record_path(state: &Path, file: &Path) -> PathBuf {
+    let abs = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+    let key = hex(blake3::hash(abs.to_string_lossy().as_bytes()).as_bytes());
+    state.join("pushed").join(format!("{}.json", &key[..16]))
+}
+
+fn save_record(state: &Path, file: &Path, r: &PushRecord) -> Result<()> {
+    let path = record_path(state, file);
+    let _ = std::fs::create_dir_all(path.parent().unwrap_or(state));
+    std::fs::write(&path, serde_json::to_vec_pretty(r).unwrap_or_default())
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+/// The cut of an earlier `push --split` of this very file, if any.
+pub fn pushed_cuts(state: &Path, file: &Path) -> Option<Vec<u64>> {
+    let r: PushRecord =
+        serde_json::from_slice(&std::fs::read(record_path(state, file)).ok()?).ok()?;
+    let size = std::fs::metadata(file).ok()?.len();
+    (r.size == size && r.mtime_ns == mtime(file)).then_some(r.cuts)
+}
+
+/// Fetches `path` from every host into `to/<host>/<name>`; with `combine`,
+/// also concatenates them (in cluster order) into that file.
+pub async fn pull(
+    cluster: &Cluster,
+    path: &str,
+    to: &Path,
+    combine: Option<&Path>,
+) -> Result<Vec<TransferRow>> {
+    let name = Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pulled".into());
+    let mut set = JoinSet::new();
+    for h in cluster.hosts.iter().cloned() {
+        let dest = to.join(h.name()).join(&name);
+        let path = path.to_string();
+        set.spawn(async move {
+            let got = fetch_path(&h, &path, &dest).await;
+            let (bytes, error) = match got {
+                Ok(n) => (n, None),
+                Err(e) => (0, Some(e)),
+            };
+            (
+                h.index,
+                TransferRow {
+                    host: h.name().into(),
+                    path: dest.display().to_string(),
+                    bytes,
+                    skipped: 0,
+                    error,
+                },
+            )
+        });
+    }
+    let rows = collect(set).await;
+    if let Some(out) = combine {
+        combine_files(&rows, out)?;
+    }
+    Ok(rows)
+}
+
+async fn fetch_path(h: &super::Host, path: &str, dest: &Path) -> std::result::Result<u64, String> {
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let id = h.next_id();
+    let mut rx = h.open_stream(id);
+    h.send(Message::FetchPath {
+        id,
+        path: path.to_string(),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let tmp = dest.with_extension("shoal-tmp");
+    let mut out = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut total = 0;
+    loop {
+        match rx.recv().await {
+            Some(Message::Chunk { data, last, .. }) => {
+                tokio::io::AsyncWriteExt::write_all(&mut out, &data)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                total += data.len() as u64;
+                if last {
+                    break;
+                }
+            }
+            Some(Message::FetchFailed { error, .. }) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(error);
+            }
+            _ => return Err(format!("host `{}` is gone", h.name())),
+        }
+    }
+    tokio::fs::rename(&tmp, dest)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(total)
+}
+
+fn combine_files(rows: &[TransferRow], out: &Path) -> Result<()> {
+    let tmp = out.with_extension("shoal-tmp");
+    let mut f = std::fs::File::create(&tmp)
+        .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+    for r in rows.iter().filter(|r| r.error.is_none()) {
+        let mut part = std::fs::File::open(&r.path)
+            .map_err(|e| Error::io(format!("cannot read {}", r.path), e))?;
+        std::io::copy(&mut part, &mut f)
+            .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+    }
+    std::fs::rename(&tmp, out).map_err(|e| Error::io(format!("cannot write {}", out.display()), e))
+}
+
+async fn collect(mut set: JoinSet<(usize, TransferRow)>) -> Vec<TransferRow> {
+    let mut rows = Vec::new();
+    while let Some(Ok(r)) = set.join_next().await {
+        rows.push(r);
+    }
+    rows.sort_by_key(|(i, _)| *i);
+    rows.into_iter().map(|(_, r)| r).collect()
+}

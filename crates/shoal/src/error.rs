@@ -1,0 +1,58 @@
+//! Errors of the Shoal library, one variant per failure domain.
+//!
+//! Each message is a sentence that says where (host, task, partition), what
+//! happened, and, where we know, what to do. The binary prints the chain
+//! once and picks the exit code from [`Error::exit_code`].
+
+use shoal_core::spec_error::SpecError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A cluster or job file is wrong.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Bad flags or input data, found before anything ran.
+    #[error("{0}")]
+    Usage(String),
+    /// A host could not be reached or its agent not started.
+    #[error("host `{host}`: {reason}")]
+    Connect { host: String, reason: String },
+    /// Every host of the cluster failed to connect.
+    #[error("no host of the cluster could be reached:\n{0}")]
+    Unreachable(String),
+    /// The job ran and failed.
+    #[error("{0}")]
+    JobFailed(String),
+    /// Stopped by Ctrl-C or SIGTERM.
+    #[error("{0}")]
+    Interrupted(String),
+    /// A local file could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The process exit code documented in the README.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::JobFailed(_) => 1,
+            Error::Spec(_) | Error::Usage(_) => 2,
+            Error::Connect { .. } | Error::Unreachable(_) => 3,
+            Error::Interrupted(_) => 130,
+            Error::Io { .. } => 1,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The `local` transport: this machine, with `shoal agent` as a child
+//! process on piped stdio. Nothing is deployed; the driver's own
+//! executable is the agent.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use shoal_core::cluster::HostSpec;
+use tokio::process::Command;
+
+use super::{failed, greet, handshake, Greeting, Link, StderrTail, TransportError};
+use crate::binary;
+
+/// Expands a leading `~` with this user's home.
+pub fn expand_home(p: &str) -> std::path::PathBuf {
+    let home = || std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+    match p.strip_prefix("~/") {
+        Some(rest) => std::path::Path::new(&home()).join(rest),
+        None if p == "~" => home().into(),
+        None => p.into(),
+    }
+}
+
+pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportError> {
+    let exe =
+        binary::current().map_err(|e| failed(format!("cannot find our own executable: {e}")))?;
+    let workdir = expand_home(&host.workdir);
+    let mut child = Command::new(&exe.path)
+        .arg("agent")
+        .arg("--workdir")
+        .arg(&workdir)
+        .arg("--lease-ms")
+        .arg(lease.as_millis().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| failed(format!("cannot start a local agent: {e}")))?;
+    let stderr = StderrTail::spawn(child.stderr.take());
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| failed("agent stdout is not piped"))?;
+    match greet(&mut stdout).await? {
+        Greeting::Agent(rest) => handshake(child, stdout, rest, stderr).await,
+        _ => Err(failed(format!(
+            "the local agent did not start{}",
+            stderr.suffix()
+        ))),
+    }
+}

@@ -1,0 +1,177 @@
+//! Transports start an agent on a host and hand back a [`Link`]: a frame
+//! reader, an outbox, and the child process that carries them.
+//!
+//! - [`local`]: `shoal agent` as a child process of the driver.
+//! - [`ssh`]: the system `ssh` client (never a re-implementation, so the
+//!   user's `~/.ssh/config`, agents, ProxyJump and ControlMaster keep
+//!   working), with self-deploy of the agent binary by content hash.
+//!
+//! Both finish with the same [`handshake`]: skip to the agent's start
+//! marker, exchange `Hello`s, read `HostInfo`.
+
+pub mod local;
+pub mod ssh;
+mod stderr;
+
+use std::time::{Duration, Instant};
+
+use shoal_core::cluster::{HostSpec, TransportKind};
+use shoal_wire::hello::Role;
+use shoal_wire::{spawn_writer, FrameReader, Hello, HostInfo, Message, Outbox, WireError};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, ChildStdout};
+
+use crate::agent::START_MARKER;
+use crate::binary;
+pub use stderr::StderrTail;
+
+/// An established link to one agent.
+pub struct Link {
+    pub reader: FrameReader<ChildStdout>,
+    pub outbox: Outbox,
+    pub child: Child,
+    pub stderr: StderrTail,
+    pub info: HostInfo,
+    pub stats: ConnectStats,
+}
+
+/// What connecting cost.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ConnectStats {
+    /// Bytes of agent binary uploaded (0 when the host had it already).
+    pub uploaded_bytes: u64,
+    pub connect_ms: u64,
+}
+
+/// Why a transport failed; the driver adds the host name.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn failed(s: impl Into<String>) -> TransportError {
+    TransportError::Failed(s.into())
+}
+
+/// Starts an agent on `host` with the given lease.
+pub async fn connect(host: &HostSpec, lease: Duration) -> Result<Link, TransportError> {
+    let started = Instant::now();
+    let mut link = match host.transport {
+        TransportKind::Local => local::start(host, lease).await?,
+        TransportKind::Ssh => ssh::start(host, lease).await?,
+    };
+    link.stats.connect_ms = started.elapsed().as_millis() as u64;
+    Ok(link)
+}
+
+/// What the agent's stdout began with.
+pub(crate) enum Greeting {
+    /// The agent is up; these bytes followed the start marker.
+    Agent(Vec<u8>),
+    /// The bootstrap script found no binary; it reports `uname -sm`.
+    NeedBinary(String),
+    /// The stream ended before either.
+    Eof(Vec<u8>),
+}
+
+const NEED: &[u8] = b"SHOAL-NEED ";
+
+/// Reads until the start marker or a `SHOAL-NEED` line, skipping whatever a
+/// login shell printed first (at most 64 KiB of it).
+pub(crate) async fn greet(out: &mut ChildStdout) -> Result<Greeting, TransportError> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(i) = find(&seen, START_MARKER) {
+            return Ok(Greeting::Agent(seen[i + START_MARKER.len()..].to_vec()));
+        }
+        if let Some(i) = find(&seen, NEED) {
+            if let Some(end) = seen[i..].iter().position(|b| *b == b'\n') {
+                let uname = String::from_utf8_lossy(&seen[i + NEED.len()..i + end]);
+                return Ok(Greeting::NeedBinary(uname.trim().to_string()));
+            }
+        }
+        if seen.len() > 64 * 1024 {
+            return Err(failed(format!(
+                "the remote shell printed 64 KiB without starting the agent; it began with: {}",
+                String::from_utf8_lossy(&seen[..200])
+            )));
+        }
+        let n = out
+            .read(&mut buf)
+            .await
+            .map_err(|e| failed(format!("reading from the agent: {e}")))?;
+        if n == 0 {
+            return Ok(Greeting::Eof(seen));
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Exchanges `Hello`s and reads `HostInfo` on a freshly started agent.
+pub(crate) async fn handshake(
+    mut child: Child,
+    stdout: ChildStdout,
+    prefix: Vec<u8>,
+    stderr: StderrTail,
+) -> Result<Link, TransportError> {
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| failed("agent stdin is not piped"))?;
+    let (outbox, _writer) = spawn_writer(stdin);
+    let mut reader = FrameReader::with_prefix(stdout, &prefix);
+    let hash = binary::current()
+        .map(|b| b.hash.clone())
+        .unwrap_or_default();
+    outbox
+        .send_now(Message::Hello(Hello::new(Role::Driver, hash)))
+        .map_err(|e| failed(e.to_string()))?;
+    let hello = expect(&mut reader, &stderr).await?;
+    let Message::Hello(h) = hello else {
+        return Err(failed(format!(
+            "the agent's first message was not a hello: {hello:?}"
+        )));
+    };
+    h.check().map_err(|e| failed(e.to_string()))?;
+    let info = match expect(&mut reader, &stderr).await? {
+        Message::HostInfo(i) => i,
+        other => {
+            return Err(failed(format!(
+                "expected host facts from the agent, got {other:?}"
+            )))
+        }
+    };
+    Ok(Link {
+        reader,
+        outbox,
+        child,
+        stderr,
+        info,
+        stats: ConnectStats::default(),
+    })
+}
+
+async fn expect(
+    reader: &mut FrameReader<ChildStdout>,
+    stderr: &StderrTail,
+) -> Result<Message, TransportError> {
+    let wrap = |e: WireError| failed(format!("{e}{}", stderr.suffix()));
+    loop {
+        match reader.read_message().await.map_err(wrap)? {
+            Some(Message::Heartbeat) => continue,
+            Some(m) => return Ok(m),
+            None => {
+                return Err(failed(format!(
+                    "the agent exited during the handshake{}",
+                    stderr.suffix()
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The `ssh` transport: the system OpenSSH client, and self-deploy.
+//!
+//! One connection normally suffices: a bootstrap script starts
+//! `<workdir>/bin/shoal-<hash> agent` if that file exists, or else prints
+//! `SHOAL-NEED <uname -sm>`. Only then do we compare architectures, upload
+//! the binary (temp file, fsync, chmod, atomic rename: two drivers at once
+//! never run half a binary) and try once more.
+//!
+//! Every remote command line is built by [`crate::quote`]. Host keys are
+//! checked as the user's ssh config says; we never pass
+//! `StrictHostKeyChecking=no`. ssh's exit code 255 means ssh itself failed,
+//! and its stderr says why; [`explain`] turns that into a hint.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use shoal_core::cluster::HostSpec;
+use tokio::process::Command;
+
+use super::local::expand_home;
+use super::{failed, greet, handshake, Greeting, Link, StderrTail, TransportError};
+use crate::binary::{self, Binary};
+use crate::quote;
+
+/// The base `ssh` command for a host, without the remote command.
+pub fn ssh_command(host: &HostSpec) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.args(ssh_args(host));
+    cmd
+}
+
+/// Arguments before the remote command. The user's `ssh_options` come
+/// first because ssh keeps the first value it sees for each option, so the
+/// cluster file can override any of our defaults.
+pub fn ssh_args(host: &HostSpec) -> Vec<String> {
+    let mut a: Vec<String> = host.ssh_options.clone();
+    let interval = (host.heartbeat_timeout.as_secs() / 3).max(1);
+    for opt in [
+        "BatchMode=yes".to_string(),
+        format!("ConnectTimeout={}", host.connect_timeout.as_secs().max(1)),
+        format!("ServerAliveInterval={interval}"),
+        "ServerAliveCountMax=3".to_string(),
+        "ForwardAgent=no".to_string(),
+        "ForwardX11=no".to_string(),
+        "LogLevel=ERROR".to_string(),
+    ] {
+        a.push("-o".into());
+        a.push(opt);
+    }
+    a.push("-T".into());
+    if let Some(port) = host.port {
+        a.extend(["-p".into(), port.to_string()]);
+    }
+    if let Some(user) = &host.user {
+        a.extend(["-l".into(), user.clone()]);
+    }
+    if let Some(id) = &host.identity {
+        a.extend(["-i".into(), expand_home(id).display().to_string()]);
+    }
+    a.push("--".into());
+    a.push(host.address.clone());
+    a
+}
+
+pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportError> {
+    let bin = agent_binary(host)?;
+    let mut uploaded = 0;
+    for _ in 0..2 {
+        let (mut child, stderr) = spawn(host, &bootstrap(host, &bin, lease)?)?;
+        let mut stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| failed("ssh stdout is not piped"))?;
+        let greeting = tokio::time::timeout(handshake_limit(host), greet(&mut stdout)).await;
+        match greeting {
+            Err(_) => return Err(timed_out(host, &stderr)),
+            Ok(Ok(Greeting::Agent(rest))) => {
+                let mut link = handshake(child, stdout, rest, stderr).await?;
+                link.stats.uploaded_bytes = uploaded;
+                return Ok(link);
+            }
+            Ok(Ok(Greeting::NeedBinary(uname))) => {
+                let _ = child.wait().await;
+                check_arch(&uname, host)?;
+                upload(host, &bin).await?;
+                uploaded = bin.size;
+            }
+            Ok(Ok(Greeting::Eof(out))) => return Err(ssh_failed(host, child, &stderr, &out).await),
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+    Err(failed("the agent binary was uploaded but still not found; is the work dir on a file system mounted noexec?"))
+}
+
+fn handshake_limit(host: &HostSpec) -> Duration {
+    host.connect_timeout * 2 + Duration::from_secs(10)
+}
+
+fn agent_binary(host: &HostSpec) -> Result<Binary, TransportError> {
+    let bin = match &host.agent_binary {
+        Some(p) => binary::hash_file(expand_home(p)),
+        None => binary::current().cloned(),
+    };
+    bin.map_err(|e| failed(format!("cannot read the agent binary: {e}")))
+}
+
+fn bin_dir(host: &HostSpec) -> Result<String, TransportError> {
+    let dir = format!("{}/bin", host.workdir.trim_end_matches('/'));
+    quote::path(&dir).map_err(|e| failed(e.to_string()))
+}
+
+/// The script that starts the agent or asks for its binary.
+fn bootstrap(host: &HostSpec, bin: &Binary, lease: Duration) -> Result<String, TransportError> {
+    let q = |s: &str| quote::word(s).map_err(|e| failed(e.to_string()));
+    let script = format!(
+        "w={dir}; b=\"$w/bin/shoal-{hash}\"; if [ -x \"$b\" ]; then exec \"$b\" agent --workdir \"$w\" --lease-ms {lease}; fi; printf 'SHOAL-NEED %s\\n' \"$(uname -sm)\"",
+        dir = quote::path(&host.workdir).map_err(|e| failed(e.to_string()))?,
+        hash = q(&bin.hash)?,
+        lease = lease.as_millis(),
+    );
+    quote::sh_script(&script).map_err(|e| failed(e.to_string()))
+}
+
+/// The script that installs the binary from stdin, atomically.
+fn installer(host: &HostSpec, bin: &Binary) -> Result<String, TransportError> {
+    let script = format!(
+        "set -e; d={dir}; mkdir -p \"$d\"; t=\"$d/.shoal-{hash}.$$\"; trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; sync \"$t\" 2>/dev/null || sync; chmod 755 \"$t\"; mv -f \"$t\" \"$d/shoal-{hash}\"; trap - EXIT",
+        dir = bin_dir(host)?,
+        hash = bin.hash,
+    );
+    quote::sh_script(&script).map_err(|e| failed(e.to_string()))
+}
+
+fn spawn(
+    host: &HostSpec,
+    remote: &str,
+) -> Result<(tokio::process::Child, StderrTail), TransportError> {
+    let mut child = ssh_command(host)
+        .arg(remote)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            failed(format!(
+                "cannot run the ssh client: {e}; is OpenSSH installed?"
+            ))
+        })?;
+    let stderr = StderrTail::spawn(child.stderr.take());
+    Ok((child, stderr))
+}
+
+async fn upload(host: &HostSpec, bin: &Binary) -> Result<(), TransportError> {
+    let (mut child, stderr) = spawn(host, &installer(host, bin)?)?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| failed("ssh stdin is not piped"))?;
+    let mut file = tokio::fs::File::open(&bin.path)
+        .await
+        .map_err(|e| failed(format!("cannot read {}: {e}", bin.path.display())))?;
+    let copy = tokio::io::copy(&mut file, &mut stdin).await;
+    drop(stdin);
+    let status = child.wait().await.map_err(|e| failed(e.to_string()))?;
+    if copy.is_err() || !status.success() {
+        return Err(failed(format!(
+            "uploading the agent to {}/bin failed ({status}){}",
+            host.workdir,
+            stderr.suffix()
+        )));
+    }
+    Ok(())
+}
+
+/// `uname -sm` of this machine, as the remote prints it.
+pub fn local_uname() -> String {
+    let os = match std::env::consts::OS {
+        "linux" => "Linux",
+        "macos" => "Darwin",
+        other => other,
+    };
+    format!("{os} {}", std::env::consts::ARCH)
+}
+
+fn check_arch(remote: &str, host: &HostSpec) -> Result<(), TransportError> {
+    let normal = |s: &str| s.replace("amd64", "x86_64").replace("arm64", "aarch64");
+    if host.agent_binary.is_some() || normal(remote) == normal(&local_uname()) {
+        return Ok(());
+    }
+    Err(failed(format!(
+        "the host runs `{remote}` but this shoal binary is built for `{}`; build shoal for that platform and set `agent_binary = \"path/to/shoal\"` for this host in the cluster file",
+        local_uname()
+    )))
+}
+
+fn timed_out(host: &HostSpec, stderr: &StderrTail) -> TransportError {
+    failed(format!(
+        "no answer within {}s; the host may be down or cut off{}",
+        handshake_limit(host).as_secs(),
+        stderr.suffix()
+    ))
+}
+
+async fn ssh_failed(
+    host: &HostSpec,
+    mut child: tokio::process::Child,
+    stderr: &StderrTail,
+    out: &[u8],
+) -> TransportError {
+    let status = child.wait().await.ok().and_then(|s| s.code());
+    // Let the stderr task catch up with the last bytes ssh wrote.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let text = stderr.text();
+    if status == Some(255) {
+        return failed(format!(
+            "ssh to {} failed: {}{}",
+            host.address,
+            last_line(&text),
+            explain(&text)
+        ));
+    }
+    let out = String::from_utf8_lossy(out);
+    failed(format!(
+        "the agent did not start (exit status {}); stdout: {:?}{}",
+        status.map_or("none".into(), |c| c.to_string()),
+        out.trim(),
+        stderr.suffix()
+    ))
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("ssh exited with status 255 and no message")
+}
+
+/// A hint for the common ways ssh fails.
+pub fn explain(stderr: &str) -> &'static str {
+    let table: &[(&str, &str)] = &[
+        ("Host key verification failed", "; the host key is unknown or has changed: check it and add it with `ssh-keyscan HOST >> ~/.ssh/known_hosts` (after verifying), or fix the entry in known_hosts"),
+        ("REMOTE HOST IDENTIFICATION HAS CHANGED", "; the host key has changed: if that is expected, remove the old key with `ssh-keygen -R HOST`"),
+        ("Permission denied", "; check `user` and `identity` for this host, and that your public key is in the host's authorized_keys"),
+        ("Connection refused", "; is sshd running on that host and port?"),
+        ("timed out", "; the host did not answer: is it up and reachable from here?"),
+        ("Could not resolve hostname", "; check the address, or add a Host entry to ~/.ssh/config"),
+        ("No route to host", "; the network cannot reach that address"),
+    ];
+    table
+        .iter()
+        .find(|(pat, _)| stderr.contains(pat))
+        .map_or("", |(_, hint)| hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_for_common_failures() {
+        assert!(
+            explain("root@10.0.0.1: Permission denied (publickey).").contains("authorized_keys")
+        );
+        assert!(explain("Host key verification failed.").contains("known_hosts"));
+        assert_eq!(explain("something else"), "");
+    }
+}

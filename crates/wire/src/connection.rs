@@ -1,0 +1,201 @@
+//! Buffered frame I/O over any async byte stream.
+//!
+//! Reading and writing are split because both ends of a link read and write
+//! at once: the reader is owned by one receive loop, while many tasks send
+//! through an [`Outbox`]. The outbox's writer task always drains control
+//! messages before bulk ones, and the bulk queue is bounded, so a large
+//! transfer applies back-pressure to its producer while heartbeats and kills
+//! still get through.
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::frame::{self, Parsed};
+use crate::{Message, WireError};
+
+/// Reads whole messages from a byte stream.
+pub struct FrameReader<R> {
+    inner: R,
+    buf: BytesMut,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self::with_prefix(inner, &[])
+    }
+
+    /// Starts with bytes already read from the stream (for example while
+    /// looking for the agent's start marker).
+    pub fn with_prefix(inner: R, prefix: &[u8]) -> Self {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        buf.extend_from_slice(prefix);
+        FrameReader { inner, buf }
+    }
+
+    /// The next message; `Ok(None)` on a clean EOF between frames.
+    pub async fn read_message(&mut self) -> Result<Option<Message>, WireError> {
+        loop {
+            if let Some(msg) = self.parse_one()? {
+                return Ok(Some(msg));
+            }
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(WireError::Closed("in the middle of a frame"))
+                };
+            }
+        }
+    }
+
+    fn parse_one(&mut self) -> Result<Option<Message>, WireError> {
+        let (msg, used) = match frame::parse(&self.buf)? {
+            Parsed::Incomplete => return Ok(None),
+            Parsed::Frame { payload, used } => (Message::decode(payload)?, used),
+        };
+        self.buf.advance(used);
+        Ok(Some(msg))
+    }
+}
+
+/// Sends messages to the writer task of one link. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    control: mpsc::UnboundedSender<Message>,
+    bulk: mpsc::Sender<Message>,
+    close: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// How many bulk messages (about 1 MiB each) may wait in memory.
+const BULK_QUEUE: usize = 4;
+
+impl Outbox {
+    /// Queues a message; bulk messages wait when the queue is full.
+    pub async fn send(&self, msg: Message) -> Result<(), WireError> {
+        let closed = || WireError::Closed("while sending");
+        if msg.is_bulk() {
+            self.bulk.send(msg).await.map_err(|_| closed())
+        } else {
+            self.control.send(msg).map_err(|_| closed())
+        }
+    }
+
+    /// Ends the link: the writer flushes what is queued for control, then
+    /// shuts the stream down so that the peer sees a clean EOF, even while
+    /// clones of this outbox are still alive.
+    pub fn close(&self) {
+        self.close.notify_one();
+    }
+
+    /// Queues a control message without waiting. Bulk messages are refused.
+    pub fn send_now(&self, msg: Message) -> Result<(), WireError> {
+        debug_assert!(!msg.is_bulk());
+        self.control
+            .send(msg)
+            .map_err(|_| WireError::Closed("while sending"))
+    }
+}
+
+/// Starts the writer task for `w`. The task ends when every [`Outbox`] is
+/// dropped (after flushing) or when a write fails.
+pub fn spawn_writer<W>(w: W) -> (Outbox, JoinHandle<Result<(), WireError>>)
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (bulk_tx, bulk_rx) = mpsc::channel(BULK_QUEUE);
+    let close = std::sync::Arc::new(tokio::sync::Notify::new());
+    let handle = tokio::spawn(write_loop(w, control_rx, bulk_rx, close.clone()));
+    let outbox = Outbox {
+        control: control_tx,
+        bulk: bulk_tx,
+        close,
+    };
+    (outbox, handle)
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut control: mpsc::UnboundedReceiver<Message>,
+    mut bulk: mpsc::Receiver<Message>,
+    close: std::sync::Arc<tokio::sync::Notify>,
+) -> Result<(), WireError> {
+    let mut out = Vec::with_capacity(frame::CHUNK + 64);
+    let (mut control_open, mut bulk_open) = (true, true);
+    while control_open || bulk_open {
+        let next = tokio::select! {
+            biased;
+            m = control.recv(), if control_open => m.ok_or(&mut control_open),
+            m = bulk.recv(), if bulk_open => m.ok_or(&mut bulk_open),
+            _ = close.notified() => break,
+        };
+        let msg = match next {
+            Ok(m) => m,
+            Err(open) => {
+                *open = false;
+                continue;
+            }
+        };
+        out.clear();
+        msg.encode_frame(&mut out)?;
+        w.write_all(&out).await?;
+        if control.is_empty() && bulk.is_empty() {
+            w.flush().await?;
+        }
+    }
+    w.flush().await?;
+    w.shutdown().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn messages_cross_a_pipe_and_eof_is_clean() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (outbox, writer) = spawn_writer(a);
+        outbox.send(Message::Heartbeat).await.unwrap();
+        outbox
+            .send(Message::Exec {
+                id: 1,
+                command: "true".into(),
+            })
+            .await
+            .unwrap();
+        drop(outbox);
+        writer.await.unwrap().unwrap();
+        let mut r = FrameReader::new(b);
+        assert_eq!(r.read_message().await.unwrap(), Some(Message::Heartbeat));
+        assert!(matches!(
+            r.read_message().await.unwrap(),
+            Some(Message::Exec { id: 1, .. })
+        ));
+        assert_eq!(r.read_message().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn eof_inside_a_frame_is_an_error() {
+        let mut buf = Vec::new();
+        Message::Heartbeat.encode_frame(&mut buf).unwrap();
+        buf.pop();
+        let mut r = FrameReader::new(&buf[..]);
+        let err = r.read_message().await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the connection closed in the middle of a frame"
+        );
+    }
+
+    #[tokio::test]
+    async fn garbage_is_invalid_not_a_hang() {
+        let mut r = FrameReader::new(&b"Welcome to my server!\n"[..]);
+        assert!(matches!(
+            r.read_message().await,
+            Err(WireError::Frame(_)) | Err(WireError::Decode(_)) | Err(WireError::Closed(_))
+        ));
+    }
+}

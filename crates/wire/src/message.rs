@@ -1,0 +1,305 @@
+//! The typed messages of a driver-agent link.
+//!
+//! Requests carry an `id` chosen by the driver; replies echo it. Task
+//! messages are keyed by the attempt id instead, which is unique within a
+//! run. Bulk bytes travel only in [`Message::Chunk`], at most
+//! [`crate::frame::CHUNK`] bytes each, so that a heartbeat or a kill is
+//! never queued behind a whole file.
+
+use serde::{Deserialize, Serialize};
+
+use crate::frame;
+use crate::{Hello, WireError};
+
+/// BLAKE3 hash naming a block.
+pub type Hash = [u8; 32];
+
+/// Everything one side can tell the other.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    Hello(Hello),
+    /// Agent -> driver, right after the handshake.
+    HostInfo(HostInfo),
+    /// Either way; any message proves the peer alive, this one when idle.
+    Heartbeat,
+    /// Driver -> agent: run a shell command and capture its output (`shoal exec`).
+    Exec {
+        id: u64,
+        command: String,
+    },
+    ExecDone {
+        id: u64,
+        status: ExitStatus,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
+    /// Driver -> agent: which of these blocks do you lack?
+    QueryBlocks {
+        id: u64,
+        hashes: Vec<Hash>,
+    },
+    /// Agent -> driver: the subset of a `QueryBlocks` that is missing.
+    MissingBlocks {
+        id: u64,
+        hashes: Vec<Hash>,
+    },
+    /// Either way: one piece of a block. `stream` is the request id of a
+    /// fetch, or 0 for an upload. The receiver verifies the hash at `last`.
+    Chunk {
+        stream: u64,
+        hash: Hash,
+        data: Vec<u8>,
+        last: bool,
+    },
+    /// Agent -> driver: an uploaded block was stored (or refused).
+    BlockStored {
+        hash: Hash,
+        error: Option<String>,
+    },
+    /// Driver -> agent: build a run's work dir from cached blocks.
+    MakeWorkdir {
+        id: u64,
+        run: String,
+        files: Vec<FileEntry>,
+    },
+    /// Agent -> driver: `None` when the work dir is ready, else why not.
+    WorkdirReady {
+        id: u64,
+        error: Option<String>,
+    },
+    /// Driver -> agent: start one task attempt.
+    RunTask(TaskRequest),
+    /// Agent -> driver: a progress report written by the task (0.0 to 1.0).
+    TaskProgress {
+        attempt: u32,
+        fraction: f32,
+    },
+    /// Agent -> driver: log bytes of a running task.
+    TaskLog {
+        attempt: u32,
+        stream: LogStream,
+        data: Vec<u8>,
+    },
+    /// Agent -> driver: an attempt ended.
+    TaskDone(TaskReport),
+    /// Driver -> agent: kill an attempt's process group.
+    KillTask {
+        attempt: u32,
+    },
+    /// Driver -> agent: send a block back as `Chunk`s with `stream = id`.
+    FetchBlock {
+        id: u64,
+        hash: Hash,
+    },
+    /// Agent -> driver: a fetch failed (block gone, I/O error).
+    FetchFailed {
+        id: u64,
+        error: String,
+    },
+    /// Driver -> agent: put a cached block at a path (`shoal push`);
+    /// relative paths are under the agent's work dir.
+    PlaceBlock {
+        id: u64,
+        hash: Hash,
+        path: String,
+    },
+    /// Agent -> driver: `None` when placed, else why not.
+    Placed {
+        id: u64,
+        error: Option<String>,
+    },
+    /// Driver -> agent: send the file at `path` as `Chunk`s with
+    /// `stream = id` (`shoal pull`); `FetchFailed` if it cannot.
+    FetchPath {
+        id: u64,
+        path: String,
+    },
+    /// Driver -> agent: the run is over; remove its scratch, keep the cache.
+    EndRun {
+        run: String,
+    },
+    /// Either way: a request could not be understood or served.
+    Error {
+        id: u64,
+        message: String,
+    },
+}
+
+/// Facts about a host, reported once by its agent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub os: String,
+    pub arch: String,
+    pub cores: u32,
+    pub mem_bytes: u64,
+    pub disk_free_bytes: u64,
+    pub docker: bool,
+    /// Agent's wall clock, milliseconds since the Unix epoch.
+    pub clock_ms: u64,
+    /// Absolute path of the agent's work dir (`~` expanded).
+    pub workdir: String,
+}
+
+/// One file of a run's work dir.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative, normalised, `/`-separated; checked again by the agent.
+    pub path: String,
+    pub hash: Hash,
+    pub size: u64,
+    pub executable: bool,
+}
+
+/// How a process ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+    /// It never started (command not found, no such directory, ...).
+    SpawnFailed(String),
+}
+
+impl ExitStatus {
+    pub fn success(&self) -> bool {
+        matches!(self, ExitStatus::Code(0))
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signal(s) => write!(f, "killed by signal {s}"),
+            ExitStatus::SpawnFailed(why) => write!(f, "could not start: {why}"),
+        }
+    }
+}
+
+/// Which output stream a log chunk came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// Everything an agent needs to run one attempt of a task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskRequest {
+    pub run: String,
+    pub task: u32,
+    pub attempt: u32,
+    pub command: String,
+    pub env: Vec<(String, String)>,
+    /// Blocks concatenated into the task's input, in order.
+    pub inputs: Vec<Hash>,
+    /// Feed the input on stdin (it is also at `$SHOAL_INPUT`).
+    pub stdin: bool,
+    /// Take the output from stdout (otherwise from the file `$SHOAL_OUTPUT`).
+    pub stdout_is_output: bool,
+    pub timeout_ms: Option<u64>,
+}
+
+/// How one attempt ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub attempt: u32,
+    pub status: ExitStatus,
+    /// The output block, when the attempt succeeded.
+    pub output: Option<BlockRef>,
+    /// Last lines of stderr, for error messages.
+    pub stderr_tail: String,
+    pub wall_ms: u64,
+    pub cpu_ms: u64,
+    pub timed_out: bool,
+    /// Set when the failure was the host's fault (disk full, spawn error).
+    pub host_trouble: Option<String>,
+}
+
+/// A block and its size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRef {
+    pub hash: Hash,
+    pub size: u64,
+}
+
+impl Message {
+    /// Encodes the message as one frame appended to `out`.
+    pub fn encode_frame(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        let payload = postcard::to_stdvec(self)?;
+        frame::encode(&payload, out)?;
+        Ok(())
+    }
+
+    /// Decodes a frame payload.
+    pub fn decode(payload: &[u8]) -> Result<Message, WireError> {
+        Ok(postcard::from_bytes(payload)?)
+    }
+
+    /// Bulk messages may wait behind control messages.
+    pub fn is_bulk(&self) -> bool {
+        matches!(self, Message::Chunk { .. } | Message::TaskLog { .. })
+    }
+}
+
+/// Lower-case hex of a hash, for file names and messages.
+pub fn hex(hash: &Hash) -> String {
+    use std::fmt::Write;
+    hash.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Parses 64 hex digits back into a hash.
+pub fn unhex(s: &str) -> Option<Hash> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn message_round_trips() {
+        let m = Message::RunTask(TaskRequest {
+            run: "r1".into(),
+            task: 3,
+            attempt: 7,
+            command: "cat".into(),
+            env: vec![("A".into(), "b".into())],
+            inputs: vec![[1; 32]],
+            stdin: true,
+            stdout_is_output: true,
+            timeout_ms: None,
+        });
+        let mut buf = Vec::new();
+        m.encode_frame(&mut buf).unwrap();
+        let crate::frame::Parsed::Frame { payload, .. } = crate::frame::parse(&buf).unwrap() else {
+            panic!("incomplete")
+        };
+        assert_eq!(Message::decode(payload).unwrap(), m);
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let h = [0xab; 32];
+        assert_eq!(unhex(&hex(&h)), Some(h));
+        assert_eq!(unhex("zz"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Message::decode(&bytes);
+        }
+    }
+}
