@@ -271,3 +271,29 @@ fn count_procs(pred: impl Fn(&str) -> bool) -> usize {
         .filter(|c| pred(c))
         .count()
 }
+
+#[test]
+fn examples_run_on_three_hosts() {
+    let Some((_g, c)) = cluster() else { return };
+    heal_all();
+    let cl = cl(c);
+    let (_d, out) = support::run_example(
+        "ssh-runner",
+        &["--cluster", &cl],
+        &[("CORPUS_BYTES", "1000000")],
+    );
+    support::example_ok(
+        &out,
+        "ssh-runner: output matches the single-machine reference",
+    );
+    let (_d, out) = support::run_example("job-splitter", &["--cluster", &cl], &[]);
+    support::example_ok(
+        &out,
+        "job-splitter: 30 results match the one-by-one reference",
+    );
+    let (_d, out) = support::run_example("split-copy", &["--cluster", &cl], &[]);
+    support::example_ok(
+        &out,
+        "split-copy: 3 partitions, no input re-sent, sums match, pulled chunks rebuild the file",
+    );
+}

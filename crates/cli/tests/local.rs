@@ -172,3 +172,39 @@ fn init_writes_templates_that_check_accepts() {
         .success()
         .stdout_has("ready");
 }
+
+#[test]
+fn example_ssh_runner_matches_reference_on_two_local_hosts() {
+    let (dir, cluster) = local_cluster(2, 2);
+    let (_d, out) = support::run_example(
+        "ssh-runner",
+        &["--cluster", cluster.to_str().unwrap()],
+        &[("CORPUS_BYTES", "1000000")],
+    );
+    support::example_ok(
+        &out,
+        "ssh-runner: output matches the single-machine reference",
+    );
+    drop(dir);
+}
+
+#[test]
+fn example_job_splitter_matches_reference() {
+    let (_d, out) = support::run_example("job-splitter", &[], &[]);
+    support::example_ok(
+        &out,
+        "job-splitter: 30 results match the one-by-one reference",
+    );
+}
+
+#[test]
+fn example_split_copy_sends_no_input_twice() {
+    let (dir, cluster) = local_cluster(3, 1);
+    let (_d, out) =
+        support::run_example("split-copy", &["--cluster", cluster.to_str().unwrap()], &[]);
+    support::example_ok(
+        &out,
+        "split-copy: 3 partitions, no input re-sent, sums match, pulled chunks rebuild the file",
+    );
+    drop(dir);
+}

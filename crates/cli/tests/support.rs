@@ -126,3 +126,45 @@ pub fn local_cluster(n: usize, slots: u32) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&path, text).unwrap();
     (dir, path)
 }
+
+/// Copies `examples/<name>` (and `examples/common`) into a fresh temp dir
+/// and runs its `run.sh` with the shoal binary and `args`, so that tests
+/// never share an example's data or state.
+pub fn run_example(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, std::process::Output) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let dir = tempfile::tempdir().unwrap();
+    for sub in [name, "common"] {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(root.join(sub))
+            .arg(dir.path().join(sub))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let _ = std::fs::remove_dir_all(dir.path().join(name).join(".shoal"));
+    let mut cmd = Command::new(dir.path().join(name).join("run.sh"));
+    cmd.arg(env!("CARGO_BIN_EXE_shoal"))
+        .args(args)
+        .env("HOME", dir.path().join("home"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (dir, out)
+}
+
+/// Asserts an example run succeeded and printed `want` on stdout.
+pub fn example_ok(out: &std::process::Output, want: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains(want),
+        "example failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+}

@@ -9,7 +9,8 @@
 //! - A free slot takes the first runnable task in the given (seeded) order
 //!   that is pinned to its host, else one whose input the host already
 //!   holds (locality), else any task it may run. A task pinned to a live
-//!   host waits for that host (the job splitter's static shares).
+//!   host waits for that host (the job splitter's static shares); a task
+//!   whose input lives on busy hosts waits `locality_wait` for them.
 //! - A task that exits non-zero is charged an attempt and retried,
 //!   preferably on a host where it has not failed; at `max_attempts` the
 //!   run fails. Losing a host charges nothing, as in Spark and Hadoop: the
@@ -56,6 +57,9 @@ pub struct SchedulerConfig {
     pub speculation_multiplier: f64,
     /// Tasks shorter than this are never copied.
     pub speculation_min_runtime: Duration,
+    /// How long a task waits for a busy host that holds its input before
+    /// it runs elsewhere (Spark's `spark.locality.wait`).
+    pub locality_wait: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -67,6 +71,7 @@ impl Default for SchedulerConfig {
             speculation_quantile: 0.75,
             speculation_multiplier: 1.5,
             speculation_min_runtime: Duration::from_secs(1),
+            locality_wait: Duration::from_secs(3),
         }
     }
 }

@@ -17,6 +17,8 @@ struct Task {
     charged: u32,
     failed_on: Vec<HostId>,
     dependents: Vec<TaskId>,
+    /// When it last became pending, for the locality wait.
+    pending_since: Duration,
 }
 
 struct Attempt {
@@ -78,6 +80,7 @@ impl Scheduler {
                 charged: 0,
                 failed_on: vec![],
                 dependents: vec![],
+                pending_since: Duration::ZERO,
             })
             .collect();
         for i in 0..tasks.len() {
@@ -236,6 +239,7 @@ impl Scheduler {
     fn make_pending(&mut self, task: TaskId) {
         let t = &mut self.tasks[task.0 as usize];
         t.state = TaskState::Pending;
+        t.pending_since = self.now;
         self.pending.insert((t.rank, task));
     }
 
@@ -475,15 +479,15 @@ impl Scheduler {
         candidates()
             .find(|&t| spec(t).pinned_host == Some(host))
             .or_else(|| candidates().find(|&t| spec(t).preferred_hosts.contains(&host)))
-            .or_else(|| {
-                candidates().find(|&t| {
-                    spec(t)
-                        .preferred_hosts
-                        .iter()
-                        .all(|&p| self.gone(p) || (self.usable(p) && self.full(p)))
-                })
-            })
-            .or_else(|| candidates().next())
+            .or_else(|| candidates().find(|&t| self.may_leave_its_data(t)))
+    }
+
+    /// A task whose input sits on other hosts waits for them (its data need
+    /// not travel) unless they are gone or it has waited `locality_wait`.
+    fn may_leave_its_data(&self, t: TaskId) -> bool {
+        let task = &self.tasks[t.0 as usize];
+        task.spec.preferred_hosts.iter().all(|&p| self.gone(p))
+            || self.now.saturating_sub(task.pending_since) >= self.config.locality_wait
     }
 
     fn full(&self, h: HostId) -> bool {

@@ -764,3 +764,19 @@ fn random_schedules_commit_every_task_exactly_once_and_finish() {
         }
     }
 }
+
+#[test]
+fn a_task_waits_for_its_busy_data_host_until_the_locality_wait_ends() {
+    let mut tasks = maps(2);
+    tasks[0].preferred_hosts = vec![HostId(0)];
+    tasks[1].preferred_hosts = vec![HostId(0)];
+    table(
+        Scheduler::new(tasks, SchedulerConfig::default()),
+        &[
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (up(1, 1), vec![]),
+            (Event::Tick { now: s(2) }, vec![]),
+            (Event::Tick { now: s(3) }, vec![launch(1, 1, 1)]),
+        ],
+    );
+}

@@ -322,6 +322,8 @@ fn summarize(
         lost: engine.lost.clone(),
         sync_bytes_sent: engine.bytes_sent,
         sync_bytes_skipped: engine.bytes_skipped,
+        input_bytes_sent: engine.input_sent,
+        input_bytes_skipped: engine.input_skipped,
         output: None,
         error: None,
     }
@@ -461,6 +463,8 @@ fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
         lost: vec![],
         sync_bytes_sent: 0,
         sync_bytes_skipped: 0,
+        input_bytes_sent: 0,
+        input_bytes_skipped: 0,
         output: None,
         error: None,
     }

@@ -50,6 +50,9 @@ pub struct RunSummary {
     pub lost: Vec<(String, String)>,
     pub sync_bytes_sent: u64,
     pub sync_bytes_skipped: u64,
+    /// Input partition bytes sent to hosts, and not sent because a host held them.
+    pub input_bytes_sent: u64,
+    pub input_bytes_skipped: u64,
     pub output: Option<String>,
     pub error: Option<String>,
 }

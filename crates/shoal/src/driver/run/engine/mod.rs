@@ -43,6 +43,11 @@ pub struct AttemptInfo {
 }
 
 enum Internal {
+    Uploaded {
+        host: usize,
+        sent: u64,
+        skipped: u64,
+    },
     Collected {
         task: u32,
         attempt: u32,
@@ -83,6 +88,8 @@ pub struct Engine<'a> {
     pub reused: usize,
     pub bytes_sent: u64,
     pub bytes_skipped: u64,
+    pub input_sent: u64,
+    pub input_skipped: u64,
     journal: Journal,
     logs: Option<LogSink>,
     progress: Progress,
@@ -134,6 +141,8 @@ impl<'a> Engine<'a> {
             reused: 0,
             bytes_sent: 0,
             bytes_skipped: 0,
+            input_sent: 0,
+            input_skipped: 0,
             journal,
             internal_tx,
             internal_rx,
@@ -240,14 +249,18 @@ impl<'a> Engine<'a> {
         );
         self.host_stats[host.0 as usize].tasks += 1;
         let req = self.request(&h, task.0, attempt.0);
-        if let Some(src) = &planned.input {
-            self.host_stats[host.0 as usize].bytes_in += src.len;
-        }
         let tx = self.internal_tx.clone();
+        let hidx = host.0 as usize;
         tokio::spawn(async move {
             let sent = match &planned.input {
-                Some(src) => blocks::ensure(&h, &[src]).await.map(|(s, _)| s),
-                None => Ok(0),
+                Some(src) => blocks::ensure(&h, &[src]).await.map(|(sent, skipped)| {
+                    let _ = tx.send(Internal::Uploaded {
+                        host: hidx,
+                        sent,
+                        skipped,
+                    });
+                }),
+                None => Ok(()),
             };
             let result = match sent {
                 Ok(_) => h

@@ -137,6 +137,15 @@ impl Engine<'_> {
 
     pub(super) fn on_internal(&mut self, ev: Internal) {
         match ev {
+            Internal::Uploaded {
+                host,
+                sent,
+                skipped,
+            } => {
+                self.host_stats[host].bytes_in += sent;
+                self.input_sent += sent;
+                self.input_skipped += skipped;
+            }
             Internal::Collected {
                 task,
                 attempt,
