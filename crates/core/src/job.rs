@@ -325,6 +325,15 @@ impl JobSpec {
         Self::parse(&doc.to_string(), path)
     }
 
+    /// A path from the job file, relative to the job file's directory.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        if self.base_dir == Path::new(".") {
+            PathBuf::from(p)
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
     /// The command a host runs for `step`: its override, or the command.
     pub fn command_for<'a>(&self, step: &'a StepSpec, host: &str) -> &'a str {
         step.command_on

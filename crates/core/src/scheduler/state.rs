@@ -374,13 +374,20 @@ impl Scheduler {
         t.charged += 1;
         t.failed_on.push(host);
         let (charged, failed_on) = (t.charged, t.failed_on.clone());
+        // Never exclude the last usable host: with nowhere else to go, the
+        // task keeps its attempts and fails with its own error.
+        let others = self
+            .hosts
+            .iter()
+            .any(|(&id, h)| id != host && h.live && !h.excluded);
         if let Some(h) = self.hosts.get_mut(&host) {
             h.streak += 1;
-            if h.streak >= self.config.exclude_after && !h.excluded {
+            if h.streak >= self.config.exclude_after && !h.excluded && others {
                 h.excluded = true;
                 out.push(Action::Exclude { host });
             }
         }
+
         if charged >= self.config.max_attempts {
             let hosts: Vec<String> = failed_on.iter().map(|h| h.0.to_string()).collect();
             let reason = format!(

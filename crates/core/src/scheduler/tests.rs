@@ -177,9 +177,20 @@ fn host_with_a_failure_streak_is_excluded() {
         Scheduler::new(maps(2), cfg),
         &[
             (up(0, 2), vec![launch(0, 0, 0), launch(1, 1, 0)]),
-            (fail(0, 0), vec![launch(0, 2, 0)]),
+            (up(1, 1), vec![]),
+            (fail(0, 0), vec![launch(0, 2, 1)]),
             (fail(1, 1), vec![Action::Exclude { host: HostId(0) }]),
-            (up(1, 1), vec![launch(1, 3, 1)]),
+            (
+                ok(0, 2, 2),
+                vec![
+                    Action::Commit {
+                        task: TaskId(0),
+                        attempt: AttemptId(2),
+                        host: HostId(1),
+                    },
+                    launch(1, 3, 1),
+                ],
+            ),
         ],
     );
 }
@@ -777,6 +788,30 @@ fn a_task_waits_for_its_busy_data_host_until_the_locality_wait_ends() {
             (up(1, 1), vec![]),
             (Event::Tick { now: s(2) }, vec![]),
             (Event::Tick { now: s(3) }, vec![launch(1, 1, 1)]),
+        ],
+    );
+}
+
+#[test]
+fn the_last_usable_host_is_never_excluded() {
+    let cfg = SchedulerConfig {
+        max_attempts: 3,
+        exclude_after: 1,
+        ..Default::default()
+    };
+    table(
+        Scheduler::new(maps(1), cfg),
+        &[
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (fail(0, 0), vec![launch(0, 1, 0)]),
+            (fail(0, 1), vec![launch(0, 2, 0)]),
+            (
+                fail(0, 2),
+                vec![Action::Fail {
+                    task: TaskId(0),
+                    reason: "task 0 failed 3 times (max_attempts = 3), on hosts 0, 0, 0".into(),
+                }],
+            ),
         ],
     );
 }

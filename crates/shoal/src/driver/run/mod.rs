@@ -55,6 +55,7 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     if opts.dry_run {
         return Ok(dry_run(spec, job, &plan));
     }
+    warn_unknown_hosts(spec, job);
     let mut cluster = connect(spec).await;
     report_unreachable(&cluster)?;
     let started = Instant::now();
@@ -85,6 +86,12 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
         serde_json::to_vec_pretty(&summary).unwrap_or_default(),
     );
     result.map(|_| summary)
+}
+
+fn warn_unknown_hosts(spec: &ClusterSpec, job: &JobSpec) {
+    for host in job.map.command_on.keys().filter(|h| spec.host(h).is_none()) {
+        eprintln!("shoal: warning: [map] command_on names host `{host}`, which is not in this cluster; it is ignored");
+    }
 }
 
 fn cores() -> u32 {
@@ -370,7 +377,7 @@ fn job_path(job: &JobSpec) -> String {
 
 fn commit(engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
     let parts: Vec<Part> = engine.parts.values().cloned().collect();
-    let dest = job.base_dir.join(&job.output.path);
+    let dest = job.resolve(&job.output.path);
     let committed = output::commit(
         &dest,
         &job.output.merge,

@@ -38,18 +38,46 @@ pub const PARTITIONS_PER_SLOT: u32 = 4;
 
 /// Resolves the job against the local files.
 pub fn prepare(job: &JobSpec, total_slots: u32, state_dir: &Path) -> Result<Plan> {
+    supported(job)?;
     let run_id = new_run_id(&job.job.name);
     let run_dir = state_dir.join("runs").join(&run_id);
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Error::io(format!("cannot create {}", run_dir.display()), e))?;
-    let manifest = sync_manifest(job, &run_dir)?;
-    let tasks = tasks(job, total_slots, &run_dir, &manifest, state_dir)?;
+    let planned = sync_manifest(job, &run_dir).and_then(|manifest| {
+        let tasks = tasks(job, total_slots, &run_dir, &manifest, state_dir)?;
+        Ok((manifest, tasks))
+    });
+    let (manifest, tasks) = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            // Bad input: leave no half-made run behind.
+            let _ = std::fs::remove_dir_all(&run_dir);
+            return Err(e);
+        }
+    };
     Ok(Plan {
         run_id,
         run_dir,
         manifest,
         tasks,
     })
+}
+
+/// Refuses job features this build cannot run, before anything starts.
+fn supported(job: &JobSpec) -> Result<()> {
+    let unsupported = |what: &str| {
+        Error::Usage(format!("{what} is not supported by this version of shoal yet; combine partial results with [output] merge = {{ command = \"...\" }} instead"))
+    };
+    if job.reduce.is_some() {
+        return Err(unsupported("[reduce] (a keyed shuffle)"));
+    }
+    if job.combine.is_some() {
+        return Err(unsupported("[combine]"));
+    }
+    if job.map.image.is_some() {
+        return Err(Error::Usage("[map] image (running tasks in Docker) is not supported by this version of shoal yet; run the tool directly".into()));
+    }
+    Ok(())
 }
 
 fn new_run_id(job: &str) -> String {
@@ -95,7 +123,7 @@ fn civil(z: i64) -> (i64, u32, u32) {
 fn sync_manifest(job: &JobSpec, run_dir: &Path) -> Result<Vec<ManifestFile>> {
     let mut paths = job.sync.files.clone();
     if let Some(list) = &job.sync.list_file {
-        let text = input::read_to_string(&job.base_dir.join(list))
+        let text = input::read_to_string(&job.resolve(list))
             .map_err(|e| Error::Usage(format!("[sync] list_file: {e}")))?;
         paths.extend(
             text.lines()
@@ -214,7 +242,7 @@ fn partitions(
             "the job has no input: set [input] path or args".into(),
         ));
     };
-    let full = job.base_dir.join(path);
+    let full = job.resolve(path);
     let plan = split_plan(job, total_slots, &full)?;
     let unsized_lines = matches!(plan, SplitPlan::Lines { .. })
         && job.input.partitions.is_none()

@@ -1,0 +1,242 @@
+//! `shoal run` on the local transport: results, bad input with the exact
+//! error text, failure that leaves the previous output alone, dry runs,
+//! logs, runs and resume.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::{local_cluster, shoal};
+
+/// A job dir with `data.txt` (`lines` numbers) and a job file.
+fn job_dir(lines: usize, job: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let data: String = (1..=lines).map(|i| format!("{i}\tv{}\n", i % 7)).collect();
+    fs::write(dir.path().join("data.txt"), data).unwrap();
+    fs::write(dir.path().join("job.toml"), job).unwrap();
+    dir
+}
+
+fn run(dir: &Path, extra: &[&str]) -> support::Ran {
+    let (_c, cluster) = local_cluster(2, 2);
+    let mut args = vec!["run", "job.toml", "--cluster", cluster.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let ran = shoal(dir)
+        .env("HOME", dir.join("home").to_str().unwrap())
+        .args(args)
+        .run();
+    drop(_c);
+    ran
+}
+
+const CAT: &str = "[input]\npath = \"data.txt\"\npartitions = 5\n[map]\ncommand = \"cat\"\n[output]\npath = \"out/all.txt\"\n";
+
+#[test]
+fn identity_job_reproduces_its_input() {
+    let dir = job_dir(10_000, CAT);
+    let ran = run(dir.path(), &["--json"]).success();
+    assert_eq!(
+        fs::read(dir.path().join("out/all.txt")).unwrap(),
+        fs::read(dir.path().join("data.txt")).unwrap()
+    );
+    let summary = ran.json();
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["tasks"], 5);
+    assert_eq!(summary["attempts"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn missing_input_is_a_clear_error() {
+    let dir = job_dir(1, &CAT.replace("data.txt", "nope.txt"));
+    let ran = run(dir.path(), &[]).code(2);
+    assert_eq!(ran.stderr.trim(), "error: input nope.txt cannot be read: No such file or directory (os error 2); check [input] path in the job file");
+    assert!(
+        !dir.path()
+            .join(".shoal/runs")
+            .read_dir()
+            .map(|mut d| d.any(|e| e.unwrap().path().is_dir()))
+            .unwrap_or(false),
+        "no run dir is left behind"
+    );
+}
+
+#[test]
+fn empty_input_is_a_clear_error() {
+    let dir = job_dir(0, CAT);
+    let ran = run(dir.path(), &[]).code(2);
+    assert_eq!(
+        ran.stderr.trim(),
+        "error: input data.txt is empty: there is nothing to run"
+    );
+}
+
+#[test]
+fn missing_key_field_names_the_line() {
+    let job = "[input]\npath = \"data.txt\"\nsplit = \"hash\"\npartitions = 3\nkey = { field = 3 }\n[map]\ncommand = \"cat\"\n";
+    let dir = job_dir(2, job);
+    let ran = run(dir.path(), &[]).code(2);
+    assert_eq!(
+        ran.stderr.trim(),
+        "error: data.txt:1: line has no key field 3 (separator \"\\t\"): \"1\\tv1\""
+    );
+}
+
+#[test]
+fn sync_file_over_max_size_is_refused() {
+    let job = format!("[sync]\nfiles = [\"data.txt\"]\nmax_size = \"10B\"\n{CAT}");
+    let dir = job_dir(10, &job);
+    let ran = run(dir.path(), &[]).code(2);
+    assert_eq!(ran.stderr.trim(), "error: [sync] data.txt is 51 bytes, over max_size (10 bytes); add it to [sync] force = [\"data.txt\"] if it really must be shipped, or raise max_size");
+}
+
+#[test]
+fn unknown_job_key_is_refused_with_position() {
+    let dir = job_dir(1, &CAT.replace("command", "comand"));
+    let ran = run(dir.path(), &[]).code(2);
+    assert_eq!(
+        ran.stderr.trim(),
+        "error: job.toml:5:1: unknown key `comand` in [map]; did you mean `command`?\n  hint: the keys of [map] are: command, command_on, image, timeout, memory, network, cpus"
+    );
+}
+
+#[test]
+fn failing_task_names_itself_and_keeps_previous_output() {
+    let dir = job_dir(100, CAT);
+    run(dir.path(), &[]).success();
+    let before = fs::read(dir.path().join("out/all.txt")).unwrap();
+    let ran = run(
+        dir.path(),
+        &[
+            "--set",
+            "map.command=echo broken >&2; exit 3",
+            "--set",
+            "job.max_attempts=2",
+        ],
+    )
+    .code(1);
+    assert!(ran.stderr.contains("failed: task "), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("failed 2 times, on: "),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("(exit code 3)"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("last lines of its stderr:\n  | broken"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr
+            .contains("the previous output, if any, is untouched"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(fs::read(dir.path().join("out/all.txt")).unwrap(), before);
+}
+
+#[test]
+fn command_not_found_gets_a_hint() {
+    let dir = job_dir(10, &CAT.replace("\"cat\"", "\"no-such-tool-xyz\""));
+    let ran = run(dir.path(), &["--set", "job.max_attempts=1"]).code(1);
+    assert!(ran.stderr.contains("(exit code 127)"), "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("hint: exit code 127 means the command was not found on that host"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("no-such-tool-xyz: not found"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_runs_nothing() {
+    let job = CAT.replace("partitions = 5", "partitions = 4\nweighted = true");
+    let dir = job_dir(1000, &job);
+    let ran = run(dir.path(), &["--dry-run"]).success();
+    assert!(
+        ran.stdout.starts_with("PARTITION  INPUT     BYTES  HOST\n"),
+        "{}",
+        ran.stdout
+    );
+    assert_eq!(
+        ran.stdout
+            .lines()
+            .filter(|l| l.ends_with(" a") || l.ends_with(" b"))
+            .count(),
+        4,
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("4 tasks over 2 hosts"),
+        "{}",
+        ran.stdout
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn logs_are_kept_and_merged_by_time() {
+    let job = CAT.replace(
+        "command = \"cat\"",
+        "command = \"echo working on $SHOAL_PARTITION >&2; cat\"",
+    );
+    let dir = job_dir(100, &job);
+    run(dir.path(), &[]).success();
+    let ran = shoal(dir.path()).args(["logs", "--merged"]).run().success();
+    for p in 0..5 {
+        assert!(
+            ran.stdout.contains(&format!(" task {p}] working on {p}\n")),
+            "{}",
+            ran.stdout
+        );
+    }
+    let one = shoal(dir.path())
+        .args(["logs", "latest", "--task", "2"])
+        .run()
+        .success();
+    assert_eq!(one.stdout, "working on 2\n");
+    let runs = shoal(dir.path()).args(["runs"]).run().success();
+    assert!(runs.stdout.contains("succeeded"), "{}", runs.stdout);
+}
+
+#[test]
+fn resume_reuses_committed_tasks_and_reruns_changed_ones() {
+    let dir = job_dir(1000, CAT);
+    run(dir.path(), &[]).success();
+    let again = run(dir.path(), &["--resume", "--json"]).success().json();
+    assert_eq!(again["reused"], 5);
+    assert_eq!(again["attempts"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        fs::read(dir.path().join("out/all.txt")).unwrap(),
+        fs::read(dir.path().join("data.txt")).unwrap()
+    );
+    let changed = run(
+        dir.path(),
+        &["--resume", "--json", "--set", "map.command=tac"],
+    )
+    .success()
+    .json();
+    assert_eq!(changed["reused"], 0, "an edited command reruns its tasks");
+}
+
+#[test]
+fn params_reach_tasks_as_env_and_json() {
+    let job = CAT
+        .replace(
+            "command = \"cat\"",
+            "command = \"head -c0; echo $SHOAL_PARAM_DEPTH; cat $SHOAL_PARAMS\"",
+        )
+        .replace("partitions = 5", "partitions = 1")
+        + "[params]\ndepth = 4\n";
+    let dir = job_dir(10, &job);
+    run(dir.path(), &[]).success();
+    let out = fs::read_to_string(dir.path().join("out/all.txt")).unwrap();
+    assert!(out.starts_with("4\n{\n  \"depth\": 4\n}"), "{out}");
+}
