@@ -96,9 +96,7 @@ pub enum Command {
         json: bool,
     },
     /// Show the task logs of a run.
-    #[command(
-        after_help = "Examples:\n  shoal logs latest --merged\n  shoal logs 20261122-101500-score-1a2b --host alpha --task 3"
-    )]
+    #[command(after_help = "Examples:\n  shoal logs latest --merged\n  shoal logs 20261122-101500-score-1a2b --host alpha --task 3")]
     Logs {
         /// Run id, or `latest`.
         #[arg(default_value = "latest")]
@@ -133,9 +131,7 @@ pub enum Command {
         json: bool,
     },
     /// Fetch a file from every host into DIR/<host>/.
-    #[command(
-        after_help = "Example:\n  shoal pull data/result.txt --to results/ --combine all.txt"
-    )]
+    #[command(after_help = "Example:\n  shoal pull data/result.txt --to results/ --combine all.txt")]
     Pull {
         path: String,
         #[arg(long)]

@@ -12,74 +12,22 @@ use crate::cli::{ClusterArg, Command};
 
 /// Runs a command and returns the process exit code.
 pub fn dispatch(cli: crate::cli::Cli) -> anyhow::Result<i32> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Init { dir, force } => init(&dir, force),
         Command::Check { cluster, json } => rt.block_on(check(&cluster, json)),
-        Command::Exec {
-            cluster,
-            json,
-            command,
-        } => rt.block_on(exec(&cluster, json, &command.join(" "))),
-        Command::Run {
-            job,
-            cluster,
-            dry_run,
-            resume,
-            speculate,
-            sets,
-            json,
-        } => rt.block_on(run(RunArgs {
-            job,
-            cluster,
-            dry_run,
-            resume,
-            speculate,
-            sets,
-            json,
-        })),
+        Command::Exec { cluster, json, command } => rt.block_on(exec(&cluster, json, &command.join(" "))),
+        Command::Run { job, cluster, dry_run, resume, speculate, sets, json } => {
+            rt.block_on(run(RunArgs { job, cluster, dry_run, resume, speculate, sets, json }))
+        }
         Command::Runs { json } => crate::runs::runs(json),
-        Command::Logs {
-            run,
-            host,
-            task,
-            merged,
-            follow,
-            json,
-        } => crate::runs::show_logs(&crate::runs::LogArgs {
-            run,
-            host,
-            task,
-            merged,
-            follow,
-            json,
-        }),
-        Command::Push {
-            file,
-            to,
-            split,
-            cluster,
-            json,
-        } => rt.block_on(push(&cluster, &file, &to, split, json)),
-        Command::Pull {
-            path,
-            to,
-            combine,
-            cluster,
-            json,
-        } => rt.block_on(pull(&cluster, &path, &to, combine.as_deref(), json)),
-        Command::Agent {
-            workdir,
-            lease_ms,
-            cache_bytes,
-        } => {
-            let opts = shoal::agent::AgentOptions {
-                workdir: absolute(workdir)?,
-                lease: Duration::from_millis(lease_ms),
-                cache_bytes,
-            };
+        Command::Logs { run, host, task, merged, follow, json } => {
+            crate::runs::show_logs(&crate::runs::LogArgs { run, host, task, merged, follow, json })
+        }
+        Command::Push { file, to, split, cluster, json } => rt.block_on(push(&cluster, &file, &to, split, json)),
+        Command::Pull { path, to, combine, cluster, json } => rt.block_on(pull(&cluster, &path, &to, combine.as_deref(), json)),
+        Command::Agent { workdir, lease_ms, cache_bytes } => {
+            let opts = shoal::agent::AgentOptions { workdir: absolute(workdir)?, lease: Duration::from_millis(lease_ms), cache_bytes };
             rt.block_on(shoal::agent::run(opts))?;
             Ok(0)
         }
@@ -87,8 +35,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> anyhow::Result<i32> {
 }
 
 fn absolute(p: PathBuf) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(&p)
-        .with_context(|| format!("cannot create the work dir {}", p.display()))?;
+    std::fs::create_dir_all(&p).with_context(|| format!("cannot create the work dir {}", p.display()))?;
     Ok(p.canonicalize()?)
 }
 
@@ -97,9 +44,7 @@ fn absolute(p: PathBuf) -> anyhow::Result<PathBuf> {
 pub fn load_cluster(arg: &ClusterArg) -> anyhow::Result<ClusterSpec> {
     let spec = match &arg.cluster {
         Some(path) => ClusterSpec::load(path).map_err(shoal::Error::from)?,
-        None if Path::new("cluster.toml").exists() => {
-            ClusterSpec::load(Path::new("cluster.toml")).map_err(shoal::Error::from)?
-        }
+        None if Path::new("cluster.toml").exists() => ClusterSpec::load(Path::new("cluster.toml")).map_err(shoal::Error::from)?,
         None => ClusterSpec::local(),
     };
     if arg.hosts.is_empty() {
@@ -110,17 +55,10 @@ pub fn load_cluster(arg: &ClusterArg) -> anyhow::Result<ClusterSpec> {
 
 fn init(dir: &Path, force: bool) -> anyhow::Result<i32> {
     std::fs::create_dir_all(dir)?;
-    for (name, text) in [
-        ("cluster.toml", templates::CLUSTER_TEMPLATE),
-        ("job.toml", templates::JOB_TEMPLATE),
-    ] {
+    for (name, text) in [("cluster.toml", templates::CLUSTER_TEMPLATE), ("job.toml", templates::JOB_TEMPLATE)] {
         let path = dir.join(name);
         if path.exists() && !force {
-            return Err(shoal::Error::Usage(format!(
-                "{} already exists; pass --force to overwrite it",
-                path.display()
-            ))
-            .into());
+            return Err(shoal::Error::Usage(format!("{} already exists; pass --force to overwrite it", path.display())).into());
         }
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         println!("wrote {}", path.display());
@@ -151,20 +89,11 @@ async fn exec(arg: &ClusterArg, json: bool, command: &str) -> anyhow::Result<i32
     } else {
         print!("{}", driver::exec::render(&results));
     }
-    let failed: Vec<&str> = results
-        .iter()
-        .filter(|r| !r.ok)
-        .map(|r| r.host.as_str())
-        .collect();
+    let failed: Vec<&str> = results.iter().filter(|r| !r.ok).map(|r| r.host.as_str()).collect();
     if failed.is_empty() {
         return Ok(0);
     }
-    eprintln!(
-        "error: the command failed on {} of {} hosts: {}",
-        failed.len(),
-        results.len(),
-        failed.join(", ")
-    );
+    eprintln!("error: the command failed on {} of {} hosts: {}", failed.len(), results.len(), failed.join(", "));
     Ok(1)
 }
 
@@ -179,11 +108,9 @@ struct RunArgs {
 }
 
 async fn run(a: RunArgs) -> anyhow::Result<i32> {
-    let text = std::fs::read_to_string(&a.job).map_err(|e| {
-        shoal::Error::Usage(format!("cannot read job file {}: {e}", a.job.display()))
-    })?;
-    let job = shoal_core::job::JobSpec::parse_with_overrides(&text, &a.job, &a.sets)
-        .map_err(shoal::Error::from)?;
+    let text =
+        std::fs::read_to_string(&a.job).map_err(|e| shoal::Error::Usage(format!("cannot read job file {}: {e}", a.job.display())))?;
+    let job = shoal_core::job::JobSpec::parse_with_overrides(&text, &a.job, &a.sets).map_err(shoal::Error::from)?;
     let spec = load_cluster(&a.cluster)?;
     let state = crate::runs::state_dir();
     let resume = match a.resume.as_deref() {
@@ -191,13 +118,7 @@ async fn run(a: RunArgs) -> anyhow::Result<i32> {
         Some(id) => Some(crate::runs::resolve_run(&state, id)?),
         None => None,
     };
-    let opts = shoal::driver::run::RunOptions {
-        state_dir: state,
-        dry_run: a.dry_run,
-        resume,
-        speculate: a.speculate,
-        quiet: a.json,
-    };
+    let opts = shoal::driver::run::RunOptions { state_dir: state, dry_run: a.dry_run, resume, speculate: a.speculate, quiet: a.json };
     let result = shoal::driver::run::run(&spec, &job, &opts).await;
     match result {
         Ok(summary) if a.json => println!("{}", serde_json::to_string_pretty(&summary)?),
@@ -211,46 +132,17 @@ async fn run(a: RunArgs) -> anyhow::Result<i32> {
 /// The newest earlier run of the same job that has a journal.
 fn latest_of(state: &Path, job: &str) -> anyhow::Result<String> {
     let runs = state.join("runs");
-    let mut ids: Vec<String> = std::fs::read_dir(&runs)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut ids: Vec<String> =
+        std::fs::read_dir(&runs).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
     ids.sort();
-    let safe: String = job
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(32)
-        .collect();
+    let safe: String = job.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(32).collect();
     ids.into_iter()
         .rev()
-        .find(|id| {
-            id.contains(&format!("-{safe}-")) && runs.join(id).join("journal.jsonl").exists()
-        })
-        .ok_or_else(|| {
-            shoal::Error::Usage(format!(
-                "nothing to resume: no earlier run of job {job:?} in {}",
-                runs.display()
-            ))
-            .into()
-        })
+        .find(|id| id.contains(&format!("-{safe}-")) && runs.join(id).join("journal.jsonl").exists())
+        .ok_or_else(|| shoal::Error::Usage(format!("nothing to resume: no earlier run of job {job:?} in {}", runs.display())).into())
 }
 
-async fn push(
-    arg: &ClusterArg,
-    file: &Path,
-    to: &str,
-    split: bool,
-    json: bool,
-) -> anyhow::Result<i32> {
+async fn push(arg: &ClusterArg, file: &Path, to: &str, split: bool, json: bool) -> anyhow::Result<i32> {
     let spec = load_cluster(arg)?;
     let cluster = driver::connect(&spec).await;
     let rows = driver::transfer::push(&cluster, file, to, split, &crate::runs::state_dir()).await;
@@ -258,13 +150,7 @@ async fn push(
     transfer_result(rows?, &cluster, json, "push")
 }
 
-async fn pull(
-    arg: &ClusterArg,
-    path: &str,
-    to: &Path,
-    combine: Option<&Path>,
-    json: bool,
-) -> anyhow::Result<i32> {
+async fn pull(arg: &ClusterArg, path: &str, to: &Path, combine: Option<&Path>, json: bool) -> anyhow::Result<i32> {
     let spec = load_cluster(arg)?;
     let cluster = driver::connect(&spec).await;
     let rows = driver::transfer::pull(&cluster, path, to, combine).await;
@@ -272,18 +158,11 @@ async fn pull(
     transfer_result(rows?, &cluster, json, "pull")
 }
 
-fn transfer_result(
-    rows: Vec<driver::transfer::TransferRow>,
-    cluster: &driver::Cluster,
-    json: bool,
-    what: &str,
-) -> anyhow::Result<i32> {
+fn transfer_result(rows: Vec<driver::transfer::TransferRow>, cluster: &driver::Cluster, json: bool, what: &str) -> anyhow::Result<i32> {
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        let mut table = vec![["HOST", "PATH", "SENT", "SKIPPED", "STATUS"]
-            .map(String::from)
-            .to_vec()];
+        let mut table = vec![["HOST", "PATH", "SENT", "SKIPPED", "STATUS"].map(String::from).to_vec()];
         for r in &rows {
             let status = r.error.clone().unwrap_or_else(|| "ok".into());
             table.push(vec![
@@ -295,13 +174,7 @@ fn transfer_result(
             ]);
         }
         for f in &cluster.failed {
-            table.push(vec![
-                f.spec.name.clone(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                f.reason.clone(),
-            ]);
+            table.push(vec![f.spec.name.clone(), "-".into(), "-".into(), "-".into(), f.reason.clone()]);
         }
         print!("{}", driver::check::align(&table));
     }
@@ -315,9 +188,5 @@ fn transfer_result(
         return Ok(0);
     }
     eprintln!("error: {what} failed on {}", failed.join(", "));
-    Ok(if rows.iter().all(|r| r.error.is_some()) {
-        3
-    } else {
-        1
-    })
+    Ok(if rows.iter().all(|r| r.error.is_some()) { 3 } else { 1 })
 }

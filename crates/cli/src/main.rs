@@ -27,12 +27,8 @@ fn init_tracing(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG").unwrap_or_else(|_| level.into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG").unwrap_or_else(|_| level.into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// The error and its causes, each once.
@@ -48,7 +44,5 @@ fn chain(e: &anyhow::Error) -> String {
 }
 
 fn exit_code(e: &anyhow::Error) -> i32 {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<shoal::Error>())
-        .map_or(1, shoal::Error::exit_code)
+    e.chain().find_map(|c| c.downcast_ref::<shoal::Error>()).map_or(1, shoal::Error::exit_code)
 }

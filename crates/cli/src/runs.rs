@@ -16,22 +16,14 @@ pub fn state_dir() -> PathBuf {
 pub fn resolve_run(state: &Path, run: &str) -> anyhow::Result<String> {
     let runs = state.join("runs");
     if run == "latest" {
-        let id = std::fs::read_to_string(runs.join(".latest")).map_err(|_| {
-            shoal::Error::Usage(format!(
-                "no runs yet in {}; start one with `shoal run job.toml`",
-                runs.display()
-            ))
-        })?;
+        let id = std::fs::read_to_string(runs.join(".latest"))
+            .map_err(|_| shoal::Error::Usage(format!("no runs yet in {}; start one with `shoal run job.toml`", runs.display())))?;
         return Ok(id.trim().to_string());
     }
     if runs.join(run).is_dir() {
         return Ok(run.to_string());
     }
-    Err(shoal::Error::Usage(format!(
-        "no run {run:?} in {}; `shoal runs` lists them",
-        runs.display()
-    ))
-    .into())
+    Err(shoal::Error::Usage(format!("no run {run:?} in {}; `shoal runs` lists them", runs.display())).into())
 }
 
 fn summaries(state: &Path) -> Vec<(String, Option<RunSummary>)> {
@@ -43,9 +35,7 @@ fn summaries(state: &Path) -> Vec<(String, Option<RunSummary>)> {
         .filter(|e| e.path().is_dir())
         .map(|e| {
             let id = e.file_name().to_string_lossy().into_owned();
-            let s = std::fs::read(e.path().join("summary.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
+            let s = std::fs::read(e.path().join("summary.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
             (id, s)
         })
         .collect();
@@ -66,25 +56,13 @@ pub fn runs(json: bool) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(0);
     }
-    let mut rows = vec![["RUN", "JOB", "STARTED", "DURATION", "STATUS"]
-        .map(String::from)
-        .to_vec()];
+    let mut rows = vec![["RUN", "JOB", "STARTED", "DURATION", "STATUS"].map(String::from).to_vec()];
     for (id, s) in &all {
         rows.push(match s {
-            Some(s) => vec![
-                id.clone(),
-                s.job.clone(),
-                started(s.started_unix_ms),
-                format!("{:.1}s", s.wall_ms as f64 / 1000.0),
-                s.status.clone(),
-            ],
-            None => vec![
-                id.clone(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "unfinished (driver killed?)".into(),
-            ],
+            Some(s) => {
+                vec![id.clone(), s.job.clone(), started(s.started_unix_ms), format!("{:.1}s", s.wall_ms as f64 / 1000.0), s.status.clone()]
+            }
+            None => vec![id.clone(), "-".into(), "-".into(), "-".into(), "unfinished (driver killed?)".into()],
         });
     }
     print!("{}", align(&rows));
@@ -93,12 +71,7 @@ pub fn runs(json: bool) -> anyhow::Result<i32> {
 
 fn started(ms: u64) -> String {
     let secs = ms / 1000;
-    format!(
-        "{:02}:{:02}:{:02} UTC",
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60
-    )
+    format!("{:02}:{:02}:{:02} UTC", secs / 3600 % 24, secs / 60 % 60, secs % 60)
 }
 
 pub struct LogArgs {
@@ -116,8 +89,7 @@ pub fn show_logs(a: &LogArgs) -> anyhow::Result<i32> {
     let dir = state.join("runs").join(&id).join("logs");
     let mut shown = 0;
     loop {
-        let lines = logs::read_all(&dir, a.host.as_deref(), a.task)
-            .with_context(|| format!("reading logs of run {id}"))?;
+        let lines = logs::read_all(&dir, a.host.as_deref(), a.task).with_context(|| format!("reading logs of run {id}"))?;
         for l in lines.iter().skip(shown) {
             print_line(l, a)?;
         }

@@ -21,10 +21,7 @@ struct TestCluster {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 fn script(args: &[&str]) -> std::process::Output {
@@ -53,10 +50,7 @@ fn cluster() -> Option<(MutexGuard<'static, ()>, &'static TestCluster)> {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
-        Ok(TestCluster {
-            dir: cluster_dir(),
-            cluster: cluster_dir().join("cluster.toml"),
-        })
+        Ok(TestCluster { dir: cluster_dir(), cluster: cluster_dir().join("cluster.toml") })
     });
     match up {
         Ok(c) => Some((guard, c)),
@@ -88,30 +82,16 @@ fn check_shows_all_three_and_second_check_uploads_nothing() {
     for h in ["h1", "h2", "h3"] {
         let _ = std::fs::remove_dir_all(c.dir.join(h).join("work/bin"));
     }
-    let first = shoal(&c.dir)
-        .args(["check", "--json", "--cluster", &cl(c)])
-        .run()
-        .success()
-        .json();
+    let first = shoal(&c.dir).args(["check", "--json", "--cluster", &cl(c)]).run().success().json();
     let rows = first.as_array().unwrap();
     assert_eq!(rows.len(), 3);
     for r in rows {
         assert_eq!(r["ready"], true, "{r}");
-        assert!(
-            r["uploaded_bytes"].as_u64().unwrap() > 0,
-            "first check uploads the agent: {r}"
-        );
+        assert!(r["uploaded_bytes"].as_u64().unwrap() > 0, "first check uploads the agent: {r}");
     }
-    let second = shoal(&c.dir)
-        .args(["check", "--json", "--cluster", &cl(c)])
-        .run()
-        .success()
-        .json();
+    let second = shoal(&c.dir).args(["check", "--json", "--cluster", &cl(c)]).run().success().json();
     for r in second.as_array().unwrap() {
-        assert_eq!(
-            r["uploaded_bytes"], 0,
-            "second check must upload nothing: {r}"
-        );
+        assert_eq!(r["uploaded_bytes"], 0, "second check must upload nothing: {r}");
     }
 }
 
@@ -120,27 +100,11 @@ fn exec_groups_output_across_hosts() {
     let Some((_g, c)) = cluster() else { return };
     heal_all();
     let ran = shoal(&c.dir)
-        .args([
-            "exec",
-            "--cluster",
-            &cl(c),
-            "--",
-            "echo same; if hostname -I | grep -q 10.177.0.12; then echo two; fi",
-        ])
+        .args(["exec", "--cluster", &cl(c), "--", "echo same; if hostname -I | grep -q 10.177.0.12; then echo two; fi"])
         .run()
         .success();
-    assert!(
-        ran.stdout
-            .contains("---------------- h1,h3 (exit code 0)\nsame\n"),
-        "{}",
-        ran.stdout
-    );
-    assert!(
-        ran.stdout
-            .contains("---------------- h2 (exit code 0)\nsame\ntwo\n"),
-        "{}",
-        ran.stdout
-    );
+    assert!(ran.stdout.contains("---------------- h1,h3 (exit code 0)\nsame\n"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("---------------- h2 (exit code 0)\nsame\ntwo\n"), "{}", ran.stdout);
 }
 
 #[test]
@@ -148,28 +112,11 @@ fn killed_sshd_is_reported_with_reason() {
     let Some((_g, c)) = cluster() else { return };
     heal_all();
     assert!(script(&["kill", "h2"]).status.success());
-    let ran = shoal(&c.dir)
-        .args(["check", "--cluster", &cl(c)])
-        .run()
-        .code(3);
+    let ran = shoal(&c.dir).args(["check", "--cluster", &cl(c)]).run().code(3);
     heal_all();
-    assert!(
-        ran.stdout.contains("h2: ssh to 10.177.0.12 failed"),
-        "{}",
-        ran.stdout
-    );
-    assert!(
-        ran.stdout.contains("Connection refused") || ran.stdout.contains("No route"),
-        "{}",
-        ran.stdout
-    );
-    assert!(
-        ran.stdout
-            .contains("is sshd running on that host and port?")
-            || ran.stdout.contains("cannot reach"),
-        "{}",
-        ran.stdout
-    );
+    assert!(ran.stdout.contains("h2: ssh to 10.177.0.12 failed"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("Connection refused") || ran.stdout.contains("No route"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("is sshd running on that host and port?") || ran.stdout.contains("cannot reach"), "{}", ran.stdout);
 }
 
 #[test]
@@ -178,18 +125,11 @@ fn cut_link_is_reported_within_the_timeout() {
     heal_all();
     assert!(script(&["cut", "h3"]).status.success());
     let started = Instant::now();
-    let ran = shoal(&c.dir)
-        .args(["check", "--cluster", &cl(c)])
-        .run()
-        .code(3);
+    let ran = shoal(&c.dir).args(["check", "--cluster", &cl(c)]).run().code(3);
     let took = started.elapsed();
     heal_all();
     assert!(ran.stdout.contains("h3: "), "{}", ran.stdout);
-    assert!(
-        ran.stdout.lines().filter(|l| l.contains("ready")).count() == 2,
-        "{}",
-        ran.stdout
-    );
+    assert!(ran.stdout.lines().filter(|l| l.contains("ready")).count() == 2, "{}", ran.stdout);
     // connect_timeout is 5 s in the test cluster; allow the handshake bound.
     assert!(took < Duration::from_secs(25), "took {took:?}");
 }
@@ -203,23 +143,9 @@ fn wrong_known_hosts_is_a_host_key_error() {
     let other_key = std::fs::read_to_string(c.dir.join("h2/ssh_host_ed25519_key.pub")).unwrap();
     std::fs::write(&bad_known, format!("10.177.0.11 {other_key}")).unwrap();
     let bad = c.dir.join("bad-cluster.toml");
-    std::fs::write(
-        &bad,
-        text.replace(
-            &c.dir.join("known_hosts").display().to_string(),
-            &bad_known.display().to_string(),
-        ),
-    )
-    .unwrap();
-    let ran = shoal(&c.dir)
-        .args(["check", "--cluster", bad.to_str().unwrap(), "--hosts", "h1"])
-        .run()
-        .code(3);
-    assert!(
-        ran.stdout.contains("h1: ssh to 10.177.0.11 failed"),
-        "{}",
-        ran.stdout
-    );
+    std::fs::write(&bad, text.replace(&c.dir.join("known_hosts").display().to_string(), &bad_known.display().to_string())).unwrap();
+    let ran = shoal(&c.dir).args(["check", "--cluster", bad.to_str().unwrap(), "--hosts", "h1"]).run().code(3);
+    assert!(ran.stdout.contains("h1: ssh to 10.177.0.11 failed"), "{}", ran.stdout);
     assert!(ran.stdout.contains("host key"), "{}", ran.stdout);
 }
 
@@ -233,10 +159,7 @@ fn no_agent_survives_a_killed_driver() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        agents_running() > 0,
-        "agents should be up while the driver runs"
-    );
+    assert!(agents_running() > 0, "agents should be up while the driver runs");
     driver.kill().unwrap();
     let _ = driver.wait();
     // heartbeat_timeout is 5 s in the test cluster.
@@ -262,12 +185,7 @@ fn count_procs(pred: impl Fn(&str) -> bool) -> usize {
     };
     dir.flatten()
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .replace('\0', " ")
-                .trim()
-                .to_string()
-        })
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
         .filter(|c| pred(c))
         .count()
 }
@@ -277,23 +195,14 @@ fn examples_run_on_three_hosts() {
     let Some((_g, c)) = cluster() else { return };
     heal_all();
     let cl = cl(c);
-    let (_d, out) = support::run_example(
-        "ssh-runner",
-        &["--cluster", &cl],
-        &[("CORPUS_BYTES", "1000000")],
-    );
-    support::example_ok(
-        &out,
-        "ssh-runner: output matches the single-machine reference",
-    );
+    let (_d, out) = support::run_example("ssh-runner", &["--cluster", &cl], &[("CORPUS_BYTES", "1000000")]);
+    support::example_ok(&out, "ssh-runner: output matches the single-machine reference");
     let (_d, out) = support::run_example("job-splitter", &["--cluster", &cl], &[]);
-    support::example_ok(
-        &out,
-        "job-splitter: 30 results match the one-by-one reference",
-    );
+    support::example_ok(&out, "job-splitter: 30 results match the one-by-one reference");
     let (_d, out) = support::run_example("split-copy", &["--cluster", &cl], &[]);
-    support::example_ok(
-        &out,
-        "split-copy: 3 partitions, no input re-sent, sums match, pulled chunks rebuild the file",
-    );
+    support::example_ok(&out, "split-copy: 3 partitions, no input re-sent, sums match, pulled chunks rebuild the file");
+    let (_d, out) = support::run_example("wordcount-streaming", &["--cluster", &cl], &[("CORPUS_BYTES", "500000")]);
+    support::example_ok(&out, "words match the reference, with and without combining");
+    let (_d, out) = support::run_example("key-sharded", &["--cluster", &cl], &[]);
+    support::example_ok(&out, "key-sharded: 1000 keys, each on shard key mod 5, state matches the reference");
 }

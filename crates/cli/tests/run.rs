@@ -22,10 +22,7 @@ fn run(dir: &Path, extra: &[&str]) -> support::Ran {
     let (_c, cluster) = local_cluster(2, 2);
     let mut args = vec!["run", "job.toml", "--cluster", cluster.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let ran = shoal(dir)
-        .env("HOME", dir.join("home").to_str().unwrap())
-        .args(args)
-        .run();
+    let ran = shoal(dir).env("HOME", dir.join("home").to_str().unwrap()).args(args).run();
     drop(_c);
     ran
 }
@@ -36,10 +33,7 @@ const CAT: &str = "[input]\npath = \"data.txt\"\npartitions = 5\n[map]\ncommand 
 fn identity_job_reproduces_its_input() {
     let dir = job_dir(10_000, CAT);
     let ran = run(dir.path(), &["--json"]).success();
-    assert_eq!(
-        fs::read(dir.path().join("out/all.txt")).unwrap(),
-        fs::read(dir.path().join("data.txt")).unwrap()
-    );
+    assert_eq!(fs::read(dir.path().join("out/all.txt")).unwrap(), fs::read(dir.path().join("data.txt")).unwrap());
     let summary = ran.json();
     assert_eq!(summary["status"], "succeeded");
     assert_eq!(summary["tasks"], 5);
@@ -50,13 +44,12 @@ fn identity_job_reproduces_its_input() {
 fn missing_input_is_a_clear_error() {
     let dir = job_dir(1, &CAT.replace("data.txt", "nope.txt"));
     let ran = run(dir.path(), &[]).code(2);
-    assert_eq!(ran.stderr.trim(), "error: input nope.txt cannot be read: No such file or directory (os error 2); check [input] path in the job file");
+    assert_eq!(
+        ran.stderr.trim(),
+        "error: input nope.txt cannot be read: No such file or directory (os error 2); check [input] path in the job file"
+    );
     assert!(
-        !dir.path()
-            .join(".shoal/runs")
-            .read_dir()
-            .map(|mut d| d.any(|e| e.unwrap().path().is_dir()))
-            .unwrap_or(false),
+        !dir.path().join(".shoal/runs").read_dir().map(|mut d| d.any(|e| e.unwrap().path().is_dir())).unwrap_or(false),
         "no run dir is left behind"
     );
 }
@@ -65,10 +58,7 @@ fn missing_input_is_a_clear_error() {
 fn empty_input_is_a_clear_error() {
     let dir = job_dir(0, CAT);
     let ran = run(dir.path(), &[]).code(2);
-    assert_eq!(
-        ran.stderr.trim(),
-        "error: input data.txt is empty: there is nothing to run"
-    );
+    assert_eq!(ran.stderr.trim(), "error: input data.txt is empty: there is nothing to run");
 }
 
 #[test]
@@ -76,10 +66,7 @@ fn missing_key_field_names_the_line() {
     let job = "[input]\npath = \"data.txt\"\nsplit = \"hash\"\npartitions = 3\nkey = { field = 3 }\n[map]\ncommand = \"cat\"\n";
     let dir = job_dir(2, job);
     let ran = run(dir.path(), &[]).code(2);
-    assert_eq!(
-        ran.stderr.trim(),
-        "error: data.txt:1: line has no key field 3 (separator \"\\t\"): \"1\\tv1\""
-    );
+    assert_eq!(ran.stderr.trim(), "error: data.txt:1: line has no key field 3 (separator \"\\t\"): \"1\\tv1\"");
 }
 
 #[test]
@@ -105,34 +92,12 @@ fn failing_task_names_itself_and_keeps_previous_output() {
     let dir = job_dir(100, CAT);
     run(dir.path(), &[]).success();
     let before = fs::read(dir.path().join("out/all.txt")).unwrap();
-    let ran = run(
-        dir.path(),
-        &[
-            "--set",
-            "map.command=echo broken >&2; exit 3",
-            "--set",
-            "job.max_attempts=2",
-        ],
-    )
-    .code(1);
+    let ran = run(dir.path(), &["--set", "map.command=echo broken >&2; exit 3", "--set", "job.max_attempts=2"]).code(1);
     assert!(ran.stderr.contains("failed: task "), "{}", ran.stderr);
-    assert!(
-        ran.stderr.contains("failed 2 times, on: "),
-        "{}",
-        ran.stderr
-    );
+    assert!(ran.stderr.contains("failed 2 times, on: "), "{}", ran.stderr);
     assert!(ran.stderr.contains("(exit code 3)"), "{}", ran.stderr);
-    assert!(
-        ran.stderr.contains("last lines of its stderr:\n  | broken"),
-        "{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr
-            .contains("the previous output, if any, is untouched"),
-        "{}",
-        ran.stderr
-    );
+    assert!(ran.stderr.contains("last lines of its stderr:\n  | broken"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("the previous output, if any, is untouched"), "{}", ran.stderr);
     assert_eq!(fs::read(dir.path().join("out/all.txt")).unwrap(), before);
 }
 
@@ -141,17 +106,8 @@ fn command_not_found_gets_a_hint() {
     let dir = job_dir(10, &CAT.replace("\"cat\"", "\"no-such-tool-xyz\""));
     let ran = run(dir.path(), &["--set", "job.max_attempts=1"]).code(1);
     assert!(ran.stderr.contains("(exit code 127)"), "{}", ran.stderr);
-    assert!(
-        ran.stderr
-            .contains("hint: exit code 127 means the command was not found on that host"),
-        "{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr.contains("no-such-tool-xyz: not found"),
-        "{}",
-        ran.stderr
-    );
+    assert!(ran.stderr.contains("hint: exit code 127 means the command was not found on that host"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("no-such-tool-xyz: not found"), "{}", ran.stderr);
 }
 
 #[test]
@@ -159,48 +115,22 @@ fn dry_run_prints_the_plan_and_runs_nothing() {
     let job = CAT.replace("partitions = 5", "partitions = 4\nweighted = true");
     let dir = job_dir(1000, &job);
     let ran = run(dir.path(), &["--dry-run"]).success();
-    assert!(
-        ran.stdout.starts_with("PARTITION  INPUT     BYTES  HOST\n"),
-        "{}",
-        ran.stdout
-    );
-    assert_eq!(
-        ran.stdout
-            .lines()
-            .filter(|l| l.ends_with(" a") || l.ends_with(" b"))
-            .count(),
-        4,
-        "{}",
-        ran.stdout
-    );
-    assert!(
-        ran.stdout.contains("4 tasks over 2 hosts"),
-        "{}",
-        ran.stdout
-    );
+    assert!(ran.stdout.starts_with("PARTITION  INPUT     BYTES  HOST\n"), "{}", ran.stdout);
+    assert_eq!(ran.stdout.lines().filter(|l| l.ends_with(" a") || l.ends_with(" b")).count(), 4, "{}", ran.stdout);
+    assert!(ran.stdout.contains("4 tasks over 2 hosts"), "{}", ran.stdout);
     assert!(!dir.path().join("out").exists());
 }
 
 #[test]
 fn logs_are_kept_and_merged_by_time() {
-    let job = CAT.replace(
-        "command = \"cat\"",
-        "command = \"echo working on $SHOAL_PARTITION >&2; cat\"",
-    );
+    let job = CAT.replace("command = \"cat\"", "command = \"echo working on $SHOAL_PARTITION >&2; cat\"");
     let dir = job_dir(100, &job);
     run(dir.path(), &[]).success();
     let ran = shoal(dir.path()).args(["logs", "--merged"]).run().success();
     for p in 0..5 {
-        assert!(
-            ran.stdout.contains(&format!(" task {p}] working on {p}\n")),
-            "{}",
-            ran.stdout
-        );
+        assert!(ran.stdout.contains(&format!(" task {p}] working on {p}\n")), "{}", ran.stdout);
     }
-    let one = shoal(dir.path())
-        .args(["logs", "latest", "--task", "2"])
-        .run()
-        .success();
+    let one = shoal(dir.path()).args(["logs", "latest", "--task", "2"]).run().success();
     assert_eq!(one.stdout, "working on 2\n");
     let runs = shoal(dir.path()).args(["runs"]).run().success();
     assert!(runs.stdout.contains("succeeded"), "{}", runs.stdout);
@@ -213,30 +143,51 @@ fn resume_reuses_committed_tasks_and_reruns_changed_ones() {
     let again = run(dir.path(), &["--resume", "--json"]).success().json();
     assert_eq!(again["reused"], 5);
     assert_eq!(again["attempts"].as_array().unwrap().len(), 0);
-    assert_eq!(
-        fs::read(dir.path().join("out/all.txt")).unwrap(),
-        fs::read(dir.path().join("data.txt")).unwrap()
-    );
-    let changed = run(
-        dir.path(),
-        &["--resume", "--json", "--set", "map.command=tac"],
-    )
-    .success()
-    .json();
+    assert_eq!(fs::read(dir.path().join("out/all.txt")).unwrap(), fs::read(dir.path().join("data.txt")).unwrap());
+    let changed = run(dir.path(), &["--resume", "--json", "--set", "map.command=tac"]).success().json();
     assert_eq!(changed["reused"], 0, "an edited command reruns its tasks");
 }
 
 #[test]
 fn params_reach_tasks_as_env_and_json() {
     let job = CAT
-        .replace(
-            "command = \"cat\"",
-            "command = \"head -c0; echo $SHOAL_PARAM_DEPTH; cat $SHOAL_PARAMS\"",
-        )
+        .replace("command = \"cat\"", "command = \"head -c0; echo $SHOAL_PARAM_DEPTH; cat $SHOAL_PARAMS\"")
         .replace("partitions = 5", "partitions = 1")
         + "[params]\ndepth = 4\n";
     let dir = job_dir(10, &job);
     run(dir.path(), &[]).success();
     let out = fs::read_to_string(dir.path().join("out/all.txt")).unwrap();
     assert!(out.starts_with("4\n{\n  \"depth\": 4\n}"), "{out}");
+}
+
+#[test]
+fn shuffle_larger_than_the_sort_buffer_is_exact_and_counts_reach_the_summary() {
+    // 3 MiB of records through one reducer with a 64 KiB sort buffer: the
+    // map side spills dozens of sorted runs and merges them.
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = String::new();
+    for i in 0..200_000u32 {
+        data.push_str(&format!("{}\t{}\n", (i * 7919) % 5003, i % 10));
+    }
+    fs::write(dir.path().join("data.txt"), &data).unwrap();
+    let job = "[input]\npath = \"data.txt\"\npartitions = 3\n[map]\ncommand = \"cat\"\n[reduce]\npartitions = 1\nsort_buffer = \"64KiB\"\nsort = \"numeric\"\n\
+command = \"awk -F'\\\\t' '{ s[$1] += $2 } END { for (k in s) print k \\\"\\\\t\\\" s[k]; print \\\"reporter:counter:demo,keys,\\\" length(s) > \\\"/dev/stderr\\\" }' | sort -n\"\n[output]\npath = \"out/sums.tsv\"\n";
+    fs::write(dir.path().join("job.toml"), job).unwrap();
+    let summary = run(dir.path(), &["--json"]).success().json();
+    let mut want = std::collections::BTreeMap::<u32, u64>::new();
+    for line in data.lines() {
+        let (k, v) = line.split_once('\t').unwrap();
+        *want.entry(k.parse().unwrap()).or_default() += v.parse::<u64>().unwrap();
+    }
+    let got: std::collections::BTreeMap<u32, u64> = fs::read_to_string(dir.path().join("out/sums.tsv"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('\t').unwrap();
+            (k.parse().unwrap(), v.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(summary["counters"]["demo,keys"], 5003);
+    assert_eq!(summary["shuffle"]["partitions"][0]["records"], 200_000);
 }

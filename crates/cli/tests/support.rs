@@ -21,13 +21,8 @@ pub struct Ran {
 
 pub fn shoal(dir: &Path) -> Shoal {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
-    cmd.current_dir(dir)
-        .env_remove("SHOAL_CLUSTER")
-        .env("NO_COLOR", "1");
-    Shoal {
-        cmd,
-        line: "shoal".into(),
-    }
+    cmd.current_dir(dir).env_remove("SHOAL_CLUSTER").env("NO_COLOR", "1");
+    Shoal { cmd, line: "shoal".into() }
 }
 
 impl Shoal {
@@ -50,11 +45,7 @@ impl Shoal {
     }
 
     pub fn run(mut self) -> Ran {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = self.cmd.output().expect("run shoal");
+        let Output { status, stdout, stderr } = self.cmd.output().expect("run shoal");
         Ran {
             code: status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -79,33 +70,17 @@ impl Ran {
     }
 
     pub fn stdout_has(self, s: &str) -> Self {
-        assert!(
-            self.stdout.contains(s),
-            "`{}`: stdout lacks {s:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.line,
-            self.stdout,
-            self.stderr
-        );
+        assert!(self.stdout.contains(s), "`{}`: stdout lacks {s:?}\n--- stdout\n{}\n--- stderr\n{}", self.line, self.stdout, self.stderr);
         self
     }
 
     pub fn stderr_has(self, s: &str) -> Self {
-        assert!(
-            self.stderr.contains(s),
-            "`{}`: stderr lacks {s:?}\n--- stderr\n{}",
-            self.line,
-            self.stderr
-        );
+        assert!(self.stderr.contains(s), "`{}`: stderr lacks {s:?}\n--- stderr\n{}", self.line, self.stderr);
         self
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "`{}`: stdout is not JSON ({e}):\n{}",
-                self.line, self.stdout
-            )
-        })
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("`{}`: stdout is not JSON ({e}):\n{}", self.line, self.stdout))
     }
 }
 
@@ -117,10 +92,7 @@ pub fn local_cluster(n: usize, slots: u32) -> (tempfile::TempDir, PathBuf) {
     for i in 0..n {
         let name = (b'a' + i as u8) as char;
         let work = dir.path().join(format!("hosts/{name}"));
-        text.push_str(&format!(
-            "\n[hosts.{name}]\ntransport = \"local\"\nslots = {slots}\nworkdir = \"{}\"\n",
-            work.display()
-        ));
+        text.push_str(&format!("\n[hosts.{name}]\ntransport = \"local\"\nslots = {slots}\nworkdir = \"{}\"\n", work.display()));
     }
     let path = dir.path().join("cluster.toml");
     std::fs::write(&path, text).unwrap();
@@ -130,27 +102,16 @@ pub fn local_cluster(n: usize, slots: u32) -> (tempfile::TempDir, PathBuf) {
 /// Copies `examples/<name>` (and `examples/common`) into a fresh temp dir
 /// and runs its `run.sh` with the shoal binary and `args`, so that tests
 /// never share an example's data or state.
-pub fn run_example(
-    name: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (tempfile::TempDir, std::process::Output) {
+pub fn run_example(name: &str, args: &[&str], env: &[(&str, &str)]) -> (tempfile::TempDir, std::process::Output) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let dir = tempfile::tempdir().unwrap();
     for sub in [name, "common"] {
-        let status = Command::new("cp")
-            .arg("-r")
-            .arg(root.join(sub))
-            .arg(dir.path().join(sub))
-            .status()
-            .unwrap();
+        let status = Command::new("cp").arg("-r").arg(root.join(sub)).arg(dir.path().join(sub)).status().unwrap();
         assert!(status.success());
     }
     let _ = std::fs::remove_dir_all(dir.path().join(name).join(".shoal"));
     let mut cmd = Command::new(dir.path().join(name).join("run.sh"));
-    cmd.arg(env!("CARGO_BIN_EXE_shoal"))
-        .args(args)
-        .env("HOME", dir.path().join("home"));
+    cmd.arg(env!("CARGO_BIN_EXE_shoal")).args(args).env("HOME", dir.path().join("home"));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -162,9 +123,5 @@ pub fn run_example(
 pub fn example_ok(out: &std::process::Output, want: &str) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains(want),
-        "example failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
+    assert!(out.status.success() && stdout.contains(want), "example failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}", out.status);
 }

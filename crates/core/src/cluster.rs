@@ -107,16 +107,14 @@ impl ClusterSpec {
         let mut h = HostSpec::new("local");
         h.transport = TransportKind::Local;
         h.address = "localhost".into();
-        ClusterSpec {
-            source: None,
-            hosts: vec![h],
-        }
+        ClusterSpec { source: None, hosts: vec![h] }
     }
 
     /// Reads and validates a cluster file.
     pub fn load(path: &Path) -> Result<ClusterSpec, SpecError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            SpecError::new(&path.display().to_string(), format!("cannot read the cluster file: {e}")).hint("check the path given to --cluster or SHOAL_CLUSTER, or run `shoal init` to write one")
+            SpecError::new(&path.display().to_string(), format!("cannot read the cluster file: {e}"))
+                .hint("check the path given to --cluster or SHOAL_CLUSTER, or run `shoal init` to write one")
         })?;
         Self::parse(&text, path)
     }
@@ -134,24 +132,15 @@ impl ClusterSpec {
             None => None,
         };
         let hosts_entry = find(top, "hosts").ok_or_else(|| {
-            cx.err(Some(0), "the cluster has no hosts").hint(
-                "add a [hosts.NAME] table per host, or delete the file to use this machine alone",
-            )
+            cx.err(Some(0), "the cluster has no hosts")
+                .hint("add a [hosts.NAME] table per host, or delete the file to use this machine alone")
         })?;
         let hosts_tab = cx.table(&hosts_entry.node, "[hosts]")?;
         if hosts_tab.is_empty() {
-            return Err(cx
-                .err(hosts_entry.key_pos, "the cluster has no hosts")
-                .hint("add a [hosts.NAME] table per host"));
+            return Err(cx.err(hosts_entry.key_pos, "the cluster has no hosts").hint("add a [hosts.NAME] table per host"));
         }
-        let hosts = hosts_tab
-            .iter()
-            .map(|h| cx.host(h, defaults))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ClusterSpec {
-            source: Some(path.to_path_buf()),
-            hosts,
-        })
+        let hosts = hosts_tab.iter().map(|h| cx.host(h, defaults)).collect::<Result<Vec<_>, _>>()?;
+        Ok(ClusterSpec { source: Some(path.to_path_buf()), hosts })
     }
 
     pub fn host(&self, name: &str) -> Option<&HostSpec> {
@@ -160,30 +149,16 @@ impl ClusterSpec {
 
     /// Only the named hosts (`--hosts a,b`), in file order.
     pub fn select(&self, names: &[String]) -> Result<ClusterSpec, SpecError> {
-        let file = self
-            .source
-            .as_ref()
-            .map_or("(this machine)".to_string(), |p| p.display().to_string());
+        let file = self.source.as_ref().map_or("(this machine)".to_string(), |p| p.display().to_string());
         for n in names {
             if self.host(n).is_none() {
                 let known: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
-                return Err(SpecError::new(
-                    &file,
-                    format!("--hosts names `{n}`, which is not a host of this cluster"),
-                )
-                .hint(format!("the hosts are: {}", known.join(", "))));
+                return Err(SpecError::new(&file, format!("--hosts names `{n}`, which is not a host of this cluster"))
+                    .hint(format!("the hosts are: {}", known.join(", "))));
             }
         }
-        let hosts = self
-            .hosts
-            .iter()
-            .filter(|h| names.contains(&h.name))
-            .cloned()
-            .collect();
-        Ok(ClusterSpec {
-            source: self.source.clone(),
-            hosts,
-        })
+        let hosts = self.hosts.iter().filter(|h| names.contains(&h.name)).cloned().collect();
+        Ok(ClusterSpec { source: self.source.clone(), hosts })
     }
 }
 
@@ -205,20 +180,11 @@ impl Cx<'_> {
     fn table<'n>(&self, n: &'n Node, what: &str) -> Result<&'n [Entry], SpecError> {
         match &n.val {
             Val::Table(t) => Ok(t),
-            other => Err(self.err(
-                n.pos,
-                format!("{what} must be a table, not {}", other.kind()),
-            )),
+            other => Err(self.err(n.pos, format!("{what} must be a table, not {}", other.kind()))),
         }
     }
 
-    fn known_keys(
-        &self,
-        t: &[Entry],
-        known: &[&str],
-        host: Option<&str>,
-        place: &str,
-    ) -> Result<(), SpecError> {
+    fn known_keys(&self, t: &[Entry], known: &[&str], host: Option<&str>, place: &str) -> Result<(), SpecError> {
         for e in t {
             if known.contains(&e.key.as_str()) {
                 continue;
@@ -228,9 +194,7 @@ impl Cx<'_> {
             if let Some(s) = did_you_mean(&e.key, known) {
                 msg.push_str(&format!("; did you mean `{s}`?"));
             }
-            return Err(self
-                .err(e.key_pos, msg)
-                .hint(format!("the keys allowed here are: {}", known.join(", "))));
+            return Err(self.err(e.key_pos, msg).hint(format!("the keys allowed here are: {}", known.join(", "))));
         }
         Ok(())
     }
@@ -243,10 +207,7 @@ impl Cx<'_> {
             self.known_keys(d, HOST_KEYS, None, "[defaults]")?;
             for entry in d {
                 if matches!(entry.key.as_str(), "address" | "transport") {
-                    return Err(self.err(
-                        entry.key_pos,
-                        format!("`{}` cannot be a default; set it per host", entry.key),
-                    ));
+                    return Err(self.err(entry.key_pos, format!("`{}` cannot be a default; set it per host", entry.key)));
                 }
                 self.apply(&mut h, entry)?;
             }
@@ -273,27 +234,14 @@ impl Cx<'_> {
 
     fn apply(&self, h: &mut HostSpec, e: &Entry) -> Result<(), SpecError> {
         let host = h.name.clone();
-        let bad = |msg: String, hint: &str| {
-            self.err(e.node.pos.or(e.key_pos), format!("host `{host}`: {msg}"))
-                .hint(hint.to_string())
-        };
+        let bad = |msg: String, hint: &str| self.err(e.node.pos.or(e.key_pos), format!("host `{host}`: {msg}")).hint(hint.to_string());
         match e.key.as_str() {
             "address" => h.address = self.safe_word(e, &host, "address")?,
             "user" => h.user = Some(self.safe_word(e, &host, "user")?),
             "port" => match e.node.val {
                 Val::Int(p) if (1..=65535).contains(&p) => h.port = Some(p as u16),
-                Val::Int(p) => {
-                    return Err(bad(
-                        format!("port {p} is out of range"),
-                        "use a port between 1 and 65535",
-                    ))
-                }
-                ref v => {
-                    return Err(bad(
-                        format!("port must be an integer, not {}", v.kind()),
-                        "write port = 22 without quotes",
-                    ))
-                }
+                Val::Int(p) => return Err(bad(format!("port {p} is out of range"), "use a port between 1 and 65535")),
+                ref v => return Err(bad(format!("port must be an integer, not {}", v.kind()), "write port = 22 without quotes")),
             },
             "slots" => match e.node.val {
                 Val::Int(s) if s >= 1 && s <= u32::MAX as i64 => h.slots = Some(s as u32),
@@ -303,23 +251,13 @@ impl Cx<'_> {
                         "use slots >= 1, or leave it out to use every core",
                     ))
                 }
-                ref v => {
-                    return Err(bad(
-                        format!("slots must be an integer, not {}", v.kind()),
-                        "write slots = 8",
-                    ))
-                }
+                ref v => return Err(bad(format!("slots must be an integer, not {}", v.kind()), "write slots = 8")),
             },
             "speed" => {
                 let s = match e.node.val {
                     Val::Int(i) => i as f64,
                     Val::Float(f) => f,
-                    ref v => {
-                        return Err(bad(
-                            format!("speed must be a number, not {}", v.kind()),
-                            "write speed = 1.5",
-                        ))
-                    }
+                    ref v => return Err(bad(format!("speed must be a number, not {}", v.kind()), "write speed = 1.5")),
                 };
                 if !(s.is_finite() && s > 0.0) {
                     return Err(bad(
@@ -336,12 +274,7 @@ impl Cx<'_> {
                 h.transport = match self.string(e, &host)?.as_str() {
                     "local" => TransportKind::Local,
                     "ssh" => TransportKind::Ssh,
-                    other => {
-                        return Err(bad(
-                            format!("unknown transport `{other}`"),
-                            "use \"ssh\" (the default) or \"local\"",
-                        ))
-                    }
+                    other => return Err(bad(format!("unknown transport `{other}`"), "use \"ssh\" (the default) or \"local\"")),
                 }
             }
             "ssh_options" => h.ssh_options = self.strings(e, &host)?,
@@ -356,59 +289,30 @@ impl Cx<'_> {
     fn string(&self, e: &Entry, host: &str) -> Result<String, SpecError> {
         match &e.node.val {
             Val::Str(s) => Ok(s.clone()),
-            v => Err(self.err(
-                e.node.pos.or(e.key_pos),
-                format!(
-                    "host `{host}`: `{}` must be a string, not {}",
-                    e.key,
-                    v.kind()
-                ),
-            )),
+            v => Err(self.err(e.node.pos.or(e.key_pos), format!("host `{host}`: `{}` must be a string, not {}", e.key, v.kind()))),
         }
     }
 
     fn strings(&self, e: &Entry, host: &str) -> Result<Vec<String>, SpecError> {
         let err = |pos| {
-            self.err(
-                pos,
-                format!("host `{host}`: `{}` must be an array of strings", e.key),
-            )
-            .hint("write ssh_options = [\"-o\", \"ProxyJump=bastion\"]")
+            self.err(pos, format!("host `{host}`: `{}` must be an array of strings", e.key))
+                .hint("write ssh_options = [\"-o\", \"ProxyJump=bastion\"]")
         };
         let Val::Arr(items) = &e.node.val else {
             return Err(err(e.node.pos));
         };
-        items
-            .iter()
-            .map(|i| {
-                if let Val::Str(s) = &i.val {
-                    Ok(s.clone())
-                } else {
-                    Err(err(i.pos))
-                }
-            })
-            .collect()
+        items.iter().map(|i| if let Val::Str(s) = &i.val { Ok(s.clone()) } else { Err(err(i.pos)) }).collect()
     }
 
     fn env(&self, e: &Entry, host: &str) -> Result<BTreeMap<String, String>, SpecError> {
         let t = self.table(&e.node, &format!("host `{host}`: env"))?;
         let mut out = BTreeMap::new();
         for v in t {
-            let valid = v
-                .key
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let valid = v.key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && v.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(self
-                    .err(
-                        v.key_pos,
-                        format!(
-                            "host `{host}`: `{}` is not a valid environment variable name",
-                            v.key
-                        ),
-                    )
+                    .err(v.key_pos, format!("host `{host}`: `{}` is not a valid environment variable name", v.key))
                     .hint("use letters, digits and _, not starting with a digit"));
             }
             let value = match &v.node.val {
@@ -416,16 +320,7 @@ impl Cx<'_> {
                 Val::Int(i) => i.to_string(),
                 Val::Float(f) => f.to_string(),
                 Val::Bool(b) => b.to_string(),
-                other => {
-                    return Err(self.err(
-                        v.node.pos,
-                        format!(
-                            "host `{host}`: env `{}` must be a string, not {}",
-                            v.key,
-                            other.kind()
-                        ),
-                    ))
-                }
+                other => return Err(self.err(v.node.pos, format!("host `{host}`: env `{}` must be a string, not {}", v.key, other.kind()))),
             };
             out.insert(v.key.clone(), value);
         }
@@ -436,24 +331,12 @@ impl Cx<'_> {
         let parsed = match &e.node.val {
             Val::Int(i) if *i > 0 => Ok(Duration::from_secs(*i as u64)),
             Val::Float(f) if *f > 0.0 && f.is_finite() => Ok(Duration::from_secs_f64(*f)),
-            Val::Str(s) => parse_duration(s).and_then(|d| {
-                if d.is_zero() {
-                    Err("it must be longer than zero".into())
-                } else {
-                    Ok(d)
-                }
-            }),
+            Val::Str(s) => parse_duration(s).and_then(|d| if d.is_zero() { Err("it must be longer than zero".into()) } else { Ok(d) }),
             v => Err(format!("it is {}", v.kind())),
         };
         parsed.map_err(|why| {
-            self.err(
-                e.node.pos,
-                format!(
-                    "host `{host}`: `{}` is not a positive duration ({why})",
-                    e.key
-                ),
-            )
-            .hint("write seconds as a number (10) or a string like \"500ms\", \"10s\", \"2m\"")
+            self.err(e.node.pos, format!("host `{host}`: `{}` is not a positive duration ({why})", e.key))
+                .hint("write seconds as a number (10) or a string like \"500ms\", \"10s\", \"2m\"")
         })
     }
 
@@ -461,15 +344,8 @@ impl Cx<'_> {
     /// refuse a leading `-` (an option) and anything a shell would expand.
     fn safe_word(&self, e: &Entry, host: &str, what: &str) -> Result<String, SpecError> {
         let s = self.string(e, host)?;
-        let extra: &[char] = if what == "user" {
-            &['.', '-', '_']
-        } else {
-            &['.', '-', '_', ':', '%', '[', ']']
-        };
-        let ok = !s.is_empty()
-            && !s.starts_with('-')
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c));
+        let extra: &[char] = if what == "user" { &['.', '-', '_'] } else { &['.', '-', '_', ':', '%', '[', ']'] };
+        let ok = !s.is_empty() && !s.starts_with('-') && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c));
         if ok {
             return Ok(s);
         }
@@ -485,19 +361,13 @@ impl Cx<'_> {
 }
 
 fn check_name(cx: &Cx<'_>, e: &Entry) -> Result<(), SpecError> {
-    let ok = !e.key.is_empty()
-        && !e.key.starts_with('.')
-        && e.key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok =
+        !e.key.is_empty() && !e.key.starts_with('.') && e.key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         return Ok(());
     }
     Err(cx
-        .err(
-            e.key_pos,
-            format!("host name {:?} is not a simple name", e.key),
-        )
+        .err(e.key_pos, format!("host name {:?} is not a simple name", e.key))
         .hint("host names become directory names: use letters, digits, `-`, `_` and `.`"))
 }
 

@@ -35,19 +35,8 @@ transport = "local"
     .unwrap();
     assert_eq!(c.hosts.len(), 2);
     let a = &c.hosts[0];
-    assert_eq!(
-        (
-            a.name.as_str(),
-            a.address.as_str(),
-            a.port,
-            a.user.as_deref()
-        ),
-        ("alpha", "10.0.0.11", Some(2222), Some("me"))
-    );
-    assert_eq!(
-        (a.slots, a.speed, a.workdir.as_str()),
-        (Some(8), 1.5, "/scratch/shoal")
-    );
+    assert_eq!((a.name.as_str(), a.address.as_str(), a.port, a.user.as_deref()), ("alpha", "10.0.0.11", Some(2222), Some("me")));
+    assert_eq!((a.slots, a.speed, a.workdir.as_str()), (Some(8), 1.5, "/scratch/shoal"));
     assert_eq!(a.heartbeat_timeout, Duration::from_secs(5));
     assert_eq!(a.env["PYTHON"], "/opt/conda/bin/python");
     assert_eq!(a.ssh_options, ["-o", "ProxyJump=bastion"]);
@@ -57,11 +46,7 @@ transport = "local"
 
 #[test]
 fn json_with_the_same_keys() {
-    let c = ClusterSpec::parse(
-        r#"{"hosts": {"a": {"address": "h1", "slots": 2}}}"#,
-        Path::new("hosts.json"),
-    )
-    .unwrap();
+    let c = ClusterSpec::parse(r#"{"hosts": {"a": {"address": "h1", "slots": 2}}}"#, Path::new("hosts.json")).unwrap();
     assert_eq!(c.hosts[0].address, "h1");
     assert_eq!(c.hosts[0].slots, Some(2));
 }
@@ -76,7 +61,10 @@ fn unknown_key_suggests() {
 
 #[test]
 fn unknown_top_level_key() {
-    assert_eq!(err("[host.a]\naddress = \"x\"\n"), "cluster.toml:1:2: unknown key `host` in the top level; did you mean `hosts`?\n  hint: the keys allowed here are: defaults, hosts");
+    assert_eq!(
+        err("[host.a]\naddress = \"x\"\n"),
+        "cluster.toml:1:2: unknown key `host` in the top level; did you mean `hosts`?\n  hint: the keys allowed here are: defaults, hosts"
+    );
 }
 
 #[test]
@@ -89,15 +77,8 @@ fn duplicate_hosts() {
 
 #[test]
 fn duplicate_hosts_in_json() {
-    let e = ClusterSpec::parse(
-        "{\"hosts\": {\"a\": {\"address\": \"x\"},\n \"a\": {}}}",
-        Path::new("c.json"),
-    )
-    .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "c.json:2:4: invalid JSON: duplicate key `a`: each host and key may appear only once"
-    );
+    let e = ClusterSpec::parse("{\"hosts\": {\"a\": {\"address\": \"x\"},\n \"a\": {}}}", Path::new("c.json")).unwrap_err();
+    assert_eq!(e.to_string(), "c.json:2:4: invalid JSON: duplicate key `a`: each host and key may appear only once");
 }
 
 #[test]
@@ -110,9 +91,18 @@ fn missing_address() {
 
 #[test]
 fn port_out_of_range_and_wrong_type() {
-    assert_eq!(err("[hosts.a]\naddress = \"x\"\nport = 70000\n"), "cluster.toml:3:8: host `a`: port 70000 is out of range\n  hint: use a port between 1 and 65535");
-    assert_eq!(err("[hosts.a]\naddress = \"x\"\nport = 0\n"), "cluster.toml:3:8: host `a`: port 0 is out of range\n  hint: use a port between 1 and 65535");
-    assert_eq!(err("[hosts.a]\naddress = \"x\"\nport = \"22\"\n"), "cluster.toml:3:8: host `a`: port must be an integer, not a string\n  hint: write port = 22 without quotes");
+    assert_eq!(
+        err("[hosts.a]\naddress = \"x\"\nport = 70000\n"),
+        "cluster.toml:3:8: host `a`: port 70000 is out of range\n  hint: use a port between 1 and 65535"
+    );
+    assert_eq!(
+        err("[hosts.a]\naddress = \"x\"\nport = 0\n"),
+        "cluster.toml:3:8: host `a`: port 0 is out of range\n  hint: use a port between 1 and 65535"
+    );
+    assert_eq!(
+        err("[hosts.a]\naddress = \"x\"\nport = \"22\"\n"),
+        "cluster.toml:3:8: host `a`: port must be an integer, not a string\n  hint: write port = 22 without quotes"
+    );
 }
 
 #[test]
@@ -129,8 +119,7 @@ fn shell_metacharacters_in_user_are_refused() {
         err("[hosts.a]\naddress = \"x\"\nuser = \"me$(id)\"\n"),
         "cluster.toml:3:8: host `a`: user \"me$(id)\" contains characters that a shell or ssh could interpret\n  hint: use a plain host name, IP address or ~/.ssh/config alias user name; this is refused to prevent option and command injection (OpenSSH CVE-2023-51385)"
     );
-    assert!(err("[hosts.a]\naddress = \"a b\"\n")
-        .contains("contains characters that a shell or ssh could interpret"));
+    assert!(err("[hosts.a]\naddress = \"a b\"\n").contains("contains characters that a shell or ssh could interpret"));
     assert!(err("[hosts.a]\naddress = \"h;reboot\"\n").contains("contains characters"));
 }
 
@@ -179,13 +168,14 @@ fn bad_duration() {
 fn select_unknown_host() {
     let c = parse("[hosts.a]\naddress = \"x\"\n[hosts.b]\naddress = \"y\"\n").unwrap();
     assert_eq!(c.select(&["b".into()]).unwrap().hosts.len(), 1);
-    assert_eq!(c.select(&["z".into()]).unwrap_err().to_string(), "cluster.toml: --hosts names `z`, which is not a host of this cluster\n  hint: the hosts are: a, b");
+    assert_eq!(
+        c.select(&["z".into()]).unwrap_err().to_string(),
+        "cluster.toml: --hosts names `z`, which is not a host of this cluster\n  hint: the hosts are: a, b"
+    );
 }
 
 #[test]
 fn missing_file() {
-    let e = ClusterSpec::load(Path::new("/nonexistent/cluster.toml"))
-        .unwrap_err()
-        .to_string();
+    let e = ClusterSpec::load(Path::new("/nonexistent/cluster.toml")).unwrap_err().to_string();
     assert_eq!(e, "/nonexistent/cluster.toml: cannot read the cluster file: No such file or directory (os error 2)\n  hint: check the path given to --cluster or SHOAL_CLUSTER, or run `shoal init` to write one");
 }

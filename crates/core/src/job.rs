@@ -85,10 +85,7 @@ pub struct KeySpec {
 
 impl Default for KeySpec {
     fn default() -> Self {
-        KeySpec {
-            field: 1,
-            sep: "\t".into(),
-        }
+        KeySpec { field: 1, sep: "\t".into() }
     }
 }
 
@@ -196,37 +193,11 @@ pub struct ImageSpec {
     pub file: String,
 }
 
-const SECTIONS: &[&str] = &[
-    "job", "sync", "input", "map", "combine", "reduce", "params", "output", "images",
-];
-const JOB_KEYS: &[&str] = &[
-    "name",
-    "seed",
-    "max_attempts",
-    "exclude_after",
-    "speculate",
-    "skip_bad_records",
-];
+const SECTIONS: &[&str] = &["job", "sync", "input", "map", "combine", "reduce", "params", "output", "images"];
+const JOB_KEYS: &[&str] = &["name", "seed", "max_attempts", "exclude_after", "speculate", "skip_bad_records"];
 const SYNC_KEYS: &[&str] = &["files", "list_file", "max_size", "force", "exclude"];
-const INPUT_KEYS: &[&str] = &[
-    "path",
-    "args",
-    "split",
-    "partitions",
-    "chunk",
-    "key",
-    "partitioner",
-    "weighted",
-];
-const STEP_KEYS: &[&str] = &[
-    "command",
-    "command_on",
-    "image",
-    "timeout",
-    "memory",
-    "network",
-    "cpus",
-];
+const INPUT_KEYS: &[&str] = &["path", "args", "split", "partitions", "chunk", "key", "partitioner", "weighted"];
+const STEP_KEYS: &[&str] = &["command", "command_on", "image", "timeout", "memory", "network", "cpus"];
 const REDUCE_EXTRA: &[&str] = &["partitions", "partitioner", "key", "sort", "sort_buffer"];
 const OUTPUT_KEYS: &[&str] = &["path", "merge", "name"];
 
@@ -247,11 +218,8 @@ impl JobSpec {
     /// Reads and validates a job file.
     pub fn load(path: &Path) -> Result<JobSpec, SpecError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            SpecError::new(
-                &path.display().to_string(),
-                format!("cannot read the job file: {e}"),
-            )
-            .hint("check the path, or run `shoal init` to write a template")
+            SpecError::new(&path.display().to_string(), format!("cannot read the job file: {e}"))
+                .hint("check the path, or run `shoal init` to write a template")
         })?;
         Self::parse(&text, path)
     }
@@ -262,32 +230,25 @@ impl JobSpec {
         let root = tree::parse(text, &file)?;
         let cx = Cx { file: &file, text };
         let top = cx.table(&root, "the job file")?;
-        cx.known(top, SECTIONS, "the top level", "a job file has the sections: job, sync, input, map, combine, reduce, params, output, images")?;
-        let stem = path
-            .file_stem()
-            .map_or("job".to_string(), |s| s.to_string_lossy().into_owned());
+        cx.known(
+            top,
+            SECTIONS,
+            "the top level",
+            "a job file has the sections: job, sync, input, map, combine, reduce, params, output, images",
+        )?;
+        let stem = path.file_stem().map_or("job".to_string(), |s| s.to_string_lossy().into_owned());
         let job = cx.meta(cx.section(top, "job")?, &stem)?;
         let input = cx.input(cx.section(top, "input")?, find(top, "input"))?;
         let map_entry = find(top, "map").ok_or_else(|| {
-            cx.err(Some(0), "the job has no [map] section")
-                .hint("add [map] with command = \"...\": the command each task runs")
+            cx.err(Some(0), "the job has no [map] section").hint("add [map] with command = \"...\": the command each task runs")
         })?;
         let map = cx.step(cx.table(&map_entry.node, "[map]")?, "map", Some(map_entry))?;
-        let combine = find(top, "combine")
-            .map(|e| {
-                cx.table(&e.node, "[combine]")
-                    .and_then(|t| cx.step(t, "combine", Some(e)))
-            })
-            .transpose()?;
-        let reduce = find(top, "reduce")
-            .map(|e| cx.table(&e.node, "[reduce]").and_then(|t| cx.reduce(t, e)))
-            .transpose()?;
+        let combine =
+            find(top, "combine").map(|e| cx.table(&e.node, "[combine]").and_then(|t| cx.step(t, "combine", Some(e)))).transpose()?;
+        let reduce = find(top, "reduce").map(|e| cx.table(&e.node, "[reduce]").and_then(|t| cx.reduce(t, e))).transpose()?;
         Ok(JobSpec {
             path: Some(path.to_path_buf()),
-            base_dir: path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            base_dir: path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf),
             sync: cx.sync(cx.section(top, "sync")?)?,
             output: cx.output(cx.section(top, "output")?, &job.name)?,
             params: cx.params(cx.section(top, "params")?)?,
@@ -302,22 +263,13 @@ impl JobSpec {
 
     /// Like [`JobSpec::parse`], after applying `--set section.key=value`
     /// overrides. A value is read as TOML when it parses, else as a string.
-    pub fn parse_with_overrides(
-        text: &str,
-        path: &Path,
-        sets: &[String],
-    ) -> Result<JobSpec, SpecError> {
+    pub fn parse_with_overrides(text: &str, path: &Path, sets: &[String]) -> Result<JobSpec, SpecError> {
         if sets.is_empty() {
             return Self::parse(text, path);
         }
         let file = path.display().to_string();
         let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-            SpecError::at(
-                &file,
-                text,
-                e.span().map(|s| s.start),
-                format!("invalid TOML: {}", e.message().trim()),
-            )
+            SpecError::at(&file, text, e.span().map(|s| s.start), format!("invalid TOML: {}", e.message().trim()))
         })?;
         for set in sets {
             apply_set(&mut doc, set, &file)?;
@@ -336,9 +288,7 @@ impl JobSpec {
 
     /// The command a host runs for `step`: its override, or the command.
     pub fn command_for<'a>(&self, step: &'a StepSpec, host: &str) -> &'a str {
-        step.command_on
-            .get(host)
-            .map_or(step.command.as_str(), String::as_str)
+        step.command_on.get(host).map_or(step.command.as_str(), String::as_str)
     }
 
     /// A job file that parses back to an equal spec (`shoal map --save`).
@@ -349,18 +299,11 @@ impl JobSpec {
 
 fn apply_set(doc: &mut toml_edit::DocumentMut, set: &str, file: &str) -> Result<(), SpecError> {
     let bad = |msg: String| SpecError::new(file, format!("--set {set:?}: {msg}"));
-    let (key, value) = set
-        .split_once('=')
-        .ok_or_else(|| bad("expected section.key=value".into()))?;
-    let (section, name) = key
-        .trim()
-        .split_once('.')
-        .ok_or_else(|| bad("expected section.key=value, e.g. map.command=cat".into()))?;
+    let (key, value) = set.split_once('=').ok_or_else(|| bad("expected section.key=value".into()))?;
+    let (section, name) = key.trim().split_once('.').ok_or_else(|| bad("expected section.key=value, e.g. map.command=cat".into()))?;
     if section != "params" {
-        let keys = section_keys(section).ok_or_else(|| {
-            bad(format!("unknown section `{section}`"))
-                .hint(format!("sections: {}", SECTIONS.join(", ")))
-        })?;
+        let keys = section_keys(section)
+            .ok_or_else(|| bad(format!("unknown section `{section}`")).hint(format!("sections: {}", SECTIONS.join(", "))))?;
         if !keys.contains(&name) {
             let mut msg = format!("unknown key `{name}` in [{section}]");
             if let Some(s) = did_you_mean(name, &keys) {
@@ -369,10 +312,7 @@ fn apply_set(doc: &mut toml_edit::DocumentMut, set: &str, file: &str) -> Result<
             return Err(bad(msg).hint(format!("the keys of [{section}] are: {}", keys.join(", "))));
         }
     }
-    let parsed: toml_edit::Value = value
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| toml_edit::Value::from(value));
+    let parsed: toml_edit::Value = value.trim().parse().unwrap_or_else(|_| toml_edit::Value::from(value));
     if !doc.contains_key(section) {
         doc[section] = toml_edit::table();
     }
@@ -423,90 +363,44 @@ impl Cx<'_> {
     }
 
     fn known_in(&self, t: &[Entry], section: &str, keys: &[&str]) -> R<()> {
-        self.known(
-            t,
-            keys,
-            &format!("[{section}]"),
-            &format!("the keys of [{section}] are: {}", keys.join(", ")),
-        )
+        self.known(t, keys, &format!("[{section}]"), &format!("the keys of [{section}] are: {}", keys.join(", ")))
     }
 
     fn string(&self, e: &Entry, section: &str) -> R<String> {
         match &e.node.val {
             Val::Str(s) => Ok(s.clone()),
-            v => Err(self.err(
-                e.node.pos,
-                format!("[{section}] {} must be a string, not {}", e.key, v.kind()),
-            )),
+            v => Err(self.err(e.node.pos, format!("[{section}] {} must be a string, not {}", e.key, v.kind()))),
         }
     }
 
     fn strings(&self, e: &Entry, section: &str) -> R<Vec<String>> {
-        let err = |pos| {
-            self.err(
-                pos,
-                format!("[{section}] {} must be an array of strings", e.key),
-            )
-        };
+        let err = |pos| self.err(pos, format!("[{section}] {} must be an array of strings", e.key));
         let Val::Arr(items) = &e.node.val else {
             return Err(err(e.node.pos));
         };
-        items
-            .iter()
-            .map(|i| {
-                if let Val::Str(s) = &i.val {
-                    Ok(s.clone())
-                } else {
-                    Err(err(i.pos))
-                }
-            })
-            .collect()
+        items.iter().map(|i| if let Val::Str(s) = &i.val { Ok(s.clone()) } else { Err(err(i.pos)) }).collect()
     }
 
     fn int(&self, e: &Entry, section: &str, min: i64) -> R<i64> {
         match e.node.val {
             Val::Int(i) if i >= min => Ok(i),
-            Val::Int(i) => Err(self.err(
-                e.node.pos,
-                format!(
-                    "[{section}] {} = {i} is too small; it must be at least {min}",
-                    e.key
-                ),
-            )),
-            ref v => Err(self.err(
-                e.node.pos,
-                format!("[{section}] {} must be an integer, not {}", e.key, v.kind()),
-            )),
+            Val::Int(i) => Err(self.err(e.node.pos, format!("[{section}] {} = {i} is too small; it must be at least {min}", e.key))),
+            ref v => Err(self.err(e.node.pos, format!("[{section}] {} must be an integer, not {}", e.key, v.kind()))),
         }
     }
 
     fn boolean(&self, e: &Entry, section: &str) -> R<bool> {
         match e.node.val {
             Val::Bool(b) => Ok(b),
-            ref v => Err(self.err(
-                e.node.pos,
-                format!(
-                    "[{section}] {} must be true or false, not {}",
-                    e.key,
-                    v.kind()
-                ),
-            )),
+            ref v => Err(self.err(e.node.pos, format!("[{section}] {} must be true or false, not {}", e.key, v.kind()))),
         }
     }
 
     fn size(&self, e: &Entry, section: &str) -> R<u64> {
         match &e.node.val {
             Val::Int(i) if *i >= 0 => Ok(*i as u64),
-            Val::Str(s) => parse_size(s)
-                .map_err(|why| self.err(e.node.pos, format!("[{section}] {}: {why}", e.key))),
-            v => Err(self.err(
-                e.node.pos,
-                format!(
-                    "[{section}] {} must be a size like \"64MiB\", not {}",
-                    e.key,
-                    v.kind()
-                ),
-            )),
+            Val::Str(s) => parse_size(s).map_err(|why| self.err(e.node.pos, format!("[{section}] {}: {why}", e.key))),
+            v => Err(self.err(e.node.pos, format!("[{section}] {} must be a size like \"64MiB\", not {}", e.key, v.kind()))),
         }
     }
 
@@ -514,48 +408,22 @@ impl Cx<'_> {
         match &e.node.val {
             Val::Int(i) if *i > 0 => Ok(Duration::from_secs(*i as u64)),
             Val::Float(f) if *f > 0.0 && f.is_finite() => Ok(Duration::from_secs_f64(*f)),
-            Val::Str(s) => parse_duration(s)
-                .map_err(|why| self.err(e.node.pos, format!("[{section}] {}: {why}", e.key))),
-            v => Err(self.err(
-                e.node.pos,
-                format!(
-                    "[{section}] {} must be a duration like \"10m\", not {}",
-                    e.key,
-                    v.kind()
-                ),
-            )),
+            Val::Str(s) => parse_duration(s).map_err(|why| self.err(e.node.pos, format!("[{section}] {}: {why}", e.key))),
+            v => Err(self.err(e.node.pos, format!("[{section}] {} must be a duration like \"10m\", not {}", e.key, v.kind()))),
         }
     }
 
     fn choice<T: Copy>(&self, e: &Entry, section: &str, options: &[(&str, T)]) -> R<T> {
         let s = self.string(e, section)?;
-        options
-            .iter()
-            .find(|(n, _)| *n == s)
-            .map(|(_, v)| *v)
-            .ok_or_else(|| {
-                let names: Vec<String> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-                self.err(
-                    e.node.pos,
-                    format!(
-                        "[{section}] {} = {s:?} is not one of {}",
-                        e.key,
-                        names.join(", ")
-                    ),
-                )
-            })
+        options.iter().find(|(n, _)| *n == s).map(|(_, v)| *v).ok_or_else(|| {
+            let names: Vec<String> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            self.err(e.node.pos, format!("[{section}] {} = {s:?} is not one of {}", e.key, names.join(", ")))
+        })
     }
 
     fn meta(&self, t: &[Entry], stem: &str) -> R<JobMeta> {
         self.known_in(t, "job", JOB_KEYS)?;
-        let mut m = JobMeta {
-            name: stem.to_string(),
-            seed: 0,
-            max_attempts: 4,
-            exclude_after: 3,
-            speculate: false,
-            skip_bad_records: 0,
-        };
+        let mut m = JobMeta { name: stem.to_string(), seed: 0, max_attempts: 4, exclude_after: 3, speculate: false, skip_bad_records: 0 };
         for e in t {
             match e.key.as_str() {
                 "name" => m.name = self.string(e, "job")?,
@@ -572,13 +440,7 @@ impl Cx<'_> {
 
     fn sync(&self, t: &[Entry]) -> R<SyncSpec> {
         self.known_in(t, "sync", SYNC_KEYS)?;
-        let mut s = SyncSpec {
-            files: vec![],
-            list_file: None,
-            max_size: 64 << 20,
-            force: vec![],
-            exclude: vec![],
-        };
+        let mut s = SyncSpec { files: vec![], list_file: None, max_size: 64 << 20, force: vec![], exclude: vec![] };
         for e in t {
             match e.key.as_str() {
                 "files" => s.files = self.strings(e, "sync")?,
@@ -603,23 +465,14 @@ impl Cx<'_> {
                     i.split = Some(self.choice(
                         e,
                         "input",
-                        &[
-                            ("lines", Split::Lines),
-                            ("files", Split::Files),
-                            ("hash", Split::Hash),
-                            ("range", Split::Range),
-                        ],
+                        &[("lines", Split::Lines), ("files", Split::Files), ("hash", Split::Hash), ("range", Split::Range)],
                     )?)
                 }
                 "partitions" => i.partitions = Some(self.int(e, "input", 1)? as u32),
                 "chunk" => i.chunk = Some(self.size(e, "input")?.max(1)),
                 "key" => i.key = Some(self.key(e)?),
                 "partitioner" => {
-                    i.partitioner = self.choice(
-                        e,
-                        "input",
-                        &[("hash", Partitioner::Hash), ("modulo", Partitioner::Modulo)],
-                    )?
+                    i.partitioner = self.choice(e, "input", &[("hash", Partitioner::Hash), ("modulo", Partitioner::Modulo)])?
                 }
                 "weighted" => i.weighted = self.boolean(e, "input")?,
                 _ => {}
@@ -630,29 +483,21 @@ impl Cx<'_> {
     }
 
     fn check_input(&self, i: &InputSpec, t: &[Entry], section: Option<&Entry>) -> R<()> {
-        let pos = |k: &str| {
-            find(t, k)
-                .and_then(|e| e.key_pos)
-                .or(section.and_then(|s| s.key_pos))
-                .or(Some(0))
-        };
+        let pos = |k: &str| find(t, k).and_then(|e| e.key_pos).or(section.and_then(|s| s.key_pos)).or(Some(0));
         match (&i.path, &i.args) {
-            (None, None) => return Err(self.err(pos("input"), "the job has no input: [input] needs path (a file or directory) or args (one task per argument)")),
+            (None, None) => {
+                return Err(self
+                    .err(pos("input"), "the job has no input: [input] needs path (a file or directory) or args (one task per argument)"))
+            }
             (Some(_), Some(_)) => return Err(self.err(pos("args"), "[input] has both path and args; give one of them")),
             _ => {}
         }
         if i.partitions.is_some() && i.chunk.is_some() {
-            return Err(self.err(
-                pos("chunk"),
-                "[input] has both partitions and chunk; give one of them",
-            ));
+            return Err(self.err(pos("chunk"), "[input] has both partitions and chunk; give one of them"));
         }
         if matches!(i.split, Some(Split::Hash | Split::Range)) && i.key.is_none() {
             return Err(self
-                .err(
-                    pos("split"),
-                    "[input] split = \"hash\" and \"range\" need a key",
-                )
+                .err(pos("split"), "[input] split = \"hash\" and \"range\" need a key")
                 .hint("add key = { field = 1, sep = \"\\t\" }"));
         }
         Ok(())
@@ -660,22 +505,15 @@ impl Cx<'_> {
 
     fn key(&self, e: &Entry) -> R<KeySpec> {
         let t = self.table(&e.node, "[input] key")?;
-        self.known(
-            t,
-            &["field", "sep"],
-            "[input] key",
-            "key = { field = 1, sep = \"\\t\" }",
-        )?;
+        self.known(t, &["field", "sep"], "[input] key", "key = { field = 1, sep = \"\\t\" }")?;
         let mut k = KeySpec::default();
         for f in t {
             match f.key.as_str() {
                 "field" => {
-                    k.field = self.int(f, "input", 1).map_err(|_| {
-                        self.err(
-                            f.node.pos,
-                            "[input] key.field must be 1 or more: fields are counted from 1",
-                        )
-                    })? as usize
+                    k.field = self
+                        .int(f, "input", 1)
+                        .map_err(|_| self.err(f.node.pos, "[input] key.field must be 1 or more: fields are counted from 1"))?
+                        as usize
                 }
                 "sep" => k.sep = self.nonempty(f, "input")?,
                 _ => {}
@@ -687,10 +525,7 @@ impl Cx<'_> {
     fn nonempty(&self, e: &Entry, section: &str) -> R<String> {
         let s = self.string(e, section)?;
         if s.is_empty() {
-            return Err(self.err(
-                e.node.pos,
-                format!("[{section}] {} must not be empty", e.key),
-            ));
+            return Err(self.err(e.node.pos, format!("[{section}] {} must not be empty", e.key)));
         }
         Ok(s)
     }
@@ -712,10 +547,10 @@ impl Cx<'_> {
             }
         }
         if s.command.trim().is_empty() {
-            let pos = find(t, "command")
-                .and_then(|e| e.node.pos)
-                .or(at.and_then(|e| e.key_pos));
-            return Err(self.err(pos, format!("[{section}] needs a command")).hint(format!("add command = \"...\" to [{section}]: a shell command that reads stdin and writes stdout")));
+            let pos = find(t, "command").and_then(|e| e.node.pos).or(at.and_then(|e| e.key_pos));
+            return Err(self
+                .err(pos, format!("[{section}] needs a command"))
+                .hint(format!("add command = \"...\" to [{section}]: a shell command that reads stdin and writes stdout")));
         }
         Ok(s)
     }
@@ -724,35 +559,23 @@ impl Cx<'_> {
         match e.node.val {
             Val::Int(i) if i > 0 => Ok(i as f64),
             Val::Float(f) if f > 0.0 && f.is_finite() => Ok(f),
-            _ => Err(self.err(
-                e.node.pos,
-                format!("[{section}] {} must be a positive number", e.key),
-            )),
+            _ => Err(self.err(e.node.pos, format!("[{section}] {} must be a positive number", e.key))),
         }
     }
 
     fn string_map(&self, e: &Entry, section: &str) -> R<BTreeMap<String, String>> {
         let t = self.table(&e.node, &format!("[{section}] {}", e.key))?;
-        t.iter()
-            .map(|x| Ok((x.key.clone(), self.string(x, section)?)))
-            .collect()
+        t.iter().map(|x| Ok((x.key.clone(), self.string(x, section)?))).collect()
     }
 
     fn reduce(&self, t: &[Entry], at: &Entry) -> R<ReduceSpec> {
-        let step_part: Vec<Entry> = t
-            .iter()
-            .filter(|e| !REDUCE_EXTRA.contains(&e.key.as_str()))
-            .cloned()
-            .collect();
+        let step_part: Vec<Entry> = t.iter().filter(|e| !REDUCE_EXTRA.contains(&e.key.as_str())).cloned().collect();
         let step = self.step(&step_part, "reduce", Some(at))?;
         let mut r = ReduceSpec {
             step,
             partitions: None,
             partitioner: Partitioner::Hash,
-            key: ShuffleKey {
-                sep: "\t".into(),
-                fields: 1,
-            },
+            key: ShuffleKey { sep: "\t".into(), fields: 1 },
             sort: SortOrder::Bytes,
             sort_buffer: 256 << 20,
         };
@@ -760,20 +583,10 @@ impl Cx<'_> {
             match e.key.as_str() {
                 "partitions" => r.partitions = Some(self.int(e, "reduce", 1)? as u32),
                 "partitioner" => {
-                    r.partitioner = self.choice(
-                        e,
-                        "reduce",
-                        &[("hash", Partitioner::Hash), ("modulo", Partitioner::Modulo)],
-                    )?
+                    r.partitioner = self.choice(e, "reduce", &[("hash", Partitioner::Hash), ("modulo", Partitioner::Modulo)])?
                 }
                 "key" => r.key = self.shuffle_key(e)?,
-                "sort" => {
-                    r.sort = self.choice(
-                        e,
-                        "reduce",
-                        &[("bytes", SortOrder::Bytes), ("numeric", SortOrder::Numeric)],
-                    )?
-                }
+                "sort" => r.sort = self.choice(e, "reduce", &[("bytes", SortOrder::Bytes), ("numeric", SortOrder::Numeric)])?,
                 "sort_buffer" => r.sort_buffer = self.size(e, "reduce")?.max(1 << 16),
                 _ => {}
             }
@@ -783,16 +596,8 @@ impl Cx<'_> {
 
     fn shuffle_key(&self, e: &Entry) -> R<ShuffleKey> {
         let t = self.table(&e.node, "[reduce] key")?;
-        self.known(
-            t,
-            &["sep", "fields"],
-            "[reduce] key",
-            "key = { sep = \"\\t\", fields = 1 }",
-        )?;
-        let mut k = ShuffleKey {
-            sep: "\t".into(),
-            fields: 1,
-        };
+        self.known(t, &["sep", "fields"], "[reduce] key", "key = { sep = \"\\t\", fields = 1 }")?;
+        let mut k = ShuffleKey { sep: "\t".into(), fields: 1 };
         for f in t {
             match f.key.as_str() {
                 "sep" => k.sep = self.nonempty(f, "reduce")?,
@@ -819,13 +624,7 @@ impl Cx<'_> {
             };
             if !e.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(self
-                    .err(
-                        e.key_pos,
-                        format!(
-                            "[params] {} is not a valid name: it becomes SHOAL_PARAM_<NAME>",
-                            e.key
-                        ),
-                    )
+                    .err(e.key_pos, format!("[params] {} is not a valid name: it becomes SHOAL_PARAM_<NAME>", e.key))
                     .hint("use letters, digits and _"));
             }
             out.insert(e.key.clone(), v);
@@ -835,11 +634,7 @@ impl Cx<'_> {
 
     fn output(&self, t: &[Entry], job: &str) -> R<OutputSpec> {
         self.known_in(t, "output", OUTPUT_KEYS)?;
-        let mut o = OutputSpec {
-            path: format!("out/{job}"),
-            merge: Merge::Concat,
-            name: None,
-        };
+        let mut o = OutputSpec { path: format!("out/{job}"), merge: Merge::Concat, name: None };
         for e in t {
             match e.key.as_str() {
                 "path" => o.path = self.nonempty(e, "output")?,
@@ -853,14 +648,8 @@ impl Cx<'_> {
 
     fn merge(&self, e: &Entry) -> R<Merge> {
         if let Val::Table(t) = &e.node.val {
-            self.known(
-                t,
-                &["command"],
-                "[output] merge",
-                "merge = { command = \"python3 merge.py\" }",
-            )?;
-            let c = find(t, "command")
-                .ok_or_else(|| self.err(e.node.pos, "[output] merge table needs a command"))?;
+            self.known(t, &["command"], "[output] merge", "merge = { command = \"python3 merge.py\" }")?;
+            let c = find(t, "command").ok_or_else(|| self.err(e.node.pos, "[output] merge table needs a command"))?;
             return Ok(Merge::Command(self.nonempty(c, "output")?));
         }
         let s = self.string(e, "output")?;
@@ -869,14 +658,11 @@ impl Cx<'_> {
             "none" => Merge::None,
             "json-list" => Merge::JsonList,
             "csv" => Merge::Csv,
-            other => return Err(self
-                .err(
-                    e.node.pos,
-                    format!("[output] merge = {other:?} is not a known merge"),
-                )
-                .hint(
-                    "use \"concat\", \"none\", \"json-list\", \"csv\", or { command = \"...\" }",
-                )),
+            other => {
+                return Err(self
+                    .err(e.node.pos, format!("[output] merge = {other:?} is not a known merge"))
+                    .hint("use \"concat\", \"none\", \"json-list\", \"csv\", or { command = \"...\" }"))
+            }
         })
     }
 
@@ -884,24 +670,10 @@ impl Cx<'_> {
         let mut out = BTreeMap::new();
         for e in t {
             let spec = self.table(&e.node, &format!("[images] {:?}", e.key))?;
-            self.known(
-                spec,
-                &["file"],
-                "an [images] entry",
-                "\"name:tag\" = { file = \"image.tar\" }",
-            )?;
-            let file = find(spec, "file").ok_or_else(|| {
-                self.err(
-                    e.key_pos,
-                    format!("[images] {:?} needs file = \"archive.tar\"", e.key),
-                )
-            })?;
-            out.insert(
-                e.key.clone(),
-                ImageSpec {
-                    file: self.nonempty(file, "images")?,
-                },
-            );
+            self.known(spec, &["file"], "an [images] entry", "\"name:tag\" = { file = \"image.tar\" }")?;
+            let file =
+                find(spec, "file").ok_or_else(|| self.err(e.key_pos, format!("[images] {:?} needs file = \"archive.tar\"", e.key)))?;
+            out.insert(e.key.clone(), ImageSpec { file: self.nonempty(file, "images")? });
         }
         Ok(out)
     }

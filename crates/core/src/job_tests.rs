@@ -16,10 +16,7 @@ const MIN: &str = "[input]\npath = \"d.txt\"\n[map]\ncommand = \"cat\"\n";
 fn minimal_job_gets_defaults() {
     let j = parse(MIN).unwrap();
     assert_eq!(j.job.name, "job");
-    assert_eq!(
-        (j.job.seed, j.job.max_attempts, j.job.exclude_after),
-        (0, 4, 3)
-    );
+    assert_eq!((j.job.seed, j.job.max_attempts, j.job.exclude_after), (0, 4, 3));
     assert_eq!(j.base_dir, PathBuf::from("jobs"));
     assert_eq!(j.sync.max_size, 64 << 20);
     assert_eq!(j.output.path, "out/job");
@@ -70,22 +67,13 @@ merge = { command = "python3 merge.py" }
     )
     .unwrap();
     assert_eq!(j.job.seed, 42);
-    assert_eq!(
-        j.input.key,
-        Some(KeySpec {
-            field: 2,
-            sep: ",".into()
-        })
-    );
+    assert_eq!(j.input.key, Some(KeySpec { field: 2, sep: ",".into() }));
     assert_eq!(j.input.partitioner, Partitioner::Modulo);
     assert_eq!(j.command_for(&j.map, "beta"), "/opt/py score.py");
     assert_eq!(j.command_for(&j.map, "alpha"), "python3 score.py");
     assert_eq!(j.map.timeout, Some(Duration::from_secs(600)));
     let r = j.reduce.as_ref().unwrap();
-    assert_eq!(
-        (r.partitions, r.key.fields, r.sort, r.sort_buffer),
-        (Some(8), 2, SortOrder::Numeric, 4 << 20)
-    );
+    assert_eq!((r.partitions, r.key.fields, r.sort, r.sort_buffer), (Some(8), 2, SortOrder::Numeric, 4 << 20));
     assert_eq!(j.params["threshold"].to_env(), "0.7");
     assert_eq!(j.output.merge, Merge::Command("python3 merge.py".into()));
     assert_eq!(j.images["aligner:1.4"].file, "images/a.tar");
@@ -111,7 +99,10 @@ fn unknown_section() {
 
 #[test]
 fn missing_map_or_command() {
-    assert_eq!(err("[input]\npath = \"d\"\n"), "jobs/job.toml:1:1: the job has no [map] section\n  hint: add [map] with command = \"...\": the command each task runs");
+    assert_eq!(
+        err("[input]\npath = \"d\"\n"),
+        "jobs/job.toml:1:1: the job has no [map] section\n  hint: add [map] with command = \"...\": the command each task runs"
+    );
     assert_eq!(
         err("[input]\npath = \"d\"\n[map]\ncommand = \"  \"\n"),
         "jobs/job.toml:4:11: [map] needs a command\n  hint: add command = \"...\" to [map]: a shell command that reads stdin and writes stdout"
@@ -192,18 +183,11 @@ fn params_must_be_scalars() {
 
 #[test]
 fn overrides() {
-    let j = JobSpec::parse_with_overrides(
-        MIN,
-        Path::new("job.toml"),
-        &[
-            "map.command=python3 other.py".into(),
-            "input.partitions=16".into(),
-        ],
-    )
-    .unwrap();
+    let j =
+        JobSpec::parse_with_overrides(MIN, Path::new("job.toml"), &["map.command=python3 other.py".into(), "input.partitions=16".into()])
+            .unwrap();
     assert_eq!(j.map.command, "python3 other.py");
     assert_eq!(j.input.partitions, Some(16));
-    let e = JobSpec::parse_with_overrides(MIN, Path::new("job.toml"), &["map.comand=x".into()])
-        .unwrap_err();
+    let e = JobSpec::parse_with_overrides(MIN, Path::new("job.toml"), &["map.comand=x".into()]).unwrap_err();
     assert_eq!(e.to_string(), "job.toml: --set \"map.comand=x\": unknown key `comand` in [map]; did you mean `command`?\n  hint: the keys of [map] are: command, command_on, image, timeout, memory, network, cpus");
 }

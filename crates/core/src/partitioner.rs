@@ -9,9 +9,7 @@
 
 /// FNV-1a 64 of `key`.
 pub fn stable_hash(key: &[u8]) -> u64 {
-    key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// The partition of `key` among `partitions` by [`stable_hash`].
@@ -29,9 +27,7 @@ pub struct KeyError {
 /// The partition of an integer key: `key mod partitions`.
 pub fn modulo_partition(key: &[u8], partitions: u32) -> Result<u32, KeyError> {
     let text = std::str::from_utf8(key).ok().map(str::trim);
-    let n: i128 = text.and_then(|t| t.parse().ok()).ok_or_else(|| KeyError {
-        key: String::from_utf8_lossy(key).into_owned(),
-    })?;
+    let n: i128 = text.and_then(|t| t.parse().ok()).ok_or_else(|| KeyError { key: String::from_utf8_lossy(key).into_owned() })?;
     Ok(n.rem_euclid(i128::from(partitions.max(1))) as u32)
 }
 
@@ -86,20 +82,14 @@ mod tests {
         assert_eq!(stable_hash(b"a"), 0xaf63dc4c8601ec8c);
         assert_eq!(stable_hash(b"hello"), 0xa430d84680aabd0b);
         assert_eq!(stable_hash(b"the"), 0x56f5c9194461d57c);
-        assert_eq!(
-            hash_partition(b"hello", 7),
-            (0xa430d84680aabd0bu64 % 7) as u32
-        );
+        assert_eq!(hash_partition(b"hello", 7), (0xa430d84680aabd0bu64 % 7) as u32);
     }
 
     #[test]
     fn modulo_routes_integers() {
         assert_eq!(modulo_partition(b"10", 4), Ok(2));
         assert_eq!(modulo_partition(b" -1 ", 4), Ok(3));
-        assert_eq!(
-            modulo_partition(b"x1", 4).unwrap_err().to_string(),
-            "key \"x1\" is not an integer"
-        );
+        assert_eq!(modulo_partition(b"x1", 4).unwrap_err().to_string(), "key \"x1\" is not an integer");
     }
 
     #[test]

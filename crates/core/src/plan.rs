@@ -12,26 +12,15 @@ pub fn weighted_shares(n: u32, weights: &[f64]) -> Vec<u32> {
     if weights.is_empty() {
         return vec![];
     }
-    let clean: Vec<f64> = weights
-        .iter()
-        .map(|w| if w.is_finite() && *w > 0.0 { *w } else { 0.0 })
-        .collect();
+    let clean: Vec<f64> = weights.iter().map(|w| if w.is_finite() && *w > 0.0 { *w } else { 0.0 }).collect();
     let total: f64 = clean.iter().sum();
-    let weights: Vec<f64> = if total > 0.0 {
-        clean
-    } else {
-        vec![1.0; weights.len()]
-    };
+    let weights: Vec<f64> = if total > 0.0 { clean } else { vec![1.0; weights.len()] };
     let total: f64 = weights.iter().sum();
     let quotas: Vec<f64> = weights.iter().map(|w| n as f64 * w / total).collect();
     let mut shares: Vec<u32> = quotas.iter().map(|q| q.floor() as u32).collect();
     let mut left = n - shares.iter().sum::<u32>();
     let mut order: Vec<usize> = (0..weights.len()).collect();
-    order.sort_by(|&a, &b| {
-        (quotas[b] - quotas[b].floor())
-            .total_cmp(&(quotas[a] - quotas[a].floor()))
-            .then(a.cmp(&b))
-    });
+    order.sort_by(|&a, &b| (quotas[b] - quotas[b].floor()).total_cmp(&(quotas[a] - quotas[a].floor())).then(a.cmp(&b)));
     for i in order.into_iter().cycle() {
         if left == 0 {
             break;
@@ -60,9 +49,7 @@ pub fn seeded_order(n: usize, seed: u64) -> Vec<usize> {
 /// (without the leading 0).
 pub fn line_chunk_targets(total_bytes: u64, partitions: u32) -> Vec<u64> {
     let p = u64::from(partitions.max(1));
-    (1..p)
-        .map(|i| (u128::from(total_bytes) * u128::from(i) / u128::from(p)) as u64)
-        .collect()
+    (1..p).map(|i| (u128::from(total_bytes) * u128::from(i) / u128::from(p)) as u64).collect()
 }
 
 #[cfg(test)]

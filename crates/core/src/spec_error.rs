@@ -36,13 +36,7 @@ impl std::error::Error for SpecError {}
 impl SpecError {
     /// An error without a position.
     pub fn new(file: &str, message: impl Into<String>) -> Self {
-        SpecError {
-            file: file.to_string(),
-            line: None,
-            col: None,
-            message: message.into(),
-            hint: None,
-        }
+        SpecError { file: file.to_string(), line: None, col: None, message: message.into(), hint: None }
     }
 
     /// An error at a byte offset of `text`.
@@ -54,13 +48,7 @@ impl SpecError {
             }
             None => (None, None),
         };
-        SpecError {
-            file: file.to_string(),
-            line,
-            col,
-            message: message.into(),
-            hint: None,
-        }
+        SpecError { file: file.to_string(), line, col, message: message.into(), hint: None }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -98,9 +86,7 @@ pub fn did_you_mean<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
 /// Parses sizes: integers (bytes) or `64MiB`, `1.5GB`, `512KiB`, `10B`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size"))?;
     let mult: u64 = match unit.trim() {
@@ -113,11 +99,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
         "TB" => 1_000_000_000_000,
-        other => {
-            return Err(format!(
-            "unknown size unit {other:?} in {s:?}; use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"
-        ))
-        }
+        other => return Err(format!("unknown size unit {other:?} in {s:?}; use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)")),
     };
     Ok((n * mult as f64) as u64)
 }
@@ -125,23 +107,15 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// Parses durations: seconds as a number, or `500ms`, `10s`, `2m`, `1h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration"))?;
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration"))?;
     let secs = match unit.trim() {
         "" | "s" => n,
         "ms" => n / 1000.0,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} in {s:?}; use ms, s, m or h"
-            ))
-        }
+        other => return Err(format!("unknown duration unit {other:?} in {s:?}; use ms, s, m or h")),
     };
     Ok(Duration::from_secs_f64(secs))
 }
@@ -163,10 +137,7 @@ mod tests {
         assert_eq!(parse_size("1.5KiB"), Ok(1536));
         assert_eq!(parse_size("10"), Ok(10));
         assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
-        assert_eq!(
-            parse_size("64XB").unwrap_err(),
-            "unknown size unit \"XB\" in \"64XB\"; use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"
-        );
+        assert_eq!(parse_size("64XB").unwrap_err(), "unknown size unit \"XB\" in \"64XB\"; use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)");
     }
 
     #[test]
@@ -180,10 +151,7 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(
-            did_you_mean("adress", &["address", "port"]),
-            Some("address")
-        );
+        assert_eq!(did_you_mean("adress", &["address", "port"]), Some("address"));
         assert_eq!(did_you_mean("zzzzzz", &["address", "port"]), None);
     }
 }

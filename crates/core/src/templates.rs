@@ -78,8 +78,7 @@ mod tests {
 
     #[test]
     fn cluster_template_is_this_machine() {
-        let c = crate::cluster::ClusterSpec::parse(CLUSTER_TEMPLATE, Path::new("cluster.toml"))
-            .unwrap();
+        let c = crate::cluster::ClusterSpec::parse(CLUSTER_TEMPLATE, Path::new("cluster.toml")).unwrap();
         assert_eq!(c.hosts.len(), 1);
         assert_eq!(c.hosts[0].transport, crate::cluster::TransportKind::Local);
     }

@@ -68,12 +68,7 @@ fn parse_toml(text: &str, file: &str) -> Result<Node, SpecError> {
             Some(line) => format!("{}: each host and key may appear only once", line.trim()),
             None => raw.replace('\n', "; "),
         };
-        SpecError::at(
-            file,
-            text,
-            e.span().map(|s| s.start),
-            format!("invalid TOML: {msg}"),
-        )
+        SpecError::at(file, text, e.span().map(|s| s.start), format!("invalid TOML: {msg}"))
     })?;
     Ok(table_node(doc.as_table(), Some(0)))
 }
@@ -83,31 +78,18 @@ fn table_node(t: &toml_edit::Table, pos: Option<usize>) -> Node {
         .iter()
         .map(|(k, item)| {
             let key_pos = t.key(k).and_then(|key| key.span()).map(|s| s.start);
-            Entry {
-                key: k.to_string(),
-                key_pos,
-                node: item_node(item, key_pos),
-            }
+            Entry { key: k.to_string(), key_pos, node: item_node(item, key_pos) }
         })
         .collect();
-    Node {
-        val: Val::Table(entries),
-        pos: t.span().map(|s| s.start).or(pos),
-    }
+    Node { val: Val::Table(entries), pos: t.span().map(|s| s.start).or(pos) }
 }
 
 fn item_node(item: &toml_edit::Item, key_pos: Option<usize>) -> Node {
     match item {
         toml_edit::Item::Table(t) => table_node(t, key_pos),
         toml_edit::Item::Value(v) => value_node(v, key_pos),
-        toml_edit::Item::ArrayOfTables(a) => Node {
-            val: Val::Arr(a.iter().map(|t| table_node(t, key_pos)).collect()),
-            pos: key_pos,
-        },
-        toml_edit::Item::None => Node {
-            val: Val::Table(vec![]),
-            pos: key_pos,
-        },
+        toml_edit::Item::ArrayOfTables(a) => Node { val: Val::Arr(a.iter().map(|t| table_node(t, key_pos)).collect()), pos: key_pos },
+        toml_edit::Item::None => Node { val: Val::Table(vec![]), pos: key_pos },
     }
 }
 
@@ -125,11 +107,7 @@ fn value_node(v: &toml_edit::Value, fallback: Option<usize>) -> Node {
             t.iter()
                 .map(|(k, x)| {
                     let key_pos = t.key(k).and_then(|key| key.span()).map(|s| s.start);
-                    Entry {
-                        key: k.to_string(),
-                        key_pos,
-                        node: value_node(x, key_pos),
-                    }
+                    Entry { key: k.to_string(), key_pos, node: value_node(x, key_pos) }
                 })
                 .collect(),
         ),
@@ -153,11 +131,7 @@ fn json_error(text: &str, file: &str, e: &serde_json::Error) -> SpecError {
 }
 
 fn offset_of(text: &str, line: usize, col: usize) -> usize {
-    let start: usize = text
-        .split_inclusive('\n')
-        .take(line.saturating_sub(1))
-        .map(str::len)
-        .sum();
+    let start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
     start + col.saturating_sub(1)
 }
 
@@ -169,10 +143,7 @@ fn locate(node: &mut Node, text: &str, from: usize) {
             let mut cursor = from;
             for e in entries {
                 let quoted = format!("\"{}\"", e.key);
-                let at = text
-                    .get(cursor..)
-                    .and_then(|t| t.find(&quoted))
-                    .map(|i| i + cursor);
+                let at = text.get(cursor..).and_then(|t| t.find(&quoted)).map(|i| i + cursor);
                 e.key_pos = at.or(Some(from));
                 if let Some(a) = at {
                     cursor = a + quoted.len();
@@ -219,9 +190,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(leaf(Val::Int(v)))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<JsonNode, E> {
-        i64::try_from(v)
-            .map(|i| leaf(Val::Int(i)))
-            .map_err(|_| E::custom("integer too large"))
+        i64::try_from(v).map(|i| leaf(Val::Int(i))).map_err(|_| E::custom("integer too large"))
     }
     fn visit_f64<E>(self, v: f64) -> Result<JsonNode, E> {
         Ok(leaf(Val::Float(v)))
@@ -243,16 +212,10 @@ impl<'de> Visitor<'de> for NodeVisitor {
         let mut entries: Vec<Entry> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             if entries.iter().any(|e| e.key == key) {
-                return Err(de::Error::custom(format!(
-                    "duplicate key `{key}`: each host and key may appear only once"
-                )));
+                return Err(de::Error::custom(format!("duplicate key `{key}`: each host and key may appear only once")));
             }
             let JsonNode(node) = map.next_value()?;
-            entries.push(Entry {
-                key,
-                key_pos: None,
-                node,
-            });
+            entries.push(Entry { key, key_pos: None, node });
         }
         Ok(leaf(Val::Table(entries)))
     }
@@ -267,12 +230,8 @@ mod tests {
         let text = "[hosts.a]\naddress = \"x\"\n";
         let n = parse(text, "c.toml").unwrap();
         let Val::Table(top) = &n.val else { panic!() };
-        let Val::Table(hosts) = &top[0].node.val else {
-            panic!()
-        };
-        let Val::Table(a) = &hosts[0].node.val else {
-            panic!()
-        };
+        let Val::Table(hosts) = &top[0].node.val else { panic!() };
+        let Val::Table(a) = &hosts[0].node.val else { panic!() };
         assert_eq!(a[0].key, "address");
         assert_eq!(a[0].key_pos, Some(10));
     }
@@ -280,10 +239,7 @@ mod tests {
     #[test]
     fn json_duplicates_are_refused() {
         let err = parse("{\"hosts\": {\"a\": {}, \"a\": {}}}", "c.json").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "c.json:1:23: invalid JSON: duplicate key `a`: each host and key may appear only once"
-        );
+        assert_eq!(err.to_string(), "c.json:1:23: invalid JSON: duplicate key `a`: each host and key may appear only once");
     }
 
     #[test]
@@ -291,9 +247,6 @@ mod tests {
         let text = "{\n  \"hosts\": {\n    \"a\": {\"port\": 22}\n  }\n}";
         let n = parse(text, "c.json").unwrap();
         let Val::Table(top) = &n.val else { panic!() };
-        assert_eq!(
-            crate::spec_error::line_col(text, top[0].key_pos.unwrap()),
-            (2, 3)
-        );
+        assert_eq!(crate::spec_error::line_col(text, top[0].key_pos.unwrap()), (2, 3));
     }
 }

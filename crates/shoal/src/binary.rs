@@ -30,9 +30,5 @@ pub fn hash_file(path: PathBuf) -> std::io::Result<Binary> {
     let file = std::fs::File::open(&path)?;
     let size = file.metadata()?.len();
     hasher.update_reader(file)?;
-    Ok(Binary {
-        path,
-        hash: hasher.finalize().to_hex().to_string(),
-        size,
-    })
+    Ok(Binary { path, hash: hasher.finalize().to_hex().to_string(), size })
 }

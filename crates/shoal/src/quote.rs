@@ -17,9 +17,7 @@ pub struct QuoteError {
 /// Quotes `s` as one shell word.
 pub fn word(s: &str) -> Result<String, QuoteError> {
     if s.contains('\0') {
-        return Err(QuoteError {
-            what: format!("{s:?}"),
-        });
+        return Err(QuoteError { what: format!("{s:?}") });
     }
     if !s.is_empty() && s.bytes().all(is_plain) {
         return Ok(s.to_string());
@@ -81,10 +79,7 @@ mod tests {
 
     #[test]
     fn nul_is_refused() {
-        assert_eq!(
-            word("a\0b").unwrap_err().to_string(),
-            "\"a\\0b\" contains a NUL byte, which no shell command can carry"
-        );
+        assert_eq!(word("a\0b").unwrap_err().to_string(), "\"a\\0b\" contains a NUL byte, which no shell command can carry");
     }
 
     /// Runs `printf '%s\0' ARGS...` through a real `sh -c`, as a remote
@@ -95,11 +90,7 @@ mod tests {
         let line = sh_script(&command(&words).unwrap()).unwrap();
         let out = Command::new("sh").arg("-c").arg(&line).output().unwrap();
         assert!(out.status.success(), "sh failed on {line:?}");
-        let mut seen: Vec<String> = out
-            .stdout
-            .split(|b| *b == 0)
-            .map(|s| String::from_utf8(s.to_vec()).unwrap())
-            .collect();
+        let mut seen: Vec<String> = out.stdout.split(|b| *b == 0).map(|s| String::from_utf8(s.to_vec()).unwrap()).collect();
         seen.pop();
         seen
     }
@@ -116,21 +107,10 @@ mod tests {
 
     #[test]
     fn metacharacters_round_trip() {
-        let nasty: Vec<String> = [
-            "; touch /tmp/shoal-pwned",
-            "`id`",
-            "$(id)",
-            "a'b\"c",
-            "\n",
-            "*",
-            "~",
-            "-n",
-            "\\",
-            "!",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let nasty: Vec<String> = ["; touch /tmp/shoal-pwned", "`id`", "$(id)", "a'b\"c", "\n", "*", "~", "-n", "\\", "!"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(through_sh(&nasty), nasty);
         assert!(!std::path::Path::new("/tmp/shoal-pwned").exists());
     }

@@ -41,11 +41,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 return Ok(Some(msg));
             }
             if self.inner.read_buf(&mut self.buf).await? == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(WireError::Closed("in the middle of a frame"))
-                };
+                return if self.buf.is_empty() { Ok(None) } else { Err(WireError::Closed("in the middle of a frame")) };
             }
         }
     }
@@ -92,9 +88,7 @@ impl Outbox {
     /// Queues a control message without waiting. Bulk messages are refused.
     pub fn send_now(&self, msg: Message) -> Result<(), WireError> {
         debug_assert!(!msg.is_bulk());
-        self.control
-            .send(msg)
-            .map_err(|_| WireError::Closed("while sending"))
+        self.control.send(msg).map_err(|_| WireError::Closed("while sending"))
     }
 }
 
@@ -108,11 +102,7 @@ where
     let (bulk_tx, bulk_rx) = mpsc::channel(BULK_QUEUE);
     let close = std::sync::Arc::new(tokio::sync::Notify::new());
     let handle = tokio::spawn(write_loop(w, control_rx, bulk_rx, close.clone()));
-    let outbox = Outbox {
-        control: control_tx,
-        bulk: bulk_tx,
-        close,
-    };
+    let outbox = Outbox { control: control_tx, bulk: bulk_tx, close };
     (outbox, handle)
 }
 
@@ -159,21 +149,12 @@ mod tests {
         let (a, b) = tokio::io::duplex(1 << 16);
         let (outbox, writer) = spawn_writer(a);
         outbox.send(Message::Heartbeat).await.unwrap();
-        outbox
-            .send(Message::Exec {
-                id: 1,
-                command: "true".into(),
-            })
-            .await
-            .unwrap();
+        outbox.send(Message::Exec { id: 1, command: "true".into() }).await.unwrap();
         drop(outbox);
         writer.await.unwrap().unwrap();
         let mut r = FrameReader::new(b);
         assert_eq!(r.read_message().await.unwrap(), Some(Message::Heartbeat));
-        assert!(matches!(
-            r.read_message().await.unwrap(),
-            Some(Message::Exec { id: 1, .. })
-        ));
+        assert!(matches!(r.read_message().await.unwrap(), Some(Message::Exec { id: 1, .. })));
         assert_eq!(r.read_message().await.unwrap(), None);
     }
 
@@ -184,18 +165,12 @@ mod tests {
         buf.pop();
         let mut r = FrameReader::new(&buf[..]);
         let err = r.read_message().await.unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "the connection closed in the middle of a frame"
-        );
+        assert_eq!(err.to_string(), "the connection closed in the middle of a frame");
     }
 
     #[tokio::test]
     async fn garbage_is_invalid_not_a_hang() {
         let mut r = FrameReader::new(&b"Welcome to my server!\n"[..]);
-        assert!(matches!(
-            r.read_message().await,
-            Err(WireError::Frame(_)) | Err(WireError::Decode(_)) | Err(WireError::Closed(_))
-        ));
+        assert!(matches!(r.read_message().await, Err(WireError::Frame(_)) | Err(WireError::Decode(_)) | Err(WireError::Closed(_))));
     }
 }

@@ -42,10 +42,7 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, FrameError> {
         return Err(FrameError::TooLarge { len });
     }
     match buf.get(HEADER..HEADER + len) {
-        Some(payload) => Ok(Parsed::Frame {
-            payload,
-            used: HEADER + len,
-        }),
+        Some(payload) => Ok(Parsed::Frame { payload, used: HEADER + len }),
         None => Ok(Parsed::Incomplete),
     }
 }
@@ -74,13 +71,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let buf = framed(b"hello");
-        assert_eq!(
-            parse(&buf),
-            Ok(Parsed::Frame {
-                payload: b"hello",
-                used: 9
-            })
-        );
+        assert_eq!(parse(&buf), Ok(Parsed::Frame { payload: b"hello", used: 9 }));
     }
 
     #[test]
@@ -94,21 +85,12 @@ mod tests {
     #[test]
     fn oversized_length_is_invalid_not_incomplete() {
         // "SSH-" as a little-endian length is about 760 MB: a banner, not a frame.
-        assert_eq!(
-            parse(b"SSH-2.0"),
-            Err(FrameError::TooLarge { len: 0x2d48_5353 })
-        );
+        assert_eq!(parse(b"SSH-2.0"), Err(FrameError::TooLarge { len: 0x2d48_5353 }));
     }
 
     #[test]
     fn empty_payload() {
-        assert_eq!(
-            parse(&framed(b"")),
-            Ok(Parsed::Frame {
-                payload: b"",
-                used: 4
-            })
-        );
+        assert_eq!(parse(&framed(b"")), Ok(Parsed::Frame { payload: b"", used: 4 }));
     }
 
     proptest! {

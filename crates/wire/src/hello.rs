@@ -34,12 +34,7 @@ pub struct Hello {
 
 impl Hello {
     pub fn new(role: Role, binary_hash: String) -> Self {
-        Hello {
-            magic: MAGIC,
-            version: PROTOCOL_VERSION,
-            role,
-            binary_hash,
-        }
+        Hello { magic: MAGIC, version: PROTOCOL_VERSION, role, binary_hash }
     }
 
     /// Checks a peer's `Hello` against ours.
@@ -48,10 +43,7 @@ impl Hello {
             return Err(WireError::NotShoal("bad magic in hello".into()));
         }
         if self.version != PROTOCOL_VERSION {
-            return Err(WireError::Version {
-                ours: PROTOCOL_VERSION,
-                theirs: self.version,
-            });
+            return Err(WireError::Version { ours: PROTOCOL_VERSION, theirs: self.version });
         }
         Ok(())
     }
@@ -66,10 +58,7 @@ mod tests {
         let mut h = Hello::new(Role::Agent, "ab".into());
         h.version = 99;
         let err = h.check().unwrap_err().to_string();
-        assert_eq!(
-            err,
-            format!("protocol version mismatch: we speak {PROTOCOL_VERSION}, the peer speaks 99")
-        );
+        assert_eq!(err, format!("protocol version mismatch: we speak {PROTOCOL_VERSION}, the peer speaks 99"));
     }
 
     #[test]

@@ -198,6 +198,40 @@ pub struct TaskRequest {
     /// Take the output from stdout (otherwise from the file `$SHOAL_OUTPUT`).
     pub stdout_is_output: bool,
     pub timeout_ms: Option<u64>,
+    /// Map side of a shuffle: cut the output into sorted buckets.
+    pub shuffle_out: Option<ShuffleOut>,
+    /// Reduce side: the inputs are sorted runs to merge by key.
+    pub merge_in: Option<KeyFormat>,
+}
+
+/// How the key of a line is found and ordered (Hadoop Streaming style).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyFormat {
+    pub sep: Vec<u8>,
+    /// The key is the text before the `fields`-th separator.
+    pub fields: u32,
+    /// Order keys as numbers instead of bytes.
+    pub numeric: bool,
+}
+
+/// Map side of a shuffle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShuffleOut {
+    pub partitions: u32,
+    pub key: KeyFormat,
+    /// `key mod partitions` for integer keys instead of the stable hash.
+    pub modulo: bool,
+    /// Runs on each sorted bucket (a combiner).
+    pub combine: Option<String>,
+    /// Memory for sorting before spilling to disk.
+    pub sort_buffer: u64,
+}
+
+/// One bucket of a map output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub block: BlockRef,
+    pub records: u64,
 }
 
 /// How one attempt ended.
@@ -214,6 +248,11 @@ pub struct TaskReport {
     pub timed_out: bool,
     /// Set when the failure was the host's fault (disk full, spawn error).
     pub host_trouble: Option<String>,
+    /// Shuffle buckets, one per reduce partition, when the task had
+    /// `shuffle_out`.
+    pub buckets: Vec<Bucket>,
+    /// Records the task wrote (lines of its output, before bucketing).
+    pub records: u64,
 }
 
 /// A block and its size.
@@ -280,12 +319,12 @@ mod tests {
             stdin: true,
             stdout_is_output: true,
             timeout_ms: None,
+            shuffle_out: None,
+            merge_in: None,
         });
         let mut buf = Vec::new();
         m.encode_frame(&mut buf).unwrap();
-        let crate::frame::Parsed::Frame { payload, .. } = crate::frame::parse(&buf).unwrap() else {
-            panic!("incomplete")
-        };
+        let crate::frame::Parsed::Frame { payload, .. } = crate::frame::parse(&buf).unwrap() else { panic!("incomplete") };
         assert_eq!(Message::decode(payload).unwrap(), m);
     }
 

@@ -24,11 +24,7 @@ pub fn to_toml(j: &JobSpec) -> String {
         k.insert("sep", r.key.sep.clone().into());
         k.insert("fields", (r.key.fields as i64).into());
         t["key"] = value(k);
-        t["sort"] = value(if r.sort == SortOrder::Numeric {
-            "numeric"
-        } else {
-            "bytes"
-        });
+        t["sort"] = value(if r.sort == SortOrder::Numeric { "numeric" } else { "bytes" });
         t["sort_buffer"] = value(r.sort_buffer as i64);
         doc["reduce"] = Item::Table(t);
     }

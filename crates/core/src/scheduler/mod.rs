@@ -180,13 +180,8 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskState {
     Pending,
-    Running {
-        attempts: Vec<AttemptId>,
-    },
-    Done {
-        attempt: AttemptId,
-        host: Option<HostId>,
-    },
+    Running { attempts: Vec<AttemptId> },
+    Done { attempt: AttemptId, host: Option<HostId> },
 }
 
 /// Counts for progress displays.

@@ -3,10 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::{
-    Action, AttemptId, Event, FailureKind, HostId, Progress, SchedulerConfig, TaskId, TaskSpec,
-    TaskState,
-};
+use super::{Action, AttemptId, Event, FailureKind, HostId, Progress, SchedulerConfig, TaskId, TaskSpec, TaskState};
 
 struct Task {
     spec: TaskSpec,
@@ -90,11 +87,7 @@ impl Scheduler {
                 }
             }
         }
-        let pending = tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.rank, TaskId(i as u32)))
-            .collect();
+        let pending = tasks.iter().enumerate().map(|(i, t)| (t.rank, TaskId(i as u32))).collect();
         Scheduler {
             tasks,
             attempts: vec![],
@@ -113,10 +106,7 @@ impl Scheduler {
     pub fn restore_done(&mut self, task: TaskId) {
         let t = &mut self.tasks[task.0 as usize];
         self.pending.remove(&(t.rank, task));
-        t.state = TaskState::Done {
-            attempt: AttemptId(u32::MAX),
-            host: None,
-        };
+        t.state = TaskState::Done { attempt: AttemptId(u32::MAX), host: None };
         t.collected = true;
     }
 
@@ -127,11 +117,7 @@ impl Scheduler {
     pub fn progress(&self) -> Progress {
         Progress {
             total: self.tasks.len(),
-            done: self
-                .tasks
-                .iter()
-                .filter(|t| matches!(t.state, TaskState::Done { .. }))
-                .count(),
+            done: self.tasks.iter().filter(|t| matches!(t.state, TaskState::Done { .. })).count(),
             running: self.attempts.iter().filter(|a| a.live).count(),
             failed_attempts: self.failed_attempts,
         }
@@ -166,15 +152,8 @@ impl Scheduler {
         match event {
             Event::HostUp { host, slots, .. } => self.host_up(host, slots),
             Event::HostLost { host, .. } => self.host_lost(host),
-            Event::TaskSucceeded { task, attempt, now } => {
-                self.succeeded(task, attempt, now, &mut out)
-            }
-            Event::TaskFailed {
-                task,
-                attempt,
-                kind,
-                ..
-            } => self.failed(task, attempt, kind, &mut out),
+            Event::TaskSucceeded { task, attempt, now } => self.succeeded(task, attempt, now, &mut out),
+            Event::TaskFailed { task, attempt, kind, .. } => self.failed(task, attempt, kind, &mut out),
             Event::Collected { task } => self.tasks[task.0 as usize].collected = true,
             Event::Tick { now } => self.speculate(now, &mut out),
             Event::Cancel => return self.cancel(),
@@ -187,13 +166,7 @@ impl Scheduler {
     }
 
     fn host_up(&mut self, host: HostId, slots: u32) {
-        let h = self.hosts.entry(host).or_insert(Host {
-            slots,
-            running: 0,
-            live: true,
-            excluded: false,
-            streak: 0,
-        });
+        let h = self.hosts.entry(host).or_insert(Host { slots, running: 0, live: true, excluded: false, streak: 0 });
         if !h.live {
             h.running = 0;
             h.streak = 0;
@@ -208,17 +181,14 @@ impl Scheduler {
         };
         h.live = false;
         h.running = 0;
-        let lost: Vec<usize> = (0..self.attempts.len())
-            .filter(|&i| self.attempts[i].live && self.attempts[i].host == host)
-            .collect();
+        let lost: Vec<usize> = (0..self.attempts.len()).filter(|&i| self.attempts[i].live && self.attempts[i].host == host).collect();
         for i in lost {
             self.attempts[i].live = false;
             let task = self.attempts[i].task;
             self.forget_attempt(task, AttemptId(i as u32));
         }
         for t in 0..self.tasks.len() {
-            let on_host =
-                matches!(self.tasks[t].state, TaskState::Done { host: Some(h), .. } if h == host);
+            let on_host = matches!(self.tasks[t].state, TaskState::Done { host: Some(h), .. } if h == host);
             if on_host && self.output_needed(t) {
                 self.tasks[t].collected = false;
                 self.make_pending(TaskId(t as u32));
@@ -230,10 +200,7 @@ impl Scheduler {
     fn output_needed(&self, t: usize) -> bool {
         let task = &self.tasks[t];
         (task.spec.needs_collect && !task.collected)
-            || task
-                .dependents
-                .iter()
-                .any(|d| !matches!(self.tasks[d.0 as usize].state, TaskState::Done { .. }))
+            || task.dependents.iter().any(|d| !matches!(self.tasks[d.0 as usize].state, TaskState::Done { .. }))
     }
 
     fn make_pending(&mut self, task: TaskId) {
@@ -270,80 +237,41 @@ impl Scheduler {
     }
 
     fn is_current(&self, task: TaskId, attempt: AttemptId) -> bool {
-        self.attempts
-            .get(attempt.0 as usize)
-            .is_some_and(|a| a.live && a.task == task)
+        self.attempts.get(attempt.0 as usize).is_some_and(|a| a.live && a.task == task)
     }
 
     fn discard(&mut self, task: TaskId, attempt: AttemptId, out: &mut Vec<Action>) {
         if let Some(a) = self.attempts.get(attempt.0 as usize) {
-            out.push(Action::Discard {
-                task,
-                attempt,
-                host: a.host,
-            });
+            out.push(Action::Discard { task, attempt, host: a.host });
         }
     }
 
-    fn succeeded(
-        &mut self,
-        task: TaskId,
-        attempt: AttemptId,
-        now: Duration,
-        out: &mut Vec<Action>,
-    ) {
-        if !self.is_current(task, attempt)
-            || matches!(self.tasks[task.0 as usize].state, TaskState::Done { .. })
-        {
+    fn succeeded(&mut self, task: TaskId, attempt: AttemptId, now: Duration, out: &mut Vec<Action>) {
+        if !self.is_current(task, attempt) || matches!(self.tasks[task.0 as usize].state, TaskState::Done { .. }) {
             self.release(attempt);
             return self.discard(task, attempt, out);
         }
-        let (host, started) = (
-            self.attempts[attempt.0 as usize].host,
-            self.attempts[attempt.0 as usize].started,
-        );
+        let (host, started) = (self.attempts[attempt.0 as usize].host, self.attempts[attempt.0 as usize].started);
         self.release(attempt);
         if let Some(h) = self.hosts.get_mut(&host) {
             h.streak = 0;
         }
         let others = match &self.tasks[task.0 as usize].state {
-            TaskState::Running { attempts } => {
-                attempts.iter().copied().filter(|a| *a != attempt).collect()
-            }
+            TaskState::Running { attempts } => attempts.iter().copied().filter(|a| *a != attempt).collect(),
             _ => vec![],
         };
         for other in others {
             let h = self.attempts[other.0 as usize].host;
             self.release(other);
-            out.push(Action::Kill {
-                task,
-                attempt: other,
-                host: h,
-            });
+            out.push(Action::Kill { task, attempt: other, host: h });
         }
         let t = &mut self.tasks[task.0 as usize];
-        t.state = TaskState::Done {
-            attempt,
-            host: Some(host),
-        };
-        self.durations
-            .entry(t.spec.stage)
-            .or_default()
-            .push(now.saturating_sub(started));
-        out.push(Action::Commit {
-            task,
-            attempt,
-            host,
-        });
+        t.state = TaskState::Done { attempt, host: Some(host) };
+        self.durations.entry(t.spec.stage).or_default().push(now.saturating_sub(started));
+        out.push(Action::Commit { task, attempt, host });
     }
 
-    fn failed(
-        &mut self,
-        task: TaskId,
-        attempt: AttemptId,
-        kind: FailureKind,
-        out: &mut Vec<Action>,
-    ) {
+    fn failed(&mut self, task: TaskId, attempt: AttemptId, kind: FailureKind, out: &mut Vec<Action>) {
         if !self.is_current(task, attempt) {
             self.release(attempt);
             return;
@@ -376,10 +304,7 @@ impl Scheduler {
         let (charged, failed_on) = (t.charged, t.failed_on.clone());
         // Never exclude the last usable host: with nowhere else to go, the
         // task keeps its attempts and fails with its own error.
-        let others = self
-            .hosts
-            .iter()
-            .any(|(&id, h)| id != host && h.live && !h.excluded);
+        let others = self.hosts.iter().any(|(&id, h)| id != host && h.live && !h.excluded);
         if let Some(h) = self.hosts.get_mut(&host) {
             h.streak += 1;
             if h.streak >= self.config.exclude_after && !h.excluded && others {
@@ -407,11 +332,7 @@ impl Scheduler {
             if self.attempts[i].live {
                 let (task, host) = (self.attempts[i].task, self.attempts[i].host);
                 self.release(AttemptId(i as u32));
-                out.push(Action::Kill {
-                    task,
-                    attempt: AttemptId(i as u32),
-                    host,
-                });
+                out.push(Action::Kill { task, attempt: AttemptId(i as u32), host });
             }
         }
     }
@@ -425,9 +346,7 @@ impl Scheduler {
     }
 
     fn all_done(&self) -> bool {
-        self.tasks.iter().all(|t| {
-            matches!(t.state, TaskState::Done { .. }) && (t.collected || !t.spec.needs_collect)
-        })
+        self.tasks.iter().all(|t| matches!(t.state, TaskState::Done { .. }) && (t.collected || !t.spec.needs_collect))
     }
 
     fn check_done(&mut self, out: &mut Vec<Action>) {
@@ -447,11 +366,7 @@ impl Scheduler {
     }
 
     fn runnable(&self, t: TaskId) -> bool {
-        self.tasks[t.0 as usize]
-            .spec
-            .deps
-            .iter()
-            .all(|d| matches!(self.tasks[d.0 as usize].state, TaskState::Done { .. }))
+        self.tasks[t.0 as usize].spec.deps.iter().all(|d| matches!(self.tasks[d.0 as usize].state, TaskState::Done { .. }))
     }
 
     /// May `task` run on `host` now?
@@ -468,20 +383,12 @@ impl Scheduler {
             return true;
         }
         // Retry where it failed only when no usable host is left where it did not.
-        !self
-            .hosts
-            .keys()
-            .any(|&h| h != host && self.usable(h) && !t.failed_on.contains(&h))
+        !self.hosts.keys().any(|&h| h != host && self.usable(h) && !t.failed_on.contains(&h))
     }
 
     /// The best task for a free slot on `host`.
     fn pick(&self, host: HostId) -> Option<TaskId> {
-        let candidates = || {
-            self.pending
-                .iter()
-                .map(|(_, t)| *t)
-                .filter(|&t| self.runnable(t) && self.allowed(t, host))
-        };
+        let candidates = || self.pending.iter().map(|(_, t)| *t).filter(|&t| self.runnable(t) && self.allowed(t, host));
         let spec = |t: TaskId| &self.tasks[t.0 as usize].spec;
         candidates()
             .find(|&t| spec(t).pinned_host == Some(host))
@@ -493,8 +400,7 @@ impl Scheduler {
     /// not travel) unless they are gone or it has waited `locality_wait`.
     fn may_leave_its_data(&self, t: TaskId) -> bool {
         let task = &self.tasks[t.0 as usize];
-        task.spec.preferred_hosts.iter().all(|&p| self.gone(p))
-            || self.now.saturating_sub(task.pending_since) >= self.config.locality_wait
+        task.spec.preferred_hosts.iter().all(|&p| self.gone(p)) || self.now.saturating_sub(task.pending_since) >= self.config.locality_wait
     }
 
     fn full(&self, h: HostId) -> bool {
@@ -514,12 +420,7 @@ impl Scheduler {
     fn launch(&mut self, task: TaskId, host: HostId, speculative: bool, out: &mut Vec<Action>) {
         let attempt = AttemptId(self.attempts.len() as u32);
         let now = self.last_now();
-        self.attempts.push(Attempt {
-            task,
-            host,
-            started: now,
-            live: true,
-        });
+        self.attempts.push(Attempt { task, host, started: now, live: true });
         if let Some(h) = self.hosts.get_mut(&host) {
             h.running += 1;
         }
@@ -527,18 +428,9 @@ impl Scheduler {
         self.pending.remove(&(t.rank, task));
         match &mut t.state {
             TaskState::Running { attempts } => attempts.push(attempt),
-            state => {
-                *state = TaskState::Running {
-                    attempts: vec![attempt],
-                }
-            }
+            state => *state = TaskState::Running { attempts: vec![attempt] },
         }
-        out.push(Action::Launch {
-            task,
-            attempt,
-            host,
-            speculative,
-        });
+        out.push(Action::Launch { task, attempt, host, speculative });
     }
 
     fn last_now(&self) -> Duration {
@@ -557,16 +449,10 @@ impl Scheduler {
             }
             let mut sorted = durations;
             sorted.sort();
-            let limit = sorted[sorted.len() / 2]
-                .mul_f64(self.config.speculation_multiplier)
-                .max(self.config.speculation_min_runtime);
+            let limit = sorted[sorted.len() / 2].mul_f64(self.config.speculation_multiplier).max(self.config.speculation_min_runtime);
             for task in self.stragglers(stage, now, limit) {
                 let running_on = self.running_hosts(task);
-                let target = self
-                    .hosts
-                    .keys()
-                    .copied()
-                    .find(|&h| self.usable(h) && !self.full(h) && !running_on.contains(&h));
+                let target = self.hosts.keys().copied().find(|&h| self.usable(h) && !self.full(h) && !running_on.contains(&h));
                 if let Some(host) = target {
                     self.launch(task, host, true, out);
                 }
@@ -590,10 +476,7 @@ impl Scheduler {
 
     fn running_hosts(&self, task: TaskId) -> Vec<HostId> {
         match &self.tasks[task.0 as usize].state {
-            TaskState::Running { attempts } => attempts
-                .iter()
-                .map(|a| self.attempts[a.0 as usize].host)
-                .collect(),
+            TaskState::Running { attempts } => attempts.iter().map(|a| self.attempts[a.0 as usize].host).collect(),
             _ => vec![],
         }
     }
@@ -606,12 +489,7 @@ impl Scheduler {
         let hosts: Vec<String> = self
             .hosts
             .iter()
-            .map(|(id, h)| {
-                format!(
-                    "{}:slots={} running={} live={} excluded={}",
-                    id.0, h.slots, h.running, h.live, h.excluded
-                )
-            })
+            .map(|(id, h)| format!("{}:slots={} running={} live={} excluded={}", id.0, h.slots, h.running, h.live, h.excluded))
             .collect();
         let pend: Vec<String> = self
             .pending

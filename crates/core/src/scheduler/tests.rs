@@ -13,46 +13,23 @@ fn s(n: u64) -> Duration {
 }
 
 fn maps(n: usize) -> Vec<TaskSpec> {
-    (0..n)
-        .map(|_| TaskSpec {
-            needs_collect: true,
-            ..Default::default()
-        })
-        .collect()
+    (0..n).map(|_| TaskSpec { needs_collect: true, ..Default::default() }).collect()
 }
 
 fn launch(t: u32, a: u32, h: u32) -> Action {
-    Action::Launch {
-        task: TaskId(t),
-        attempt: AttemptId(a),
-        host: HostId(h),
-        speculative: false,
-    }
+    Action::Launch { task: TaskId(t), attempt: AttemptId(a), host: HostId(h), speculative: false }
 }
 
 fn up(h: u32, slots: u32) -> Event {
-    Event::HostUp {
-        host: HostId(h),
-        slots,
-        now: s(0),
-    }
+    Event::HostUp { host: HostId(h), slots, now: s(0) }
 }
 
 fn ok(t: u32, a: u32, now: u64) -> Event {
-    Event::TaskSucceeded {
-        task: TaskId(t),
-        attempt: AttemptId(a),
-        now: s(now),
-    }
+    Event::TaskSucceeded { task: TaskId(t), attempt: AttemptId(a), now: s(now) }
 }
 
 fn fail(t: u32, a: u32) -> Event {
-    Event::TaskFailed {
-        task: TaskId(t),
-        attempt: AttemptId(a),
-        now: s(1),
-        kind: FailureKind::Exit,
-    }
+    Event::TaskFailed { task: TaskId(t), attempt: AttemptId(a), now: s(1), kind: FailureKind::Exit }
 }
 
 /// Feeds events one by one and checks the actions after each.
@@ -69,34 +46,10 @@ fn fills_every_slot_then_commits_and_finishes() {
         Scheduler::new(maps(3), SchedulerConfig::default()),
         &[
             (up(0, 2), vec![launch(0, 0, 0), launch(1, 1, 0)]),
-            (
-                ok(0, 0, 1),
-                vec![
-                    Action::Commit {
-                        task: TaskId(0),
-                        attempt: AttemptId(0),
-                        host: HostId(0),
-                    },
-                    launch(2, 2, 0),
-                ],
-            ),
+            (ok(0, 0, 1), vec![Action::Commit { task: TaskId(0), attempt: AttemptId(0), host: HostId(0) }, launch(2, 2, 0)]),
             (Event::Collected { task: TaskId(0) }, vec![]),
-            (
-                ok(1, 1, 1),
-                vec![Action::Commit {
-                    task: TaskId(1),
-                    attempt: AttemptId(1),
-                    host: HostId(0),
-                }],
-            ),
-            (
-                ok(2, 2, 2),
-                vec![Action::Commit {
-                    task: TaskId(2),
-                    attempt: AttemptId(2),
-                    host: HostId(0),
-                }],
-            ),
+            (ok(1, 1, 1), vec![Action::Commit { task: TaskId(1), attempt: AttemptId(1), host: HostId(0) }]),
+            (ok(2, 2, 2), vec![Action::Commit { task: TaskId(2), attempt: AttemptId(2), host: HostId(0) }]),
             (Event::Collected { task: TaskId(1) }, vec![]),
             (Event::Collected { task: TaskId(2) }, vec![Action::Done]),
         ],
@@ -107,18 +60,8 @@ fn fills_every_slot_then_commits_and_finishes() {
 fn seeded_order_and_locality() {
     let mut tasks = maps(3);
     tasks[2].preferred_hosts = vec![HostId(1)];
-    let sched = Scheduler::with_order(
-        tasks,
-        vec![TaskId(2), TaskId(1), TaskId(0)],
-        SchedulerConfig::default(),
-    );
-    table(
-        sched,
-        &[
-            (up(0, 1), vec![launch(1, 0, 0)]),
-            (up(1, 1), vec![launch(2, 1, 1)]),
-        ],
-    );
+    let sched = Scheduler::with_order(tasks, vec![TaskId(2), TaskId(1), TaskId(0)], SchedulerConfig::default());
+    table(sched, &[(up(0, 1), vec![launch(1, 0, 0)]), (up(1, 1), vec![launch(2, 1, 1)])]);
 }
 
 #[test]
@@ -128,51 +71,27 @@ fn pinned_tasks_wait_for_their_host_until_it_is_lost() {
     tasks[1].pinned_host = Some(HostId(1));
     table(
         Scheduler::new(tasks, SchedulerConfig::default()),
-        &[
-            (up(0, 1), vec![]),
-            (up(1, 1), vec![launch(0, 0, 1)]),
-            (
-                Event::HostLost {
-                    host: HostId(1),
-                    now: s(1),
-                },
-                vec![launch(0, 1, 0)],
-            ),
-        ],
+        &[(up(0, 1), vec![]), (up(1, 1), vec![launch(0, 0, 1)]), (Event::HostLost { host: HostId(1), now: s(1) }, vec![launch(0, 1, 0)])],
     );
 }
 
 #[test]
 fn retry_prefers_another_host_and_fails_at_max_attempts() {
-    let cfg = SchedulerConfig {
-        max_attempts: 2,
-        exclude_after: 10,
-        ..Default::default()
-    };
+    let cfg = SchedulerConfig { max_attempts: 2, exclude_after: 10, ..Default::default() };
     table(
         Scheduler::new(maps(1), cfg),
         &[
             (up(0, 1), vec![launch(0, 0, 0)]),
             (up(1, 1), vec![]),
             (fail(0, 0), vec![launch(0, 1, 1)]),
-            (
-                fail(0, 1),
-                vec![Action::Fail {
-                    task: TaskId(0),
-                    reason: "task 0 failed 2 times (max_attempts = 2), on hosts 0, 1".into(),
-                }],
-            ),
+            (fail(0, 1), vec![Action::Fail { task: TaskId(0), reason: "task 0 failed 2 times (max_attempts = 2), on hosts 0, 1".into() }]),
         ],
     );
 }
 
 #[test]
 fn host_with_a_failure_streak_is_excluded() {
-    let cfg = SchedulerConfig {
-        max_attempts: 10,
-        exclude_after: 2,
-        ..Default::default()
-    };
+    let cfg = SchedulerConfig { max_attempts: 10, exclude_after: 2, ..Default::default() };
     table(
         Scheduler::new(maps(2), cfg),
         &[
@@ -180,55 +99,22 @@ fn host_with_a_failure_streak_is_excluded() {
             (up(1, 1), vec![]),
             (fail(0, 0), vec![launch(0, 2, 1)]),
             (fail(1, 1), vec![Action::Exclude { host: HostId(0) }]),
-            (
-                ok(0, 2, 2),
-                vec![
-                    Action::Commit {
-                        task: TaskId(0),
-                        attempt: AttemptId(2),
-                        host: HostId(1),
-                    },
-                    launch(1, 3, 1),
-                ],
-            ),
+            (ok(0, 2, 2), vec![Action::Commit { task: TaskId(0), attempt: AttemptId(2), host: HostId(1) }, launch(1, 3, 1)]),
         ],
     );
 }
 
 #[test]
 fn host_loss_is_not_charged() {
-    let cfg = SchedulerConfig {
-        max_attempts: 1,
-        ..Default::default()
-    };
+    let cfg = SchedulerConfig { max_attempts: 1, ..Default::default() };
     table(
         Scheduler::new(maps(1), cfg),
         &[
             (up(0, 1), vec![launch(0, 0, 0)]),
-            (
-                Event::HostLost {
-                    host: HostId(0),
-                    now: s(1),
-                },
-                vec![],
-            ),
+            (Event::HostLost { host: HostId(0), now: s(1) }, vec![]),
             (up(1, 1), vec![launch(0, 1, 1)]),
-            (
-                ok(0, 0, 2),
-                vec![Action::Discard {
-                    task: TaskId(0),
-                    attempt: AttemptId(0),
-                    host: HostId(0),
-                }],
-            ),
-            (
-                ok(0, 1, 2),
-                vec![Action::Commit {
-                    task: TaskId(0),
-                    attempt: AttemptId(1),
-                    host: HostId(1),
-                }],
-            ),
+            (ok(0, 0, 2), vec![Action::Discard { task: TaskId(0), attempt: AttemptId(0), host: HostId(0) }]),
+            (ok(0, 1, 2), vec![Action::Commit { task: TaskId(0), attempt: AttemptId(1), host: HostId(1) }]),
         ],
     );
 }
@@ -240,90 +126,37 @@ fn uncollected_output_on_a_lost_host_is_recomputed() {
         &[
             (up(0, 1), vec![launch(0, 0, 0)]),
             (up(1, 1), vec![]),
-            (
-                ok(0, 0, 1),
-                vec![Action::Commit {
-                    task: TaskId(0),
-                    attempt: AttemptId(0),
-                    host: HostId(0),
-                }],
-            ),
-            (
-                Event::HostLost {
-                    host: HostId(0),
-                    now: s(2),
-                },
-                vec![launch(0, 1, 1)],
-            ),
+            (ok(0, 0, 1), vec![Action::Commit { task: TaskId(0), attempt: AttemptId(0), host: HostId(0) }]),
+            (Event::HostLost { host: HostId(0), now: s(2) }, vec![launch(0, 1, 1)]),
         ],
     );
 }
 
 fn map_reduce(maps_n: u32) -> Vec<TaskSpec> {
     let mut tasks: Vec<TaskSpec> = (0..maps_n).map(|_| TaskSpec::default()).collect();
-    tasks.push(TaskSpec {
-        stage: 1,
-        deps: (0..maps_n).map(TaskId).collect(),
-        needs_collect: true,
-        ..Default::default()
-    });
+    tasks.push(TaskSpec { stage: 1, deps: (0..maps_n).map(TaskId).collect(), needs_collect: true, ..Default::default() });
     tasks
 }
 
 #[test]
 fn reduce_waits_for_maps_and_fetch_failure_reruns_only_the_lost_map() {
     table(
-        Scheduler::new(
-            map_reduce(2),
-            SchedulerConfig {
-                max_attempts: 1,
-                ..Default::default()
-            },
-        ),
+        Scheduler::new(map_reduce(2), SchedulerConfig { max_attempts: 1, ..Default::default() }),
         &[
             (up(0, 1), vec![launch(0, 0, 0)]),
             (up(1, 1), vec![launch(1, 1, 1)]),
-            (
-                ok(0, 0, 1),
-                vec![Action::Commit {
-                    task: TaskId(0),
-                    attempt: AttemptId(0),
-                    host: HostId(0),
-                }],
-            ),
-            (
-                ok(1, 1, 1),
-                vec![
-                    Action::Commit {
-                        task: TaskId(1),
-                        attempt: AttemptId(1),
-                        host: HostId(1),
-                    },
-                    launch(2, 2, 0),
-                ],
-            ),
+            (ok(0, 0, 1), vec![Action::Commit { task: TaskId(0), attempt: AttemptId(0), host: HostId(0) }]),
+            (ok(1, 1, 1), vec![Action::Commit { task: TaskId(1), attempt: AttemptId(1), host: HostId(1) }, launch(2, 2, 0)]),
             (
                 Event::TaskFailed {
                     task: TaskId(2),
                     attempt: AttemptId(2),
                     now: s(2),
-                    kind: FailureKind::FetchFailed {
-                        from_task: TaskId(1),
-                    },
+                    kind: FailureKind::FetchFailed { from_task: TaskId(1) },
                 },
                 vec![launch(1, 3, 0)],
             ),
-            (
-                ok(1, 3, 3),
-                vec![
-                    Action::Commit {
-                        task: TaskId(1),
-                        attempt: AttemptId(3),
-                        host: HostId(0),
-                    },
-                    launch(2, 4, 0),
-                ],
-            ),
+            (ok(1, 3, 3), vec![Action::Commit { task: TaskId(1), attempt: AttemptId(3), host: HostId(0) }, launch(2, 4, 0)]),
         ],
     );
 }
@@ -334,24 +167,8 @@ fn map_outputs_lost_before_the_reduce_ran_are_recomputed() {
         Scheduler::new(map_reduce(1), SchedulerConfig::default()),
         &[
             (up(0, 1), vec![launch(0, 0, 0)]),
-            (
-                ok(0, 0, 1),
-                vec![
-                    Action::Commit {
-                        task: TaskId(0),
-                        attempt: AttemptId(0),
-                        host: HostId(0),
-                    },
-                    launch(1, 1, 0),
-                ],
-            ),
-            (
-                Event::HostLost {
-                    host: HostId(0),
-                    now: s(2),
-                },
-                vec![],
-            ),
+            (ok(0, 0, 1), vec![Action::Commit { task: TaskId(0), attempt: AttemptId(0), host: HostId(0) }, launch(1, 1, 0)]),
+            (Event::HostLost { host: HostId(0), now: s(2) }, vec![]),
             (up(1, 1), vec![launch(0, 2, 1)]),
         ],
     );
@@ -359,28 +176,12 @@ fn map_outputs_lost_before_the_reduce_ran_are_recomputed() {
 
 #[test]
 fn speculation_copies_a_straggler_and_the_loser_is_killed() {
-    let cfg = SchedulerConfig {
-        speculate: true,
-        speculation_min_runtime: s(1),
-        ..Default::default()
-    };
-    let commit = |t, a, h| Action::Commit {
-        task: TaskId(t),
-        attempt: AttemptId(a),
-        host: HostId(h),
-    };
+    let cfg = SchedulerConfig { speculate: true, speculation_min_runtime: s(1), ..Default::default() };
+    let commit = |t, a, h| Action::Commit { task: TaskId(t), attempt: AttemptId(a), host: HostId(h) };
     table(
         Scheduler::new(maps(4), cfg),
         &[
-            (
-                up(0, 4),
-                vec![
-                    launch(0, 0, 0),
-                    launch(1, 1, 0),
-                    launch(2, 2, 0),
-                    launch(3, 3, 0),
-                ],
-            ),
+            (up(0, 4), vec![launch(0, 0, 0), launch(1, 1, 0), launch(2, 2, 0), launch(3, 3, 0)]),
             (up(1, 1), vec![]),
             (ok(0, 0, 2), vec![commit(0, 0, 0)]),
             (ok(1, 1, 2), vec![commit(1, 1, 0)]),
@@ -388,32 +189,10 @@ fn speculation_copies_a_straggler_and_the_loser_is_killed() {
             (Event::Tick { now: s(3) }, vec![]),
             (
                 Event::Tick { now: s(4) },
-                vec![Action::Launch {
-                    task: TaskId(3),
-                    attempt: AttemptId(4),
-                    host: HostId(1),
-                    speculative: true,
-                }],
+                vec![Action::Launch { task: TaskId(3), attempt: AttemptId(4), host: HostId(1), speculative: true }],
             ),
-            (
-                ok(3, 4, 5),
-                vec![
-                    Action::Kill {
-                        task: TaskId(3),
-                        attempt: AttemptId(3),
-                        host: HostId(0),
-                    },
-                    commit(3, 4, 1),
-                ],
-            ),
-            (
-                ok(3, 3, 6),
-                vec![Action::Discard {
-                    task: TaskId(3),
-                    attempt: AttemptId(3),
-                    host: HostId(0),
-                }],
-            ),
+            (ok(3, 4, 5), vec![Action::Kill { task: TaskId(3), attempt: AttemptId(3), host: HostId(0) }, commit(3, 4, 1)]),
+            (ok(3, 3, 6), vec![Action::Discard { task: TaskId(3), attempt: AttemptId(3), host: HostId(0) }]),
         ],
     );
 }
@@ -427,16 +206,8 @@ fn cancel_kills_everything() {
             (
                 Event::Cancel,
                 vec![
-                    Action::Kill {
-                        task: TaskId(0),
-                        attempt: AttemptId(0),
-                        host: HostId(0),
-                    },
-                    Action::Kill {
-                        task: TaskId(1),
-                        attempt: AttemptId(1),
-                        host: HostId(0),
-                    },
+                    Action::Kill { task: TaskId(0), attempt: AttemptId(0), host: HostId(0) },
+                    Action::Kill { task: TaskId(1), attempt: AttemptId(1), host: HostId(0) },
                     Action::Cancelled,
                 ],
             ),
@@ -471,20 +242,10 @@ impl Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n_maps = rng.gen_range(1..=30u32);
         let with_reduce = rng.gen_bool(0.5);
-        let mut tasks: Vec<TaskSpec> = (0..n_maps)
-            .map(|_| TaskSpec {
-                needs_collect: !with_reduce,
-                ..Default::default()
-            })
-            .collect();
+        let mut tasks: Vec<TaskSpec> = (0..n_maps).map(|_| TaskSpec { needs_collect: !with_reduce, ..Default::default() }).collect();
         if with_reduce {
             for _ in 0..rng.gen_range(1..=5) {
-                tasks.push(TaskSpec {
-                    stage: 1,
-                    deps: (0..n_maps).map(TaskId).collect(),
-                    needs_collect: true,
-                    ..Default::default()
-                });
+                tasks.push(TaskSpec { stage: 1, deps: (0..n_maps).map(TaskId).collect(), needs_collect: true, ..Default::default() });
             }
         }
         let hosts = rng.gen_range(1..=4usize);
@@ -544,17 +305,10 @@ impl Sim {
 
     fn apply(&mut self, a: Action) {
         match a {
-            Action::Launch {
-                task,
-                attempt,
-                host,
-                ..
-            } => {
+            Action::Launch { task, attempt, host, .. } => {
                 assert!(self.hosts_up[host.0 as usize], "launch on a lost host");
                 assert!(
-                    self.deps[task.0 as usize]
-                        .iter()
-                        .all(|d| self.committed[d.0 as usize].is_some()),
+                    self.deps[task.0 as usize].iter().all(|d| self.committed[d.0 as usize].is_some()),
                     "launched task {} before its deps committed: {:?} {}",
                     task.0,
                     self.committed,
@@ -567,20 +321,11 @@ impl Sim {
                 if let Some(i) = self.running.iter().position(|r| r.1 == attempt) {
                     let (task, attempt, _) = self.running.remove(i);
                     let now = Duration::from_secs(self.now);
-                    self.pending_events.push(Event::TaskFailed {
-                        task,
-                        attempt,
-                        now,
-                        kind: FailureKind::Killed,
-                    });
+                    self.pending_events.push(Event::TaskFailed { task, attempt, now, kind: FailureKind::Killed });
                 }
             }
             Action::Commit { task, attempt, .. } => {
-                assert!(
-                    self.committed[task.0 as usize].is_none(),
-                    "task {} committed twice at once",
-                    task.0
-                );
+                assert!(self.committed[task.0 as usize].is_none(), "task {} committed twice at once", task.0);
                 self.committed[task.0 as usize] = Some(attempt);
                 self.commits[task.0 as usize] += 1;
                 if self.stages[task.0 as usize] == *self.stages.iter().max().unwrap() {
@@ -595,10 +340,7 @@ impl Sim {
     fn check_invariants(&self) {
         for (h, &slots) in self.slots.iter().enumerate() {
             let n = self.running.iter().filter(|r| r.2 .0 as usize == h).count() as u32;
-            assert!(
-                n <= slots || !self.hosts_up[h],
-                "host {h} runs {n} > {slots} slots"
-            );
+            assert!(n <= slots || !self.hosts_up[h], "host {h} runs {n} > {slots} slots");
         }
     }
 }
@@ -614,9 +356,7 @@ impl Sim {
         if let Some(ev) = self.pending_events.pop() {
             return self.feed(ev);
         }
-        let down: Vec<usize> = (0..self.hosts_up.len())
-            .filter(|&h| !self.hosts_up[h])
-            .collect();
+        let down: Vec<usize> = (0..self.hosts_up.len()).filter(|&h| !self.hosts_up[h]).collect();
         let roll = self.rng.gen_range(0..100);
         if !down.is_empty() && (roll < 10 || down.len() == self.hosts_up.len()) {
             let h = down[self.rng.gen_range(0..down.len())];
@@ -635,34 +375,23 @@ impl Sim {
     }
 
     fn lose_host(&mut self) {
-        let up: Vec<usize> = (0..self.hosts_up.len())
-            .filter(|&h| self.hosts_up[h])
-            .collect();
+        let up: Vec<usize> = (0..self.hosts_up.len()).filter(|&h| self.hosts_up[h]).collect();
         if up.is_empty() {
             return;
         }
         let h = up[self.rng.gen_range(0..up.len())];
         self.hosts_up[h] = false;
-        let (gone, keep): (Vec<_>, Vec<_>) =
-            self.running.drain(..).partition(|r| r.2 .0 as usize == h);
+        let (gone, keep): (Vec<_>, Vec<_>) = self.running.drain(..).partition(|r| r.2 .0 as usize == h);
         self.running = keep;
         self.zombies.extend(gone);
         let now = self.now();
-        self.feed(Event::HostLost {
-            host: HostId(h as u32),
-            now,
-        });
+        self.feed(Event::HostLost { host: HostId(h as u32), now });
     }
 
     /// Outputs the scheduler decided to recompute are no longer committed.
     fn resync(&mut self) {
         for t in 0..self.committed.len() {
-            if self.committed[t].is_some()
-                && !matches!(
-                    self.sched.task_state(TaskId(t as u32)),
-                    TaskState::Done { .. }
-                )
-            {
+            if self.committed[t].is_some() && !matches!(self.sched.task_state(TaskId(t as u32)), TaskState::Done { .. }) {
                 self.committed[t] = None;
                 self.collected[t] = false;
                 self.to_collect.retain(|x| x.0 as usize != t);
@@ -674,13 +403,8 @@ impl Sim {
         let i = self.rng.gen_range(0..self.zombies.len());
         let (task, attempt, _) = self.zombies.remove(i);
         let now = self.now();
-        let actions = self
-            .sched
-            .on_event(Event::TaskSucceeded { task, attempt, now });
-        assert!(
-            actions.iter().all(|a| !matches!(a, Action::Commit { .. })),
-            "a late success of a lost attempt was committed: {actions:?}"
-        );
+        let actions = self.sched.on_event(Event::TaskSucceeded { task, attempt, now });
+        assert!(actions.iter().all(|a| !matches!(a, Action::Commit { .. })), "a late success of a lost attempt was committed: {actions:?}");
         for a in actions {
             self.apply(a);
         }
@@ -693,24 +417,11 @@ impl Sim {
         let i = self.rng.gen_range(0..self.running.len());
         let (task, attempt, _) = self.running.remove(i);
         let now = self.now();
-        let missing = self.deps[task.0 as usize]
-            .iter()
-            .copied()
-            .find(|d| self.committed[d.0 as usize].is_none());
+        let missing = self.deps[task.0 as usize].iter().copied().find(|d| self.committed[d.0 as usize].is_none());
         let ev = match (success, missing) {
-            (_, Some(from_task)) => Event::TaskFailed {
-                task,
-                attempt,
-                now,
-                kind: FailureKind::FetchFailed { from_task },
-            },
+            (_, Some(from_task)) => Event::TaskFailed { task, attempt, now, kind: FailureKind::FetchFailed { from_task } },
             (true, None) => Event::TaskSucceeded { task, attempt, now },
-            (false, None) => Event::TaskFailed {
-                task,
-                attempt,
-                now,
-                kind: FailureKind::Exit,
-            },
+            (false, None) => Event::TaskFailed { task, attempt, now, kind: FailureKind::Exit },
         };
         self.feed(ev);
     }
@@ -742,10 +453,16 @@ fn simulate(seed: u64) {
         sim.step(i, chaos);
     }
     if sim.ended.is_none() {
-        let states: Vec<String> = (0..sim.committed.len())
-            .map(|t| format!("{t}:{:?}", sim.sched.task_state(TaskId(t as u32))))
-            .collect();
-        panic!("the run did not finish: {} hosts up {:?}, driver running {:?}, to_collect {:?}, pending events {:?}, states {}", sim.sched.debug_state(), sim.hosts_up, sim.running, sim.to_collect, sim.pending_events, states.join(" "));
+        let states: Vec<String> = (0..sim.committed.len()).map(|t| format!("{t}:{:?}", sim.sched.task_state(TaskId(t as u32)))).collect();
+        panic!(
+            "the run did not finish: {} hosts up {:?}, driver running {:?}, to_collect {:?}, pending events {:?}, states {}",
+            sim.sched.debug_state(),
+            sim.hosts_up,
+            sim.running,
+            sim.to_collect,
+            sim.pending_events,
+            states.join(" ")
+        );
     }
     assert_eq!(sim.ended, Some(Action::Done));
     for t in 0..sim.committed.len() {
@@ -766,11 +483,7 @@ fn random_schedules_commit_every_task_exactly_once_and_finish() {
     for seed in seeds {
         let run = std::panic::catch_unwind(|| simulate(seed));
         if let Err(e) = run {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
             panic!("seed {seed} failed: {msg}\nreplay with: SHOAL_SCHED_SEED={seed} cargo test -p shoal-core random_schedules");
         }
     }
@@ -794,11 +507,7 @@ fn a_task_waits_for_its_busy_data_host_until_the_locality_wait_ends() {
 
 #[test]
 fn the_last_usable_host_is_never_excluded() {
-    let cfg = SchedulerConfig {
-        max_attempts: 3,
-        exclude_after: 1,
-        ..Default::default()
-    };
+    let cfg = SchedulerConfig { max_attempts: 3, exclude_after: 1, ..Default::default() };
     table(
         Scheduler::new(maps(1), cfg),
         &[
@@ -807,10 +516,7 @@ fn the_last_usable_host_is_never_excluded() {
             (fail(0, 1), vec![launch(0, 2, 0)]),
             (
                 fail(0, 2),
-                vec![Action::Fail {
-                    task: TaskId(0),
-                    reason: "task 0 failed 3 times (max_attempts = 3), on hosts 0, 0, 0".into(),
-                }],
+                vec![Action::Fail { task: TaskId(0), reason: "task 0 failed 3 times (max_attempts = 3), on hosts 0, 0, 0".into() }],
             ),
         ],
     );

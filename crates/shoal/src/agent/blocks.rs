@@ -31,11 +31,7 @@ struct Upload {
 impl BlockStore {
     pub fn open(dir: PathBuf) -> io::Result<Self> {
         fs::create_dir_all(&dir)?;
-        Ok(BlockStore {
-            dir,
-            uploads: Mutex::new(HashMap::new()),
-            pinned: Mutex::new(HashSet::new()),
-        })
+        Ok(BlockStore { dir, uploads: Mutex::new(HashMap::new()), pinned: Mutex::new(HashSet::new()) })
     }
 
     pub fn path(&self, hash: &Hash) -> PathBuf {
@@ -64,11 +60,7 @@ impl BlockStore {
             std::collections::hash_map::Entry::Vacant(v) => {
                 let tmp = self.dir.join(format!(".{}.part", hex(&hash)));
                 let file = File::create(&tmp)?;
-                v.insert(Upload {
-                    file,
-                    tmp,
-                    hasher: blake3::Hasher::new(),
-                })
+                v.insert(Upload { file, tmp, hasher: blake3::Hasher::new() })
             }
         };
         let written = up.file.write_all(data);
@@ -89,10 +81,7 @@ impl BlockStore {
     fn publish(&self, up: Upload, hash: Hash) -> io::Result<bool> {
         if *up.hasher.finalize().as_bytes() != hash {
             let _ = fs::remove_file(&up.tmp);
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "block content does not match its hash",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "block content does not match its hash"));
         }
         up.file.sync_data()?;
         fs::rename(&up.tmp, self.path(&hash))?;
@@ -205,12 +194,7 @@ mod tests {
                 let h = hash(&data);
                 store.receive_chunk(h, &data, true).unwrap();
                 let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
-                File::options()
-                    .append(true)
-                    .open(store.path(&h))
-                    .unwrap()
-                    .set_modified(t)
-                    .unwrap();
+                File::options().append(true).open(store.path(&h)).unwrap().set_modified(t).unwrap();
                 h
             })
             .collect();

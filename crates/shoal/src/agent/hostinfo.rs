@@ -17,17 +17,13 @@ pub async fn gather(workdir: &Path) -> HostInfo {
         mem_bytes: mem_total().unwrap_or(0),
         disk_free_bytes: disk_free(workdir).unwrap_or(0),
         docker: docker_usable().await,
-        clock_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
+        clock_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
         workdir: workdir.display().to_string(),
     }
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
 }
 
 fn mem_total() -> Option<u64> {

@@ -10,6 +10,7 @@
 mod blocks;
 mod hostinfo;
 mod session;
+pub mod shuffle;
 mod task;
 mod workdir;
 

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shoal_wire::hello::Role;
-use shoal_wire::{
-    frame, spawn_writer, ExitStatus, FrameReader, Hash, Hello, Message, Outbox, TaskRequest,
-};
+use shoal_wire::{frame, spawn_writer, ExitStatus, FrameReader, Hash, Hello, Message, Outbox, TaskRequest};
 use tokio::io::AsyncReadExt;
 
 use super::task::{self, TaskPlace};
@@ -32,13 +30,7 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     let store = Arc::new(BlockStore::open(opts.workdir.join("blocks"))?);
     announce()?;
     let (outbox, writer) = spawn_writer(tokio::io::stdout());
-    let agent = Arc::new(Agent {
-        opts,
-        outbox,
-        store,
-        running: Mutex::new(HashMap::new()),
-        runs: Mutex::new(HashSet::new()),
-    });
+    let agent = Arc::new(Agent { opts, outbox, store, running: Mutex::new(HashMap::new()), runs: Mutex::new(HashSet::new()) });
     let mut reader = FrameReader::new(tokio::io::stdin());
     let result = serve(&agent, &mut reader).await;
     agent.shutdown();
@@ -54,16 +46,9 @@ fn announce() -> std::io::Result<()> {
     out.flush()
 }
 
-async fn serve(
-    agent: &Arc<Agent>,
-    reader: &mut FrameReader<tokio::io::Stdin>,
-) -> anyhow::Result<()> {
-    let hash = crate::binary::current()
-        .map(|b| b.hash.clone())
-        .unwrap_or_default();
-    agent
-        .outbox
-        .send_now(Message::Hello(Hello::new(Role::Agent, hash)))?;
+async fn serve(agent: &Arc<Agent>, reader: &mut FrameReader<tokio::io::Stdin>) -> anyhow::Result<()> {
+    let hash = crate::binary::current().map(|b| b.hash.clone()).unwrap_or_default();
+    agent.outbox.send_now(Message::Hello(Hello::new(Role::Agent, hash)))?;
     match next(agent, reader).await? {
         Some(Message::Hello(h)) => h.check()?,
         other => anyhow::bail!("expected a hello from the driver, got {other:?}"),
@@ -78,16 +63,10 @@ async fn serve(
 }
 
 /// Reads the next message, or ends the session when the lease expires.
-async fn next(
-    agent: &Agent,
-    reader: &mut FrameReader<tokio::io::Stdin>,
-) -> anyhow::Result<Option<Message>> {
+async fn next(agent: &Agent, reader: &mut FrameReader<tokio::io::Stdin>) -> anyhow::Result<Option<Message>> {
     match tokio::time::timeout(agent.opts.lease, reader.read_message()).await {
         Ok(r) => Ok(r?),
-        Err(_) => anyhow::bail!(
-            "no word from the driver for {:?}: lease expired",
-            agent.opts.lease
-        ),
+        Err(_) => anyhow::bail!("no word from the driver for {:?}: lease expired", agent.opts.lease),
     }
 }
 
@@ -107,9 +86,7 @@ impl Agent {
                 let hashes = hashes.into_iter().filter(|h| !self.store.has(h)).collect();
                 self.reply(Message::MissingBlocks { id, hashes });
             }
-            Message::Chunk {
-                hash, data, last, ..
-            } => self.receive_chunk(hash, &data, last),
+            Message::Chunk { hash, data, last, .. } => self.receive_chunk(hash, &data, last),
             Message::MakeWorkdir { id, run, files } => self.make_workdir(id, run, files),
             Message::RunTask(req) => self.start_task(req),
             Message::KillTask { attempt } => self.kill(attempt),
@@ -120,10 +97,7 @@ impl Agent {
                 self.reply(Message::Placed { id, error });
             }
             Message::FetchPath { id, path } => self.spawn_fetch_path(id, path),
-            other => self.reply(Message::Error {
-                id: 0,
-                message: format!("unexpected message {other:?}"),
-            }),
+            other => self.reply(Message::Error { id: 0, message: format!("unexpected message {other:?}") }),
         }
     }
 
@@ -135,10 +109,7 @@ impl Agent {
         match self.store.receive_chunk(hash, data, last) {
             Ok(true) => self.reply(Message::BlockStored { hash, error: None }),
             Ok(false) => {}
-            Err(e) => self.reply(Message::BlockStored {
-                hash,
-                error: Some(e.to_string()),
-            }),
+            Err(e) => self.reply(Message::BlockStored { hash, error: Some(e.to_string()) }),
         }
     }
 
@@ -153,28 +124,17 @@ impl Agent {
             files.iter().for_each(|f| self.store.pin(f.hash));
             workdir::build(&dir.join("work"), &self.store, &files)
         });
-        self.reply(Message::WorkdirReady {
-            id,
-            error: result.err(),
-        });
+        self.reply(Message::WorkdirReady { id, error: result.err() });
     }
 
     fn start_task(self: &Arc<Self>, req: TaskRequest) {
         let attempt = req.attempt;
         let dir = match self.run_dir(&req.run) {
             Ok(d) => d,
-            Err(e) => {
-                return self.reply(Message::Error {
-                    id: attempt as u64,
-                    message: e,
-                })
-            }
+            Err(e) => return self.reply(Message::Error { id: attempt as u64, message: e }),
         };
         req.inputs.iter().for_each(|h| self.store.pin(*h));
-        let place = TaskPlace {
-            work: dir.join("work"),
-            scratch: dir.join("tasks").join(attempt.to_string()),
-        };
+        let place = TaskPlace { work: dir.join("work"), scratch: dir.join("tasks").join(attempt.to_string()) };
         match task::start(req, place, self.store.clone(), self.outbox.clone()) {
             Err(report) => self.reply(Message::TaskDone(*report)),
             Ok((pgid, handle)) => {
@@ -220,14 +180,7 @@ impl Agent {
             .spawn();
         let child = match spawned {
             Ok(c) => c,
-            Err(e) => {
-                return Message::ExecDone {
-                    id,
-                    status: ExitStatus::SpawnFailed(e.to_string()),
-                    stdout: vec![],
-                    stderr: vec![],
-                }
-            }
+            Err(e) => return Message::ExecDone { id, status: ExitStatus::SpawnFailed(e.to_string()), stdout: vec![], stderr: vec![] },
         };
         let key = u32::MAX - (id as u32);
         if let Some(pid) = child.id() {
@@ -236,18 +189,8 @@ impl Agent {
         let out = child.wait_with_output().await;
         self.running.lock().unwrap().remove(&key);
         match out {
-            Ok(o) => Message::ExecDone {
-                id,
-                status: exit_status(o.status),
-                stdout: o.stdout,
-                stderr: o.stderr,
-            },
-            Err(e) => Message::ExecDone {
-                id,
-                status: ExitStatus::SpawnFailed(e.to_string()),
-                stdout: vec![],
-                stderr: vec![],
-            },
+            Ok(o) => Message::ExecDone { id, status: exit_status(o.status), stdout: o.stdout, stderr: o.stderr },
+            Err(e) => Message::ExecDone { id, status: ExitStatus::SpawnFailed(e.to_string()), stdout: vec![], stderr: vec![] },
         }
     }
 
@@ -256,10 +199,7 @@ impl Agent {
         let path = self.store.path(&hash);
         tokio::spawn(async move {
             if let Err(e) = send_block(&outbox, id, hash, path).await {
-                let _ = outbox.send_now(Message::FetchFailed {
-                    id,
-                    error: e.to_string(),
-                });
+                let _ = outbox.send_now(Message::FetchFailed { id, error: e.to_string() });
             }
         });
     }
@@ -280,12 +220,10 @@ impl Agent {
             return Err("the block is not in the cache".into());
         }
         if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
         let tmp = dest.with_extension("shoal-tmp");
-        std::fs::copy(self.store.path(&hash), &tmp)
-            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::copy(self.store.path(&hash), &tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, &dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))
     }
 
@@ -294,9 +232,7 @@ impl Agent {
         let resolved = self.user_path(&path);
         tokio::spawn(async move {
             let result = match resolved {
-                Ok(p) => hash_and_send(&outbox, id, p)
-                    .await
-                    .map_err(|e| format!("{path}: {e}")),
+                Ok(p) => hash_and_send(&outbox, id, p).await.map_err(|e| format!("{path}: {e}")),
                 Err(e) => Err(e),
             };
             if let Err(error) = result {
@@ -328,27 +264,14 @@ impl Agent {
 }
 
 /// Streams a block in chunks; the bounded bulk queue paces us.
-pub async fn send_block(
-    outbox: &Outbox,
-    stream: u64,
-    hash: Hash,
-    path: PathBuf,
-) -> std::io::Result<()> {
+pub async fn send_block(outbox: &Outbox, stream: u64, hash: Hash, path: PathBuf) -> std::io::Result<()> {
     let mut file = tokio::fs::File::open(&path).await?;
     let mut buf = vec![0u8; frame::CHUNK];
     loop {
         let n = read_full(&mut file, &mut buf).await?;
         let last = n < buf.len();
         let data = buf[..n].to_vec();
-        outbox
-            .send(Message::Chunk {
-                stream,
-                hash,
-                data,
-                last,
-            })
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        outbox.send(Message::Chunk { stream, hash, data, last }).await.map_err(|e| std::io::Error::other(e.to_string()))?;
         if last {
             return Ok(());
         }

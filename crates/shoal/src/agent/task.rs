@@ -40,8 +40,7 @@ pub fn start(
     let started = Instant::now();
     let fail = |why: String| Box::new(trouble(req.attempt, started, why));
     fs::create_dir_all(&place.scratch).map_err(|e| fail(format!("cannot create task dir: {e}")))?;
-    let input = prepare_input(&req, &place.scratch, &store)
-        .map_err(|e| fail(format!("cannot prepare input: {e}")))?;
+    let input = prepare_input(&req, &place.scratch, &store).map_err(|e| fail(format!("cannot prepare input: {e}")))?;
     let output = place.scratch.join("output");
     let progress = place.scratch.join("progress");
     let mut cmd = command(&req, &place, &input, &output, &progress);
@@ -51,12 +50,7 @@ pub fn start(
         Stdio::piped()
     };
     cmd.stdout(stdout_target);
-    let mut child = cmd.spawn().map_err(|e| {
-        fail(format!(
-            "cannot start /bin/sh in {}: {e}",
-            place.work.display()
-        ))
-    })?;
+    let mut child = cmd.spawn().map_err(|e| fail(format!("cannot start /bin/sh in {}: {e}", place.work.display())))?;
     let pid = child.id() as i32;
     let (log_tx, log_rx) = mpsc::unbounded_channel();
     let stderr = drain(child.stderr.take(), LogStream::Stderr, log_tx.clone());
@@ -72,6 +66,7 @@ pub fn start(
         log_rx,
         drains: vec![stderr, stdout],
         scratch: place.scratch,
+        work: place.work,
     }));
     Ok((pid, handle))
 }
@@ -84,13 +79,7 @@ pub fn kill_group(pgid: i32) {
     }
 }
 
-fn command(
-    req: &TaskRequest,
-    place: &TaskPlace,
-    input: &Path,
-    output: &Path,
-    progress: &Path,
-) -> Command {
+fn command(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, progress: &Path) -> Command {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(&req.command).current_dir(&place.work);
     cmd.envs(req.env.iter().map(|(k, v)| (k, v)));
@@ -99,18 +88,20 @@ fn command(
         .env("SHOAL_PROGRESS", progress)
         .env("SHOAL_WORKDIR", &place.work)
         .env("SHOAL_SCRATCH", &place.scratch);
-    let stdin = if req.stdin {
-        File::open(input)
-            .map(Stdio::from)
-            .unwrap_or_else(|_| Stdio::null())
-    } else {
-        Stdio::null()
-    };
+    let stdin = if req.stdin { File::open(input).map(Stdio::from).unwrap_or_else(|_| Stdio::null()) } else { Stdio::null() };
     cmd.stdin(stdin).stderr(Stdio::piped()).process_group(0);
     cmd
 }
 
 fn prepare_input(req: &TaskRequest, scratch: &Path, store: &BlockStore) -> io::Result<PathBuf> {
+    if let Some(key) = &req.merge_in {
+        // A reducer's input: sorted runs from every map, merged by key.
+        let path = scratch.join("input");
+        let runs: Vec<PathBuf> = req.inputs.iter().map(|h| store.path(h)).collect();
+        let mut out = io::BufWriter::with_capacity(1 << 20, File::create(&path)?);
+        super::shuffle::merge_into(&runs, key, &mut out)?;
+        return Ok(path);
+    }
     match req.inputs.as_slice() {
         [one] => Ok(store.path(one)),
         many => {
@@ -153,23 +144,16 @@ struct Supervised {
     log_rx: LogRx,
     drains: Vec<Option<std::thread::JoinHandle<()>>>,
     scratch: PathBuf,
+    work: PathBuf,
 }
 
 async fn supervise(s: Supervised) -> TaskReport {
     let attempt = s.req.attempt;
     let forward = tokio::spawn(forward_logs(attempt, s.log_rx, s.outbox.clone()));
-    let watch = tokio::spawn(watch_progress(
-        attempt,
-        s.progress.clone(),
-        s.outbox.clone(),
-    ));
+    let watch = tokio::spawn(watch_progress(attempt, s.progress.clone(), s.outbox.clone()));
     let pid = s.pid;
     let mut wait = tokio::task::spawn_blocking(move || wait4(pid));
-    let timeout = s
-        .req
-        .timeout_ms
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::MAX);
+    let timeout = s.req.timeout_ms.map(Duration::from_millis).unwrap_or(Duration::MAX);
     let (status, cpu_ms, timed_out) = tokio::select! {
         r = &mut wait => { let (st, cpu) = r.unwrap_or((ExitStatus::Signal(9), 0)); (st, cpu, false) }
         _ = tokio::time::sleep(timeout) => {
@@ -185,60 +169,115 @@ async fn supervise(s: Supervised) -> TaskReport {
     }
     watch.abort();
     let stderr_tail = forward.await.unwrap_or_default();
-    finish(FinishArgs {
-        attempt,
+    let args = FinishArgs {
         status,
         cpu_ms,
         timed_out,
         stderr_tail,
         started: s.started,
         output: s.output,
-        store: &s.store,
-        scratch: &s.scratch,
-    })
+        store: s.store,
+        scratch: s.scratch,
+        work: s.work,
+        req: s.req,
+    };
+    // Bucketing and sorting a shuffle output is heavy, blocking work.
+    match tokio::task::spawn_blocking(move || finish(args)).await {
+        Ok(report) => report,
+        Err(e) => trouble(attempt, Instant::now(), format!("finishing the task panicked: {e}")),
+    }
 }
 
-struct FinishArgs<'a> {
-    attempt: u32,
+struct FinishArgs {
     status: ExitStatus,
     cpu_ms: u64,
     timed_out: bool,
     stderr_tail: String,
     started: Instant,
     output: PathBuf,
-    store: &'a BlockStore,
-    scratch: &'a Path,
+    store: Arc<BlockStore>,
+    scratch: PathBuf,
+    work: PathBuf,
+    req: TaskRequest,
 }
 
-fn finish(a: FinishArgs<'_>) -> TaskReport {
+fn finish(a: FinishArgs) -> TaskReport {
     let mut report = TaskReport {
-        attempt: a.attempt,
-        status: a.status,
+        attempt: a.req.attempt,
+        status: a.status.clone(),
         output: None,
-        stderr_tail: a.stderr_tail,
+        stderr_tail: a.stderr_tail.clone(),
         wall_ms: a.started.elapsed().as_millis() as u64,
         cpu_ms: a.cpu_ms,
         timed_out: a.timed_out,
         host_trouble: None,
+        buckets: vec![],
+        records: 0,
     };
     if report.status.success() && !a.timed_out {
         if !a.output.exists() {
             let _ = File::create(&a.output);
         }
+        keep_output(&a, &mut report);
+    } else if disk_is_full(&a.scratch, &report.stderr_tail) {
+        report.host_trouble = Some("no space left on device in the host's work dir".into());
+    }
+    let _ = fs::remove_dir_all(&a.scratch);
+    report
+}
+
+/// Stores the output as one block, or as shuffle buckets.
+fn keep_output(a: &FinishArgs, report: &mut TaskReport) {
+    let Some(spec) = &a.req.shuffle_out else {
         match a.store.insert_file(&a.output) {
             Ok(block) => report.output = Some(block),
             Err(e) => report.host_trouble = Some(format!("cannot keep the task output: {e}")),
         }
-    } else if disk_is_full(a.scratch, &report.stderr_tail) {
-        report.host_trouble = Some("no space left on device in the host's work dir".into());
+        return;
+    };
+    let combine = |input: &Path, output: &Path| run_combiner(a, input, output);
+    match super::shuffle::bucketize(&a.output, spec, &a.scratch, &a.store, &combine) {
+        Ok((buckets, records)) => {
+            report.output = buckets.first().map(|b| b.block);
+            report.buckets = buckets;
+            report.records = records;
+        }
+        Err(why) if disk_is_full(&a.scratch, &why) => report.host_trouble = Some(why),
+        Err(why) => {
+            report.status = ExitStatus::SpawnFailed(why.clone());
+            report.stderr_tail.push_str(&format!("\n{why}"));
+        }
     }
-    let _ = fs::remove_dir_all(a.scratch);
-    report
+}
+
+/// Runs the job's combiner over one sorted bucket, in the work dir with
+/// the task's environment.
+fn run_combiner(a: &FinishArgs, input: &Path, output: &Path) -> Result<(), String> {
+    let Some(cmd) = a.req.shuffle_out.as_ref().and_then(|s| s.combine.as_ref()) else {
+        return Ok(());
+    };
+    let out = File::create(output).map_err(|e| format!("combiner: {e}"))?;
+    let inp = File::open(input).map_err(|e| format!("combiner: {e}"))?;
+    let result = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(&a.work)
+        .envs(a.req.env.iter().map(|(k, v)| (k, v)))
+        .stdin(inp)
+        .stdout(out)
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .output()
+        .map_err(|e| format!("cannot start the combiner {cmd:?}: {e}"))?;
+    if result.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    Err(format!("the combiner {cmd:?} failed ({}): {}", result.status, stderr.trim_end()))
 }
 
 fn disk_is_full(scratch: &Path, stderr_tail: &str) -> bool {
-    stderr_tail.contains("No space left on device")
-        || super::hostinfo::disk_free(scratch) == Some(0)
+    stderr_tail.contains("No space left on device") || super::hostinfo::disk_free(scratch) == Some(0)
 }
 
 async fn forward_logs(attempt: u32, mut rx: LogRx, outbox: Outbox) -> String {
@@ -250,13 +289,7 @@ async fn forward_logs(attempt: u32, mut rx: LogRx, outbox: Outbox) -> String {
                 tail.drain(..tail.len() - TAIL_BYTES);
             }
         }
-        let _ = outbox
-            .send(Message::TaskLog {
-                attempt,
-                stream,
-                data,
-            })
-            .await;
+        let _ = outbox.send(Message::TaskLog { attempt, stream, data }).await;
     }
     let start = tail.len().saturating_sub(TAIL_BYTES);
     String::from_utf8_lossy(&tail[start..]).into_owned()
@@ -269,18 +302,12 @@ async fn watch_progress(attempt: u32, path: PathBuf, outbox: Outbox) {
     let mut last = None;
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let Some(fraction) = fs::read_to_string(&path)
-            .ok()
-            .as_deref()
-            .and_then(parse_progress)
-        else {
+        let Some(fraction) = fs::read_to_string(&path).ok().as_deref().and_then(parse_progress) else {
             continue;
         };
         if last != Some(fraction) {
             last = Some(fraction);
-            let _ = outbox
-                .send(Message::TaskProgress { attempt, fraction })
-                .await;
+            let _ = outbox.send(Message::TaskProgress { attempt, fraction }).await;
         }
     }
 }
@@ -290,10 +317,7 @@ pub fn parse_progress(text: &str) -> Option<f32> {
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
     let value = match line.split_once('/') {
         Some((n, m)) => n.trim().parse::<f32>().ok()? / m.trim().parse::<f32>().ok()?,
-        None => {
-            line.trim_end_matches('%').parse::<f32>().ok()?
-                / if line.ends_with('%') { 100.0 } else { 1.0 }
-        }
+        None => line.trim_end_matches('%').parse::<f32>().ok()? / if line.ends_with('%') { 100.0 } else { 1.0 },
     };
     value.is_finite().then(|| value.clamp(0.0, 1.0))
 }
@@ -312,11 +336,8 @@ fn wait4(pid: i32) -> (ExitStatus, u64) {
         }
     }
     let cpu = tv_ms(usage.ru_utime) + tv_ms(usage.ru_stime);
-    let st = if libc::WIFSIGNALED(status) {
-        ExitStatus::Signal(libc::WTERMSIG(status))
-    } else {
-        ExitStatus::Code(libc::WEXITSTATUS(status))
-    };
+    let st =
+        if libc::WIFSIGNALED(status) { ExitStatus::Signal(libc::WTERMSIG(status)) } else { ExitStatus::Code(libc::WEXITSTATUS(status)) };
     (st, cpu)
 }
 
@@ -334,6 +355,8 @@ fn trouble(attempt: u32, started: Instant, why: String) -> TaskReport {
         cpu_ms: 0,
         timed_out: false,
         host_trouble: Some(why),
+        buckets: vec![],
+        records: 0,
     }
 }
 

@@ -26,11 +26,7 @@ pub fn confined(path: &str) -> Result<PathBuf, String> {
     for c in p.components() {
         match c {
             Component::Normal(_) => {}
-            _ => {
-                return Err(format!(
-                    "path {path:?} leaves the work dir or is not normalised"
-                ))
-            }
+            _ => return Err(format!("path {path:?} leaves the work dir or is not normalised")),
         }
     }
     Ok(p.to_path_buf())
@@ -52,8 +48,7 @@ fn place(root: &Path, store: &BlockStore, f: &FileEntry) -> Result<(), String> {
     let rel = confined(&f.path)?;
     let dest = root.join(&rel);
     if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     let src = store.path(&f.hash);
     link_or_copy(&src, &dest).map_err(|e| format!("cannot place {}: {e}", f.path))?;
@@ -77,14 +72,8 @@ mod tests {
     #[test]
     fn confinement() {
         assert!(confined("a/b.txt").is_ok());
-        assert_eq!(
-            confined("../etc/passwd").unwrap_err(),
-            "path \"../etc/passwd\" leaves the work dir or is not normalised"
-        );
-        assert_eq!(
-            confined("/etc/passwd").unwrap_err(),
-            "path \"/etc/passwd\" must be relative to the work dir"
-        );
+        assert_eq!(confined("../etc/passwd").unwrap_err(), "path \"../etc/passwd\" leaves the work dir or is not normalised");
+        assert_eq!(confined("/etc/passwd").unwrap_err(), "path \"/etc/passwd\" must be relative to the work dir");
         assert!(confined("a/../../b").is_err());
         assert!(confined("./a").is_err());
         assert!(confined("").is_err());

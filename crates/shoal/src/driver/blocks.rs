@@ -29,15 +29,9 @@ pub enum TransferError {
     #[error("host `{0}` is gone")]
     Gone(String),
     #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("writing {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    Write { path: String, source: std::io::Error },
     #[error("host `{host}` could not store a block: {why}")]
     Refused { host: String, why: String },
     #[error("host `{host}` could not send block: {why}")]
@@ -75,16 +69,11 @@ pub async fn ensure(host: &Host, sources: &[&Source]) -> Result<(u64, u64), Tran
 
 /// Streams one block to the host and waits until it is verified and stored.
 pub async fn upload(host: &Host, s: &Source) -> Result<(), TransferError> {
-    let read_err = |e| TransferError::Read {
-        path: s.path.display().to_string(),
-        source: e,
-    };
+    let read_err = |e| TransferError::Read { path: s.path.display().to_string(), source: e };
     let gone = || TransferError::Gone(host.name().into());
     let stored = host.await_stored(s.hash);
     let mut file = tokio::fs::File::open(&s.path).await.map_err(read_err)?;
-    file.seek(SeekFrom::Start(s.offset))
-        .await
-        .map_err(read_err)?;
+    file.seek(SeekFrom::Start(s.offset)).await.map_err(read_err)?;
     let mut left = s.len;
     loop {
         let n = left.min(frame::CHUNK as u64) as usize;
@@ -92,39 +81,24 @@ pub async fn upload(host: &Host, s: &Source) -> Result<(), TransferError> {
         file.read_exact(&mut data).await.map_err(read_err)?;
         left -= n as u64;
         let last = left == 0;
-        host.send(Message::Chunk {
-            stream: 0,
-            hash: s.hash,
-            data,
-            last,
-        })
-        .await
-        .map_err(|_| gone())?;
+        host.send(Message::Chunk { stream: 0, hash: s.hash, data, last }).await.map_err(|_| gone())?;
         if last {
             break;
         }
     }
     match stored.await {
         Ok(None) => Ok(()),
-        Ok(Some(why)) => Err(TransferError::Refused {
-            host: host.name().into(),
-            why,
-        }),
+        Ok(Some(why)) => Err(TransferError::Refused { host: host.name().into(), why }),
         Err(_) => Err(gone()),
     }
 }
 
 /// Fetches a block from the host into `dest` (created or truncated).
 pub async fn fetch(host: &Host, hash: Hash, dest: &Path) -> Result<u64, TransferError> {
-    let write_err = |e| TransferError::Write {
-        path: dest.display().to_string(),
-        source: e,
-    };
+    let write_err = |e| TransferError::Write { path: dest.display().to_string(), source: e };
     let id = host.next_id();
     let mut rx = host.open_stream(id);
-    host.send(Message::FetchBlock { id, hash })
-        .await
-        .map_err(|_| TransferError::Gone(host.name().into()))?;
+    host.send(Message::FetchBlock { id, hash }).await.map_err(|_| TransferError::Gone(host.name().into()))?;
     let mut file = tokio::fs::File::create(dest).await.map_err(write_err)?;
     let mut hasher = blake3::Hasher::new();
     let mut total = 0;
@@ -138,20 +112,12 @@ pub async fn fetch(host: &Host, hash: Hash, dest: &Path) -> Result<u64, Transfer
                     break;
                 }
             }
-            Some(Message::FetchFailed { error, .. }) => {
-                return Err(TransferError::Fetch {
-                    host: host.name().into(),
-                    why: error,
-                })
-            }
+            Some(Message::FetchFailed { error, .. }) => return Err(TransferError::Fetch { host: host.name().into(), why: error }),
             _ => return Err(TransferError::Gone(host.name().into())),
         }
     }
     if *hasher.finalize().as_bytes() != hash {
-        return Err(TransferError::Fetch {
-            host: host.name().into(),
-            why: "the block arrived corrupted (hash mismatch)".into(),
-        });
+        return Err(TransferError::Fetch { host: host.name().into(), why: "the block arrived corrupted (hash mismatch)".into() });
     }
     file.flush().await.map_err(write_err)?;
     file.sync_data().await.map_err(write_err)?;

@@ -50,11 +50,7 @@ pub async fn check(spec: &ClusterSpec) -> Vec<HostReport> {
         ));
     }
     for f in &cluster.failed {
-        let index = spec
-            .hosts
-            .iter()
-            .position(|h| h.name == f.spec.name)
-            .unwrap_or(usize::MAX);
+        let index = spec.hosts.iter().position(|h| h.name == f.spec.name).unwrap_or(usize::MAX);
         rows.push((
             index,
             HostReport {
@@ -92,30 +88,14 @@ fn address(h: &shoal_core::cluster::HostSpec) -> String {
 /// Renders the reports as an aligned text table followed by the reasons of
 /// unreachable hosts, one line each.
 pub fn render(rows: &[HostReport]) -> String {
-    let header = [
-        "HOST",
-        "ADDRESS",
-        "STATUS",
-        "ARCH",
-        "CORES",
-        "SLOTS",
-        "MEMORY",
-        "DISK FREE",
-        "DOCKER",
-        "CONNECT",
-        "UPLOAD",
-    ];
+    let header = ["HOST", "ADDRESS", "STATUS", "ARCH", "CORES", "SLOTS", "MEMORY", "DISK FREE", "DOCKER", "CONNECT", "UPLOAD"];
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         table.push(vec![
             r.name.clone(),
             r.address.clone(),
-            if r.ready {
-                "ready".into()
-            } else {
-                "FAILED".into()
-            },
+            if r.ready { "ready".into() } else { "FAILED".into() },
             opt(r.arch.clone()),
             opt(r.cores.map(|c| c.to_string())),
             opt(r.slots.map(|c| c.to_string())),
@@ -123,20 +103,12 @@ pub fn render(rows: &[HostReport]) -> String {
             opt(r.disk_free_bytes.map(human_bytes)),
             opt(r.docker.map(|d| if d { "yes".into() } else { "no".into() })),
             format!("{:.2}s", r.connect_ms as f64 / 1000.0),
-            if r.uploaded_bytes > 0 {
-                human_bytes(r.uploaded_bytes)
-            } else {
-                "cached".into()
-            },
+            if r.uploaded_bytes > 0 { human_bytes(r.uploaded_bytes) } else { "cached".into() },
         ]);
     }
     let mut out = align(&table);
     for r in rows.iter().filter(|r| !r.ready) {
-        out.push_str(&format!(
-            "{}: {}\n",
-            r.name,
-            r.reason.as_deref().unwrap_or("unknown")
-        ));
+        out.push_str(&format!("{}: {}\n", r.name, r.reason.as_deref().unwrap_or("unknown")));
     }
     out
 }
@@ -144,22 +116,11 @@ pub fn render(rows: &[HostReport]) -> String {
 /// Pads columns to a common width.
 pub fn align(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for r in rows {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, s)| format!("{s:<w$}", w = widths[i]))
-            .collect();
+        let cells: Vec<String> = r.iter().enumerate().map(|(i, s)| format!("{s:<w$}", w = widths[i])).collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
@@ -195,10 +156,7 @@ mod tests {
 
     #[test]
     fn columns_align() {
-        let t = vec![
-            vec!["a".into(), "bb".into()],
-            vec!["ccc".into(), "d".into()],
-        ];
+        let t = vec![vec!["a".into(), "bb".into()], vec!["ccc".into(), "d".into()]];
         assert_eq!(align(&t), "a    bb\nccc  d\n");
     }
 }

@@ -45,24 +45,12 @@ pub async fn connect(spec: &ClusterSpec) -> Cluster {
         };
         match result {
             Ok(link) => up.push(Host::start(index, host, link, events_tx.clone())),
-            Err(e) => failed.push((
-                index,
-                FailedHost {
-                    spec: host,
-                    reason: e.to_string(),
-                    connect_ms: ms,
-                },
-            )),
+            Err(e) => failed.push((index, FailedHost { spec: host, reason: e.to_string(), connect_ms: ms })),
         }
     }
     up.sort_by_key(|h| h.index);
     failed.sort_by_key(|(i, _)| *i);
-    Cluster {
-        hosts: up,
-        failed: failed.into_iter().map(|(_, f)| f).collect(),
-        events,
-        events_tx,
-    }
+    Cluster { hosts: up, failed: failed.into_iter().map(|(_, f)| f).collect(), events, events_tx }
 }
 
 impl Cluster {

@@ -39,13 +39,7 @@ pub async fn exec(cluster: &Cluster, command: &str) -> Vec<ExecResult> {
     for f in &cluster.failed {
         out.push((
             usize::MAX,
-            ExecResult {
-                host: f.spec.name.clone(),
-                status: None,
-                ok: false,
-                stdout: String::new(),
-                stderr: f.reason.clone(),
-            },
+            ExecResult { host: f.spec.name.clone(), status: None, ok: false, stdout: String::new(), stderr: f.reason.clone() },
         ));
     }
     out.sort_by_key(|(i, _)| *i);
@@ -54,32 +48,17 @@ pub async fn exec(cluster: &Cluster, command: &str) -> Vec<ExecResult> {
 
 fn result(host: &str, reply: Result<Message, super::host::HostGone>) -> ExecResult {
     match reply {
-        Ok(Message::ExecDone {
-            status,
-            stdout,
-            stderr,
-            ..
-        }) => ExecResult {
+        Ok(Message::ExecDone { status, stdout, stderr, .. }) => ExecResult {
             host: host.to_string(),
             ok: status.success(),
             status: Some(describe(&status)),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         },
-        Ok(other) => ExecResult {
-            host: host.into(),
-            status: None,
-            ok: false,
-            stdout: String::new(),
-            stderr: format!("unexpected reply {other:?}"),
-        },
-        Err(e) => ExecResult {
-            host: host.into(),
-            status: None,
-            ok: false,
-            stdout: String::new(),
-            stderr: e.to_string(),
-        },
+        Ok(other) => {
+            ExecResult { host: host.into(), status: None, ok: false, stdout: String::new(), stderr: format!("unexpected reply {other:?}") }
+        }
+        Err(e) => ExecResult { host: host.into(), status: None, ok: false, stdout: String::new(), stderr: e.to_string() },
     }
 }
 
@@ -91,10 +70,7 @@ fn describe(s: &ExitStatus) -> String {
 pub fn render(results: &[ExecResult]) -> String {
     let mut groups: Vec<(Vec<&str>, &ExecResult)> = Vec::new();
     for r in results {
-        match groups
-            .iter_mut()
-            .find(|(_, g)| g.stdout == r.stdout && g.stderr == r.stderr && g.status == r.status)
-        {
+        match groups.iter_mut().find(|(_, g)| g.stdout == r.stdout && g.stderr == r.stderr && g.status == r.status) {
             Some((hosts, _)) => hosts.push(&r.host),
             None => groups.push((vec![&r.host], r)),
         }
@@ -102,10 +78,7 @@ pub fn render(results: &[ExecResult]) -> String {
     let mut out = String::new();
     for (hosts, r) in groups {
         let status = r.status.as_deref().unwrap_or("unreachable");
-        out.push_str(&format!(
-            "---------------- {} ({status})\n",
-            hosts.join(",")
-        ));
+        out.push_str(&format!("---------------- {} ({status})\n", hosts.join(",")));
         out.push_str(&r.stdout);
         if !r.stdout.is_empty() && !r.stdout.ends_with('\n') {
             out.push('\n');
@@ -135,14 +108,7 @@ mod tests {
 
     #[test]
     fn identical_outputs_are_grouped() {
-        let text = render(&[
-            r("a", "x\n", true),
-            r("b", "y\n", true),
-            r("c", "x\n", true),
-        ]);
-        assert_eq!(
-            text,
-            "---------------- a,c (exit code 0)\nx\n---------------- b (exit code 0)\ny\n"
-        );
+        let text = render(&[r("a", "x\n", true), r("b", "y\n", true), r("c", "x\n", true)]);
+        assert_eq!(text, "---------------- a,c (exit code 0)\nx\n---------------- b (exit code 0)\ny\n");
     }
 }

@@ -24,7 +24,7 @@ use crate::transport::{ConnectStats, Link, StderrTail};
 #[derive(Debug)]
 pub enum HostEvent {
     /// A task message (progress, log, done) from host `host`.
-    Task { host: usize, msg: Message },
+    Task { host: usize, msg: Box<Message> },
     /// The host is gone; `reason` is a sentence.
     Lost { host: usize, reason: String },
 }
@@ -58,20 +58,8 @@ pub struct HostGone {
 
 impl Host {
     /// Wraps a fresh link and starts its receive and heartbeat tasks.
-    pub fn start(
-        index: usize,
-        spec: HostSpec,
-        link: Link,
-        events: mpsc::UnboundedSender<HostEvent>,
-    ) -> Arc<Host> {
-        let Link {
-            reader,
-            outbox,
-            child,
-            stderr,
-            info,
-            stats,
-        } = link;
+    pub fn start(index: usize, spec: HostSpec, link: Link, events: mpsc::UnboundedSender<HostEvent>) -> Arc<Host> {
+        let Link { reader, outbox, child, stderr, info, stats } = link;
         let host = Arc::new(Host {
             index,
             spec,
@@ -109,9 +97,7 @@ impl Host {
     }
 
     fn gone(&self) -> HostGone {
-        HostGone {
-            host: self.spec.name.clone(),
-        }
+        HostGone { host: self.spec.name.clone() }
     }
 
     /// Sends a message without waiting for an answer.
@@ -140,12 +126,7 @@ impl Host {
     /// Waits for the agent to confirm an uploaded block.
     pub fn await_stored(&self, hash: Hash) -> oneshot::Receiver<Option<String>> {
         let (tx, rx) = oneshot::channel();
-        self.uploads
-            .lock()
-            .unwrap()
-            .entry(hash)
-            .or_default()
-            .push(tx);
+        self.uploads.lock().unwrap().entry(hash).or_default().push(tx);
         rx
     }
 
@@ -160,10 +141,7 @@ impl Host {
         self.waiters.lock().unwrap().clear();
         self.streams.lock().unwrap().clear();
         self.uploads.lock().unwrap().clear();
-        let _ = events.send(HostEvent::Lost {
-            host: self.index,
-            reason: reason.to_string(),
-        });
+        let _ = events.send(HostEvent::Lost { host: self.index, reason: reason.to_string() });
     }
 
     /// Closes the link politely: the agent sees EOF, cleans up and exits.
@@ -173,10 +151,7 @@ impl Host {
         let child = self.child.lock().unwrap().take();
         if let Some(mut child) = child {
             // EOF on its stdin ends the agent; give it a moment to clean up.
-            if tokio::time::timeout(Duration::from_secs(3), child.wait())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
                 let _ = child.start_kill();
             }
         }
@@ -190,15 +165,10 @@ impl Host {
             | Message::WorkdirReady { id, .. }
             | Message::Placed { id, .. }
             | Message::Error { id, .. } => self.answer(id, msg),
-            Message::Chunk { stream, .. } | Message::FetchFailed { id: stream, .. } => {
-                self.to_stream(stream, msg).await
-            }
+            Message::Chunk { stream, .. } | Message::FetchFailed { id: stream, .. } => self.to_stream(stream, msg).await,
             Message::BlockStored { hash, error } => self.stored(hash, error),
             msg => {
-                let _ = events.send(HostEvent::Task {
-                    host: self.index,
-                    msg,
-                });
+                let _ = events.send(HostEvent::Task { host: self.index, msg: Box::new(msg) });
             }
         }
     }
@@ -210,10 +180,7 @@ impl Host {
     }
 
     async fn to_stream(&self, id: u64, msg: Message) {
-        let done = matches!(
-            msg,
-            Message::Chunk { last: true, .. } | Message::FetchFailed { .. }
-        );
+        let done = matches!(msg, Message::Chunk { last: true, .. } | Message::FetchFailed { .. });
         let tx = {
             let mut streams = self.streams.lock().unwrap();
             if done {
@@ -239,11 +206,7 @@ impl Host {
     }
 }
 
-async fn receive(
-    host: Arc<Host>,
-    mut reader: FrameReader<ChildStdout>,
-    events: mpsc::UnboundedSender<HostEvent>,
-) {
+async fn receive(host: Arc<Host>, mut reader: FrameReader<ChildStdout>, events: mpsc::UnboundedSender<HostEvent>) {
     let limit = host.spec.heartbeat_timeout;
     let reason = loop {
         match tokio::time::timeout(limit, reader.read_message()).await {
@@ -257,8 +220,7 @@ async fn receive(
 }
 
 async fn heartbeat(host: Arc<Host>) {
-    let every =
-        (host.spec.heartbeat_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(2));
+    let every = (host.spec.heartbeat_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(2));
     while !host.is_lost() && host.outbox.send_now(Message::Heartbeat).is_ok() {
         tokio::time::sleep(every).await;
     }

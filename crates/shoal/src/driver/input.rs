@@ -29,21 +29,10 @@ pub struct Partition {
 /// How to split, resolved from the job file.
 #[derive(Clone, Debug)]
 pub enum SplitPlan {
-    Lines {
-        partitions: u32,
-    },
+    Lines { partitions: u32 },
     Files,
-    Hash {
-        partitions: u32,
-        field: usize,
-        sep: Vec<u8>,
-        modulo: bool,
-    },
-    Range {
-        partitions: u32,
-        field: usize,
-        sep: Vec<u8>,
-    },
+    Hash { partitions: u32, field: usize, sep: Vec<u8>, modulo: bool },
+    Range { partitions: u32, field: usize, sep: Vec<u8> },
 }
 
 /// A problem with the input data, phrased for the user.
@@ -57,41 +46,35 @@ fn io_err(path: &Path, e: std::io::Error) -> InputError {
 
 /// Splits `path` as `plan` says; `scratch` receives partition files.
 pub fn split(path: &Path, plan: &SplitPlan, scratch: &Path) -> Result<Vec<Partition>, InputError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        InputError(format!(
-            "input {} cannot be read: {e}; check [input] path in the job file",
-            path.display()
-        ))
-    })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| InputError(format!("input {} cannot be read: {e}; check [input] path in the job file", path.display())))?;
     let parts = match plan {
         SplitPlan::Files => by_files(path)?,
-        _ if meta.is_dir() => return Err(InputError(format!("input {} is a directory; use split = \"files\" for pre-partitioned data, or name a file", path.display()))),
+        _ if meta.is_dir() => {
+            return Err(InputError(format!(
+                "input {} is a directory; use split = \"files\" for pre-partitioned data, or name a file",
+                path.display()
+            )))
+        }
         SplitPlan::Lines { partitions } => by_lines(path, meta.len(), *partitions)?,
-        SplitPlan::Hash { partitions, field, sep, modulo } => by_key(path, scratch, *partitions, |line, n| route_hash(line, *field, sep, *modulo, n))?,
+        SplitPlan::Hash { partitions, field, sep, modulo } => {
+            by_key(path, scratch, *partitions, |line, n| route_hash(line, *field, sep, *modulo, n))?
+        }
         SplitPlan::Range { partitions, field, sep } => by_range(path, scratch, *partitions, *field, sep)?,
     };
     if parts.iter().all(|p| p.source.len == 0) {
-        return Err(InputError(format!(
-            "input {} is empty: there is nothing to run",
-            path.display()
-        )));
+        return Err(InputError(format!("input {} is empty: there is nothing to run", path.display())));
     }
     Ok(parts)
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 fn by_files(dir: &Path) -> Result<Vec<Partition>, InputError> {
     if !dir.is_dir() {
-        return Err(InputError(format!(
-            "split = \"files\" needs a directory, but {} is a file",
-            dir.display()
-        )));
+        return Err(InputError(format!("split = \"files\" needs a directory, but {} is a file", dir.display())));
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| io_err(dir, e))?
@@ -106,15 +89,7 @@ fn by_files(dir: &Path) -> Result<Vec<Partition>, InputError> {
 pub fn whole_file(path: &Path) -> Result<Partition, InputError> {
     let len = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
     let hash = hash_range(path, 0, len).map_err(|e| io_err(path, e))?;
-    Ok(Partition {
-        source: Source {
-            path: path.to_path_buf(),
-            offset: 0,
-            len,
-            hash,
-        },
-        name: file_name(path),
-    })
+    Ok(Partition { source: Source { path: path.to_path_buf(), offset: 0, len, hash }, name: file_name(path) })
 }
 
 fn by_lines(path: &Path, size: u64, partitions: u32) -> Result<Vec<Partition>, InputError> {
@@ -135,15 +110,7 @@ fn by_lines(path: &Path, size: u64, partitions: u32) -> Result<Vec<Partition>, I
         .map(|w| {
             let (offset, len) = (w[0], w[1] - w[0]);
             let hash = hash_range(path, offset, len).map_err(|e| io_err(path, e))?;
-            Ok(Partition {
-                source: Source {
-                    path: path.to_path_buf(),
-                    offset,
-                    len,
-                    hash,
-                },
-                name: file_name(path),
-            })
+            Ok(Partition { source: Source { path: path.to_path_buf(), offset, len, hash }, name: file_name(path) })
         })
         .collect()
 }
@@ -162,15 +129,7 @@ pub fn at_cuts(path: &Path, cuts: &[u64]) -> Result<Vec<Partition>, InputError> 
         .windows(2)
         .map(|w| {
             let hash = hash_range(path, w[0], w[1] - w[0]).map_err(|e| io_err(path, e))?;
-            Ok(Partition {
-                source: Source {
-                    path: path.to_path_buf(),
-                    offset: w[0],
-                    len: w[1] - w[0],
-                    hash,
-                },
-                name: file_name(path),
-            })
+            Ok(Partition { source: Source { path: path.to_path_buf(), offset: w[0], len: w[1] - w[0], hash }, name: file_name(path) })
         })
         .collect()
 }
@@ -195,41 +154,24 @@ fn by_key(
     write_routed(path, scratch, partitions, &mut route)
 }
 
-fn write_routed(
-    path: &Path,
-    scratch: &Path,
-    partitions: u32,
-    route: &mut Router<'_>,
-) -> Result<Vec<Partition>, InputError> {
+fn write_routed(path: &Path, scratch: &Path, partitions: u32, route: &mut Router<'_>) -> Result<Vec<Partition>, InputError> {
     std::fs::create_dir_all(scratch).map_err(|e| io_err(scratch, e))?;
-    let names: Vec<PathBuf> = (0..partitions)
-        .map(|i| scratch.join(format!("input-{i:05}")))
-        .collect();
+    let names: Vec<PathBuf> = (0..partitions).map(|i| scratch.join(format!("input-{i:05}"))).collect();
     let mut outs = names
         .iter()
         .map(|p| File::create(p).map(|f| BufWriter::with_capacity(256 * 1024, f)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| io_err(scratch, e))?;
-    let mut reader =
-        BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| io_err(path, e))?);
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| io_err(path, e))?);
     let mut line = Vec::new();
     let mut number = 0u64;
-    while reader
-        .read_until(b'\n', &mut line)
-        .map_err(|e| io_err(path, e))?
-        > 0
-    {
+    while reader.read_until(b'\n', &mut line).map_err(|e| io_err(path, e))? > 0 {
         number += 1;
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        let p = route(body, partitions)
-            .map_err(|why| InputError(format!("{}:{number}: {why}", path.display())))?;
-        outs[p as usize]
-            .write_all(&line)
-            .map_err(|e| io_err(scratch, e))?;
+        let p = route(body, partitions).map_err(|why| InputError(format!("{}:{number}: {why}", path.display())))?;
+        outs[p as usize].write_all(&line).map_err(|e| io_err(scratch, e))?;
         if !line.ends_with(b"\n") {
-            outs[p as usize]
-                .write_all(b"\n")
-                .map_err(|e| io_err(scratch, e))?;
+            outs[p as usize].write_all(b"\n").map_err(|e| io_err(scratch, e))?;
         }
         line.clear();
     }
@@ -260,12 +202,8 @@ fn key_of<'a>(line: &'a [u8], field: usize, sep: &[u8]) -> Result<&'a [u8], Stri
 fn route_hash(line: &[u8], field: usize, sep: &[u8], modulo: bool, n: u32) -> Result<u32, String> {
     let key = key_of(line, field, sep)?;
     if modulo {
-        partitioner::modulo_partition(key, n).map_err(|_| {
-            format!(
-                "key {:?} is not an integer, which partitioner = \"modulo\" needs",
-                String::from_utf8_lossy(key)
-            )
-        })
+        partitioner::modulo_partition(key, n)
+            .map_err(|_| format!("key {:?} is not an integer, which partitioner = \"modulo\" needs", String::from_utf8_lossy(key)))
     } else {
         Ok(partitioner::hash_partition(key, n))
     }
@@ -277,35 +215,19 @@ fn numeric_key(line: &[u8], field: usize, sep: &[u8]) -> Result<f64, String> {
         .ok()
         .and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|v| v.is_finite())
-        .ok_or_else(|| {
-            format!(
-                "key {:?} is not a number, which split = \"range\" needs",
-                String::from_utf8_lossy(key)
-            )
-        })
+        .ok_or_else(|| format!("key {:?} is not a number, which split = \"range\" needs", String::from_utf8_lossy(key)))
 }
 
 /// Two passes: find the key range, then route into equal-width slices.
-fn by_range(
-    path: &Path,
-    scratch: &Path,
-    partitions: u32,
-    field: usize,
-    sep: &[u8],
-) -> Result<Vec<Partition>, InputError> {
+fn by_range(path: &Path, scratch: &Path, partitions: u32, field: usize, sep: &[u8]) -> Result<Vec<Partition>, InputError> {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     let mut reader = BufReader::new(File::open(path).map_err(|e| io_err(path, e))?);
     let mut line = Vec::new();
     let mut number = 0u64;
-    while reader
-        .read_until(b'\n', &mut line)
-        .map_err(|e| io_err(path, e))?
-        > 0
-    {
+    while reader.read_until(b'\n', &mut line).map_err(|e| io_err(path, e))? > 0 {
         number += 1;
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        let k = numeric_key(body, field, sep)
-            .map_err(|why| InputError(format!("{}:{number}: {why}", path.display())))?;
+        let k = numeric_key(body, field, sep).map_err(|why| InputError(format!("{}:{number}: {why}", path.display())))?;
         lo = lo.min(k);
         hi = hi.max(k);
         line.clear();
@@ -320,9 +242,7 @@ fn by_range(
 /// Reads a whole small file (used for `list_file`).
 pub fn read_to_string(path: &Path) -> Result<String, InputError> {
     let mut s = String::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_string(&mut s))
-        .map_err(|e| io_err(path, e))?;
+    File::open(path).and_then(|mut f| f.read_to_string(&mut s)).map_err(|e| io_err(path, e))?;
     Ok(s)
 }
 
@@ -366,10 +286,7 @@ mod tests {
         let path = dir.path().join("in.txt");
         std::fs::write(&path, "").unwrap();
         let err = split(&path, &SplitPlan::Lines { partitions: 3 }, dir.path()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!("input {} is empty: there is nothing to run", path.display())
-        );
+        assert_eq!(err.to_string(), format!("input {} is empty: there is nothing to run", path.display()));
     }
 
     #[test]
@@ -377,20 +294,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.tsv");
         std::fs::write(&path, "a\t1\nb\n").unwrap();
-        let plan = SplitPlan::Hash {
-            partitions: 2,
-            field: 2,
-            sep: b"\t".to_vec(),
-            modulo: false,
-        };
+        let plan = SplitPlan::Hash { partitions: 2, field: 2, sep: b"\t".to_vec(), modulo: false };
         let err = split(&path, &plan, &dir.path().join("s")).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "{}:2: line has no key field 2 (separator \"\\t\"): \"b\"",
-                path.display()
-            )
-        );
+        assert_eq!(err.to_string(), format!("{}:2: line has no key field 2 (separator \"\\t\"): \"b\"", path.display()));
     }
 
     #[test]
@@ -398,17 +304,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.tsv");
         std::fs::write(&path, "1\tx\n2\ty\n3\tz\n4\tw\n").unwrap();
-        let plan = SplitPlan::Hash {
-            partitions: 2,
-            field: 1,
-            sep: b"\t".to_vec(),
-            modulo: true,
-        };
+        let plan = SplitPlan::Hash { partitions: 2, field: 1, sep: b"\t".to_vec(), modulo: true };
         let parts = split(&path, &plan, &dir.path().join("s")).unwrap();
-        assert_eq!(
-            parts.iter().map(read).collect::<Vec<_>>(),
-            ["2\ty\n4\tw\n", "1\tx\n3\tz\n"]
-        );
+        assert_eq!(parts.iter().map(read).collect::<Vec<_>>(), ["2\ty\n4\tw\n", "1\tx\n3\tz\n"]);
     }
 
     #[test]
@@ -416,15 +314,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.txt");
         std::fs::write(&path, "9\n1\n5\n3\n7\n").unwrap();
-        let plan = SplitPlan::Range {
-            partitions: 2,
-            field: 1,
-            sep: b" ".to_vec(),
-        };
+        let plan = SplitPlan::Range { partitions: 2, field: 1, sep: b" ".to_vec() };
         let parts = split(&path, &plan, &dir.path().join("s")).unwrap();
-        assert_eq!(
-            parts.iter().map(read).collect::<Vec<_>>(),
-            ["1\n3\n", "9\n5\n7\n"]
-        );
+        assert_eq!(parts.iter().map(read).collect::<Vec<_>>(), ["1\n3\n", "9\n5\n7\n"]);
     }
 }

@@ -36,12 +36,7 @@ pub struct SyncError(pub String);
 
 /// Walks the listed files and directories and hashes every file.
 pub fn build(req: &SyncRequest<'_>) -> Result<Vec<ManifestFile>, SyncError> {
-    let base = req.base.canonicalize().map_err(|e| {
-        SyncError(format!(
-            "cannot open the job directory {}: {e}",
-            req.base.display()
-        ))
-    })?;
+    let base = req.base.canonicalize().map_err(|e| SyncError(format!("cannot open the job directory {}: {e}", req.base.display())))?;
     let mut out = Vec::new();
     for p in &req.paths {
         let rel = relative(p)?;
@@ -56,37 +51,28 @@ pub fn build(req: &SyncRequest<'_>) -> Result<Vec<ManifestFile>, SyncError> {
 fn relative(p: &str) -> Result<PathBuf, SyncError> {
     let path = Path::new(p.trim_end_matches('/'));
     if path.is_absolute() {
-        return Err(SyncError(format!(
-            "[sync] path {p:?} is absolute; list files relative to the job file's directory"
-        )));
+        return Err(SyncError(format!("[sync] path {p:?} is absolute; list files relative to the job file's directory")));
     }
     let mut clean = PathBuf::new();
     for c in path.components() {
         match c {
             Component::Normal(s) => clean.push(s),
             Component::CurDir => {}
-            _ => {
-                return Err(SyncError(format!(
-                    "[sync] path {p:?} leaves the job directory; only files under it can be synced"
-                )))
-            }
+            _ => return Err(SyncError(format!("[sync] path {p:?} leaves the job directory; only files under it can be synced"))),
         }
     }
     Ok(clean)
 }
 
-fn walk(
-    base: &Path,
-    rel: &Path,
-    req: &SyncRequest<'_>,
-    out: &mut Vec<ManifestFile>,
-) -> Result<(), SyncError> {
+fn walk(base: &Path, rel: &Path, req: &SyncRequest<'_>, out: &mut Vec<ManifestFile>) -> Result<(), SyncError> {
     let full = base.join(rel);
-    let real = full
-        .canonicalize()
-        .map_err(|e| SyncError(format!("[sync] cannot read {}: {e}", full.display())))?;
+    let real = full.canonicalize().map_err(|e| SyncError(format!("[sync] cannot read {}: {e}", full.display())))?;
     if !real.starts_with(base) {
-        return Err(SyncError(format!("[sync] {} is a symlink that leads outside the job directory ({}); copy the file in instead", rel.display(), real.display())));
+        return Err(SyncError(format!(
+            "[sync] {} is a symlink that leads outside the job directory ({}); copy the file in instead",
+            rel.display(),
+            real.display()
+        )));
     }
     if excluded(rel, req.exclude) {
         return Ok(());
@@ -104,8 +90,7 @@ fn walk(
 }
 
 fn file(real: &Path, rel: &Path, req: &SyncRequest<'_>) -> Result<ManifestFile, SyncError> {
-    let meta = std::fs::metadata(real)
-        .map_err(|e| SyncError(format!("[sync] cannot read {}: {e}", rel.display())))?;
+    let meta = std::fs::metadata(real).map_err(|e| SyncError(format!("[sync] cannot read {}: {e}", rel.display())))?;
     let path = rel.to_string_lossy().replace('\\', "/");
     let forced = req.force.iter().any(|f| f.trim_end_matches('/') == path);
     if meta.len() > req.max_size && !forced {
@@ -115,31 +100,17 @@ fn file(real: &Path, rel: &Path, req: &SyncRequest<'_>) -> Result<ManifestFile, 
             req.max_size
         )));
     }
-    let hash = hash_range(real, 0, meta.len())
-        .map_err(|e| SyncError(format!("[sync] cannot read {path}: {e}")))?;
+    let hash = hash_range(real, 0, meta.len()).map_err(|e| SyncError(format!("[sync] cannot read {path}: {e}")))?;
     let executable = meta.permissions().mode() & 0o111 != 0;
     Ok(ManifestFile {
-        entry: FileEntry {
-            path,
-            hash,
-            size: meta.len(),
-            executable,
-        },
-        source: Source {
-            path: real.to_path_buf(),
-            offset: 0,
-            len: meta.len(),
-            hash,
-        },
+        entry: FileEntry { path, hash, size: meta.len(), executable },
+        source: Source { path: real.to_path_buf(), offset: 0, len: meta.len(), hash },
     })
 }
 
 /// `*.ext` suffix patterns and exact names, matched on any path component.
 fn excluded(rel: &Path, patterns: &[String]) -> bool {
-    let name = rel
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     patterns.iter().any(|p| match p.strip_prefix('*') {
         Some(suffix) => name.ends_with(suffix),
         None => name == *p || rel.to_string_lossy() == p.as_str(),
@@ -151,13 +122,7 @@ mod tests {
     use super::*;
 
     fn req<'a>(base: &'a Path, paths: &[&str], force: &'a [String]) -> SyncRequest<'a> {
-        SyncRequest {
-            base,
-            paths: paths.iter().map(|s| s.to_string()).collect(),
-            max_size: 10,
-            force,
-            exclude: &[],
-        }
+        SyncRequest { base, paths: paths.iter().map(|s| s.to_string()).collect(), max_size: 10, force, exclude: &[] }
     }
 
     #[test]
@@ -175,9 +140,7 @@ mod tests {
     fn escapes_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            build(&req(dir.path(), &["../x"], &[]))
-                .unwrap_err()
-                .to_string(),
+            build(&req(dir.path(), &["../x"], &[])).unwrap_err().to_string(),
             "[sync] path \"../x\" leaves the job directory; only files under it can be synced"
         );
         assert_eq!(
@@ -185,13 +148,8 @@ mod tests {
             "[sync] path \"/etc/passwd\" is absolute; list files relative to the job file's directory"
         );
         std::os::unix::fs::symlink("/etc", dir.path().join("link")).unwrap();
-        let err = build(&req(dir.path(), &["link"], &[]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("[sync] link is a symlink that leads outside the job directory"),
-            "{err}"
-        );
+        let err = build(&req(dir.path(), &["link"], &[])).unwrap_err().to_string();
+        assert!(err.starts_with("[sync] link is a symlink that leads outside the job directory"), "{err}");
     }
 
     #[test]
@@ -203,11 +161,6 @@ mod tests {
             "[sync] model.bin is 11 bytes, over max_size (10 bytes); add it to [sync] force = [\"model.bin\"] if it really must be shipped, or raise max_size"
         );
         let force = vec!["model.bin".to_string()];
-        assert_eq!(
-            build(&req(dir.path(), &["model.bin"], &force))
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(build(&req(dir.path(), &["model.bin"], &force)).unwrap().len(), 1);
     }
 }

@@ -40,22 +40,12 @@ pub struct PushRecord {
 }
 
 /// Copies `file` (or its chunks) to `to` on every host of the cluster.
-pub async fn push(
-    cluster: &Cluster,
-    file: &Path,
-    to: &str,
-    split: bool,
-    state: &Path,
-) -> Result<Vec<TransferRow>> {
+pub async fn push(cluster: &Cluster, file: &Path, to: &str, split: bool, state: &Path) -> Result<Vec<TransferRow>> {
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| Error::Usage(format!("{} is not a file", file.display())))?;
-    let sources = if split {
-        split_sources(cluster, file, state)?
-    } else {
-        vec![whole(file)?; cluster.hosts.len()]
-    };
+    let sources = if split { split_sources(cluster, file, state)? } else { vec![whole(file)?; cluster.hosts.len()] };
     let dest = format!("{}/{name}", to.trim_end_matches('/'));
     let mut set = JoinSet::new();
     for (h, src) in cluster.hosts.iter().cloned().zip(sources) {
@@ -67,16 +57,7 @@ pub async fn push(
                 Err(e) => Err(e.to_string()),
             };
             let (bytes, skipped) = sent.unwrap_or((0, 0));
-            (
-                h.index,
-                TransferRow {
-                    host: h.name().into(),
-                    path: dest,
-                    bytes,
-                    skipped,
-                    error: placed.err(),
-                },
-            )
+            (h.index, TransferRow { host: h.name().into(), path: dest, bytes, skipped, error: placed.err() })
         });
     }
     Ok(collect(set).await)
@@ -84,17 +65,7 @@ pub async fn push(
 
 async fn place(h: &super::Host, src: &Source, dest: &str) -> std::result::Result<(), String> {
     let id = h.next_id();
-    match h
-        .request(
-            id,
-            Message::PlaceBlock {
-                id,
-                hash: src.hash,
-                path: dest.to_string(),
-            },
-        )
-        .await
-    {
+    match h.request(id, Message::PlaceBlock { id, hash: src.hash, path: dest.to_string() }).await {
         Ok(Message::Placed { error: None, .. }) => Ok(()),
         Ok(Message::Placed { error: Some(e), .. }) => Err(e),
         _ => Err(format!("host `{}` is gone", h.name())),
@@ -102,40 +73,21 @@ async fn place(h: &super::Host, src: &Source, dest: &str) -> std::result::Result
 }
 
 fn whole(file: &Path) -> Result<Source> {
-    input::whole_file(file)
-        .map(|p| p.source)
-        .map_err(|e| Error::Usage(e.to_string()))
+    input::whole_file(file).map(|p| p.source).map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// One chunk per host, weighted by speed x slots, cut at line boundaries.
 fn split_sources(cluster: &Cluster, file: &Path, state: &Path) -> Result<Vec<Source>> {
-    let weights: Vec<f64> = cluster
-        .hosts
-        .iter()
-        .map(|h| h.spec.speed * h.slots() as f64)
-        .collect();
-    let size = std::fs::metadata(file)
-        .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?
-        .len();
+    let weights: Vec<f64> = cluster.hosts.iter().map(|h| h.spec.speed * h.slots() as f64).collect();
+    let size = std::fs::metadata(file).map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?.len();
     let cuts = weighted_cuts(file, size, &weights)?;
     let mut sources = Vec::new();
     for (i, &start) in cuts.iter().enumerate() {
         let end = cuts.get(i + 1).copied().unwrap_or(size);
-        let hash = blocks::hash_range(file, start, end - start)
-            .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
-        sources.push(Source {
-            path: file.to_path_buf(),
-            offset: start,
-            len: end - start,
-            hash,
-        });
+        let hash = blocks::hash_range(file, start, end - start).map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+        sources.push(Source { path: file.to_path_buf(), offset: start, len: end - start, hash });
     }
-    let record = PushRecord {
-        size,
-        mtime_ns: mtime(file),
-        cuts,
-        hosts: cluster.hosts.iter().map(|h| h.name().to_string()).collect(),
-    };
+    let record = PushRecord { size, mtime_ns: mtime(file), cuts, hosts: cluster.hosts.iter().map(|h| h.name().to_string()).collect() };
     save_record(state, file, &record)?;
     Ok(sources)
 }
@@ -150,8 +102,7 @@ fn weighted_cuts(file: &Path, size: u64, weights: &[f64]) -> Result<Vec<u64>> {
     }
     let mut cuts = vec![0];
     for t in targets {
-        let cut = input::line_start_at_or_after(file, t, size)
-            .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+        let cut = input::line_start_at_or_after(file, t, size).map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
         cuts.push(cut.max(*cuts.last().unwrap_or(&0)));
     }
     Ok(cuts)
@@ -180,24 +131,15 @@ fn save_record(state: &Path, file: &Path, r: &PushRecord) -> Result<()> {
 
 /// The cut of an earlier `push --split` of this very file, if any.
 pub fn pushed_cuts(state: &Path, file: &Path) -> Option<Vec<u64>> {
-    let r: PushRecord =
-        serde_json::from_slice(&std::fs::read(record_path(state, file)).ok()?).ok()?;
+    let r: PushRecord = serde_json::from_slice(&std::fs::read(record_path(state, file)).ok()?).ok()?;
     let size = std::fs::metadata(file).ok()?.len();
     (r.size == size && r.mtime_ns == mtime(file)).then_some(r.cuts)
 }
 
 /// Fetches `path` from every host into `to/<host>/<name>`; with `combine`,
 /// also concatenates them (in cluster order) into that file.
-pub async fn pull(
-    cluster: &Cluster,
-    path: &str,
-    to: &Path,
-    combine: Option<&Path>,
-) -> Result<Vec<TransferRow>> {
-    let name = Path::new(path)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "pulled".into());
+pub async fn pull(cluster: &Cluster, path: &str, to: &Path, combine: Option<&Path>) -> Result<Vec<TransferRow>> {
+    let name = Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "pulled".into());
     let mut set = JoinSet::new();
     for h in cluster.hosts.iter().cloned() {
         let dest = to.join(h.name()).join(&name);
@@ -208,16 +150,7 @@ pub async fn pull(
                 Ok(n) => (n, None),
                 Err(e) => (0, Some(e)),
             };
-            (
-                h.index,
-                TransferRow {
-                    host: h.name().into(),
-                    path: dest.display().to_string(),
-                    bytes,
-                    skipped: 0,
-                    error,
-                },
-            )
+            (h.index, TransferRow { host: h.name().into(), path: dest.display().to_string(), bytes, skipped: 0, error })
         });
     }
     let rows = collect(set).await;
@@ -229,29 +162,18 @@ pub async fn pull(
 
 async fn fetch_path(h: &super::Host, path: &str, dest: &Path) -> std::result::Result<u64, String> {
     if let Some(parent) = dest.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| e.to_string())?;
+        tokio::fs::create_dir_all(parent).await.map_err(|e| e.to_string())?;
     }
     let id = h.next_id();
     let mut rx = h.open_stream(id);
-    h.send(Message::FetchPath {
-        id,
-        path: path.to_string(),
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+    h.send(Message::FetchPath { id, path: path.to_string() }).await.map_err(|e| e.to_string())?;
     let tmp = dest.with_extension("shoal-tmp");
-    let mut out = tokio::fs::File::create(&tmp)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut out = tokio::fs::File::create(&tmp).await.map_err(|e| e.to_string())?;
     let mut total = 0;
     loop {
         match rx.recv().await {
             Some(Message::Chunk { data, last, .. }) => {
-                tokio::io::AsyncWriteExt::write_all(&mut out, &data)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                tokio::io::AsyncWriteExt::write_all(&mut out, &data).await.map_err(|e| e.to_string())?;
                 total += data.len() as u64;
                 if last {
                     break;
@@ -264,21 +186,16 @@ async fn fetch_path(h: &super::Host, path: &str, dest: &Path) -> std::result::Re
             _ => return Err(format!("host `{}` is gone", h.name())),
         }
     }
-    tokio::fs::rename(&tmp, dest)
-        .await
-        .map_err(|e| e.to_string())?;
+    tokio::fs::rename(&tmp, dest).await.map_err(|e| e.to_string())?;
     Ok(total)
 }
 
 fn combine_files(rows: &[TransferRow], out: &Path) -> Result<()> {
     let tmp = out.with_extension("shoal-tmp");
-    let mut f = std::fs::File::create(&tmp)
-        .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
     for r in rows.iter().filter(|r| r.error.is_none()) {
-        let mut part = std::fs::File::open(&r.path)
-            .map_err(|e| Error::io(format!("cannot read {}", r.path), e))?;
-        std::io::copy(&mut part, &mut f)
-            .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+        let mut part = std::fs::File::open(&r.path).map_err(|e| Error::io(format!("cannot read {}", r.path), e))?;
+        std::io::copy(&mut part, &mut f).map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
     }
     std::fs::rename(&tmp, out).map_err(|e| Error::io(format!("cannot write {}", out.display()), e))
 }

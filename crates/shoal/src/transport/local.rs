@@ -22,8 +22,7 @@ pub fn expand_home(p: &str) -> std::path::PathBuf {
 }
 
 pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportError> {
-    let exe =
-        binary::current().map_err(|e| failed(format!("cannot find our own executable: {e}")))?;
+    let exe = binary::current().map_err(|e| failed(format!("cannot find our own executable: {e}")))?;
     let workdir = expand_home(&host.workdir);
     let mut child = Command::new(&exe.path)
         .arg("agent")
@@ -38,15 +37,9 @@ pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportEr
         .spawn()
         .map_err(|e| failed(format!("cannot start a local agent: {e}")))?;
     let stderr = StderrTail::spawn(child.stderr.take());
-    let mut stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| failed("agent stdout is not piped"))?;
+    let mut stdout = child.stdout.take().ok_or_else(|| failed("agent stdout is not piped"))?;
     match greet(&mut stdout).await? {
         Greeting::Agent(rest) => handshake(child, stdout, rest, stderr).await,
-        _ => Err(failed(format!(
-            "the local agent did not start{}",
-            stderr.suffix()
-        ))),
+        _ => Err(failed(format!("the local agent did not start{}", stderr.suffix()))),
     }
 }

@@ -98,10 +98,7 @@ pub(crate) async fn greet(out: &mut ChildStdout) -> Result<Greeting, TransportEr
                 String::from_utf8_lossy(&seen[..200])
             )));
         }
-        let n = out
-            .read(&mut buf)
-            .await
-            .map_err(|e| failed(format!("reading from the agent: {e}")))?;
+        let n = out.read(&mut buf).await.map_err(|e| failed(format!("reading from the agent: {e}")))?;
         if n == 0 {
             return Ok(Greeting::Eof(seen));
         }
@@ -114,64 +111,31 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Exchanges `Hello`s and reads `HostInfo` on a freshly started agent.
-pub(crate) async fn handshake(
-    mut child: Child,
-    stdout: ChildStdout,
-    prefix: Vec<u8>,
-    stderr: StderrTail,
-) -> Result<Link, TransportError> {
-    let stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| failed("agent stdin is not piped"))?;
+pub(crate) async fn handshake(mut child: Child, stdout: ChildStdout, prefix: Vec<u8>, stderr: StderrTail) -> Result<Link, TransportError> {
+    let stdin = child.stdin.take().ok_or_else(|| failed("agent stdin is not piped"))?;
     let (outbox, _writer) = spawn_writer(stdin);
     let mut reader = FrameReader::with_prefix(stdout, &prefix);
-    let hash = binary::current()
-        .map(|b| b.hash.clone())
-        .unwrap_or_default();
-    outbox
-        .send_now(Message::Hello(Hello::new(Role::Driver, hash)))
-        .map_err(|e| failed(e.to_string()))?;
+    let hash = binary::current().map(|b| b.hash.clone()).unwrap_or_default();
+    outbox.send_now(Message::Hello(Hello::new(Role::Driver, hash))).map_err(|e| failed(e.to_string()))?;
     let hello = expect(&mut reader, &stderr).await?;
     let Message::Hello(h) = hello else {
-        return Err(failed(format!(
-            "the agent's first message was not a hello: {hello:?}"
-        )));
+        return Err(failed(format!("the agent's first message was not a hello: {hello:?}")));
     };
     h.check().map_err(|e| failed(e.to_string()))?;
     let info = match expect(&mut reader, &stderr).await? {
         Message::HostInfo(i) => i,
-        other => {
-            return Err(failed(format!(
-                "expected host facts from the agent, got {other:?}"
-            )))
-        }
+        other => return Err(failed(format!("expected host facts from the agent, got {other:?}"))),
     };
-    Ok(Link {
-        reader,
-        outbox,
-        child,
-        stderr,
-        info,
-        stats: ConnectStats::default(),
-    })
+    Ok(Link { reader, outbox, child, stderr, info, stats: ConnectStats::default() })
 }
 
-async fn expect(
-    reader: &mut FrameReader<ChildStdout>,
-    stderr: &StderrTail,
-) -> Result<Message, TransportError> {
+async fn expect(reader: &mut FrameReader<ChildStdout>, stderr: &StderrTail) -> Result<Message, TransportError> {
     let wrap = |e: WireError| failed(format!("{e}{}", stderr.suffix()));
     loop {
         match reader.read_message().await.map_err(wrap)? {
             Some(Message::Heartbeat) => continue,
             Some(m) => return Ok(m),
-            None => {
-                return Err(failed(format!(
-                    "the agent exited during the handshake{}",
-                    stderr.suffix()
-                )))
-            }
+            None => return Err(failed(format!("the agent exited during the handshake{}", stderr.suffix()))),
         }
     }
 }

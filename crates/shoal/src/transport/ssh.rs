@@ -67,10 +67,7 @@ pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportEr
     let mut uploaded = 0;
     for _ in 0..2 {
         let (mut child, stderr) = spawn(host, &bootstrap(host, &bin, lease)?)?;
-        let mut stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| failed("ssh stdout is not piped"))?;
+        let mut stdout = child.stdout.take().ok_or_else(|| failed("ssh stdout is not piped"))?;
         let greeting = tokio::time::timeout(handshake_limit(host), greet(&mut stdout)).await;
         match greeting {
             Err(_) => return Err(timed_out(host, &stderr)),
@@ -131,10 +128,7 @@ fn installer(host: &HostSpec, bin: &Binary) -> Result<String, TransportError> {
     quote::sh_script(&script).map_err(|e| failed(e.to_string()))
 }
 
-fn spawn(
-    host: &HostSpec,
-    remote: &str,
-) -> Result<(tokio::process::Child, StderrTail), TransportError> {
+fn spawn(host: &HostSpec, remote: &str) -> Result<(tokio::process::Child, StderrTail), TransportError> {
     let mut child = ssh_command(host)
         .arg(remote)
         .stdin(Stdio::piped())
@@ -142,33 +136,20 @@ fn spawn(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| {
-            failed(format!(
-                "cannot run the ssh client: {e}; is OpenSSH installed?"
-            ))
-        })?;
+        .map_err(|e| failed(format!("cannot run the ssh client: {e}; is OpenSSH installed?")))?;
     let stderr = StderrTail::spawn(child.stderr.take());
     Ok((child, stderr))
 }
 
 async fn upload(host: &HostSpec, bin: &Binary) -> Result<(), TransportError> {
     let (mut child, stderr) = spawn(host, &installer(host, bin)?)?;
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| failed("ssh stdin is not piped"))?;
-    let mut file = tokio::fs::File::open(&bin.path)
-        .await
-        .map_err(|e| failed(format!("cannot read {}: {e}", bin.path.display())))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| failed("ssh stdin is not piped"))?;
+    let mut file = tokio::fs::File::open(&bin.path).await.map_err(|e| failed(format!("cannot read {}: {e}", bin.path.display())))?;
     let copy = tokio::io::copy(&mut file, &mut stdin).await;
     drop(stdin);
     let status = child.wait().await.map_err(|e| failed(e.to_string()))?;
     if copy.is_err() || !status.success() {
-        return Err(failed(format!(
-            "uploading the agent to {}/bin failed ({status}){}",
-            host.workdir,
-            stderr.suffix()
-        )));
+        return Err(failed(format!("uploading the agent to {}/bin failed ({status}){}", host.workdir, stderr.suffix())));
     }
     Ok(())
 }
@@ -195,30 +176,16 @@ fn check_arch(remote: &str, host: &HostSpec) -> Result<(), TransportError> {
 }
 
 fn timed_out(host: &HostSpec, stderr: &StderrTail) -> TransportError {
-    failed(format!(
-        "no answer within {}s; the host may be down or cut off{}",
-        handshake_limit(host).as_secs(),
-        stderr.suffix()
-    ))
+    failed(format!("no answer within {}s; the host may be down or cut off{}", handshake_limit(host).as_secs(), stderr.suffix()))
 }
 
-async fn ssh_failed(
-    host: &HostSpec,
-    mut child: tokio::process::Child,
-    stderr: &StderrTail,
-    out: &[u8],
-) -> TransportError {
+async fn ssh_failed(host: &HostSpec, mut child: tokio::process::Child, stderr: &StderrTail, out: &[u8]) -> TransportError {
     let status = child.wait().await.ok().and_then(|s| s.code());
     // Let the stderr task catch up with the last bytes ssh wrote.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let text = stderr.text();
     if status == Some(255) {
-        return failed(format!(
-            "ssh to {} failed: {}{}",
-            host.address,
-            last_line(&text),
-            explain(&text)
-        ));
+        return failed(format!("ssh to {} failed: {}{}", host.address, last_line(&text), explain(&text)));
     }
     let out = String::from_utf8_lossy(out);
     failed(format!(
@@ -230,10 +197,7 @@ async fn ssh_failed(
 }
 
 fn last_line(s: &str) -> &str {
-    s.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("ssh exited with status 255 and no message")
+    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("ssh exited with status 255 and no message")
 }
 
 /// A hint for the common ways ssh fails.
@@ -247,10 +211,7 @@ pub fn explain(stderr: &str) -> &'static str {
         ("Could not resolve hostname", "; check the address, or add a Host entry to ~/.ssh/config"),
         ("No route to host", "; the network cannot reach that address"),
     ];
-    table
-        .iter()
-        .find(|(pat, _)| stderr.contains(pat))
-        .map_or("", |(_, hint)| hint)
+    table.iter().find(|(pat, _)| stderr.contains(pat)).map_or("", |(_, hint)| hint)
 }
 
 #[cfg(test)]
@@ -259,9 +220,7 @@ mod tests {
 
     #[test]
     fn hints_for_common_failures() {
-        assert!(
-            explain("root@10.0.0.1: Permission denied (publickey).").contains("authorized_keys")
-        );
+        assert!(explain("root@10.0.0.1: Permission denied (publickey).").contains("authorized_keys"));
         assert!(explain("Host key verification failed.").contains("known_hosts"));
         assert_eq!(explain("something else"), "");
     }

@@ -42,9 +42,7 @@ impl StderrTail {
 
     /// The kept text, trimmed.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .trim()
-            .to_string()
+        String::from_utf8_lossy(&self.0.lock().unwrap()).trim().to_string()
     }
 
     /// `": <stderr>"` when there is any, for appending to a message.

@@ -35,10 +35,7 @@ pub struct Journal {
 impl Journal {
     pub fn create(path: &Path) -> std::io::Result<Journal> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Journal {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(Journal { file, path: path.to_path_buf() })
     }
 
     /// Appends and fsyncs one entry.
@@ -82,20 +79,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         let mut j = Journal::create(&path).unwrap();
-        let e = Entry {
-            task: 1,
-            identity: "id1".into(),
-            output: "ab".into(),
-            size: 3,
-            host: "a".into(),
-        };
+        let e = Entry { task: 1, identity: "id1".into(), output: "ab".into(), size: 3, host: "a".into() };
         j.append(&e).unwrap();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"{\"task\":2,\"iden")
-            .unwrap();
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"task\":2,\"iden").unwrap();
         let loaded = load(&path).unwrap();
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded["id1"], e);

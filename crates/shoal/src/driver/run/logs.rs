@@ -22,11 +22,7 @@ pub struct LogSink {
 
 impl LogSink {
     pub fn new(dir: PathBuf, started: Instant) -> Self {
-        LogSink {
-            dir,
-            started,
-            open: HashMap::new(),
-        }
+        LogSink { dir, started, open: HashMap::new() }
     }
 
     pub fn path(dir: &Path, host: &str, task: u32) -> PathBuf {
@@ -34,31 +30,32 @@ impl LogSink {
     }
 
     /// Appends bytes of one stream; complete lines are written at once.
-    pub fn write(&mut self, host: &str, task: u32, attempt: u32, stream: LogStream, data: &[u8]) {
+    /// Returns the complete lines this chunk finished, for inspection
+    /// (Hadoop Streaming `reporter:` lines).
+    pub fn write(&mut self, host: &str, task: u32, attempt: u32, stream: LogStream, data: &[u8]) -> Vec<String> {
+        let mut done = Vec::new();
         let ms = self.started.elapsed().as_millis();
         let key = (host.to_string(), task);
         if !self.open.contains_key(&key) {
             let path = Self::path(&self.dir, host, task);
             let _ = fs::create_dir_all(path.parent().unwrap_or(&self.dir));
             let Ok(f) = File::options().create(true).append(true).open(&path) else {
-                return;
+                return done;
             };
             self.open.insert(key.clone(), (f, Vec::new()));
         }
         let Some((file, pending)) = self.open.get_mut(&key) else {
-            return;
+            return done;
         };
         pending.extend_from_slice(data);
-        let tag = if stream == LogStream::Stderr {
-            'e'
-        } else {
-            'o'
-        };
+        let tag = if stream == LogStream::Stderr { 'e' } else { 'o' };
         while let Some(i) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=i).collect();
             let _ = write!(file, "{ms} {attempt} {tag} ");
             let _ = file.write_all(&line);
+            done.push(String::from_utf8_lossy(&line).trim_end().to_string());
         }
+        done
     }
 
     /// Flushes partial lines and compresses every log file.
@@ -109,11 +106,7 @@ pub struct LogLine {
 }
 
 /// Reads every log of a run, optionally filtered by host and task.
-pub fn read_all(
-    dir: &Path,
-    host: Option<&str>,
-    task: Option<u32>,
-) -> std::io::Result<Vec<LogLine>> {
+pub fn read_all(dir: &Path, host: Option<&str>, task: Option<u32>) -> std::io::Result<Vec<LogLine>> {
     let mut out = Vec::new();
     let Ok(hosts) = fs::read_dir(dir) else {
         return Ok(out);
@@ -125,11 +118,7 @@ pub fn read_all(
         }
         for f in fs::read_dir(h.path())?.flatten() {
             let name = f.file_name().to_string_lossy().into_owned();
-            let Some(t) = name
-                .strip_prefix("task-")
-                .and_then(|s| s.split('.').next())
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
+            let Some(t) = name.strip_prefix("task-").and_then(|s| s.split('.').next()).and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
             if task.is_some_and(|want| want != t) {
@@ -143,11 +132,8 @@ pub fn read_all(
 }
 
 fn read_file(p: &Path, host: &str, task: u32, out: &mut Vec<LogLine>) -> std::io::Result<()> {
-    let raw: Box<dyn Read> = if p.extension().is_some_and(|e| e == "zst") {
-        Box::new(zstd::Decoder::new(File::open(p)?)?)
-    } else {
-        Box::new(File::open(p)?)
-    };
+    let raw: Box<dyn Read> =
+        if p.extension().is_some_and(|e| e == "zst") { Box::new(zstd::Decoder::new(File::open(p)?)?) } else { Box::new(File::open(p)?) };
     for line in BufReader::new(raw).lines() {
         let line = line?;
         let mut it = line.splitn(4, ' ');
@@ -178,9 +164,7 @@ mod tests {
         sink.write("b", 2, 8, LogStream::Stdout, b"x\n");
         sink.write("a", 1, 7, LogStream::Stderr, b"o\n");
         sink.finish();
-        assert!(LogSink::path(dir.path(), "a", 1)
-            .with_extension("log.zst")
-            .exists());
+        assert!(LogSink::path(dir.path(), "a", 1).with_extension("log.zst").exists());
         let lines = read_all(dir.path(), None, None).unwrap();
         let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(texts.len(), 3);

@@ -59,32 +59,23 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     let mut cluster = connect(spec).await;
     report_unreachable(&cluster)?;
     let started = Instant::now();
-    let started_unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let (sent, skipped) = sync_all(&cluster.hosts, &plan).await?;
-    let journal = Journal::create(&plan.run_dir.join("journal.jsonl"))
-        .map_err(|e| Error::io("cannot create the run journal", e))?;
+    let journal = Journal::create(&plan.run_dir.join("journal.jsonl")).map_err(|e| Error::io("cannot create the run journal", e))?;
     let sched = scheduler(job, &plan, &cluster.hosts, opts).await;
-    let mut engine = Engine::new(
-        job,
-        &plan,
-        cluster.hosts.clone(),
-        sched,
-        journal,
-        opts.quiet,
-    );
+    let mut engine = Engine::new(job, &plan, cluster.hosts.clone(), sched, journal, opts.quiet);
     engine.bytes_sent = sent;
     engine.bytes_skipped = skipped;
     resume(&mut engine, opts)?;
     let ending = engine.run(&mut cluster.events).await;
     let mut summary = summarize(&engine, job, started, started_unix);
+    if job.reduce.is_some() {
+        summary.shuffle = Some(summary::ShuffleSummary::new(engine.partition_sizes(), engine.shuffled_via_driver));
+    }
+    summary.counters = engine.counters.clone();
     end_run(&cluster, &plan.run_id).await;
     let result = finish(ending, &engine, job, &plan, &mut summary);
-    let _ = std::fs::write(
-        plan.run_dir.join("summary.json"),
-        serde_json::to_vec_pretty(&summary).unwrap_or_default(),
-    );
+    let _ = std::fs::write(plan.run_dir.join("summary.json"), serde_json::to_vec_pretty(&summary).unwrap_or_default());
     result.map(|_| summary)
 }
 
@@ -99,11 +90,7 @@ fn cores() -> u32 {
 }
 
 fn report_unreachable(cluster: &Cluster) -> Result<()> {
-    let reasons: Vec<String> = cluster
-        .failed
-        .iter()
-        .map(|f| format!("  {}: {}", f.spec.name, f.reason))
-        .collect();
+    let reasons: Vec<String> = cluster.failed.iter().map(|f| format!("  {}: {}", f.spec.name, f.reason)).collect();
     if cluster.hosts.is_empty() {
         return Err(Error::Unreachable(reasons.join("\n")));
     }
@@ -122,27 +109,12 @@ async fn sync_all(hosts: &[Arc<Host>], plan: &Plan) -> Result<(u64, u64)> {
         let run = plan.run_id.clone();
         set.spawn(async move {
             let sources: Vec<&blocks::Source> = files.iter().map(|f| &f.source).collect();
-            let (sent, skipped) = blocks::ensure(&h, &sources)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (sent, skipped) = blocks::ensure(&h, &sources).await.map_err(|e| e.to_string())?;
             let id = h.next_id();
             let entries = files.iter().map(|f| f.entry.clone()).collect();
-            match h
-                .request(
-                    id,
-                    Message::MakeWorkdir {
-                        id,
-                        run,
-                        files: entries,
-                    },
-                )
-                .await
-            {
+            match h.request(id, Message::MakeWorkdir { id, run, files: entries }).await {
                 Ok(Message::WorkdirReady { error: None, .. }) => Ok((sent, skipped)),
-                Ok(Message::WorkdirReady { error: Some(e), .. }) => Err(format!(
-                    "host `{}`: cannot build the work dir: {e}",
-                    h.name()
-                )),
+                Ok(Message::WorkdirReady { error: Some(e), .. }) => Err(format!("host `{}`: cannot build the work dir: {e}", h.name())),
                 _ => Err(format!("host `{}` was lost during sync", h.name())),
             }
         });
@@ -160,32 +132,31 @@ async fn sync_all(hosts: &[Arc<Host>], plan: &Plan) -> Result<(u64, u64)> {
         }
     }
     if !errors.is_empty() {
-        return Err(Error::JobFailed(format!(
-            "sync failed:\n  {}",
-            errors.join("\n  ")
-        )));
+        return Err(Error::JobFailed(format!("sync failed:\n  {}", errors.join("\n  "))));
     }
     Ok(totals)
 }
 
 /// Builds the scheduler: seeded task order, locality from the blocks each
 /// host already holds, and static shares when the job is `weighted`.
-async fn scheduler(
-    job: &JobSpec,
-    plan: &Plan,
-    hosts: &[Arc<Host>],
-    opts: &RunOptions,
-) -> Scheduler {
-    let order = seeded_order(plan.tasks.len(), job.job.seed);
+async fn scheduler(job: &JobSpec, plan: &Plan, hosts: &[Arc<Host>], opts: &RunOptions) -> Scheduler {
+    let maps = plan.tasks.iter().filter(|t| t.stage == 0).count();
+    let mut order = seeded_order(maps, job.job.seed);
+    order.extend(maps..plan.tasks.len());
     let holders = locality(plan, hosts).await;
-    let pinned = job.input.weighted.then(|| pins(&order, hosts));
-    let tasks: Vec<TaskSpec> = (0..plan.tasks.len())
-        .map(|t| TaskSpec {
-            stage: 0,
-            deps: vec![],
+    let pinned = job.input.weighted.then(|| pins(&order[..maps], hosts));
+    let map_ids: Vec<TaskId> = (0..maps as u32).map(TaskId).collect();
+    let reduce = job.reduce.is_some();
+    let tasks: Vec<TaskSpec> = plan
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(t, planned)| TaskSpec {
+            stage: planned.stage,
+            deps: if planned.stage == 1 { map_ids.clone() } else { vec![] },
             preferred_hosts: holders[t].clone(),
-            pinned_host: pinned.as_ref().map(|p| p[t]),
-            needs_collect: true,
+            pinned_host: pinned.as_ref().and_then(|p| p.get(t).copied()),
+            needs_collect: planned.stage == 1 || !reduce,
         })
         .collect();
     let config = SchedulerConfig {
@@ -194,31 +165,19 @@ async fn scheduler(
         speculate: job.job.speculate || opts.speculate,
         ..SchedulerConfig::default()
     };
-    Scheduler::with_order(
-        tasks,
-        order.iter().map(|&i| TaskId(i as u32)).collect(),
-        config,
-    )
+    Scheduler::with_order(tasks, order.iter().map(|&i| TaskId(i as u32)).collect(), config)
 }
 
 /// Which hosts already hold each task's input partition.
 async fn locality(plan: &Plan, hosts: &[Arc<Host>]) -> Vec<Vec<HostId>> {
     let mut out = vec![Vec::new(); plan.tasks.len()];
-    let hashes: Vec<_> = plan
-        .tasks
-        .iter()
-        .filter_map(|t| t.input.as_ref().map(|s| s.hash))
-        .collect();
+    let hashes: Vec<_> = plan.tasks.iter().filter_map(|t| t.input.as_ref().map(|s| s.hash)).collect();
     for (i, h) in hosts.iter().enumerate() {
         let Ok(missing) = blocks::missing(h, hashes.clone()).await else {
             continue;
         };
         for (t, task) in plan.tasks.iter().enumerate() {
-            if task
-                .input
-                .as_ref()
-                .is_some_and(|s| !missing.contains(&s.hash))
-            {
+            if task.input.as_ref().is_some_and(|s| !missing.contains(&s.hash)) {
                 out[t].push(HostId(i as u32));
             }
         }
@@ -228,10 +187,7 @@ async fn locality(plan: &Plan, hosts: &[Arc<Host>]) -> Vec<Vec<HostId>> {
 
 /// Static shares in proportion to speed x slots, dealt in seeded order.
 fn pins(order: &[usize], hosts: &[Arc<Host>]) -> Vec<HostId> {
-    let weights: Vec<f64> = hosts
-        .iter()
-        .map(|h| h.spec.speed * h.slots() as f64)
-        .collect();
+    let weights: Vec<f64> = hosts.iter().map(|h| h.spec.speed * h.slots() as f64).collect();
     let shares = weighted_shares(order.len() as u32, &weights);
     let mut pinned = vec![HostId(0); order.len()];
     let mut next = order.iter();
@@ -250,11 +206,8 @@ fn resume(engine: &mut Engine<'_>, opts: &RunOptions) -> Result<()> {
         return Ok(());
     };
     let old_dir = opts.state_dir.join("runs").join(old);
-    let entries = journal::load(&old_dir.join("journal.jsonl")).map_err(|e| {
-        Error::Usage(format!(
-            "cannot resume run {old}: its journal cannot be read ({e}); see `shoal runs`"
-        ))
-    })?;
+    let entries = journal::load(&old_dir.join("journal.jsonl"))
+        .map_err(|e| Error::Usage(format!("cannot resume run {old}: its journal cannot be read ({e}); see `shoal runs`")))?;
     let parts_dir = engine.plan.run_dir.join("parts");
     std::fs::create_dir_all(&parts_dir).map_err(|e| Error::io("cannot create the parts dir", e))?;
     let tasks = engine.plan.tasks.clone();
@@ -270,34 +223,16 @@ fn resume(engine: &mut Engine<'_>, opts: &RunOptions) -> Result<()> {
         std::fs::hard_link(&old_part, &file)
             .or_else(|_| std::fs::copy(&old_part, &file).map(|_| ()))
             .map_err(|err| Error::io("cannot reuse an output", err))?;
-        engine.journal_reuse(
-            t as u32,
-            e.clone(),
-            Part {
-                partition: task.partition,
-                file,
-                input_name: task.input_name.clone(),
-            },
-        )?;
+        engine.journal_reuse(t as u32, e.clone(), Part { partition: task.partition, file, input_name: task.input_name.clone() })?;
     }
     Ok(())
 }
 
 fn intact(path: &Path, hash_hex: &str) -> bool {
-    blocks::hash_range(
-        path,
-        0,
-        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
-    )
-    .is_ok_and(|h| hex(&h) == hash_hex)
+    blocks::hash_range(path, 0, std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)).is_ok_and(|h| hex(&h) == hash_hex)
 }
 
-fn summarize(
-    engine: &Engine<'_>,
-    job: &JobSpec,
-    started: Instant,
-    started_unix: u64,
-) -> RunSummary {
+fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix: u64) -> RunSummary {
     let at = |t: Instant| t.saturating_duration_since(engine.started).as_millis() as u64;
     let attempts = engine
         .attempts
@@ -333,59 +268,35 @@ fn summarize(
         input_bytes_skipped: engine.input_skipped,
         output: None,
         error: None,
+        counters: Default::default(),
+        shuffle: None,
     }
 }
 
-fn finish(
-    ending: Ending,
-    engine: &Engine<'_>,
-    job: &JobSpec,
-    plan: &Plan,
-    summary: &mut RunSummary,
-) -> Result<()> {
-    let resume_hint = format!(
-        "resume with: shoal run {} --resume {}",
-        job_path(job),
-        plan.run_id
-    );
+fn finish(ending: Ending, engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
+    let resume_hint = format!("resume with: shoal run {} --resume {}", job_path(job), plan.run_id);
     let err = match ending {
         Ending::Done => return commit(engine, job, plan, summary),
-        Ending::Failed(why) => Error::JobFailed(format!(
-            "run {} failed: {why}\nthe previous output, if any, is untouched; {resume_hint}",
-            plan.run_id
-        )),
-        Ending::Interrupted => Error::Interrupted(format!(
-            "run {} interrupted; finished tasks are kept in its journal; {resume_hint}",
-            plan.run_id
-        )),
+        Ending::Failed(why) => {
+            Error::JobFailed(format!("run {} failed: {why}\nthe previous output, if any, is untouched; {resume_hint}", plan.run_id))
+        }
+        Ending::Interrupted => {
+            Error::Interrupted(format!("run {} interrupted; finished tasks are kept in its journal; {resume_hint}", plan.run_id))
+        }
     };
-    summary.status = if matches!(err, Error::Interrupted(_)) {
-        "interrupted"
-    } else {
-        "failed"
-    }
-    .into();
+    summary.status = if matches!(err, Error::Interrupted(_)) { "interrupted" } else { "failed" }.into();
     summary.error = Some(err.to_string());
     Err(err)
 }
 
 fn job_path(job: &JobSpec) -> String {
-    job.path
-        .as_ref()
-        .map_or_else(|| "job.toml".into(), |p| p.display().to_string())
+    job.path.as_ref().map_or_else(|| "job.toml".into(), |p| p.display().to_string())
 }
 
 fn commit(engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
     let parts: Vec<Part> = engine.parts.values().cloned().collect();
     let dest = job.resolve(&job.output.path);
-    let committed = output::commit(
-        &dest,
-        &job.output.merge,
-        job.output.name.as_deref(),
-        &parts,
-        &plan.run_id,
-        &job.base_dir,
-    );
+    let committed = output::commit(&dest, &job.output.merge, job.output.name.as_deref(), &parts, &plan.run_id, &job.base_dir);
     match committed {
         Ok(path) => {
             summary.status = "succeeded".into();
@@ -395,38 +306,22 @@ fn commit(engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSumm
         Err(e) => {
             summary.status = "failed".into();
             summary.error = Some(e.to_string());
-            Err(Error::JobFailed(format!(
-                "run {}: every task succeeded but the output could not be committed: {e}",
-                plan.run_id
-            )))
+            Err(Error::JobFailed(format!("run {}: every task succeeded but the output could not be committed: {e}", plan.run_id)))
         }
     }
 }
 
 async fn end_run(cluster: &Cluster, run: &str) {
     for h in &cluster.hosts {
-        let _ = h
-            .send(Message::EndRun {
-                run: run.to_string(),
-            })
-            .await;
+        let _ = h.send(Message::EndRun { run: run.to_string() }).await;
     }
     cluster.close().await;
 }
 
 fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
-    let mut rows = vec![vec![
-        "PARTITION".to_string(),
-        "INPUT".into(),
-        "BYTES".into(),
-        "HOST".into(),
-    ]];
+    let mut rows = vec![vec!["PARTITION".to_string(), "INPUT".into(), "BYTES".into(), "HOST".into()]];
     let order = seeded_order(plan.tasks.len(), job.job.seed);
-    let weights: Vec<f64> = spec
-        .hosts
-        .iter()
-        .map(|h| h.speed * h.slots.unwrap_or(cores()) as f64)
-        .collect();
+    let weights: Vec<f64> = spec.hosts.iter().map(|h| h.speed * h.slots.unwrap_or(cores()) as f64).collect();
     let shares = weighted_shares(plan.tasks.len() as u32, &weights);
     let mut assigned = vec![String::from("(dynamic: first free slot)"); plan.tasks.len()];
     if job.input.weighted {
@@ -446,14 +341,17 @@ fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
         ]);
     }
     print!("{}", super::check::align(&rows));
-    let bytes: u64 = plan
-        .tasks
-        .iter()
-        .filter_map(|t| t.input.as_ref())
-        .map(|s| s.len)
-        .sum();
+    let bytes: u64 = plan.tasks.iter().filter_map(|t| t.input.as_ref()).map(|s| s.len).sum();
     let sync: u64 = plan.manifest.iter().map(|m| m.entry.size).sum();
-    println!("{} tasks over {} hosts, {} input bytes, {} files to sync ({} bytes), seed {}; nothing was run", plan.tasks.len(), spec.hosts.len(), bytes, plan.manifest.len(), sync, job.job.seed);
+    println!(
+        "{} tasks over {} hosts, {} input bytes, {} files to sync ({} bytes), seed {}; nothing was run",
+        plan.tasks.len(),
+        spec.hosts.len(),
+        bytes,
+        plan.manifest.len(),
+        sync,
+        job.job.seed
+    );
     let _ = std::fs::remove_dir_all(&plan.run_dir);
     RunSummary {
         run: plan.run_id.clone(),
@@ -474,5 +372,7 @@ fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
         input_bytes_skipped: 0,
         output: None,
         error: None,
+        counters: Default::default(),
+        shuffle: None,
     }
 }

@@ -40,14 +40,9 @@ pub fn commit(
     run_id: &str,
     base: &Path,
 ) -> Result<PathBuf, OutputError> {
-    let parent = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
-    let name = dest
-        .file_name()
-        .ok_or_else(|| OutputError(format!("output path {} has no file name", dest.display())))?;
+    let name = dest.file_name().ok_or_else(|| OutputError(format!("output path {} has no file name", dest.display())))?;
     let tmp = parent.join(format!(".{}.shoal-tmp-{run_id}", name.to_string_lossy()));
     let built = match merge {
         Merge::None => build_dir(&tmp, pattern, parts),
@@ -64,10 +59,7 @@ pub fn commit(
     Ok(dest.to_path_buf())
 }
 
-fn build_file(
-    tmp: &Path,
-    fill: impl FnOnce(&mut File) -> Result<(), OutputError>,
-) -> Result<(), OutputError> {
+fn build_file(tmp: &Path, fill: impl FnOnce(&mut File) -> Result<(), OutputError>) -> Result<(), OutputError> {
     let mut out = File::create(tmp).map_err(|e| io("create", tmp, e))?;
     fill(&mut out)?;
     out.sync_all().map_err(|e| io("sync", tmp, e))
@@ -79,16 +71,14 @@ fn build_dir(tmp: &Path, pattern: Option<&str>, parts: &[Part]) -> Result<(), Ou
         let name = part_name(pattern, p);
         let dest = tmp.join(&name);
         if dest.exists() {
-            return Err(OutputError(format!("two outputs would both be named {name:?}; make the [output] name pattern unique, e.g. add {{partition}}")));
+            return Err(OutputError(format!(
+                "two outputs would both be named {name:?}; make the [output] name pattern unique, e.g. add {{partition}}"
+            )));
         }
-        fs::hard_link(&p.file, &dest)
-            .or_else(|_| fs::copy(&p.file, &dest).map(|_| ()))
-            .map_err(|e| io("write", &dest, e))?;
+        fs::hard_link(&p.file, &dest).or_else(|_| fs::copy(&p.file, &dest).map(|_| ())).map_err(|e| io("write", &dest, e))?;
     }
     let marker = tmp.join("_SUCCESS");
-    File::create(&marker)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io("write", &marker, e))
+    File::create(&marker).and_then(|f| f.sync_all()).map_err(|e| io("write", &marker, e))
 }
 
 /// Expands `{name}`, `{stem}`, `{ext}`, `{partition}`.
@@ -97,12 +87,8 @@ pub fn part_name(pattern: Option<&str>, p: &Part) -> String {
         return format!("part-{:05}", p.partition);
     };
     let path = Path::new(&p.input_name);
-    let stem = path
-        .file_stem()
-        .map_or(String::new(), |s| s.to_string_lossy().into_owned());
-    let ext = path
-        .extension()
-        .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+    let stem = path.file_stem().map_or(String::new(), |s| s.to_string_lossy().into_owned());
+    let ext = path.extension().map_or(String::new(), |s| s.to_string_lossy().into_owned());
     let name = pattern
         .replace("{name}", &p.input_name)
         .replace("{stem}", &stem)
@@ -152,7 +138,12 @@ fn json_list(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
                 continue;
             }
             let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
-                OutputError(format!("merge = \"json-list\": line {} of the output of partition {} is not JSON ({e}): {:?}", i + 1, p.partition, truncate(&line)))
+                OutputError(format!(
+                    "merge = \"json-list\": line {} of the output of partition {} is not JSON ({e}): {:?}",
+                    i + 1,
+                    p.partition,
+                    truncate(&line)
+                ))
             })?;
             values.push(v);
         }
@@ -168,12 +159,7 @@ fn truncate(s: &str) -> &str {
 /// Runs the user's merge command in the job directory: the parts
 /// concatenated on stdin, their paths in `$SHOAL_PARTS` (one per line),
 /// the merged result on stdout.
-fn merge_command(
-    cmd: &str,
-    parts: &[Part],
-    out: &mut File,
-    base: &Path,
-) -> Result<(), OutputError> {
+fn merge_command(cmd: &str, parts: &[Part], out: &mut File, base: &Path) -> Result<(), OutputError> {
     let list: Vec<String> = parts.iter().map(|p| p.file.display().to_string()).collect();
     let stdout = out.try_clone().map_err(|e| OutputError(e.to_string()))?;
     let mut child = Command::new("/bin/sh")
@@ -199,17 +185,11 @@ fn merge_command(
             }
         })
     };
-    let output = child
-        .wait_with_output()
-        .map_err(|e| OutputError(e.to_string()))?;
+    let output = child.wait_with_output().map_err(|e| OutputError(e.to_string()))?;
     let _ = feeder.join();
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(OutputError(format!(
-            "the merge command {cmd:?} failed ({}); its stderr:\n{}",
-            output.status,
-            stderr.trim_end()
-        )));
+        return Err(OutputError(format!("the merge command {cmd:?} failed ({}); its stderr:\n{}", output.status, stderr.trim_end())));
     }
     Ok(())
 }
@@ -217,17 +197,17 @@ fn merge_command(
 /// Moves `tmp` to `dest`, replacing what was there only at the last step.
 fn replace(tmp: &Path, dest: &Path, run_id: &str) -> Result<(), OutputError> {
     if dest.is_dir() && tmp.is_dir() {
-        let old = dest.with_file_name(format!(
-            ".{}.shoal-old-{run_id}",
-            dest.file_name().unwrap_or_default().to_string_lossy()
-        ));
+        let old = dest.with_file_name(format!(".{}.shoal-old-{run_id}", dest.file_name().unwrap_or_default().to_string_lossy()));
         fs::rename(dest, &old).map_err(|e| io("move aside", dest, e))?;
         fs::rename(tmp, dest).map_err(|e| io("commit", dest, e))?;
         let _ = fs::remove_dir_all(&old);
         return Ok(());
     }
     if dest.is_dir() {
-        return Err(OutputError(format!("output {} is a directory but this job writes one file (merge is not \"none\"); remove it or change [output] path", dest.display())));
+        return Err(OutputError(format!(
+            "output {} is a directory but this job writes one file (merge is not \"none\"); remove it or change [output] path",
+            dest.display()
+        )));
     }
     fs::rename(tmp, dest).map_err(|e| io("commit", dest, e))
 }
@@ -243,11 +223,7 @@ mod tests {
             .map(|(i, t)| {
                 let file = dir.join(format!("p{i}"));
                 fs::write(&file, t).unwrap();
-                Part {
-                    partition: i as u32,
-                    file,
-                    input_name: format!("in{i}.txt"),
-                }
+                Part { partition: i as u32, file, input_name: format!("in{i}.txt") }
             })
             .collect()
     }
@@ -274,21 +250,8 @@ mod tests {
     fn json_list_reports_bad_lines() {
         let d = tempfile::tempdir().unwrap();
         let ps = parts(d.path(), &["{\"a\":1}\n", "oops\n"]);
-        let err = commit(
-            &d.path().join("r.json"),
-            &Merge::JsonList,
-            None,
-            &ps,
-            "r1",
-            d.path(),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().starts_with(
-                "merge = \"json-list\": line 1 of the output of partition 1 is not JSON"
-            ),
-            "{err}"
-        );
+        let err = commit(&d.path().join("r.json"), &Merge::JsonList, None, &ps, "r1", d.path()).unwrap_err();
+        assert!(err.to_string().starts_with("merge = \"json-list\": line 1 of the output of partition 1 is not JSON"), "{err}");
         assert!(!d.path().join("r.json").exists());
     }
 
@@ -300,10 +263,7 @@ mod tests {
         fs::write(dest.join("stale"), "old").unwrap();
         let ps = parts(d.path(), &["a", "b"]);
         commit(&dest, &Merge::None, Some("{stem}.gz"), &ps, "r1", d.path()).unwrap();
-        let mut names: Vec<String> = fs::read_dir(&dest)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<String> = fs::read_dir(&dest).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         assert_eq!(names, ["_SUCCESS", "in0.gz", "in1.gz"]);
     }
@@ -314,15 +274,7 @@ mod tests {
         let dest = d.path().join("r.txt");
         fs::write(&dest, "previous").unwrap();
         let ps = parts(d.path(), &["a"]);
-        let err = commit(
-            &dest,
-            &Merge::Command("echo broken >&2; exit 3".into()),
-            None,
-            &ps,
-            "r1",
-            d.path(),
-        )
-        .unwrap_err();
+        let err = commit(&dest, &Merge::Command("echo broken >&2; exit 3".into()), None, &ps, "r1", d.path()).unwrap_err();
         assert_eq!(err.to_string(), "the merge command \"echo broken >&2; exit 3\" failed (exit status: 3); its stderr:\nbroken");
         assert_eq!(fs::read_to_string(&dest).unwrap(), "previous");
     }

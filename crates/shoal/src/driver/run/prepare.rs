@@ -13,9 +13,12 @@ use crate::driver::input::{self, Partition, SplitPlan};
 use crate::driver::manifest::{self, ManifestFile, SyncRequest};
 use crate::{quote, Error, Result};
 
-/// One map task of the plan.
+/// One task of the plan: a map task per input partition, then (for a
+/// keyed reduce) one reduce task per reduce partition.
 #[derive(Clone, Debug)]
 pub struct PlannedTask {
+    /// 0 = map, 1 = reduce.
+    pub stage: u32,
     pub partition: u32,
     pub input: Option<Source>,
     /// Name of the input it reads (file name, or the argument).
@@ -41,10 +44,10 @@ pub fn prepare(job: &JobSpec, total_slots: u32, state_dir: &Path) -> Result<Plan
     supported(job)?;
     let run_id = new_run_id(&job.job.name);
     let run_dir = state_dir.join("runs").join(&run_id);
-    std::fs::create_dir_all(&run_dir)
-        .map_err(|e| Error::io(format!("cannot create {}", run_dir.display()), e))?;
+    std::fs::create_dir_all(&run_dir).map_err(|e| Error::io(format!("cannot create {}", run_dir.display()), e))?;
     let planned = sync_manifest(job, &run_dir).and_then(|manifest| {
-        let tasks = tasks(job, total_slots, &run_dir, &manifest, state_dir)?;
+        let mut tasks = tasks(job, total_slots, &run_dir, &manifest, state_dir)?;
+        tasks.extend(reduce_tasks(job, total_slots, &tasks));
         Ok((manifest, tasks))
     });
     let (manifest, tasks) = match planned {
@@ -55,12 +58,7 @@ pub fn prepare(job: &JobSpec, total_slots: u32, state_dir: &Path) -> Result<Plan
             return Err(e);
         }
     };
-    Ok(Plan {
-        run_id,
-        run_dir,
-        manifest,
-        tasks,
-    })
+    Ok(Plan { run_id, run_dir, manifest, tasks })
 }
 
 /// Refuses job features this build cannot run, before anything starts.
@@ -68,43 +66,29 @@ fn supported(job: &JobSpec) -> Result<()> {
     let unsupported = |what: &str| {
         Error::Usage(format!("{what} is not supported by this version of shoal yet; combine partial results with [output] merge = {{ command = \"...\" }} instead"))
     };
-    if job.reduce.is_some() {
-        return Err(unsupported("[reduce] (a keyed shuffle)"));
+    if job.combine.is_some() && job.reduce.is_none() {
+        return Err(unsupported("[combine] without [reduce]"));
     }
-    if job.combine.is_some() {
-        return Err(unsupported("[combine]"));
+    if job.reduce.as_ref().is_some_and(|r| r.step.image.is_some()) || job.combine.as_ref().is_some_and(|c| c.image.is_some()) {
+        return Err(Error::Usage(
+            "image (running tasks in Docker) is not supported by this version of shoal yet; run the tool directly".into(),
+        ));
     }
     if job.map.image.is_some() {
-        return Err(Error::Usage("[map] image (running tasks in Docker) is not supported by this version of shoal yet; run the tool directly".into()));
+        return Err(Error::Usage(
+            "[map] image (running tasks in Docker) is not supported by this version of shoal yet; run the tool directly".into(),
+        ));
     }
     Ok(())
 }
 
 fn new_run_id(job: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = now.as_secs();
     let (d, s) = (secs / 86_400, secs % 86_400);
     let (y, m, day) = civil(d as i64);
-    let safe: String = job
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(32)
-        .collect();
-    format!(
-        "{y:04}{m:02}{day:02}-{:02}{:02}{:02}-{safe}-{:04x}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        now.subsec_nanos() & 0xffff
-    )
+    let safe: String = job.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(32).collect();
+    format!("{y:04}{m:02}{day:02}-{:02}{:02}{:02}-{safe}-{:04x}", s / 3600, s / 60 % 60, s % 60, now.subsec_nanos() & 0xffff)
 }
 
 /// Days since the epoch to (year, month, day), proleptic Gregorian.
@@ -123,22 +107,10 @@ fn civil(z: i64) -> (i64, u32, u32) {
 fn sync_manifest(job: &JobSpec, run_dir: &Path) -> Result<Vec<ManifestFile>> {
     let mut paths = job.sync.files.clone();
     if let Some(list) = &job.sync.list_file {
-        let text = input::read_to_string(&job.resolve(list))
-            .map_err(|e| Error::Usage(format!("[sync] list_file: {e}")))?;
-        paths.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(String::from),
-        );
+        let text = input::read_to_string(&job.resolve(list)).map_err(|e| Error::Usage(format!("[sync] list_file: {e}")))?;
+        paths.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
     }
-    let req = SyncRequest {
-        base: &job.base_dir,
-        paths,
-        max_size: job.sync.max_size,
-        force: &job.sync.force,
-        exclude: &job.sync.exclude,
-    };
+    let req = SyncRequest { base: &job.base_dir, paths, max_size: job.sync.max_size, force: &job.sync.force, exclude: &job.sync.exclude };
     let mut files = manifest::build(&req).map_err(|e| Error::Usage(e.to_string()))?;
     files.push(params_file(job, run_dir)?);
     Ok(files)
@@ -146,42 +118,21 @@ fn sync_manifest(job: &JobSpec, run_dir: &Path) -> Result<Vec<ManifestFile>> {
 
 /// The params as JSON, shipped as `.shoal/params.json` in the work dir.
 fn params_file(job: &JobSpec, run_dir: &Path) -> Result<ManifestFile> {
-    let json: serde_json::Map<String, serde_json::Value> = job
-        .params
-        .iter()
-        .map(|(k, v)| (k.clone(), v.to_json()))
-        .collect();
+    let json: serde_json::Map<String, serde_json::Value> = job.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
     let text = serde_json::to_vec_pretty(&json).map_err(|e| Error::Usage(e.to_string()))?;
     let path = run_dir.join("params.json");
-    std::fs::write(&path, &text)
-        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    std::fs::write(&path, &text).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     let hash = *blake3::hash(&text).as_bytes();
     Ok(ManifestFile {
-        entry: shoal_wire::FileEntry {
-            path: PARAMS_PATH.into(),
-            hash,
-            size: text.len() as u64,
-            executable: false,
-        },
-        source: Source {
-            path,
-            offset: 0,
-            len: text.len() as u64,
-            hash,
-        },
+        entry: shoal_wire::FileEntry { path: PARAMS_PATH.into(), hash, size: text.len() as u64, executable: false },
+        source: Source { path, offset: 0, len: text.len() as u64, hash },
     })
 }
 
 /// Where the params file lands in every work dir.
 pub const PARAMS_PATH: &str = ".shoal/params.json";
 
-fn tasks(
-    job: &JobSpec,
-    total_slots: u32,
-    run_dir: &Path,
-    manifest: &[ManifestFile],
-    state_dir: &Path,
-) -> Result<Vec<PlannedTask>> {
+fn tasks(job: &JobSpec, total_slots: u32, run_dir: &Path, manifest: &[ManifestFile], state_dir: &Path) -> Result<Vec<PlannedTask>> {
     let context = context_hash(job, manifest);
     if let Some(args) = &job.input.args {
         return args
@@ -190,13 +141,7 @@ fn tasks(
             .map(|(i, a)| {
                 let arg = quote::word(a).map_err(|e| Error::Usage(format!("[input] args: {e}")))?;
                 let identity = journal::identity(&[&context, a.as_bytes()]);
-                Ok(PlannedTask {
-                    partition: i as u32,
-                    input: None,
-                    input_name: a.clone(),
-                    arg: Some(arg),
-                    identity,
-                })
+                Ok(PlannedTask { stage: 0, partition: i as u32, input: None, input_name: a.clone(), arg: Some(arg), identity })
             })
             .collect();
     }
@@ -205,6 +150,7 @@ fn tasks(
         .into_iter()
         .enumerate()
         .map(|(i, p)| PlannedTask {
+            stage: 0,
             partition: i as u32,
             identity: journal::identity(&[&context, &p.source.hash]),
             input_name: p.name,
@@ -212,6 +158,38 @@ fn tasks(
             arg: None,
         })
         .collect())
+}
+
+/// The reduce partitions: R = `[reduce] partitions`, or every slot.
+pub fn reduce_count(job: &JobSpec, total_slots: u32) -> u32 {
+    job.reduce.as_ref().map_or(0, |r| r.partitions.unwrap_or(total_slots.max(1)))
+}
+
+/// One reduce task per reduce partition; its identity covers the reduce
+/// command and key, and every map task's identity (its whole input).
+fn reduce_tasks(job: &JobSpec, total_slots: u32, maps: &[PlannedTask]) -> Vec<PlannedTask> {
+    let Some(reduce) = &job.reduce else { return vec![] };
+    let r_count = reduce_count(job, total_slots);
+    let mut ctx = blake3::Hasher::new();
+    ctx.update(b"reduce\0");
+    ctx.update(reduce.step.command.as_bytes());
+    ctx.update(
+        format!("{:?}{:?}{:?}{:?}", reduce.key, reduce.sort, reduce.partitioner, job.combine.as_ref().map(|c| &c.command)).as_bytes(),
+    );
+    for m in maps {
+        ctx.update(m.identity.as_bytes());
+    }
+    let ctx = ctx.finalize();
+    (0..r_count)
+        .map(|r| PlannedTask {
+            stage: 1,
+            partition: r,
+            input: None,
+            input_name: format!("reduce-{r:05}"),
+            arg: None,
+            identity: journal::identity(&[ctx.as_bytes(), &r.to_le_bytes()]),
+        })
+        .collect()
 }
 
 /// Everything but the input that determines a map task's output.
@@ -231,26 +209,14 @@ fn context_hash(job: &JobSpec, manifest: &[ManifestFile]) -> Vec<u8> {
     h.finalize().as_bytes().to_vec()
 }
 
-fn partitions(
-    job: &JobSpec,
-    total_slots: u32,
-    run_dir: &Path,
-    state_dir: &Path,
-) -> Result<Vec<Partition>> {
+fn partitions(job: &JobSpec, total_slots: u32, run_dir: &Path, state_dir: &Path) -> Result<Vec<Partition>> {
     let Some(path) = &job.input.path else {
-        return Err(Error::Usage(
-            "the job has no input: set [input] path or args".into(),
-        ));
+        return Err(Error::Usage("the job has no input: set [input] path or args".into()));
     };
     let full = job.resolve(path);
     let plan = split_plan(job, total_slots, &full)?;
-    let unsized_lines = matches!(plan, SplitPlan::Lines { .. })
-        && job.input.partitions.is_none()
-        && job.input.chunk.is_none();
-    if let Some(cuts) = unsized_lines
-        .then(|| crate::driver::transfer::pushed_cuts(state_dir, &full))
-        .flatten()
-    {
+    let unsized_lines = matches!(plan, SplitPlan::Lines { .. }) && job.input.partitions.is_none() && job.input.chunk.is_none();
+    if let Some(cuts) = unsized_lines.then(|| crate::driver::transfer::pushed_cuts(state_dir, &full)).flatten() {
         // Split exactly as `shoal push --split` did: every chunk is already on a host.
         return input::at_cuts(&full, &cuts).map_err(|e| Error::Usage(e.to_string()));
     }
@@ -266,11 +232,7 @@ fn split_plan(job: &JobSpec, total_slots: u32, full: &Path) -> Result<SplitPlan>
         (None, None) => total_slots.max(1) * PARTITIONS_PER_SLOT,
     };
     let key = i.key.clone().unwrap_or_default();
-    let split = i.split.unwrap_or(if full.is_dir() {
-        Split::Files
-    } else {
-        Split::Lines
-    });
+    let split = i.split.unwrap_or(if full.is_dir() { Split::Files } else { Split::Lines });
     Ok(match split {
         Split::Lines => SplitPlan::Lines { partitions: count },
         Split::Files => SplitPlan::Files,
@@ -280,11 +242,7 @@ fn split_plan(job: &JobSpec, total_slots: u32, full: &Path) -> Result<SplitPlan>
             sep: key.sep.into_bytes(),
             modulo: i.partitioner == shoal_core::job::Partitioner::Modulo,
         },
-        Split::Range => SplitPlan::Range {
-            partitions: count,
-            field: key.field,
-            sep: key.sep.into_bytes(),
-        },
+        Split::Range => SplitPlan::Range { partitions: count, field: key.field, sep: key.sep.into_bytes() },
     })
 }
 

@@ -28,13 +28,7 @@ pub struct Progress {
 impl Progress {
     pub fn new(total: u64, hosts: &[String], quiet: bool) -> Self {
         let bars = (!quiet && std::io::stderr().is_terminal()).then(|| bars(total, hosts));
-        Progress {
-            started: Instant::now(),
-            total,
-            bars,
-            last_line: Instant::now(),
-            quiet,
-        }
+        Progress { started: Instant::now(), total, bars, last_line: Instant::now(), quiet }
     }
 
     /// Redraws with the latest counts.
@@ -87,18 +81,12 @@ impl Progress {
 
 fn bars(total: u64, hosts: &[String]) -> (MultiProgress, ProgressBar, Vec<ProgressBar>) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
-    let style = ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:30}] {pos}/{len} tasks  {per_sec}  eta {eta}  {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let style = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} tasks  {per_sec}  eta {eta}  {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
     let overall = multi.add(ProgressBar::new(total).with_style(style));
-    let line_style = ProgressStyle::with_template("  {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
-    let lines = hosts
-        .iter()
-        .map(|_| multi.add(ProgressBar::new_spinner().with_style(line_style.clone())))
-        .collect();
+    let line_style = ProgressStyle::with_template("  {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let lines = hosts.iter().map(|_| multi.add(ProgressBar::new_spinner().with_style(line_style.clone()))).collect();
     (multi, overall, lines)
 }
 

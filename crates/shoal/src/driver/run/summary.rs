@@ -55,16 +55,57 @@ pub struct RunSummary {
     pub input_bytes_skipped: u64,
     pub output: Option<String>,
     pub error: Option<String>,
+    /// Hadoop Streaming counters summed over tasks, `group,name` -> total.
+    #[serde(default)]
+    pub counters: std::collections::BTreeMap<String, i64>,
+    #[serde(default)]
+    pub shuffle: Option<ShuffleSummary>,
+}
+
+/// What a keyed shuffle moved.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ShuffleSummary {
+    /// Bytes and records per reduce partition.
+    pub partitions: Vec<PartitionSize>,
+    /// Bucket bytes that travelled through the driver.
+    pub via_driver_bytes: u64,
+    pub skew_warning: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PartitionSize {
+    pub bytes: u64,
+    pub records: u64,
+}
+
+impl ShuffleSummary {
+    /// Sizes per partition, with a warning when one is far above the median.
+    pub fn new(sizes: Vec<(u64, u64)>, via_driver_bytes: u64) -> Self {
+        let partitions: Vec<PartitionSize> = sizes.iter().map(|&(bytes, records)| PartitionSize { bytes, records }).collect();
+        ShuffleSummary { skew_warning: skew(&partitions), partitions, via_driver_bytes }
+    }
+}
+
+/// Warns when the largest partition exceeds 4x the median and 1 MiB.
+fn skew(parts: &[PartitionSize]) -> Option<String> {
+    let mut bytes: Vec<u64> = parts.iter().map(|p| p.bytes).collect();
+    bytes.sort_unstable();
+    let median = *bytes.get(bytes.len() / 2)?;
+    let (r, max) = parts.iter().enumerate().max_by_key(|(_, p)| p.bytes)?;
+    (max.bytes > 4 * median.max(1) && max.bytes > 1 << 20).then(|| {
+        format!(
+            "reduce partition {r} holds {} ({} records), {:.1}x the median partition; a few keys may dominate: consider a combiner, more partitions, or a better key",
+            human_bytes(max.bytes),
+            max.records,
+            max.bytes as f64 / median.max(1) as f64
+        )
+    })
 }
 
 impl RunSummary {
     /// The human summary table.
     pub fn render(&self) -> String {
-        let mut rows = vec![[
-            "HOST", "TASKS", "DONE", "FAILED", "CPU", "BUSY", "IN", "OUT",
-        ]
-        .map(String::from)
-        .to_vec()];
+        let mut rows = vec![["HOST", "TASKS", "DONE", "FAILED", "CPU", "BUSY", "IN", "OUT"].map(String::from).to_vec()];
         for h in &self.hosts {
             rows.push(vec![
                 h.host.clone(),
@@ -100,6 +141,16 @@ impl RunSummary {
         }
         for (h, why) in &self.lost {
             out.push_str(&format!("lost host: {h}: {why}\n"));
+        }
+        if let Some(sh) = &self.shuffle {
+            let bytes: Vec<String> = sh.partitions.iter().map(|p| format!("{} ({} records)", human_bytes(p.bytes), p.records)).collect();
+            out.push_str(&format!("shuffle: {}; through the driver: {}\n", bytes.join(", "), human_bytes(sh.via_driver_bytes)));
+            if let Some(w) = &sh.skew_warning {
+                out.push_str(&format!("warning: {w}\n"));
+            }
+        }
+        for (name, total) in &self.counters {
+            out.push_str(&format!("counter {name}: {total}\n"));
         }
         if let Some(o) = &self.output {
             out.push_str(&format!("output: {o}\n"));

@@ -18,6 +18,9 @@ use shoal_wire::{hex, Message, TaskRequest};
 use tokio::sync::mpsc;
 
 mod reports;
+mod shuffle;
+
+use self::shuffle::{stage_buckets, MapOutput, StageError};
 
 use super::journal::{Entry, Journal};
 use super::logs::LogSink;
@@ -43,6 +46,15 @@ pub struct AttemptInfo {
 }
 
 enum Internal {
+    /// A reduce could not get its input: map `from_task`'s host is gone.
+    FetchFailed {
+        task: u32,
+        attempt: u32,
+        from_task: u32,
+    },
+    Shuffled {
+        bytes: u64,
+    },
     Uploaded {
         host: usize,
         sent: u64,
@@ -100,35 +112,26 @@ pub struct Engine<'a> {
     interrupts: u32,
     /// Outputs of finished attempts, until the scheduler commits or discards them.
     pending_outputs: HashMap<u32, shoal_wire::BlockRef>,
+    /// Shuffle buckets of finished map attempts, likewise.
+    pending_buckets: HashMap<u32, Vec<shoal_wire::Bucket>>,
+    /// Committed map outputs of a shuffle, by map task.
+    map_outputs: HashMap<u32, MapOutput>,
+    /// Shuffle bytes that crossed the driver.
+    pub shuffled_via_driver: u64,
+    /// Hadoop-style counters from `reporter:counter:group,name,amount`.
+    pub counters: BTreeMap<String, i64>,
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(
-        job: &'a JobSpec,
-        plan: &'a Plan,
-        hosts: Vec<Arc<Host>>,
-        sched: Scheduler,
-        journal: Journal,
-        quiet: bool,
-    ) -> Self {
+    pub fn new(job: &'a JobSpec, plan: &'a Plan, hosts: Vec<Arc<Host>>, sched: Scheduler, journal: Journal, quiet: bool) -> Self {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let names: Vec<String> = hosts.iter().map(|h| h.name().to_string()).collect();
         let started = Instant::now();
         Engine {
             job,
             plan,
-            by_spec_index: hosts
-                .iter()
-                .enumerate()
-                .map(|(i, h)| (h.index, i))
-                .collect(),
-            host_stats: names
-                .iter()
-                .map(|n| HostSummary {
-                    host: n.clone(),
-                    ..Default::default()
-                })
-                .collect(),
+            by_spec_index: hosts.iter().enumerate().map(|(i, h)| (h.index, i)).collect(),
+            host_stats: names.iter().map(|n| HostSummary { host: n.clone(), ..Default::default() }).collect(),
             progress: Progress::new(plan.tasks.len() as u64, &names, quiet),
             logs: Some(LogSink::new(plan.run_dir.join("logs"), started)),
             hosts,
@@ -149,6 +152,10 @@ impl<'a> Engine<'a> {
             ending: None,
             interrupts: 0,
             pending_outputs: HashMap::new(),
+            pending_buckets: HashMap::new(),
+            map_outputs: HashMap::new(),
+            shuffled_via_driver: 0,
+            counters: BTreeMap::new(),
         }
     }
 
@@ -168,11 +175,7 @@ impl<'a> Engine<'a> {
             .hosts
             .iter()
             .enumerate()
-            .map(|(i, h)| Event::HostUp {
-                host: HostId(i as u32),
-                slots: h.slots(),
-                now: self.now(),
-            })
+            .map(|(i, h)| Event::HostUp { host: HostId(i as u32), slots: h.slots(), now: self.now() })
             .collect();
         for ev in ups {
             self.feed(ev);
@@ -207,23 +210,12 @@ impl<'a> Engine<'a> {
 
     fn apply(&mut self, action: Action) {
         match action {
-            Action::Launch {
-                task,
-                attempt,
-                host,
-                speculative,
-            } => self.launch(task, attempt, host, speculative),
+            Action::Launch { task, attempt, host, speculative } => self.launch(task, attempt, host, speculative),
             Action::Kill { attempt, host, .. } => self.kill(attempt, host),
-            Action::Commit {
-                task,
-                attempt,
-                host,
-            } => self.collect(task, attempt, host),
+            Action::Commit { task, attempt, host } => self.collect(task, attempt, host),
             Action::Discard { attempt, .. } => self.set_outcome(attempt.0, "superseded"),
             Action::Exclude { host } => self.exclude(host),
-            Action::Fail { task, .. } => {
-                self.ending = Some(Ending::Failed(self.failure_message(task.0)))
-            }
+            Action::Fail { task, .. } => self.ending = Some(Ending::Failed(self.failure_message(task.0))),
             Action::Done => self.ending = Some(Ending::Done),
             Action::Cancelled => self.ending = Some(Ending::Interrupted),
         }
@@ -249,71 +241,98 @@ impl<'a> Engine<'a> {
         );
         self.host_stats[host.0 as usize].tasks += 1;
         let req = self.request(&h, task.0, attempt.0);
+        if planned.stage == 1 {
+            return self.launch_reduce(h, task.0, attempt.0, req);
+        }
         let tx = self.internal_tx.clone();
         let hidx = host.0 as usize;
         tokio::spawn(async move {
             let sent = match &planned.input {
                 Some(src) => blocks::ensure(&h, &[src]).await.map(|(sent, skipped)| {
-                    let _ = tx.send(Internal::Uploaded {
-                        host: hidx,
-                        sent,
-                        skipped,
-                    });
+                    let _ = tx.send(Internal::Uploaded { host: hidx, sent, skipped });
                 }),
                 None => Ok(()),
             };
             let result = match sent {
-                Ok(_) => h
-                    .send(Message::RunTask(req))
-                    .await
-                    .map_err(|e| (e.to_string(), true)),
+                Ok(_) => h.send(Message::RunTask(req)).await.map_err(|e| (e.to_string(), true)),
                 Err(e) => Err((e.to_string(), h.is_lost())),
             };
             if let Err((why, gone)) = result {
-                let _ = tx.send(Internal::LaunchFailed {
-                    task: task.0,
-                    attempt: attempt.0,
-                    why,
-                    gone,
-                });
+                let _ = tx.send(Internal::LaunchFailed { task: task.0, attempt: attempt.0, why, gone });
             }
+        });
+    }
+
+    /// Stages the reducer's buckets on its host, then starts it.
+    fn launch_reduce(&mut self, h: Arc<Host>, task: u32, attempt: u32, req: TaskRequest) {
+        let needed = self.needed_buckets(self.plan.tasks[task as usize].partition);
+        let dir = self.plan.run_dir.join("shuffle");
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let msg = match stage_buckets(&h, needed, dir).await {
+                Ok(bytes) => {
+                    let _ = tx.send(Internal::Shuffled { bytes });
+                    match h.send(Message::RunTask(req)).await {
+                        Ok(()) => return,
+                        Err(e) => Internal::LaunchFailed { task, attempt, why: e.to_string(), gone: true },
+                    }
+                }
+                Err(StageError::Lost { map }) => Internal::FetchFailed { task, attempt, from_task: map },
+                Err(StageError::Gone) => Internal::LaunchFailed { task, attempt, why: "host gone".into(), gone: true },
+                Err(StageError::Other(why)) => Internal::LaunchFailed { task, attempt, why, gone: false },
+            };
+            let _ = tx.send(msg);
         });
     }
 
     fn request(&self, h: &Host, task: u32, attempt: u32) -> TaskRequest {
         let planned = &self.plan.tasks[task as usize];
+        if planned.stage == 1 {
+            return self.reduce_request(h, task, attempt);
+        }
         let mut command = self.job.command_for(&self.job.map, h.name()).to_string();
         if let Some(arg) = &planned.arg {
-            command = if command.contains("{}") {
-                command.replace("{}", arg)
-            } else {
-                format!("{command} {arg}")
-            };
+            command = if command.contains("{}") { command.replace("{}", arg) } else { format!("{command} {arg}") };
         }
         TaskRequest {
             run: self.plan.run_id.clone(),
             task,
             attempt,
             command,
-            env: self.task_env(h, planned.partition, attempt),
+            env: self.task_env(h, 0, planned.partition, attempt),
             inputs: planned.input.iter().map(|s| s.hash).collect(),
             stdin: true,
             stdout_is_output: true,
             timeout_ms: self.job.map.timeout.map(|t| t.as_millis() as u64),
+            shuffle_out: self.shuffle_out(),
+            merge_in: None,
         }
     }
 
-    fn task_env(&self, h: &Host, partition: u32, attempt: u32) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = h
-            .spec
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+    fn reduce_request(&self, h: &Host, task: u32, attempt: u32) -> TaskRequest {
+        let planned = &self.plan.tasks[task as usize];
+        let reduce = self.job.reduce.as_ref().expect("reduce tasks exist only with [reduce]");
+        TaskRequest {
+            run: self.plan.run_id.clone(),
+            task,
+            attempt,
+            command: self.job.command_for(&reduce.step, h.name()).to_string(),
+            env: self.task_env(h, 1, planned.partition, attempt),
+            inputs: self.needed_buckets(planned.partition).iter().map(|n| n.bucket.block.hash).collect(),
+            stdin: true,
+            stdout_is_output: true,
+            timeout_ms: reduce.step.timeout.map(|t| t.as_millis() as u64),
+            shuffle_out: None,
+            merge_in: self.key_format(),
+        }
+    }
+
+    fn task_env(&self, h: &Host, stage: u32, partition: u32, attempt: u32) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = h.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let work = format!("{}/runs/{}/work", h.info.workdir, self.plan.run_id);
         env.extend([
             ("SHOAL_PARTITION".into(), partition.to_string()),
-            ("SHOAL_PARTITIONS".into(), self.plan.tasks.len().to_string()),
+            ("SHOAL_PARTITIONS".into(), self.plan.tasks.iter().filter(|t| t.stage == stage).count().to_string()),
             ("SHOAL_HOST".into(), h.name().to_string()),
             ("SHOAL_TASK".into(), partition.to_string()),
             ("SHOAL_ATTEMPT".into(), attempt.to_string()),
@@ -322,10 +341,7 @@ impl<'a> Engine<'a> {
             ("SHOAL_PARAMS".into(), format!("{work}/{PARAMS_PATH}")),
         ]);
         for (k, v) in &self.job.params {
-            env.push((
-                format!("SHOAL_PARAM_{}", k.to_ascii_uppercase()),
-                v.to_env(),
-            ));
+            env.push((format!("SHOAL_PARAM_{}", k.to_ascii_uppercase()), v.to_env()));
         }
         env
     }
@@ -341,6 +357,14 @@ impl<'a> Engine<'a> {
     }
 
     fn collect(&mut self, task: TaskId, attempt: AttemptId, host: HostId) {
+        if self.plan.tasks[task.0 as usize].stage == 0 && self.job.reduce.is_some() {
+            // A map output of a shuffle stays on its host as buckets.
+            let buckets = self.pending_buckets.remove(&attempt.0).unwrap_or_default();
+            self.pending_outputs.remove(&attempt.0);
+            self.map_outputs.insert(task.0, MapOutput { host: host.0 as usize, buckets });
+            self.host_stats[host.0 as usize].done += 1;
+            return;
+        }
         let h = self.hosts[host.0 as usize].clone();
         let Some(output) = self.pending_outputs.remove(&attempt.0) else {
             return;
@@ -355,23 +379,11 @@ impl<'a> Engine<'a> {
                 Ok(size) => {
                     let file = dir.join(format!("part-{:05}", task.0));
                     match tokio::fs::rename(&tmp, &file).await {
-                        Ok(()) => Internal::Collected {
-                            task: task.0,
-                            attempt: attempt.0,
-                            file,
-                            size,
-                            hash: hex(&output.hash),
-                        },
-                        Err(e) => Internal::CollectFailed {
-                            host: hidx,
-                            why: e.to_string(),
-                        },
+                        Ok(()) => Internal::Collected { task: task.0, attempt: attempt.0, file, size, hash: hex(&output.hash) },
+                        Err(e) => Internal::CollectFailed { host: hidx, why: e.to_string() },
                     }
                 }
-                Err(e) => Internal::CollectFailed {
-                    host: hidx,
-                    why: e.to_string(),
-                },
+                Err(e) => Internal::CollectFailed { host: hidx, why: e.to_string() },
             };
             let _ = tx.send(msg);
         });
@@ -382,9 +394,7 @@ impl Engine<'_> {
     /// Records a task reused from an earlier run in this run's journal.
     pub fn journal_reuse(&mut self, task: u32, entry: Entry, part: Part) -> crate::Result<()> {
         let entry = Entry { task, ..entry };
-        self.journal
-            .append(&entry)
-            .map_err(|e| crate::Error::io("cannot write the run journal", e))?;
+        self.journal.append(&entry).map_err(|e| crate::Error::io("cannot write the run journal", e))?;
         self.sched.restore_done(TaskId(task));
         self.reuse(task, part);
         Ok(())

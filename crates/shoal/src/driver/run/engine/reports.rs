@@ -19,7 +19,7 @@ impl Engine<'_> {
                 let Some(&h) = self.by_spec_index.get(&host) else {
                     return;
                 };
-                self.on_task_message(h, msg);
+                self.on_task_message(h, *msg);
             }
             HostEvent::Lost { host, reason } => {
                 let Some(&h) = self.by_spec_index.get(&host) else {
@@ -33,11 +33,7 @@ impl Engine<'_> {
     fn on_task_message(&mut self, h: usize, msg: Message) {
         match msg {
             Message::TaskDone(report) => self.on_task_done(h, report),
-            Message::TaskLog {
-                attempt,
-                stream,
-                data,
-            } => self.on_log(h, attempt, stream, &data),
+            Message::TaskLog { attempt, stream, data } => self.on_log(h, attempt, stream, &data),
             Message::TaskProgress { .. } => {}
             _ => {}
         }
@@ -48,8 +44,11 @@ impl Engine<'_> {
             return;
         };
         let host = self.hosts[h].name().to_string();
-        if let Some(logs) = &mut self.logs {
-            logs.write(&host, task, attempt, stream, data);
+        let Some(logs) = &mut self.logs else { return };
+        for line in logs.write(&host, task, attempt, stream, data) {
+            if let Some((name, amount)) = line.strip_prefix("reporter:counter:").and_then(parse_counter) {
+                *self.counters.entry(name).or_default() += amount;
+            }
         }
     }
 
@@ -59,11 +58,7 @@ impl Engine<'_> {
             return;
         };
         a.ended = Some(Instant::now());
-        a.status = Some(if r.timed_out {
-            format!("timed out ({})", r.status)
-        } else {
-            r.status.to_string()
-        });
+        a.status = Some(if r.timed_out { format!("timed out ({})", r.status) } else { r.status.to_string() });
         a.stderr_tail = r.stderr_tail.clone();
         a.cpu_ms = r.cpu_ms;
         let (task, killed) = (TaskId(a.task), a.killed);
@@ -73,9 +68,11 @@ impl Engine<'_> {
         let attempt = AttemptId(r.attempt);
         let ok = r.status.success() && !r.timed_out && r.output.is_some();
         if ok {
+            if !r.buckets.is_empty() {
+                self.pending_buckets.insert(r.attempt, r.buckets.clone());
+            }
             self.set_outcome(r.attempt, "succeeded");
-            self.pending_outputs
-                .insert(r.attempt, r.output.expect("checked"));
+            self.pending_outputs.insert(r.attempt, r.output.expect("checked"));
             self.feed(Event::TaskSucceeded { task, attempt, now });
             return;
         }
@@ -89,43 +86,25 @@ impl Engine<'_> {
             self.note(&format!("host `{}`: {why}", self.hosts[h].name()));
         }
         self.set_outcome(r.attempt, if killed { "killed" } else { "failed" });
-        self.feed(Event::TaskFailed {
-            task,
-            attempt,
-            now,
-            kind,
-        });
+        self.feed(Event::TaskFailed { task, attempt, now, kind });
     }
 
     fn on_host_lost(&mut self, h: usize, reason: String) {
         let name = self.hosts[h].name().to_string();
-        self.note(&format!(
-            "host `{name}` lost: {reason}; its tasks will run elsewhere"
-        ));
+        self.note(&format!("host `{name}` lost: {reason}; its tasks will run elsewhere"));
         self.lost.push((name, reason));
-        for a in self
-            .attempts
-            .values_mut()
-            .filter(|a| a.host == h && a.ended.is_none())
-        {
+        for a in self.attempts.values_mut().filter(|a| a.host == h && a.ended.is_none()) {
             a.ended = Some(Instant::now());
             a.outcome = "lost";
         }
         let now = self.now();
-        self.feed(Event::HostLost {
-            host: HostId(h as u32),
-            now,
-        });
+        self.feed(Event::HostLost { host: HostId(h as u32), now });
         self.check_stalled();
     }
 
     fn check_stalled(&mut self) {
         if self.ending.is_none() && self.sched.is_stalled() {
-            let lost: Vec<String> = self
-                .lost
-                .iter()
-                .map(|(h, why)| format!("  {h}: {why}"))
-                .collect();
+            let lost: Vec<String> = self.lost.iter().map(|(h, why)| format!("  {h}: {why}")).collect();
             self.ending = Some(Ending::Failed(format!(
                 "no usable host is left (lost: {}, excluded: {}); the run stops here\n{}",
                 self.lost.len(),
@@ -137,35 +116,29 @@ impl Engine<'_> {
 
     pub(super) fn on_internal(&mut self, ev: Internal) {
         match ev {
-            Internal::Uploaded {
-                host,
-                sent,
-                skipped,
-            } => {
+            Internal::Shuffled { bytes } => self.shuffled_via_driver += bytes,
+            Internal::FetchFailed { task, attempt, from_task } => {
+                let now = self.now();
+                if let Some(a) = self.attempts.get_mut(&attempt) {
+                    a.ended = Some(Instant::now());
+                    a.status = Some(format!("input from map task {from_task} lost"));
+                }
+                self.set_outcome(attempt, "fetch-failed");
+                self.map_outputs.remove(&from_task);
+                let kind = FailureKind::FetchFailed { from_task: TaskId(from_task) };
+                self.feed(Event::TaskFailed { task: TaskId(task), attempt: AttemptId(attempt), now, kind });
+            }
+            Internal::Uploaded { host, sent, skipped } => {
                 self.host_stats[host].bytes_in += sent;
                 self.input_sent += sent;
                 self.input_skipped += skipped;
             }
-            Internal::Collected {
-                task,
-                attempt,
-                file,
-                size,
-                hash,
-            } => self.on_collected(task, attempt, file, size, hash),
+            Internal::Collected { task, attempt, file, size, hash } => self.on_collected(task, attempt, file, size, hash),
             Internal::CollectFailed { host, why } => {
                 let events = self.hosts[host].clone();
-                self.note(&format!(
-                    "fetching an output from `{}` failed: {why}",
-                    events.name()
-                ));
+                self.note(&format!("fetching an output from `{}` failed: {why}", events.name()));
             }
-            Internal::LaunchFailed {
-                task,
-                attempt,
-                why,
-                gone,
-            } => {
+            Internal::LaunchFailed { task, attempt, why, gone } => {
                 if gone {
                     return; // the host's loss is reported on its own
                 }
@@ -176,53 +149,25 @@ impl Engine<'_> {
                     a.stderr_tail = why;
                 }
                 self.set_outcome(attempt, "failed");
-                self.feed(Event::TaskFailed {
-                    task: TaskId(task),
-                    attempt: AttemptId(attempt),
-                    now,
-                    kind: FailureKind::HostTrouble,
-                });
+                self.feed(Event::TaskFailed { task: TaskId(task), attempt: AttemptId(attempt), now, kind: FailureKind::HostTrouble });
             }
         }
     }
 
-    fn on_collected(
-        &mut self,
-        task: u32,
-        attempt: u32,
-        file: std::path::PathBuf,
-        size: u64,
-        hash: String,
-    ) {
+    fn on_collected(&mut self, task: u32, attempt: u32, file: std::path::PathBuf, size: u64, hash: String) {
         let Some(a) = self.attempts.get(&attempt) else {
             return;
         };
         let host = a.host;
         let planned = &self.plan.tasks[task as usize];
-        let entry = Entry {
-            task,
-            identity: planned.identity.clone(),
-            output: hash,
-            size,
-            host: self.hosts[host].name().to_string(),
-        };
+        let entry = Entry { task, identity: planned.identity.clone(), output: hash, size, host: self.hosts[host].name().to_string() };
         if let Err(e) = self.journal.append(&entry) {
-            self.ending = Some(Ending::Failed(format!(
-                "cannot write the run journal {}: {e}",
-                self.journal.path.display()
-            )));
+            self.ending = Some(Ending::Failed(format!("cannot write the run journal {}: {e}", self.journal.path.display())));
             return;
         }
         self.host_stats[host].bytes_out += size;
         self.host_stats[host].done += 1;
-        self.parts.insert(
-            task,
-            Part {
-                partition: planned.partition,
-                file,
-                input_name: planned.input_name.clone(),
-            },
-        );
+        self.parts.insert(task, Part { partition: planned.partition, file, input_name: planned.input_name.clone() });
         self.feed(Event::Collected { task: TaskId(task) });
     }
 
@@ -238,16 +183,7 @@ impl Engine<'_> {
             .host_stats
             .iter()
             .map(|s| {
-                (
-                    s.host.clone(),
-                    HostLine {
-                        done: s.done,
-                        failed: s.failures,
-                        bytes_in: s.bytes_in,
-                        bytes_out: s.bytes_out,
-                        running: 0,
-                    },
-                )
+                (s.host.clone(), HostLine { done: s.done, failed: s.failures, bytes_in: s.bytes_in, bytes_out: s.bytes_out, running: 0 })
             })
             .collect();
         let mut running = 0;
@@ -286,10 +222,7 @@ impl Engine<'_> {
 
     pub(super) fn exclude(&mut self, host: HostId) {
         let name = self.hosts[host.0 as usize].name().to_string();
-        self.note(&format!(
-            "host `{name}` is excluded for the rest of the run: {} task failures in a row",
-            self.job.job.exclude_after
-        ));
+        self.note(&format!("host `{name}` is excluded for the rest of the run: {} task failures in a row", self.job.job.exclude_after));
         self.excluded.push(name);
     }
 
@@ -300,33 +233,11 @@ impl Engine<'_> {
     /// The sentence for a task that used up its attempts.
     pub(super) fn failure_message(&self, task: u32) -> String {
         let planned = &self.plan.tasks[task as usize];
-        let tries: Vec<&super::AttemptInfo> = self
-            .attempts
-            .values()
-            .filter(|a| a.task == task && a.outcome == "failed")
-            .collect();
-        let hosts: Vec<String> = tries
-            .iter()
-            .map(|a| {
-                format!(
-                    "{} ({})",
-                    self.hosts[a.host].name(),
-                    a.status.as_deref().unwrap_or("?")
-                )
-            })
-            .collect();
-        let last = tries
-            .last()
-            .map(|a| a.stderr_tail.trim_end().to_string())
-            .unwrap_or_default();
-        let tail: Vec<&str> = last
-            .lines()
-            .rev()
-            .take(10)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let tries: Vec<&super::AttemptInfo> = self.attempts.values().filter(|a| a.task == task && a.outcome == "failed").collect();
+        let hosts: Vec<String> =
+            tries.iter().map(|a| format!("{} ({})", self.hosts[a.host].name(), a.status.as_deref().unwrap_or("?"))).collect();
+        let last = tries.last().map(|a| a.stderr_tail.trim_end().to_string()).unwrap_or_default();
+        let tail: Vec<&str> = last.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
         let mut msg = format!(
             "task {task} (partition {}, input {}) failed {} times, on: {}",
             planned.partition,
@@ -334,22 +245,20 @@ impl Engine<'_> {
             tries.len(),
             hosts.join(", ")
         );
-        if tries
-            .iter()
-            .any(|a| a.status.as_deref() == Some("exit code 127"))
-        {
+        if tries.iter().any(|a| a.status.as_deref() == Some("exit code 127")) {
             msg.push_str("\nhint: exit code 127 means the command was not found on that host; check [map] command, or set command_on for hosts whose interpreter lives elsewhere");
         }
         if !tail.is_empty() {
             msg.push_str("\nlast lines of its stderr:\n");
-            msg.push_str(
-                &tail
-                    .iter()
-                    .map(|l| format!("  | {l}"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            );
+            msg.push_str(&tail.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n"));
         }
         msg
     }
+}
+
+/// `group,name,amount` of a Hadoop Streaming counter line.
+fn parse_counter(rest: &str) -> Option<(String, i64)> {
+    let mut parts = rest.rsplitn(2, ',');
+    let amount = parts.next()?.trim().parse().ok()?;
+    Some((parts.next()?.to_string(), amount))
 }

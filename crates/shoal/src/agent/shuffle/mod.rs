@@ -1,0 +1,176 @@
+//! The map side and reduce side of a keyed shuffle, on the agent.
+//!
+//! Map side ([`bucketize`]): the mapper's output lines are routed to R
+//! buckets by the stable partitioner (or `key mod R`), each bucket sorted
+//! by key in bounded memory (spilling sorted runs to disk), optionally run
+//! through the combiner, and kept as blocks on this host. Reduce side
+//! ([`merge_into`]): the buckets of every map task, already sorted, are
+//! merged by key into the reducer's stdin, so all values of one key arrive
+//! together, as Hadoop Streaming promises.
+
+pub mod order;
+pub mod sort;
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use shoal_core::partitioner::{hash_partition, modulo_partition};
+use shoal_wire::{Bucket, KeyFormat, ShuffleOut};
+
+use self::order::KeyOrder;
+use self::sort::Spiller;
+use super::BlockStore;
+
+/// Runs a combiner: reads the first path, writes the second.
+pub type Combiner<'a> = dyn Fn(&Path, &Path) -> Result<(), String> + 'a;
+
+/// Cuts a map output into sorted (and combined) bucket blocks.
+pub fn bucketize(
+    output: &Path,
+    spec: &ShuffleOut,
+    scratch: &Path,
+    store: &BlockStore,
+    combine: &Combiner<'_>,
+) -> Result<(Vec<Bucket>, u64), String> {
+    let r = spec.partitions.max(1) as usize;
+    let order = KeyOrder::new(&spec.key);
+    let io = |e: io::Error| format!("shuffle: {e}");
+    let mut spiller = Spiller::new(order.clone(), r, spec.sort_buffer, &scratch.join("spill")).map_err(io)?;
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(output).map_err(io)?);
+    let mut line = Vec::new();
+    let mut records = 0u64;
+    while reader.read_until(b'\n', &mut line).map_err(io)? > 0 {
+        records += 1;
+        let key = order.key(&line);
+        let b = if spec.modulo {
+            modulo_partition(key, r as u32).map_err(|e| format!("partitioner = \"modulo\": {e} (record {records} of the map output)"))?
+        } else {
+            hash_partition(key, r as u32)
+        };
+        spiller.push(b as usize, &line).map_err(io)?;
+        line.clear();
+    }
+    let buckets = (0..r).map(|b| finish_bucket(&mut spiller, b, spec, scratch, store, combine)).collect::<Result<Vec<_>, _>>()?;
+    Ok((buckets, records))
+}
+
+fn finish_bucket(
+    spiller: &mut Spiller,
+    b: usize,
+    spec: &ShuffleOut,
+    scratch: &Path,
+    store: &BlockStore,
+    combine: &Combiner<'_>,
+) -> Result<Bucket, String> {
+    let io = |e: io::Error| format!("shuffle: {e}");
+    let sorted = scratch.join(format!("bucket-{b}"));
+    spiller.finish(b, &sorted).map_err(io)?;
+    let path = match &spec.combine {
+        Some(_) => combined(&sorted, b, spec, scratch, combine)?,
+        None => sorted,
+    };
+    let records = count_lines(&path).map_err(io)?;
+    let block = store.insert_file(&path).map_err(io)?;
+    Ok(Bucket { block, records })
+}
+
+/// Runs the combiner on one sorted bucket and sorts what it wrote (a
+/// combiner may reorder keys; the reducer's merge needs sorted runs).
+fn combined(sorted: &Path, b: usize, spec: &ShuffleOut, scratch: &Path, combine: &Combiner<'_>) -> Result<PathBuf, String> {
+    if std::fs::metadata(sorted).map(|m| m.len()).unwrap_or(0) == 0 {
+        return Ok(sorted.to_path_buf());
+    }
+    let raw = scratch.join(format!("combined-{b}"));
+    combine(sorted, &raw)?;
+    let _ = std::fs::remove_file(sorted);
+    let mut again =
+        Spiller::new(KeyOrder::new(&spec.key), 1, spec.sort_buffer, &scratch.join("spill-combined")).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(File::open(&raw).map_err(|e| e.to_string())?);
+    let mut line = Vec::new();
+    while reader.read_until(b'\n', &mut line).map_err(|e| e.to_string())? > 0 {
+        again.push(0, &line).map_err(|e| e.to_string())?;
+        line.clear();
+    }
+    let dest = scratch.join(format!("bucket-{b}-combined"));
+    again.finish(0, &dest).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&raw);
+    Ok(dest)
+}
+
+fn count_lines(path: &Path) -> io::Result<u64> {
+    let mut n = 0;
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(n);
+        }
+        n += buf.iter().filter(|b| **b == b'\n').count() as u64;
+        let len = buf.len();
+        reader.consume(len);
+    }
+}
+
+/// Merges sorted inputs by key into `out` (a reducer's stdin).
+pub fn merge_into(inputs: &[PathBuf], key: &KeyFormat, out: &mut impl Write) -> io::Result<()> {
+    sort::merge(inputs, &KeyOrder::new(key), out)?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(r: u32, modulo: bool) -> ShuffleOut {
+        ShuffleOut {
+            partitions: r,
+            key: KeyFormat { sep: b"\t".to_vec(), fields: 1, numeric: false },
+            modulo,
+            combine: None,
+            sort_buffer: 1 << 16,
+        }
+    }
+
+    #[test]
+    fn every_key_lands_in_exactly_one_sorted_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(dir.path().join("blocks")).unwrap();
+        let out = dir.path().join("out");
+        let text: String = (0..5000).map(|i| format!("key{}\t{i}\n", i % 97)).collect();
+        std::fs::write(&out, &text).unwrap();
+        let (buckets, records) = bucketize(&out, &spec(4, false), &dir.path().join("s"), &store, &|_, _| Ok(())).unwrap();
+        assert_eq!(records, 5000);
+        assert_eq!(buckets.iter().map(|b| b.records).sum::<u64>(), 5000);
+        let mut seen = std::collections::HashMap::new();
+        for (i, b) in buckets.iter().enumerate() {
+            let data = std::fs::read_to_string(store.path(&b.block.hash)).unwrap();
+            let keys: Vec<&str> = data.lines().map(|l| l.split('\t').next().unwrap()).collect();
+            assert!(keys.windows(2).all(|w| w[0] <= w[1]), "bucket {i} is sorted");
+            for k in keys {
+                assert_eq!(*seen.entry(k.to_string()).or_insert(i), i, "key {k} in two buckets");
+            }
+        }
+    }
+
+    #[test]
+    fn lines_without_tab_and_empty_values_are_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(dir.path().join("blocks")).unwrap();
+        let out = dir.path().join("out");
+        std::fs::write(&out, b"whole line key\nk\t\nk\tv\n\xff\xfe\tbin\n").unwrap();
+        let (buckets, _) = bucketize(&out, &spec(1, false), &dir.path().join("s"), &store, &|_, _| Ok(())).unwrap();
+        let data = std::fs::read(store.path(&buckets[0].block.hash)).unwrap();
+        assert_eq!(data, b"k\t\nk\tv\nwhole line key\n\xff\xfe\tbin\n");
+    }
+
+    #[test]
+    fn modulo_needs_integer_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(dir.path().join("blocks")).unwrap();
+        let out = dir.path().join("out");
+        std::fs::write(&out, "1\ta\nx\tb\n").unwrap();
+        let err = bucketize(&out, &spec(2, true), &dir.path().join("s"), &store, &|_, _| Ok(())).unwrap_err();
+        assert_eq!(err, "partitioner = \"modulo\": key \"x\" is not an integer (record 2 of the map output)");
+    }
+}

@@ -1,0 +1,197 @@
+//! Sorting and merging line files in bounded memory.
+//!
+//! [`Spiller`] holds lines of many buckets in one memory budget; when the
+//! budget is full every bucket's lines are sorted and written out as a
+//! run. [`merge`] is the k-way merge of sorted files, used both to finish
+//! a bucket from its runs and to feed a reducer its sorted input.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::order::{cmp_keys, KeyOrder, SortKey};
+
+/// Lines of one bucket kept in memory: an arena and (start, end) ranges.
+#[derive(Default)]
+struct Mem {
+    bytes: Vec<u8>,
+    lines: Vec<(usize, usize)>,
+}
+
+/// Buckets of sorted runs under one memory budget.
+pub struct Spiller {
+    order: KeyOrder,
+    budget: usize,
+    used: usize,
+    mem: Vec<Mem>,
+    runs: Vec<Vec<PathBuf>>,
+    dir: PathBuf,
+    spills: usize,
+}
+
+impl Spiller {
+    pub fn new(order: KeyOrder, buckets: usize, budget: u64, dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Spiller {
+            order,
+            budget: budget.max(1 << 16) as usize,
+            used: 0,
+            mem: (0..buckets).map(|_| Mem::default()).collect(),
+            runs: vec![Vec::new(); buckets],
+            dir: dir.to_path_buf(),
+            spills: 0,
+        })
+    }
+
+    /// Adds one line (with its newline) to a bucket.
+    pub fn push(&mut self, bucket: usize, line: &[u8]) -> io::Result<()> {
+        let m = &mut self.mem[bucket];
+        let start = m.bytes.len();
+        m.bytes.extend_from_slice(line);
+        if !line.ends_with(b"\n") {
+            m.bytes.push(b'\n');
+        }
+        m.lines.push((start, m.bytes.len()));
+        self.used += line.len() + 24;
+        if self.used >= self.budget {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every bucket's lines as a sorted run and frees the memory.
+    fn spill(&mut self) -> io::Result<()> {
+        for b in 0..self.mem.len() {
+            if self.mem[b].lines.is_empty() {
+                continue;
+            }
+            let path = self.dir.join(format!("run-{b}-{}", self.spills));
+            self.write_sorted(b, &path)?;
+            self.runs[b].push(path);
+        }
+        self.spills += 1;
+        self.used = 0;
+        Ok(())
+    }
+
+    fn write_sorted(&mut self, b: usize, path: &Path) -> io::Result<()> {
+        let m = std::mem::take(&mut self.mem[b]);
+        let mut lines = m.lines;
+        let order = &self.order;
+        lines.sort_unstable_by(|x, y| order.compare(&m.bytes[x.0..x.1], &m.bytes[y.0..y.1]));
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+        for (s, e) in lines {
+            out.write_all(&m.bytes[s..e])?;
+        }
+        out.flush()
+    }
+
+    /// How many times memory was spilled to disk.
+    pub fn spills(&self) -> usize {
+        self.spills
+    }
+
+    /// Finishes bucket `b` into one sorted file at `dest`.
+    pub fn finish(&mut self, b: usize, dest: &Path) -> io::Result<()> {
+        if self.runs[b].is_empty() {
+            return self.write_sorted(b, dest);
+        }
+        if !self.mem[b].lines.is_empty() {
+            let path = self.dir.join(format!("run-{b}-last"));
+            self.write_sorted(b, &path)?;
+            self.runs[b].push(path);
+        }
+        let runs = std::mem::take(&mut self.runs[b]);
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(dest)?);
+        merge(&runs, &self.order, &mut out)?;
+        out.flush()?;
+        runs.iter().for_each(|r| {
+            let _ = std::fs::remove_file(r);
+        });
+        Ok(())
+    }
+}
+
+struct Head {
+    key: SortKey,
+    line: Vec<u8>,
+    src: usize,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    /// Reversed, so that the max-heap pops the smallest line first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_keys(&other.key, &self.key).then_with(|| other.line.cmp(&self.line)).then_with(|| other.src.cmp(&self.src))
+    }
+}
+
+/// Merges sorted files into `out`, in key order.
+pub fn merge(inputs: &[PathBuf], order: &KeyOrder, out: &mut impl Write) -> io::Result<()> {
+    let mut readers: Vec<BufReader<File>> =
+        inputs.iter().map(|p| File::open(p).map(|f| BufReader::with_capacity(256 * 1024, f))).collect::<Result<_, _>>()?;
+    let mut heap = BinaryHeap::with_capacity(readers.len());
+    for (src, r) in readers.iter_mut().enumerate() {
+        if let Some(h) = next(r, src, order)? {
+            heap.push(h);
+        }
+    }
+    while let Some(h) = heap.pop() {
+        out.write_all(&h.line)?;
+        if let Some(n) = next(&mut readers[h.src], h.src, order)? {
+            heap.push(n);
+        }
+    }
+    Ok(())
+}
+
+fn next(r: &mut BufReader<File>, src: usize, order: &KeyOrder) -> io::Result<Option<Head>> {
+    let mut line = Vec::new();
+    if r.read_until(b'\n', &mut line)? == 0 {
+        return Ok(None);
+    }
+    if !line.ends_with(b"\n") {
+        line.push(b'\n');
+    }
+    Ok(Some(Head { key: order.sort_key(&line), line, src }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_wire::KeyFormat;
+
+    #[test]
+    fn spilled_buckets_come_out_sorted_and_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let order = KeyOrder::new(&KeyFormat { sep: b"\t".to_vec(), fields: 1, numeric: false });
+        let mut sp = Spiller::new(order, 2, 1 << 16, dir.path()).unwrap();
+        let mut want: Vec<Vec<String>> = vec![vec![], vec![]];
+        for i in 0..20_000u32 {
+            let line = format!("k{:05}\t{}\n", (i * 7919) % 20_000, i);
+            let b = (i % 2) as usize;
+            sp.push(b, line.as_bytes()).unwrap();
+            want[b].push(line);
+        }
+        assert!(sp.spills() > 2, "the small budget forces spills");
+        for (b, w) in want.iter_mut().enumerate() {
+            let dest = dir.path().join(format!("out{b}"));
+            sp.finish(b, &dest).unwrap();
+            w.sort();
+            let got = std::fs::read_to_string(&dest).unwrap();
+            assert_eq!(got, w.concat());
+        }
+    }
+}
