@@ -206,3 +206,281 @@ fn examples_run_on_three_hosts() {
     let (_d, out) = support::run_example("key-sharded", &["--cluster", &cl], &[]);
     support::example_ok(&out, "key-sharded: 1000 keys, each on shard key mod 5, state matches the reference");
 }
+
+// ---- failures on the 3-host cluster (issue: failure is normal) ----
+
+/// A job dir: `data.txt` of `lines` lines, and a job file with `command`
+/// over `partitions` partitions.
+fn fault_job(c: &TestCluster, name: &str, partitions: u32, command: &str, extra: &str) -> PathBuf {
+    let dir = c.dir.join("jobs").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data: String = (0..3000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(dir.join("data.txt"), data).unwrap();
+    let job = format!(
+        "[job]\nname = \"{name}\"\n{extra}\n[input]\npath = \"data.txt\"\npartitions = {partitions}\n[map]\ncommand = '''{command}'''\n[output]\npath = \"out/result.txt\"\n"
+    );
+    std::fs::write(dir.join("job.toml"), job).unwrap();
+    dir
+}
+
+fn start_run(c: &TestCluster, dir: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["run", "job.toml", "--json", "--cluster", &cl(c)])
+        .args(extra)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish_run(child: std::process::Child) -> (i32, serde_json::Value, String) {
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), json, stderr)
+}
+
+fn output_is_input(dir: &Path) {
+    let got = std::fs::read(dir.join("out/result.txt")).expect("output exists");
+    assert_eq!(got, std::fs::read(dir.join("data.txt")).unwrap(), "output differs from the single-machine reference");
+    let extra: Vec<_> = std::fs::read_dir(dir.join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(extra.len(), 1, "no extra files in out/: {extra:?}");
+}
+
+/// Waits until `pred` holds or `secs` pass.
+fn wait_for(secs: u64, mut pred: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if pred() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Processes in host `h`'s namespace whose command line contains `pat`.
+fn procs_on(h: &str, pat: &str) -> Vec<i32> {
+    let out = script(&["pids", h]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|p| p.trim().parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(pat))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn no_leftovers() {
+    for h in ["h1", "h2", "h3"] {
+        assert!(wait_for(15, || procs_on(h, " agent ").is_empty() && procs_on(h, "sleep").is_empty()), "processes left on {h}");
+    }
+}
+
+fn outcomes(summary: &serde_json::Value) -> Vec<String> {
+    summary["attempts"].as_array().map(|a| a.iter().map(|x| x["outcome"].as_str().unwrap_or("").to_string()).collect()).unwrap_or_default()
+}
+
+#[test]
+fn a_task_failing_once_per_host_is_retried_and_succeeds() {
+    let Some((_g, c)) = cluster() else { return };
+    heal_all();
+    let marks = c.dir.join("jobs/marks");
+    let _ = std::fs::remove_dir_all(&marks);
+    std::fs::create_dir_all(&marks).unwrap();
+    let cmd = format!(
+        "m={}/$SHOAL_HOST.$SHOAL_PARTITION; if [ ! -e $m ]; then touch $m; echo first try fails >&2; exit 1; fi; cat",
+        marks.display()
+    );
+    let dir = fault_job(c, "retry", 6, &cmd, "max_attempts = 4\nexclude_after = 100");
+    let (code, summary, stderr) = finish_run(start_run(c, &dir, &[]));
+    assert_eq!(code, 0, "{stderr}");
+    output_is_input(&dir);
+    let failed = outcomes(&summary).iter().filter(|o| *o == "failed").count();
+    assert!(failed >= 6, "every task failed at least once: {summary}");
+    assert_eq!(summary["status"], "succeeded");
+}
+
+#[test]
+fn a_task_that_always_fails_fails_the_job_and_keeps_the_old_output() {
+    let Some((_g, c)) = cluster() else { return };
+    heal_all();
+    let dir = fault_job(c, "always", 3, "cat", "");
+    assert_eq!(finish_run(start_run(c, &dir, &[])).0, 0);
+    let before = std::fs::read(dir.join("out/result.txt")).unwrap();
+    let (code, _, stderr) =
+        finish_run(start_run(c, &dir, &["--set", "map.command=if [ $SHOAL_PARTITION = 1 ]; then echo boom >&2; exit 7; fi; cat"]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("task 1 (partition 1, input data.txt) failed 4 times, on: "), "{stderr}");
+    assert!(stderr.contains("(exit code 7)") && stderr.contains("  | boom"), "{stderr}");
+    for h in ["h1", "h2", "h3"] {
+        assert!(stderr.contains(h), "every host it failed on is named: {stderr}");
+    }
+    assert_eq!(std::fs::read(dir.join("out/result.txt")).unwrap(), before);
+    no_leftovers();
+}
+
+#[test]
+fn a_killed_host_loses_its_tasks_to_the_others_without_charge() {
+    let Some((_g, c)) = cluster() else { return };
+    heal_all();
+    let dir = fault_job(c, "killhost", 12, "sleep 2; cat", "max_attempts = 1");
+    let run = start_run(c, &dir, &[]);
+    assert!(wait_for(20, || !procs_on("h2", "sleep 2").is_empty()), "h2 never ran a task");
+    let killed_at = Instant::now();
+    assert!(script(&["kill", "h2"]).status.success());
+    let (code, summary, stderr) = finish_run(run);
+    heal_all();
+    assert_eq!(code, 0, "max_attempts = 1 and still fine: host loss is not charged\n{stderr}");
+    output_is_input(&dir);
+    assert!(outcomes(&summary).iter().any(|o| o == "lost"), "{summary}");
+    assert!(stderr.contains("host `h2` lost"), "{stderr}");
+    eprintln!("measured: run finished {:?} after h2 was killed", killed_at.elapsed());
+}
+
+#[test]
+fn a_cut_link_is_detected_and_the_old_agent_dies_by_its_lease() {
+    let Some((_g, c)) = cluster() else { return };
+    heal_all();
+    let dir = fault_job(c, "cut", 9, "sleep 3; cat", "");
+    let run = start_run(c, &dir, &[]);
+    assert!(wait_for(20, || !procs_on("h3", "sleep 3").is_empty()), "h3 never ran a task");
+    assert!(script(&["cut", "h3"]).status.success());
+    let cut_at = Instant::now();
+    let (code, summary, stderr) = finish_run(run);
+    assert_eq!(code, 0, "{stderr}");
+    output_is_input(&dir);
+    // ssh's own keepalive (ServerAliveInterval) or our heartbeat, whichever
+    // notices first: both are bounded by the 5 s heartbeat timeout.
+    assert!(stderr.contains("host `h3` lost: "), "{stderr}");
+    assert!(outcomes(&summary).iter().any(|o| o == "lost"), "{summary}");
+    let took = cut_at.elapsed();
+    assert!(script(&["heal", "h3"]).status.success());
+    // The agent on h3 never heard from its driver again: its lease ends it.
+    assert!(wait_for(15, || procs_on("h3", " agent ").is_empty() && procs_on("h3", "sleep 3").is_empty()), "old agent or task still on h3");
+    eprintln!("measured: run with a cut link finished {took:?} after the cut");
+}
+
+#[test]
+fn a_frozen_agent_is_detected_and_not_committed_twice() {
+    let Some((_g, c)) = cluster() else { return };
+    heal_all();
+    let dir = fault_job(c, "frozen", 9, "sleep 2; cat", "");
+    let run = start_run(c, &dir, &[]);
+    assert!(wait_for(20, || !procs_on("h1", " agent ").is_empty() && !procs_on("h1", "sleep 2").is_empty()));
+    let agents = procs_on("h1", " agent ");
+    for p in &agents {
+        unsafe { libc_kill(*p, 19) }; // SIGSTOP
+    }
+    let (code, summary, stderr) = finish_run(run);
+    for p in &agents {
+        unsafe { libc_kill(*p, 18) }; // SIGCONT
+    }
+    assert_eq!(code, 0, "{stderr}");
+    output_is_input(&dir);
+    assert!(stderr.contains("host `h1` lost: no heartbeat"), "{stderr}");
+    let committed = outcomes(&summary).iter().filter(|o| *o == "succeeded").count();
+    assert_eq!(committed, 9, "one committed attempt per partition: {summary}");
+    no_leftovers();
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn speculation_copies_a_straggler_and_kills_the_loser() {
+    let Some((_g, c)) = cluster() else { return };
+    heal_all();
+    let marks = c.dir.join("jobs/spec-marks");
+    let _ = std::fs::remove_dir_all(&marks);
+    std::fs::create_dir_all(&marks).unwrap();
+    let cmd =
+        format!("if [ $SHOAL_PARTITION = 4 ] && [ ! -e {m}/slow ]; then touch {m}/slow; sleep 60; fi; sleep 1; cat", m = marks.display());
+    let dir = fault_job(c, "speculate", 8, &cmd, "");
+    let started = Instant::now();
+    let (code, summary, stderr) = finish_run(start_run(c, &dir, &["--speculate"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(40), "the copy won: {:?}", started.elapsed());
+    output_is_input(&dir);
+    let attempts = summary["attempts"].as_array().unwrap();
+    assert!(attempts.iter().any(|a| a["speculative"] == true && a["outcome"] == "succeeded"), "{summary}");
+    assert!(attempts.iter().any(|a| a["task"] == 4 && a["outcome"] == "killed"), "{summary}");
+    no_leftovers();
+}
+
+#[test]
+fn resume_after_the_driver_is_killed_reuses_finished_tasks() {
+    let Some((_g, c)) = cluster() else { return };
+    heal_all();
+    let dir = fault_job(c, "resume", 12, "sleep 1; cat", "");
+    let mut run = start_run(c, &dir, &[]);
+    let journal = || {
+        std::fs::read_dir(dir.join(".shoal/runs"))
+            .ok()
+            .and_then(|mut d| d.find_map(|e| std::fs::read_to_string(e.ok()?.path().join("journal.jsonl")).ok()))
+    };
+    assert!(wait_for(30, || journal().is_some_and(|j| j.lines().count() >= 4)), "no progress");
+    run.kill().unwrap(); // SIGKILL
+    let _ = run.wait();
+    let done_before = journal().unwrap().lines().count();
+    assert!(!dir.join("out/result.txt").exists(), "no output from a killed run");
+    no_leftovers();
+    let (code, summary, stderr) = finish_run(start_run(c, &dir, &["--resume"]));
+    assert_eq!(code, 0, "{stderr}");
+    output_is_input(&dir);
+    let reused = summary["reused"].as_u64().unwrap() as usize;
+    assert!(reused >= done_before, "reused {reused} of {done_before} journaled tasks");
+    assert_eq!(summary["attempts"].as_array().unwrap().len(), 12 - reused, "finished tasks are not rerun");
+    eprintln!("measured: resume reused {reused} of 12 tasks");
+}
+
+#[test]
+fn ctrl_c_stops_every_task_and_says_how_to_resume() {
+    let Some((_g, c)) = cluster() else { return };
+    heal_all();
+    let dir = fault_job(c, "interrupt", 6, "sleep 30; cat", "");
+    let run = start_run(c, &dir, &[]);
+    assert!(wait_for(20, || ["h1", "h2", "h3"].iter().all(|h| !procs_on(h, "sleep 30").is_empty())), "tasks never started");
+    unsafe { libc_kill(run.id() as i32, 2) }; // SIGINT
+    let (code, _, stderr) = finish_run(run);
+    assert_eq!(code, 130, "{stderr}");
+    assert!(stderr.contains("interrupted; finished tasks are kept in its journal; resume with: shoal run job.toml --resume "), "{stderr}");
+    no_leftovers();
+}
+
+/// Runs a shell command in the mount namespace of host `h`'s sshd, which
+/// its agents inherit (`ip netns exec` gives each host a mount namespace of
+/// its own, so a mount made out here would not be seen there).
+fn in_mounts_of(c: &TestCluster, h: &str, cmd: &str) -> bool {
+    let pid = std::fs::read_to_string(c.dir.join(h).join("sshd.pid")).unwrap();
+    Command::new("nsenter").args(["-t", pid.trim(), "-m", "sh", "-c", cmd]).status().unwrap().success()
+}
+
+#[test]
+fn a_full_disk_on_one_host_moves_its_tasks_elsewhere() {
+    let Some((_g, c)) = cluster() else { return };
+    heal_all();
+    // h2's work dir on a small tmpfs: room for the agent binary, then none.
+    let small = c.dir.join("small-h2");
+    std::fs::create_dir_all(&small).unwrap();
+    let size = std::fs::metadata(env!("CARGO_BIN_EXE_shoal")).unwrap().len() / (1 << 20) + 8;
+    in_mounts_of(c, "h2", &format!("umount {0} 2>/dev/null; mount -t tmpfs -o size={size}m tmpfs {0}", small.display()));
+    let text = std::fs::read_to_string(&c.cluster).unwrap();
+    let full = c.dir.join("full-cluster.toml");
+    std::fs::write(&full, text.replace(&format!("{}/h2/work", c.dir.display()), &small.display().to_string())).unwrap();
+    let check = shoal(&c.dir).args(["check", "--cluster", full.to_str().unwrap(), "--hosts", "h2"]).run();
+    in_mounts_of(c, "h2", &format!("dd if=/dev/zero of={}/filler bs=1M 2>/dev/null; true", small.display()));
+    let dir = fault_job(c, "fulldisk", 9, "cat", "");
+    let ran = shoal(&dir).args(["run", "job.toml", "--cluster", full.to_str().unwrap()]).run();
+    in_mounts_of(c, "h2", &format!("umount {}", small.display()));
+    assert_eq!(check.code, 0, "h2 deploys onto the small disk: {}", check.stdout);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    output_is_input(&dir);
+    assert!(ran.stderr.contains("h2") && ran.stderr.to_lowercase().contains("no space left on device"), "{}", ran.stderr);
+}

@@ -60,7 +60,7 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     report_unreachable(&cluster)?;
     let started = Instant::now();
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let (sent, skipped) = sync_all(&cluster.hosts, &plan).await?;
+    let (sent, skipped) = sync_all(&mut cluster, &plan).await?;
     let journal = Journal::create(&plan.run_dir.join("journal.jsonl")).map_err(|e| Error::io("cannot create the run journal", e))?;
     let sched = scheduler(job, &plan, &cluster.hosts, opts).await;
     let mut engine = Engine::new(job, &plan, cluster.hosts.clone(), sched, journal, opts.quiet);
@@ -101,22 +101,25 @@ fn report_unreachable(cluster: &Cluster) -> Result<()> {
 }
 
 /// Sends each host the blocks of the manifest it lacks and builds its work dir.
-async fn sync_all(hosts: &[Arc<Host>], plan: &Plan) -> Result<(u64, u64)> {
+/// A host that cannot take the work dir (a full disk, say) is left out of
+/// the run with a warning; the run fails only when no host is left.
+async fn sync_all(cluster: &mut Cluster, plan: &Plan) -> Result<(u64, u64)> {
     let mut set = JoinSet::new();
-    for h in hosts {
+    for h in &cluster.hosts {
         let h = Arc::clone(h);
         let files = plan.manifest.clone();
         let run = plan.run_id.clone();
         set.spawn(async move {
             let sources: Vec<&blocks::Source> = files.iter().map(|f| &f.source).collect();
-            let (sent, skipped) = blocks::ensure(&h, &sources).await.map_err(|e| e.to_string())?;
+            let (sent, skipped) = blocks::ensure(&h, &sources).await.map_err(|e| (h.index, format!("host `{}`: {e}", h.name())))?;
             let id = h.next_id();
             let entries = files.iter().map(|f| f.entry.clone()).collect();
-            match h.request(id, Message::MakeWorkdir { id, run, files: entries }).await {
+            let result = match h.request(id, Message::MakeWorkdir { id, run, files: entries }).await {
                 Ok(Message::WorkdirReady { error: None, .. }) => Ok((sent, skipped)),
                 Ok(Message::WorkdirReady { error: Some(e), .. }) => Err(format!("host `{}`: cannot build the work dir: {e}", h.name())),
                 _ => Err(format!("host `{}` was lost during sync", h.name())),
-            }
+            };
+            result.map_err(|e| (h.index, e))
         });
     }
     let mut totals = (0, 0);
@@ -127,12 +130,20 @@ async fn sync_all(hosts: &[Arc<Host>], plan: &Plan) -> Result<(u64, u64)> {
                 totals.0 += s;
                 totals.1 += k;
             }
-            Ok(Err(e)) => errors.push(e),
-            Err(e) => errors.push(e.to_string()),
+            Ok(Err((index, e))) => errors.push((index, e)),
+            Err(e) => errors.push((usize::MAX, e.to_string())),
         }
     }
-    if !errors.is_empty() {
-        return Err(Error::JobFailed(format!("sync failed:\n  {}", errors.join("\n  "))));
+    for (index, why) in &errors {
+        eprintln!("shoal: {why}; running without this host");
+        if let Some(h) = cluster.hosts.iter().find(|h| h.index == *index) {
+            h.close().await;
+        }
+    }
+    cluster.hosts.retain(|h| !errors.iter().any(|(i, _)| *i == h.index));
+    if cluster.hosts.is_empty() {
+        let reasons: Vec<String> = errors.into_iter().map(|(_, e)| e).collect();
+        return Err(Error::JobFailed(format!("sync failed on every host:\n  {}", reasons.join("\n  "))));
     }
     Ok(totals)
 }

@@ -65,8 +65,8 @@ impl Progress {
             Some((multi, _, _)) => {
                 let _ = multi.println(line);
             }
-            None if !self.quiet => eprintln!("{line}"),
-            None => {}
+            // Warnings go to stderr even with --json: stdout stays JSON.
+            None => eprintln!("{line}"),
         }
     }
 
