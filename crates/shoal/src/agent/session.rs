@@ -266,7 +266,8 @@ impl Agent {
 /// Streams a block in chunks; the bounded bulk queue paces us.
 pub async fn send_block(outbox: &Outbox, stream: u64, hash: Hash, path: PathBuf) -> std::io::Result<()> {
     let mut file = tokio::fs::File::open(&path).await?;
-    let mut buf = vec![0u8; frame::CHUNK];
+    let size = file.metadata().await?.len() as usize;
+    let mut buf = vec![0u8; size.clamp(1, frame::CHUNK)];
     loop {
         let n = read_full(&mut file, &mut buf).await?;
         let last = n < buf.len();

@@ -30,20 +30,34 @@ pub struct Entry {
 pub struct Journal {
     file: File,
     pub path: PathBuf,
+    dirty: bool,
 }
 
 impl Journal {
     pub fn create(path: &Path) -> std::io::Result<Journal> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Journal { file, path: path.to_path_buf() })
+        Ok(Journal { file, path: path.to_path_buf(), dirty: false })
     }
 
-    /// Appends and fsyncs one entry.
+    /// Appends one entry. It becomes durable at the next [`Journal::sync`]:
+    /// a line lost in a crash only means that its task runs again, while
+    /// its output file was already synced before the line was written, so
+    /// the journal never names an output that is not on disk.
     pub fn append(&mut self, e: &Entry) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(e).map_err(std::io::Error::other)?;
         line.push(b'\n');
         self.file.write_all(&line)?;
-        self.file.sync_data()
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Makes every appended line durable (group commit: one fsync for all
+    /// the lines since the last call).
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        if std::mem::take(&mut self.dirty) {
+            self.file.sync_data()?;
+        }
+        Ok(())
     }
 }
 

@@ -194,6 +194,9 @@ impl<'a> Engine<'a> {
     }
 
     fn finish_display(&mut self) {
+        if let Err(e) = self.journal.sync() {
+            eprintln!("shoal: cannot sync the run journal {}: {e}", self.journal.path.display());
+        }
         if let Some(logs) = self.logs.take() {
             logs.finish();
         }

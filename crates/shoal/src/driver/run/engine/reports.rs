@@ -172,6 +172,9 @@ impl Engine<'_> {
     }
 
     pub(super) fn on_tick(&mut self) {
+        if let Err(e) = self.journal.sync() {
+            self.ending = Some(Ending::Failed(format!("cannot write the run journal {}: {e}", self.journal.path.display())));
+        }
         let now = self.now();
         self.feed(Event::Tick { now });
         self.check_stalled();
