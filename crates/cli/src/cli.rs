@@ -89,6 +89,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a command over an input (or a list of arguments) without a job file.
+    #[command(
+        after_help = "Examples:\n  shoal map --input data.txt --partitions 64 --sync score.py -- python3 score.py\n  shoal map --input logs/ --split files --output out/ --name '{stem}.gz' -- gzip -6\n  shoal map --input corpus.txt --combine 'python3 reducer.py' --reduce 'python3 reducer.py' --reduce-partitions 8 -- python3 mapper.py\n  shoal map --args 1 2 3 --param depth=4 -- ./simulate.sh '{}'\n  shoal map --input data.txt --save job.toml -- wc -l      # write the equivalent job file"
+    )]
+    Map {
+        #[command(flatten)]
+        job: crate::oneliner::MapArgs,
+        #[command(flatten)]
+        cluster: ClusterArg,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        speculate: bool,
+        #[arg(long)]
+        json: bool,
+        /// The command each task runs (joined with spaces, run by /bin/sh).
+        #[arg(required = true, last = true)]
+        command: Vec<String>,
+    },
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  shoal completions bash > /etc/bash_completion.d/shoal")]
+    Completions { shell: clap_complete::Shell },
     /// List past runs: id, job, start, duration, status.
     #[command(after_help = "Example:\n  shoal runs --json")]
     Runs {

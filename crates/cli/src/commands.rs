@@ -20,6 +20,14 @@ pub fn dispatch(cli: crate::cli::Cli) -> anyhow::Result<i32> {
         Command::Run { job, cluster, dry_run, resume, speculate, sets, json } => {
             rt.block_on(run(RunArgs { job, cluster, dry_run, resume, speculate, sets, json }))
         }
+        Command::Map { job, cluster, dry_run, speculate, json, command } => {
+            rt.block_on(map(job, cluster, dry_run, speculate, json, &command.join(" ")))
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "shoal", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Runs { json } => crate::runs::runs(json),
         Command::Logs { run, host, task, merged, follow, json } => {
             crate::runs::show_logs(&crate::runs::LogArgs { run, host, task, merged, follow, json })
@@ -111,6 +119,28 @@ async fn run(a: RunArgs) -> anyhow::Result<i32> {
     let text =
         std::fs::read_to_string(&a.job).map_err(|e| shoal::Error::Usage(format!("cannot read job file {}: {e}", a.job.display())))?;
     let job = shoal_core::job::JobSpec::parse_with_overrides(&text, &a.job, &a.sets).map_err(shoal::Error::from)?;
+    execute(job, a).await
+}
+
+async fn map(
+    m: crate::oneliner::MapArgs,
+    cluster: ClusterArg,
+    dry_run: bool,
+    speculate: bool,
+    json: bool,
+    command: &str,
+) -> anyhow::Result<i32> {
+    let text = crate::oneliner::job_text(&m, command);
+    let job = shoal_core::job::JobSpec::parse(&text, Path::new("(shoal map)")).map_err(shoal::Error::from)?;
+    if let Some(path) = &m.save {
+        std::fs::write(path, job.to_toml()).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}; run it with: shoal run {}", path.display(), path.display());
+        return Ok(0);
+    }
+    execute(job, RunArgs { job: PathBuf::from("(shoal map)"), cluster, dry_run, resume: None, speculate, sets: vec![], json }).await
+}
+
+async fn execute(job: shoal_core::job::JobSpec, a: RunArgs) -> anyhow::Result<i32> {
     let spec = load_cluster(&a.cluster)?;
     let state = crate::runs::state_dir();
     let resume = match a.resume.as_deref() {

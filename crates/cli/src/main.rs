@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod oneliner;
 mod runs;
 
 use clap::Parser;

@@ -181,12 +181,14 @@ impl<'a> Engine<'a> {
             self.feed(ev);
         }
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         while self.ending.is_none() {
             tokio::select! {
                 Some(ev) = events.recv() => self.on_host_event(ev),
                 Some(ev) = self.internal_rx.recv() => self.on_internal(ev),
                 _ = tick.tick() => self.on_tick(),
                 _ = tokio::signal::ctrl_c() => self.on_interrupt(),
+                Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => self.on_interrupt(),
             }
         }
         self.finish_display();
