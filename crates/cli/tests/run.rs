@@ -191,3 +191,44 @@ command = \"awk -F'\\\\t' '{ s[$1] += $2 } END { for (k in s) print k \\\"\\\\t\
     assert_eq!(summary["counters"]["demo,keys"], 5003);
     assert_eq!(summary["shuffle"]["partitions"][0]["records"], 200_000);
 }
+
+#[test]
+fn map_one_liner_per_file_job_names_outputs_after_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("logs")).unwrap();
+    for (name, text) in [("a.txt", "alpha\n"), ("b.log", "beta\n")] {
+        fs::write(dir.path().join("logs").join(name), text).unwrap();
+    }
+    let (_c, cluster) = local_cluster(2, 1);
+    shoal(dir.path())
+        .args(["map", "--cluster", cluster.to_str().unwrap(), "--input", "logs/", "--split", "files", "--output", "out", "--name", "{stem}.gz", "--", "gzip", "-6"])
+        .run()
+        .success();
+    let mut names: Vec<String> = fs::read_dir(dir.path().join("out")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["_SUCCESS", "a.gz", "b.gz"]);
+    let unzipped = std::process::Command::new("gzip").arg("-dc").arg(dir.path().join("out/b.gz")).output().unwrap();
+    assert_eq!(unzipped.stdout, b"beta\n");
+}
+
+#[test]
+fn map_one_liner_args_are_quoted_and_save_writes_an_equivalent_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, cluster) = local_cluster(1, 2);
+    let args = ["map", "--cluster", cluster.to_str().unwrap(), "--args", "plain", "it's; touch pwned", "--param", "depth=4", "--output", "out/r.txt", "--", "echo", "{}", "$SHOAL_PARAM_DEPTH"];
+    shoal(dir.path()).args(args).run().success();
+    assert_eq!(fs::read_to_string(dir.path().join("out/r.txt")).unwrap(), "plain 4\nit's; touch pwned 4\n");
+    assert!(!dir.path().join("pwned").exists() && !dir.path().join("home").join("pwned").exists());
+    let mut save = args.to_vec();
+    save.splice(save.len() - 4..save.len() - 4, ["--save", "job.toml"]);
+    shoal(dir.path()).args(save).run().success().stdout_has("wrote job.toml");
+    fs::remove_file(dir.path().join("out/r.txt")).unwrap();
+    shoal(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
+    assert_eq!(fs::read_to_string(dir.path().join("out/r.txt")).unwrap(), "plain 4\nit's; touch pwned 4\n");
+}
+
+#[test]
+fn completions_are_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    shoal(dir.path()).args(["completions", "bash"]).run().success().stdout_has("shoal");
+}
