@@ -117,6 +117,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write (again) a run's HTML report and print its path.
+    #[command(after_help = "Example:\n  shoal report latest --open")]
+    Report {
+        #[arg(default_value = "latest")]
+        run: String,
+        /// Open it in a browser (xdg-open).
+        #[arg(long)]
+        open: bool,
+    },
     /// Show the task logs of a run.
     #[command(after_help = "Examples:\n  shoal logs latest --merged\n  shoal logs 20261122-101500-score-1a2b --host alpha --task 3")]
     Logs {

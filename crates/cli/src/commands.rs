@@ -28,6 +28,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> anyhow::Result<i32> {
             clap_complete::generate(shell, &mut cmd, "shoal", &mut std::io::stdout());
             Ok(0)
         }
+        Command::Report { run, open } => crate::runs::report(&run, open),
         Command::Runs { json } => crate::runs::runs(json),
         Command::Logs { run, host, task, merged, follow, json } => {
             crate::runs::show_logs(&crate::runs::LogArgs { run, host, task, merged, follow, json })

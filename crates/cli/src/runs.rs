@@ -115,3 +115,21 @@ fn print_line(l: &logs::LogLine, a: &LogArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Rewrites a run's `report.html` from its `summary.json`.
+pub fn report(run: &str, open: bool) -> anyhow::Result<i32> {
+    let state = state_dir();
+    let id = resolve_run(&state, run)?;
+    let dir = state.join("runs").join(&id);
+    let summary: RunSummary =
+        std::fs::read(dir.join("summary.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| {
+            shoal::Error::Usage(format!("run {id} has no summary yet (still running, or its driver was killed); resume it to finish it"))
+        })?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, shoal::driver::run::report::render(&summary)).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("{}", path.display());
+    if open {
+        let _ = std::process::Command::new("xdg-open").arg(&path).status();
+    }
+    Ok(0)
+}

@@ -5,7 +5,7 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use support::{local_cluster, shoal};
 
@@ -201,10 +201,26 @@ fn map_one_liner_per_file_job_names_outputs_after_inputs() {
     }
     let (_c, cluster) = local_cluster(2, 1);
     shoal(dir.path())
-        .args(["map", "--cluster", cluster.to_str().unwrap(), "--input", "logs/", "--split", "files", "--output", "out", "--name", "{stem}.gz", "--", "gzip", "-6"])
+        .args([
+            "map",
+            "--cluster",
+            cluster.to_str().unwrap(),
+            "--input",
+            "logs/",
+            "--split",
+            "files",
+            "--output",
+            "out",
+            "--name",
+            "{stem}.gz",
+            "--",
+            "gzip",
+            "-6",
+        ])
         .run()
         .success();
-    let mut names: Vec<String> = fs::read_dir(dir.path().join("out")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> =
+        fs::read_dir(dir.path().join("out")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     assert_eq!(names, ["_SUCCESS", "a.gz", "b.gz"]);
     let unzipped = std::process::Command::new("gzip").arg("-dc").arg(dir.path().join("out/b.gz")).output().unwrap();
@@ -215,7 +231,22 @@ fn map_one_liner_per_file_job_names_outputs_after_inputs() {
 fn map_one_liner_args_are_quoted_and_save_writes_an_equivalent_job() {
     let dir = tempfile::tempdir().unwrap();
     let (_c, cluster) = local_cluster(1, 2);
-    let args = ["map", "--cluster", cluster.to_str().unwrap(), "--args", "plain", "it's; touch pwned", "--param", "depth=4", "--output", "out/r.txt", "--", "echo", "{}", "$SHOAL_PARAM_DEPTH"];
+    let args = [
+        "map",
+        "--cluster",
+        cluster.to_str().unwrap(),
+        "--args",
+        "plain",
+        "it's; touch pwned",
+        "--param",
+        "depth=4",
+        "--output",
+        "out/r.txt",
+        "--",
+        "echo",
+        "{}",
+        "$SHOAL_PARAM_DEPTH",
+    ];
     shoal(dir.path()).args(args).run().success();
     assert_eq!(fs::read_to_string(dir.path().join("out/r.txt")).unwrap(), "plain 4\nit's; touch pwned 4\n");
     assert!(!dir.path().join("pwned").exists() && !dir.path().join("home").join("pwned").exists());
@@ -231,4 +262,61 @@ fn map_one_liner_args_are_quoted_and_save_writes_an_equivalent_job() {
 fn completions_are_printed() {
     let dir = tempfile::tempdir().unwrap();
     shoal(dir.path()).args(["completions", "bash"]).run().success().stdout_has("shoal");
+}
+
+/// The run report of a real run with failures and retries, loaded in
+/// headless Chromium: every attempt is on the timeline and the page asks
+/// for nothing over the network.
+#[test]
+fn report_shows_every_attempt_in_a_real_browser() {
+    let Some(chromium) = ["chromium", "chromium-browser"]
+        .iter()
+        .find(|c| std::process::Command::new("sh").arg("-c").arg(format!("command -v {c}")).output().is_ok_and(|o| o.status.success()))
+    else {
+        assert!(std::env::var("CI").is_err(), "chromium must be installed in CI (scripts/install-deps)");
+        eprintln!("skipping: no chromium");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks");
+    fs::create_dir_all(&marks).unwrap();
+    let data: String = (0..2000).map(|i| format!("{i}\n")).collect();
+    fs::write(dir.path().join("data.txt"), &data).unwrap();
+    let cmd = format!("m={}/$SHOAL_PARTITION; if [ ! -e $m ]; then touch $m; echo oops >&2; exit 3; fi; cat", marks.display());
+    fs::write(
+        dir.path().join("job.toml"),
+        format!("[input]\npath = \"data.txt\"\npartitions = 5\n[map]\ncommand = '''{cmd}'''\n[output]\npath = \"out/r.txt\"\n"),
+    )
+    .unwrap();
+    let summary = run(dir.path(), &["--json"]).success().json();
+    let attempts = summary["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 10, "each task failed once and was retried");
+    let report = PathBuf::from(summary["report"].as_str().unwrap());
+    let html = fs::read_to_string(dir.path().join(&report)).unwrap();
+    for bad in ["http:", "https:", "src=", "<script", "<link", "url("] {
+        assert!(!html.contains(bad), "the report must be self-contained, found {bad:?}");
+    }
+    let netlog = dir.path().join("netlog.json");
+    // unshare -n: Chromium's own background traffic cannot leave this machine.
+    let out = std::process::Command::new("unshare")
+        .args(["-n", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+        .arg(format!("--log-net-log={}", netlog.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", dir.path().join(&report).display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    for a in attempts {
+        let id = a["attempt"].as_u64().unwrap();
+        assert!(dom.contains(&format!("data-attempt=\"{id}\"")), "attempt {id} is not on the rendered timeline");
+    }
+    assert!(dom.contains("Failures (5)"), "failures are listed");
+    let log = fs::read_to_string(&netlog).unwrap_or_default();
+    let page_requests: Vec<&str> = log
+        .split("\"url\":\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|url| !(url.contains("google.com/") || url.contains("googleapis.com/") || url.contains("gvt1.com/")))
+        .collect();
+    assert!(page_requests.is_empty(), "the page made network requests: {page_requests:?}");
 }

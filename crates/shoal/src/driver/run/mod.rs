@@ -11,6 +11,7 @@ pub mod logs;
 pub mod output;
 pub mod prepare;
 pub mod progress;
+pub mod report;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
@@ -75,8 +76,18 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     summary.counters = engine.counters.clone();
     end_run(&cluster, &plan.run_id).await;
     let result = finish(ending, &engine, job, &plan, &mut summary);
+    let report = plan.run_dir.join("report.html");
+    if std::fs::write(&report, report::render(&summary)).is_ok() {
+        summary.report = Some(report.display().to_string());
+    }
     let _ = std::fs::write(plan.run_dir.join("summary.json"), serde_json::to_vec_pretty(&summary).unwrap_or_default());
-    result.map(|_| summary)
+    let where_ = summary.report.as_ref().map_or(String::new(), |r| format!("\nreport: {r}"));
+    match result {
+        Ok(()) => Ok(summary),
+        Err(Error::JobFailed(m)) => Err(Error::JobFailed(m + &where_)),
+        Err(Error::Interrupted(m)) => Err(Error::Interrupted(m + &where_)),
+        Err(e) => Err(e),
+    }
 }
 
 fn warn_unknown_hosts(spec: &ClusterSpec, job: &JobSpec) {
@@ -258,6 +269,9 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
             status: a.status.clone(),
             speculative: a.speculative,
             cpu_ms: a.cpu_ms,
+            stage: engine.plan.tasks[a.task as usize].stage,
+            partition: engine.plan.tasks[a.task as usize].partition,
+            stderr_tail: if a.outcome == "failed" { a.stderr_tail.clone() } else { String::new() },
         })
         .collect();
     RunSummary {
@@ -281,6 +295,7 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
         error: None,
         counters: Default::default(),
         shuffle: None,
+        report: None,
     }
 }
 
@@ -385,5 +400,6 @@ fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
         error: None,
         counters: Default::default(),
         shuffle: None,
+        report: None,
     }
 }

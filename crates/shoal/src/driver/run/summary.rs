@@ -10,6 +10,8 @@ use crate::driver::check::{align, human_bytes};
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct HostSummary {
     pub host: String,
+    #[serde(default)]
+    pub slots: u32,
     pub tasks: u32,
     pub done: u32,
     pub failures: u32,
@@ -31,6 +33,14 @@ pub struct AttemptRecord {
     pub status: Option<String>,
     pub speculative: bool,
     pub cpu_ms: u64,
+    /// 0 = map, 1 = reduce.
+    #[serde(default)]
+    pub stage: u32,
+    #[serde(default)]
+    pub partition: u32,
+    /// Last lines of stderr, for failures.
+    #[serde(default)]
+    pub stderr_tail: String,
 }
 
 /// Everything known about a finished run.
@@ -60,6 +70,9 @@ pub struct RunSummary {
     pub counters: std::collections::BTreeMap<String, i64>,
     #[serde(default)]
     pub shuffle: Option<ShuffleSummary>,
+    /// Path of the HTML run report.
+    #[serde(default)]
+    pub report: Option<String>,
 }
 
 /// What a keyed shuffle moved.
@@ -151,6 +164,9 @@ impl RunSummary {
         }
         for (name, total) in &self.counters {
             out.push_str(&format!("counter {name}: {total}\n"));
+        }
+        if let Some(r) = &self.report {
+            out.push_str(&format!("report: {r}\n"));
         }
         if let Some(o) = &self.output {
             out.push_str(&format!("output: {o}\n"));

@@ -131,7 +131,7 @@ impl<'a> Engine<'a> {
             job,
             plan,
             by_spec_index: hosts.iter().enumerate().map(|(i, h)| (h.index, i)).collect(),
-            host_stats: names.iter().map(|n| HostSummary { host: n.clone(), ..Default::default() }).collect(),
+            host_stats: hosts.iter().map(|h| HostSummary { host: h.name().to_string(), slots: h.slots(), ..Default::default() }).collect(),
             progress: Progress::new(plan.tasks.len() as u64, &names, quiet),
             logs: Some(LogSink::new(plan.run_dir.join("logs"), started)),
             hosts,
