@@ -202,6 +202,21 @@ pub struct TaskRequest {
     pub shuffle_out: Option<ShuffleOut>,
     /// Reduce side: the inputs are sorted runs to merge by key.
     pub merge_in: Option<KeyFormat>,
+    /// Run the command inside this container instead of on the host.
+    pub container: Option<Container>,
+}
+
+/// A task run in Docker: `docker run` with the work dir, input and output
+/// mounted at `/shoal/work`, `/shoal/input`, `/shoal/output`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Container {
+    pub image: String,
+    /// Container name, unique per run and attempt, so that cancel, lease
+    /// expiry and host loss can always remove it.
+    pub name: String,
+    pub memory: Option<u64>,
+    pub cpus: Option<f64>,
+    pub network: bool,
 }
 
 /// How the key of a line is found and ordered (Hadoop Streaming style).
@@ -321,6 +336,7 @@ mod tests {
             timeout_ms: None,
             shuffle_out: None,
             merge_in: None,
+            container: None,
         });
         let mut buf = Vec::new();
         m.encode_frame(&mut buf).unwrap();

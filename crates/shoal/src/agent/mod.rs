@@ -8,6 +8,7 @@
 //! process group it started, removes the scratch of its runs and exits.
 
 mod blocks;
+pub mod container;
 mod hostinfo;
 mod session;
 pub mod shuffle;

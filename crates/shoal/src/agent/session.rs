@@ -21,6 +21,8 @@ struct Agent {
     store: Arc<BlockStore>,
     /// Process groups of running attempts, by attempt id.
     running: Mutex<HashMap<u32, i32>>,
+    /// Containers of running attempts, by attempt id.
+    containers: Mutex<HashMap<u32, String>>,
     runs: Mutex<HashSet<String>>,
 }
 
@@ -30,7 +32,14 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     let store = Arc::new(BlockStore::open(opts.workdir.join("blocks"))?);
     announce()?;
     let (outbox, writer) = spawn_writer(tokio::io::stdout());
-    let agent = Arc::new(Agent { opts, outbox, store, running: Mutex::new(HashMap::new()), runs: Mutex::new(HashSet::new()) });
+    let agent = Arc::new(Agent {
+        opts,
+        outbox,
+        store,
+        running: Mutex::new(HashMap::new()),
+        containers: Mutex::new(HashMap::new()),
+        runs: Mutex::new(HashSet::new()),
+    });
     let mut reader = FrameReader::new(tokio::io::stdin());
     let result = serve(&agent, &mut reader).await;
     agent.shutdown();
@@ -134,6 +143,9 @@ impl Agent {
             Err(e) => return self.reply(Message::Error { id: attempt as u64, message: e }),
         };
         req.inputs.iter().for_each(|h| self.store.pin(*h));
+        if let Some(c) = &req.container {
+            self.containers.lock().unwrap().insert(attempt, c.name.clone());
+        }
         let place = TaskPlace { work: dir.join("work"), scratch: dir.join("tasks").join(attempt.to_string()) };
         match task::start(req, place, self.store.clone(), self.outbox.clone()) {
             Err(report) => self.reply(Message::TaskDone(*report)),
@@ -143,6 +155,7 @@ impl Agent {
                 tokio::spawn(async move {
                     let report = handle.await;
                     me.running.lock().unwrap().remove(&attempt);
+                    me.containers.lock().unwrap().remove(&attempt);
                     if let Ok(report) = report {
                         me.reply(Message::TaskDone(report));
                     }
@@ -154,6 +167,9 @@ impl Agent {
     fn kill(&self, attempt: u32) {
         if let Some(pgid) = self.running.lock().unwrap().get(&attempt) {
             task::kill_group(*pgid);
+        }
+        if let Some(name) = self.containers.lock().unwrap().get(&attempt).cloned() {
+            std::thread::spawn(move || super::container::remove(&name));
         }
     }
 
@@ -251,6 +267,9 @@ impl Agent {
 
     /// Kills every process group we started and removes run scratch.
     fn shutdown(&self) {
+        for name in self.containers.lock().unwrap().values() {
+            super::container::remove(name);
+        }
         for pgid in self.running.lock().unwrap().values() {
             task::kill_group(*pgid);
         }

@@ -80,6 +80,15 @@ pub fn kill_group(pgid: i32) {
 }
 
 fn command(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, progress: &Path) -> Command {
+    if let Some(c) = &req.container {
+        // Bind mounts need the files to exist (else Docker makes directories).
+        let _ = File::create(output);
+        let _ = File::create(progress);
+        let mut cmd = super::container::command(req, c, &place.work, input, output, progress);
+        let stdin = if req.stdin { File::open(input).map(Stdio::from).unwrap_or_else(|_| Stdio::null()) } else { Stdio::null() };
+        cmd.current_dir(&place.work).stdin(stdin).stderr(Stdio::piped()).process_group(0);
+        return cmd;
+    }
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(&req.command).current_dir(&place.work);
     cmd.envs(req.env.iter().map(|(k, v)| (k, v)));
@@ -164,11 +173,29 @@ async fn supervise(s: Supervised) -> TaskReport {
     };
     // The group may still hold background children that keep pipes open.
     kill_group(pid);
+    let oom = match &s.req.container {
+        Some(c) => {
+            let name = c.name.clone();
+            tokio::task::spawn_blocking(move || {
+                let oom = super::container::oom_killed(&name);
+                super::container::remove(&name);
+                oom
+            })
+            .await
+            .unwrap_or(false)
+        }
+        None => false,
+    };
     for d in s.drains.into_iter().flatten() {
         let _ = tokio::task::spawn_blocking(move || d.join()).await;
     }
     watch.abort();
-    let stderr_tail = forward.await.unwrap_or_default();
+    let mut stderr_tail = forward.await.unwrap_or_default();
+    if oom {
+        stderr_tail.push_str("\nshoal: the container was killed for exceeding its memory limit");
+    } else if s.req.container.is_some() && status == ExitStatus::Code(super::container::DOCKER_ERROR) {
+        stderr_tail.push_str("\nshoal: docker itself failed (exit 125), not the command: see the docker error above");
+    }
     let args = FinishArgs {
         status,
         cpu_ms,

@@ -6,6 +6,7 @@
 //! output atomically, summarise, and end the run on every host.
 
 pub mod engine;
+pub mod images;
 pub mod journal;
 pub mod logs;
 pub mod output;
@@ -62,6 +63,9 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     let started = Instant::now();
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let (sent, skipped) = sync_all(&mut cluster, &plan).await?;
+    for note in images::ensure(&mut cluster, job).await? {
+        eprintln!("shoal: {note}");
+    }
     let journal = Journal::create(&plan.run_dir.join("journal.jsonl")).map_err(|e| Error::io("cannot create the run journal", e))?;
     let sched = scheduler(job, &plan, &cluster.hosts, opts).await;
     let mut engine = Engine::new(job, &plan, cluster.hosts.clone(), sched, journal, opts.quiet);

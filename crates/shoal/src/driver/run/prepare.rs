@@ -69,14 +69,9 @@ fn supported(job: &JobSpec) -> Result<()> {
     if job.combine.is_some() && job.reduce.is_none() {
         return Err(unsupported("[combine] without [reduce]"));
     }
-    if job.reduce.as_ref().is_some_and(|r| r.step.image.is_some()) || job.combine.as_ref().is_some_and(|c| c.image.is_some()) {
+    if job.combine.as_ref().is_some_and(|c| c.image.is_some()) {
         return Err(Error::Usage(
-            "image (running tasks in Docker) is not supported by this version of shoal yet; run the tool directly".into(),
-        ));
-    }
-    if job.map.image.is_some() {
-        return Err(Error::Usage(
-            "[map] image (running tasks in Docker) is not supported by this version of shoal yet; run the tool directly".into(),
+            "[combine] image is not supported yet: the combiner runs on the host; do the combining in the reducer's image instead".into(),
         ));
     }
     Ok(())

@@ -311,6 +311,7 @@ impl<'a> Engine<'a> {
             timeout_ms: self.job.map.timeout.map(|t| t.as_millis() as u64),
             shuffle_out: self.shuffle_out(),
             merge_in: None,
+            container: self.container(&self.job.map, attempt),
         }
     }
 
@@ -329,7 +330,20 @@ impl<'a> Engine<'a> {
             timeout_ms: reduce.step.timeout.map(|t| t.as_millis() as u64),
             shuffle_out: None,
             merge_in: self.key_format(),
+            container: self.container(&reduce.step, attempt),
         }
+    }
+
+    /// The container of a step that names an image.
+    fn container(&self, step: &shoal_core::job::StepSpec, attempt: u32) -> Option<shoal_wire::Container> {
+        let image = step.image.clone()?;
+        Some(shoal_wire::Container {
+            image,
+            name: format!("shoal-{}-{attempt}", self.plan.run_id),
+            memory: step.memory,
+            cpus: step.cpus,
+            network: step.network,
+        })
     }
 
     fn task_env(&self, h: &Host, stage: u32, partition: u32, attempt: u32) -> Vec<(String, String)> {
