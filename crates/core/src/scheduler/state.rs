@@ -1,53 +1,114 @@
-//! The scheduler's state and its transitions (the rules are in `mod.rs`).
+//! The scheduler's state, its queries, and the few primitives every
+//! transition goes through (the rules are in `mod.rs`, the event handlers
+//! in `events.rs`, the choice of what runs where in `placement.rs`).
+//!
+//! All changes of a task's phase go through [`Scheduler::set_phase`], which
+//! keeps the derived bookkeeping (the pending set, each task's count of
+//! unready inputs, the done count) in step, and all ends of attempts go
+//! through [`Scheduler::end_attempt`], which frees the slot.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::{Action, AttemptId, Event, FailureKind, HostId, Progress, SchedulerConfig, TaskId, TaskSpec, TaskState};
+use super::{Action, AttemptId, AttemptRecord, Event, HostId, Outcome, Progress, SchedulerConfig, TaskId, TaskSpec, TaskState};
 
-struct Task {
-    spec: TaskSpec,
+/// A task's place in its life cycle.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Phase {
+    Pending,
+    /// Its current attempts, oldest first.
+    Running(Vec<AttemptId>),
+    /// Committed. `available` turns false when the output is lost while
+    /// nothing needs it (when something does, the task reopens instead).
+    Done {
+        attempt: AttemptId,
+        host: HostId,
+        available: bool,
+    },
+    Restored,
+    Failed,
+}
+
+impl Phase {
+    pub(super) fn is_done(&self) -> bool {
+        matches!(self, Phase::Done { .. } | Phase::Restored)
+    }
+
+    /// Done with an output that readers can fetch.
+    fn is_ready(&self) -> bool {
+        matches!(self, Phase::Done { available: true, .. } | Phase::Restored)
+    }
+}
+
+pub(super) struct Task {
+    pub(super) spec: TaskSpec,
     /// Position in the launch order.
-    rank: usize,
-    state: TaskState,
-    collected: bool,
-    charged: u32,
-    failed_on: Vec<HostId>,
-    dependents: Vec<TaskId>,
+    pub(super) rank: usize,
+    pub(super) phase: Phase,
+    /// Tasks that read this one's output.
+    pub(super) dependents: Vec<TaskId>,
+    /// Deps whose output is not ready: runnable at 0.
+    pub(super) unready: usize,
+    /// The driver holds the current output.
+    pub(super) collected: bool,
+    /// The host of every charged failure, in order.
+    pub(super) failed_on: Vec<HostId>,
     /// When it last became pending, for the locality wait.
-    pending_since: Duration,
+    pub(super) pending_since: Duration,
+    /// The run's commit count right after its last commit (0: never).
+    pub(super) commit_seq: u64,
+    pub(super) history: Vec<AttemptRecord>,
 }
 
-struct Attempt {
-    task: TaskId,
-    host: HostId,
-    started: Duration,
-    /// False once lost, killed or superseded: its reports no longer count.
-    live: bool,
+/// Where an attempt's record lives, and what the record does not say.
+#[derive(Clone, Copy)]
+pub(super) struct Attempt {
+    pub(super) task: TaskId,
+    /// Index in the task's history.
+    pub(super) index: usize,
+    /// An output it reads was declared lost after it started: its success
+    /// cannot be trusted (see "Consistent inputs" in `mod.rs`).
+    pub(super) stale: bool,
+    /// The run's commit count when it started: it read the outputs of
+    /// tasks whose `commit_seq` is not above this.
+    pub(super) launch_seq: u64,
 }
 
-struct Host {
-    slots: u32,
-    running: u32,
-    live: bool,
-    excluded: bool,
-    streak: u32,
+pub(super) struct Host {
+    pub(super) slots: u32,
+    pub(super) running: u32,
+    pub(super) live: bool,
+    pub(super) excluded: bool,
+    /// Charged failures in a row.
+    pub(super) streak: u32,
 }
 
-/// The scheduler of one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ending {
+    Done,
+    Failed,
+    Cancelled,
+}
+
+/// The scheduler of one run. See the module doc for its rules.
 pub struct Scheduler {
-    tasks: Vec<Task>,
-    attempts: Vec<Attempt>,
-    hosts: BTreeMap<HostId, Host>,
+    pub(super) tasks: Vec<Task>,
+    /// Indexed by `AttemptId`.
+    pub(super) attempts: Vec<Attempt>,
+    pub(super) hosts: BTreeMap<HostId, Host>,
     /// Pending tasks by launch rank.
-    pending: BTreeSet<(usize, TaskId)>,
-    config: SchedulerConfig,
-    /// Durations of successful attempts, per stage (for speculation).
-    durations: BTreeMap<u32, Vec<Duration>>,
-    failed_attempts: u32,
-    finished: bool,
+    pub(super) pending: BTreeSet<(usize, TaskId)>,
+    pub(super) config: SchedulerConfig,
+    /// Durations of committed attempts, per stage (for speculation).
+    pub(super) durations: BTreeMap<u32, Vec<Duration>>,
+    pub(super) done: usize,
+    /// Commits so far; orders commits against launches.
+    pub(super) commits: u64,
+    pub(super) failed_attempts: u32,
+    pub(super) lost_attempts: u32,
+    pub(super) ending: Option<Ending>,
     /// The latest time any event carried.
-    now: Duration,
+    pub(super) now: Duration,
 }
 
 impl Scheduler {
@@ -57,34 +118,25 @@ impl Scheduler {
         Self::with_order(tasks, order, config)
     }
 
-    /// Tasks launch in `order` (a permutation of the task ids: the seeded
-    /// shuffle), while ids stay partition numbers.
+    /// Tasks launch in `order` (the seeded shuffle: a permutation of the
+    /// task ids), while ids stay partition numbers. Tasks missing from
+    /// `order` come after it, by id. Deps on tasks that do not exist are
+    /// ignored.
     pub fn with_order(specs: Vec<TaskSpec>, order: Vec<TaskId>, config: SchedulerConfig) -> Self {
-        let mut rank = vec![usize::MAX; specs.len()];
+        let n = specs.len();
+        let mut rank: Vec<Option<usize>> = vec![None; n];
         for (r, t) in order.iter().enumerate() {
-            if let Some(slot) = rank.get_mut(t.0 as usize) {
-                *slot = r;
+            if let Some(slot @ None) = rank.get_mut(t.0 as usize) {
+                *slot = Some(r);
             }
         }
-        let mut tasks: Vec<Task> = specs
-            .into_iter()
-            .enumerate()
-            .map(|(i, spec)| Task {
-                spec,
-                rank: if rank[i] == usize::MAX { i } else { rank[i] },
-                state: TaskState::Pending,
-                collected: false,
-                charged: 0,
-                failed_on: vec![],
-                dependents: vec![],
-                pending_since: Duration::ZERO,
-            })
-            .collect();
-        for i in 0..tasks.len() {
+        let mut tasks: Vec<Task> =
+            specs.into_iter().enumerate().map(|(i, spec)| Task::new(spec, rank[i].unwrap_or(order.len() + i))).collect();
+        for i in 0..n {
+            tasks[i].spec.deps.retain(|d| (d.0 as usize) < n && d.0 as usize != i);
+            tasks[i].unready = tasks[i].spec.deps.len();
             for d in tasks[i].spec.deps.clone() {
-                if let Some(dep) = tasks.get_mut(d.0 as usize) {
-                    dep.dependents.push(TaskId(i as u32));
-                }
+                tasks[d.0 as usize].dependents.push(TaskId(i as u32));
             }
         }
         let pending = tasks.iter().enumerate().map(|(i, t)| (t.rank, TaskId(i as u32))).collect();
@@ -95,422 +147,345 @@ impl Scheduler {
             pending,
             config,
             durations: BTreeMap::new(),
+            done: 0,
+            commits: 0,
             failed_attempts: 0,
-            finished: false,
+            lost_attempts: 0,
+            ending: None,
             now: Duration::ZERO,
         }
     }
 
-    /// Marks a task done by an earlier run (resume): its output is already
-    /// with the driver.
+    /// Marks a task done by an earlier run (resume): it needs no run and
+    /// its output is already with the driver. Call it before the first
+    /// event; it changes nothing for a task that has started.
     pub fn restore_done(&mut self, task: TaskId) {
-        let t = &mut self.tasks[task.0 as usize];
-        self.pending.remove(&(t.rank, task));
-        t.state = TaskState::Done { attempt: AttemptId(u32::MAX), host: None };
-        t.collected = true;
+        if self.tasks.get(task.0 as usize).is_some_and(|t| t.phase == Phase::Pending) {
+            self.set_phase(task, Phase::Restored);
+            self.task_mut(task).collected = true;
+        }
     }
 
-    pub fn task_state(&self, task: TaskId) -> &TaskState {
-        &self.tasks[task.0 as usize].state
+    /// Where `task` stands. Panics if it is not one of this run's tasks.
+    pub fn task_state(&self, task: TaskId) -> TaskState {
+        match &self.task(task).phase {
+            Phase::Pending => TaskState::Pending,
+            Phase::Running(attempts) => TaskState::Running { attempts: attempts.clone() },
+            Phase::Done { attempt, host, .. } => TaskState::Done { attempt: *attempt, host: *host },
+            Phase::Restored => TaskState::Restored,
+            Phase::Failed => TaskState::Failed,
+        }
+    }
+
+    /// Every attempt of `task`, oldest first (empty for an unknown task).
+    pub fn attempts(&self, task: TaskId) -> &[AttemptRecord] {
+        self.tasks.get(task.0 as usize).map_or(&[], |t| &t.history)
+    }
+
+    /// One attempt and its task, if it exists.
+    pub fn attempt(&self, attempt: AttemptId) -> Option<(TaskId, &AttemptRecord)> {
+        let a = self.attempts.get(attempt.0 as usize)?;
+        Some((a.task, &self.task(a.task).history[a.index]))
     }
 
     pub fn progress(&self) -> Progress {
         Progress {
             total: self.tasks.len(),
-            done: self.tasks.iter().filter(|t| matches!(t.state, TaskState::Done { .. })).count(),
-            running: self.attempts.iter().filter(|a| a.live).count(),
+            done: self.done,
+            running: self.hosts.values().map(|h| h.running as usize).sum(),
+            pending: self.pending.len(),
             failed_attempts: self.failed_attempts,
+            lost_attempts: self.lost_attempts,
         }
     }
 
+    /// The run ended: `Done`, `Fail` or `Cancelled` was emitted.
     pub fn is_finished(&self) -> bool {
-        self.finished
+        self.ending.is_some()
     }
 
-    /// Work remains but no host can take it.
+    /// Tasks wait to run but no usable (live, not excluded) host is left.
+    /// The scheduler itself just waits; the driver decides when to give up.
     pub fn is_stalled(&self) -> bool {
-        !self.finished && !self.all_done() && !self.hosts.values().any(|h| h.live && !h.excluded)
+        !self.is_finished() && !self.pending.is_empty() && !self.hosts.values().any(Host::usable)
     }
 
-    /// Feeds one event; returns what the driver must do.
+    /// Feeds one event; returns what the driver must do, in order.
     pub fn on_event(&mut self, event: Event) -> Vec<Action> {
         let mut out = Vec::new();
-        if let Event::HostUp { now, .. }
-        | Event::HostLost { now, .. }
-        | Event::TaskSucceeded { now, .. }
-        | Event::TaskFailed { now, .. }
-        | Event::Tick { now } = event
-        {
+        if let Some(now) = event_time(&event) {
             self.now = self.now.max(now);
         }
-        if self.finished {
-            if let Event::TaskSucceeded { task, attempt, .. } = event {
-                self.discard(task, attempt, &mut out);
-            }
+        if self.is_finished() {
+            self.after_the_end(event, &mut out);
             return out;
         }
+        let tick = matches!(event, Event::Tick { .. });
         match event {
             Event::HostUp { host, slots, .. } => self.host_up(host, slots),
             Event::HostLost { host, .. } => self.host_lost(host),
-            Event::TaskSucceeded { task, attempt, now } => self.succeeded(task, attempt, now, &mut out),
+            Event::TaskSucceeded { task, attempt, .. } => self.succeeded(task, attempt, &mut out),
             Event::TaskFailed { task, attempt, kind, .. } => self.failed(task, attempt, kind, &mut out),
-            Event::Collected { task } => self.tasks[task.0 as usize].collected = true,
-            Event::Tick { now } => self.speculate(now, &mut out),
-            Event::Cancel => return self.cancel(),
+            Event::Collected { task } => self.collected(task),
+            Event::Tick { .. } => {}
+            Event::Cancel => self.cancel(&mut out),
         }
-        if !self.finished {
+        if !self.is_finished() {
             self.fill_slots(&mut out);
+            if tick {
+                self.speculate(&mut out);
+            }
             self.check_done(&mut out);
         }
         out
     }
 
-    fn host_up(&mut self, host: HostId, slots: u32) {
-        let h = self.hosts.entry(host).or_insert(Host { slots, running: 0, live: true, excluded: false, streak: 0 });
-        if !h.live {
-            h.running = 0;
-            h.streak = 0;
-        }
-        h.live = true;
-        h.slots = slots.max(1);
-    }
-
-    fn host_lost(&mut self, host: HostId) {
-        let Some(h) = self.hosts.get_mut(&host) else {
-            return;
-        };
-        h.live = false;
-        h.running = 0;
-        let lost: Vec<usize> = (0..self.attempts.len()).filter(|&i| self.attempts[i].live && self.attempts[i].host == host).collect();
-        for i in lost {
-            self.attempts[i].live = false;
-            let task = self.attempts[i].task;
-            self.forget_attempt(task, AttemptId(i as u32));
-        }
-        for t in 0..self.tasks.len() {
-            let on_host = matches!(self.tasks[t].state, TaskState::Done { host: Some(h), .. } if h == host);
-            if on_host && self.output_needed(t) {
-                self.tasks[t].collected = false;
-                self.make_pending(TaskId(t as u32));
-            }
-        }
-    }
-
-    /// Still needed: not yet collected, or read by an unfinished task.
-    fn output_needed(&self, t: usize) -> bool {
-        let task = &self.tasks[t];
-        (task.spec.needs_collect && !task.collected)
-            || task.dependents.iter().any(|d| !matches!(self.tasks[d.0 as usize].state, TaskState::Done { .. }))
-    }
-
-    fn make_pending(&mut self, task: TaskId) {
-        let t = &mut self.tasks[task.0 as usize];
-        t.state = TaskState::Pending;
-        t.pending_since = self.now;
-        self.pending.insert((t.rank, task));
-    }
-
-    /// Removes a no-longer-live attempt from its task; the task goes back
-    /// to pending when nothing else runs it.
-    fn forget_attempt(&mut self, task: TaskId, attempt: AttemptId) {
-        let t = &mut self.tasks[task.0 as usize];
-        if let TaskState::Running { attempts } = &mut t.state {
-            attempts.retain(|a| *a != attempt);
-            if attempts.is_empty() {
-                self.make_pending(task);
-            }
-        }
-    }
-
-    /// Ends an attempt's hold on its slot (when its host is still up).
-    fn release(&mut self, attempt: AttemptId) {
-        let a = &mut self.attempts[attempt.0 as usize];
-        if !a.live {
-            return;
-        }
-        a.live = false;
-        if let Some(h) = self.hosts.get_mut(&a.host) {
-            if h.live {
-                h.running = h.running.saturating_sub(1);
-            }
-        }
-    }
-
-    fn is_current(&self, task: TaskId, attempt: AttemptId) -> bool {
-        self.attempts.get(attempt.0 as usize).is_some_and(|a| a.live && a.task == task)
-    }
-
-    fn discard(&mut self, task: TaskId, attempt: AttemptId, out: &mut Vec<Action>) {
-        if let Some(a) = self.attempts.get(attempt.0 as usize) {
-            out.push(Action::Discard { task, attempt, host: a.host });
-        }
-    }
-
-    fn succeeded(&mut self, task: TaskId, attempt: AttemptId, now: Duration, out: &mut Vec<Action>) {
-        if !self.is_current(task, attempt) || matches!(self.tasks[task.0 as usize].state, TaskState::Done { .. }) {
-            self.release(attempt);
-            return self.discard(task, attempt, out);
-        }
-        let (host, started) = (self.attempts[attempt.0 as usize].host, self.attempts[attempt.0 as usize].started);
-        self.release(attempt);
-        if let Some(h) = self.hosts.get_mut(&host) {
-            h.streak = 0;
-        }
-        let others = match &self.tasks[task.0 as usize].state {
-            TaskState::Running { attempts } => attempts.iter().copied().filter(|a| *a != attempt).collect(),
-            _ => vec![],
-        };
-        for other in others {
-            let h = self.attempts[other.0 as usize].host;
-            self.release(other);
-            out.push(Action::Kill { task, attempt: other, host: h });
-        }
-        let t = &mut self.tasks[task.0 as usize];
-        t.state = TaskState::Done { attempt, host: Some(host) };
-        self.durations.entry(t.spec.stage).or_default().push(now.saturating_sub(started));
-        out.push(Action::Commit { task, attempt, host });
-    }
-
-    fn failed(&mut self, task: TaskId, attempt: AttemptId, kind: FailureKind, out: &mut Vec<Action>) {
-        if !self.is_current(task, attempt) {
-            self.release(attempt);
-            return;
-        }
-        let host = self.attempts[attempt.0 as usize].host;
-        self.release(attempt);
-        self.forget_attempt(task, attempt);
-        match kind {
-            FailureKind::Killed => {}
-            FailureKind::FetchFailed { from_task } => self.lose_output(from_task),
-            FailureKind::Exit | FailureKind::HostTrouble => self.charge(task, host, out),
-        }
-    }
-
-    /// A consumer could not read `producer`'s output: recompute it.
-    fn lose_output(&mut self, producer: TaskId) {
-        if let Some(t) = self.tasks.get(producer.0 as usize) {
-            if matches!(t.state, TaskState::Done { .. }) {
-                self.tasks[producer.0 as usize].collected = false;
-                self.make_pending(producer);
-            }
-        }
-    }
-
-    fn charge(&mut self, task: TaskId, host: HostId, out: &mut Vec<Action>) {
-        self.failed_attempts += 1;
-        let t = &mut self.tasks[task.0 as usize];
-        t.charged += 1;
-        t.failed_on.push(host);
-        let (charged, failed_on) = (t.charged, t.failed_on.clone());
-        // Never exclude the last usable host: with nowhere else to go, the
-        // task keeps its attempts and fails with its own error.
-        let others = self.hosts.iter().any(|(&id, h)| id != host && h.live && !h.excluded);
-        if let Some(h) = self.hosts.get_mut(&host) {
-            h.streak += 1;
-            if h.streak >= self.config.exclude_after && !h.excluded && others {
-                h.excluded = true;
-                out.push(Action::Exclude { host });
-            }
-        }
-
-        if charged >= self.config.max_attempts {
-            let hosts: Vec<String> = failed_on.iter().map(|h| h.0.to_string()).collect();
-            let reason = format!(
-                "task {} failed {charged} times (max_attempts = {}), on hosts {}",
-                task.0,
-                self.config.max_attempts,
-                hosts.join(", ")
-            );
-            self.kill_all(out);
-            self.finished = true;
-            out.push(Action::Fail { task, reason });
-        }
-    }
-
-    fn kill_all(&mut self, out: &mut Vec<Action>) {
-        for i in 0..self.attempts.len() {
-            if self.attempts[i].live {
-                let (task, host) = (self.attempts[i].task, self.attempts[i].host);
-                self.release(AttemptId(i as u32));
-                out.push(Action::Kill { task, attempt: AttemptId(i as u32), host });
-            }
-        }
-    }
-
-    fn cancel(&mut self) -> Vec<Action> {
-        let mut out = Vec::new();
-        self.kill_all(&mut out);
-        self.finished = true;
-        out.push(Action::Cancelled);
-        out
-    }
-
-    fn all_done(&self) -> bool {
-        self.tasks.iter().all(|t| matches!(t.state, TaskState::Done { .. }) && (t.collected || !t.spec.needs_collect))
-    }
-
     fn check_done(&mut self, out: &mut Vec<Action>) {
-        if self.all_done() {
-            self.finished = true;
+        let all_collected = || self.tasks.iter().all(|t| t.collected || !t.spec.needs_collect);
+        if self.done == self.tasks.len() && all_collected() {
+            self.ending = Some(Ending::Done);
             out.push(Action::Done);
         }
     }
+}
 
-    fn usable(&self, h: HostId) -> bool {
-        self.hosts.get(&h).is_some_and(|h| h.live && !h.excluded)
+fn event_time(event: &Event) -> Option<Duration> {
+    match event {
+        Event::HostUp { now, .. }
+        | Event::HostLost { now, .. }
+        | Event::TaskSucceeded { now, .. }
+        | Event::TaskFailed { now, .. }
+        | Event::Tick { now } => Some(*now),
+        Event::Collected { .. } | Event::Cancel => None,
+    }
+}
+
+impl Task {
+    fn new(spec: TaskSpec, rank: usize) -> Task {
+        Task {
+            spec,
+            rank,
+            phase: Phase::Pending,
+            dependents: vec![],
+            unready: 0,
+            collected: false,
+            failed_on: vec![],
+            pending_since: Duration::ZERO,
+            commit_seq: 0,
+            history: vec![],
+        }
+    }
+}
+
+impl Host {
+    pub(super) fn new(slots: u32) -> Host {
+        Host { slots: slots.max(1), running: 0, live: true, excluded: false, streak: 0 }
     }
 
-    /// Known, and lost or excluded: its pinned or local tasks may go elsewhere.
-    fn gone(&self, h: HostId) -> bool {
-        self.hosts.get(&h).is_some_and(|h| !h.live || h.excluded)
+    /// May get new tasks.
+    pub(super) fn usable(&self) -> bool {
+        self.live && !self.excluded
+    }
+}
+
+// The primitives.
+impl Scheduler {
+    pub(super) fn task(&self, t: TaskId) -> &Task {
+        &self.tasks[t.0 as usize]
     }
 
-    fn runnable(&self, t: TaskId) -> bool {
-        self.tasks[t.0 as usize].spec.deps.iter().all(|d| matches!(self.tasks[d.0 as usize].state, TaskState::Done { .. }))
+    pub(super) fn task_mut(&mut self, t: TaskId) -> &mut Task {
+        &mut self.tasks[t.0 as usize]
     }
 
-    /// May `task` run on `host` now?
-    fn allowed(&self, task: TaskId, host: HostId) -> bool {
-        let t = &self.tasks[task.0 as usize];
-        // A pin holds until the host is gone or the task failed there once:
-        // then the retry may go anywhere, like any other task.
-        if let Some(p) = t.spec.pinned_host.filter(|p| !t.failed_on.contains(p)) {
-            if p != host && !self.gone(p) {
-                return false;
+    pub(super) fn record(&self, a: AttemptId) -> &AttemptRecord {
+        let at = self.attempts[a.0 as usize];
+        &self.task(at.task).history[at.index]
+    }
+
+    /// The attempt, when it exists and belongs to `task`.
+    pub(super) fn known_attempt(&self, task: TaskId, attempt: AttemptId) -> Option<Attempt> {
+        self.attempts.get(attempt.0 as usize).copied().filter(|a| a.task == task)
+    }
+
+    /// Did attempt `a` read the output of `dep` that is current now? Not
+    /// when `dep` was recommitted since `a` started, or is not ready.
+    pub(super) fn read_current_output(&self, a: Attempt, dep: TaskId) -> bool {
+        self.task(a.task).spec.deps.contains(&dep) && self.is_ready(dep) && self.task(dep).commit_seq <= a.launch_seq
+    }
+
+    pub(super) fn is_done(&self, t: TaskId) -> bool {
+        self.task(t).phase.is_done()
+    }
+
+    pub(super) fn is_ready(&self, t: TaskId) -> bool {
+        self.task(t).phase.is_ready()
+    }
+
+    pub(super) fn running_attempts(&self, t: TaskId) -> &[AttemptId] {
+        match &self.task(t).phase {
+            Phase::Running(attempts) => attempts,
+            _ => &[],
+        }
+    }
+
+    /// Moves `t` to `phase`, keeping the pending set, the done count and
+    /// the dependents' unready counts in step.
+    pub(super) fn set_phase(&mut self, t: TaskId, phase: Phase) {
+        let (was_ready, was_done) = (self.is_ready(t), self.is_done(t));
+        let now = self.now;
+        let task = &mut self.tasks[t.0 as usize];
+        if matches!(task.phase, Phase::Pending) {
+            self.pending.remove(&(task.rank, t));
+        }
+        if matches!(phase, Phase::Pending) {
+            self.pending.insert((task.rank, t));
+            task.pending_since = now;
+        }
+        task.phase = phase;
+        let (ready, done) = (task.phase.is_ready(), task.phase.is_done());
+        if done != was_done {
+            self.done = if done { self.done + 1 } else { self.done - 1 };
+        }
+        if ready != was_ready {
+            for i in 0..self.task(t).dependents.len() {
+                let d = self.task(t).dependents[i];
+                let unready = &mut self.task_mut(d).unready;
+                *unready = if ready { *unready - 1 } else { *unready + 1 };
             }
         }
-        if !t.failed_on.contains(&host) {
-            return true;
-        }
-        // Retry where it failed only when no usable host is left where it did not.
-        !self.hosts.keys().any(|&h| h != host && self.usable(h) && !t.failed_on.contains(&h))
     }
 
-    /// The best task for a free slot on `host`.
-    fn pick(&self, host: HostId) -> Option<TaskId> {
-        let candidates = || self.pending.iter().map(|(_, t)| *t).filter(|&t| self.runnable(t) && self.allowed(t, host));
-        let spec = |t: TaskId| &self.tasks[t.0 as usize].spec;
-        candidates()
-            .find(|&t| spec(t).pinned_host == Some(host))
-            .or_else(|| candidates().find(|&t| spec(t).preferred_hosts.contains(&host)))
-            .or_else(|| candidates().find(|&t| self.may_leave_its_data(t)))
-    }
-
-    /// A task whose input sits on other hosts waits for them (its data need
-    /// not travel) unless they are gone or it has waited `locality_wait`.
-    fn may_leave_its_data(&self, t: TaskId) -> bool {
-        let task = &self.tasks[t.0 as usize];
-        task.spec.preferred_hosts.iter().all(|&p| self.gone(p)) || self.now.saturating_sub(task.pending_since) >= self.config.locality_wait
-    }
-
-    fn full(&self, h: HostId) -> bool {
-        self.hosts.get(&h).is_none_or(|h| h.running >= h.slots)
-    }
-
-    fn fill_slots(&mut self, out: &mut Vec<Action>) {
-        let hosts: Vec<HostId> = self.hosts.keys().copied().collect();
-        for host in hosts {
-            while self.usable(host) && !self.full(host) {
-                let Some(task) = self.pick(host) else { break };
-                self.launch(task, host, false, out);
-            }
-        }
-    }
-
-    fn launch(&mut self, task: TaskId, host: HostId, speculative: bool, out: &mut Vec<Action>) {
-        let attempt = AttemptId(self.attempts.len() as u32);
-        let now = self.last_now();
-        self.attempts.push(Attempt { task, host, started: now, live: true });
-        if let Some(h) = self.hosts.get_mut(&host) {
-            h.running += 1;
-        }
-        let t = &mut self.tasks[task.0 as usize];
-        self.pending.remove(&(t.rank, task));
-        match &mut t.state {
-            TaskState::Running { attempts } => attempts.push(attempt),
-            state => *state = TaskState::Running { attempts: vec![attempt] },
-        }
-        out.push(Action::Launch { task, attempt, host, speculative });
-    }
-
-    fn last_now(&self) -> Duration {
-        self.now
-    }
-
-    /// Starts copies of stragglers (see the module doc for the rule).
-    fn speculate(&mut self, now: Duration, out: &mut Vec<Action>) {
-        if !self.config.speculate {
+    /// Ends a running attempt and frees its slot; its task goes back to
+    /// pending when nothing else runs it. No-op for an ended attempt.
+    pub(super) fn end_attempt(&mut self, a: AttemptId, outcome: Outcome) {
+        let Attempt { task, index, .. } = self.attempts[a.0 as usize];
+        let now = self.now;
+        let record = &mut self.tasks[task.0 as usize].history[index];
+        if !matches!(record.outcome, Outcome::Running) {
             return;
         }
-        for (stage, durations) in self.durations.clone() {
-            let total = self.tasks.iter().filter(|t| t.spec.stage == stage).count();
-            if (durations.len() as f64) < self.config.speculation_quantile * total as f64 {
-                continue;
+        record.outcome = outcome;
+        record.ended = Some(now);
+        if let Some(h) = self.hosts.get_mut(&record.host) {
+            h.running = h.running.saturating_sub(1);
+        }
+        if let Phase::Running(attempts) = &mut self.tasks[task.0 as usize].phase {
+            attempts.retain(|x| *x != a);
+            if attempts.is_empty() {
+                self.set_phase(task, Phase::Pending);
             }
-            let mut sorted = durations;
-            sorted.sort();
-            let limit = sorted[sorted.len() / 2].mul_f64(self.config.speculation_multiplier).max(self.config.speculation_min_runtime);
-            for task in self.stragglers(stage, now, limit) {
-                let running_on = self.running_hosts(task);
-                let target = self.hosts.keys().copied().find(|&h| self.usable(h) && !self.full(h) && !running_on.contains(&h));
-                if let Some(host) = target {
-                    self.launch(task, host, true, out);
+        }
+    }
+
+    /// Still needed: not yet collected, or read by a task not yet done.
+    pub(super) fn needed(&self, t: TaskId) -> bool {
+        let task = self.task(t);
+        (task.spec.needs_collect && !task.collected) || task.dependents.iter().any(|&d| !self.is_done(d))
+    }
+
+    /// The output of `t` is gone (its host was lost, or a reader could not
+    /// fetch it): rerun `t` if the output is still needed.
+    pub(super) fn lose_output(&mut self, t: TaskId) {
+        match self.task(t).phase {
+            Phase::Done { attempt, host, available: true } => {
+                self.mark_readers_stale(t);
+                self.set_phase(t, Phase::Done { attempt, host, available: false });
+                if self.needed(t) {
+                    self.reopen(t);
+                }
+            }
+            Phase::Restored => self.reopen(t),
+            _ => {}
+        }
+    }
+
+    /// Makes a done task pending again, and with it every producer whose
+    /// output it needs but which is gone.
+    pub(super) fn reopen(&mut self, t: TaskId) {
+        if !self.is_done(t) {
+            return;
+        }
+        if self.is_ready(t) {
+            self.mark_readers_stale(t);
+        }
+        self.task_mut(t).collected = false;
+        self.set_phase(t, Phase::Pending);
+        for i in 0..self.task(t).spec.deps.len() {
+            let d = self.task(t).spec.deps[i];
+            if !self.is_ready(d) {
+                self.reopen(d);
+            }
+        }
+    }
+
+    /// The running attempts that read `t`'s output can no longer trust it.
+    fn mark_readers_stale(&mut self, t: TaskId) {
+        for i in 0..self.task(t).dependents.len() {
+            let d = self.task(t).dependents[i];
+            if let Phase::Running(attempts) = &self.tasks[d.0 as usize].phase {
+                for a in attempts {
+                    self.attempts[a.0 as usize].stale = true;
                 }
             }
         }
     }
 
-    /// Tasks of `stage` with a single attempt running longer than `limit`.
-    fn stragglers(&self, stage: u32, now: Duration, limit: Duration) -> Vec<TaskId> {
-        (0..self.tasks.len())
-            .filter(|&t| self.tasks[t].spec.stage == stage && self.runnable(TaskId(t as u32)))
-            .filter_map(|t| match &self.tasks[t].state {
-                TaskState::Running { attempts } if attempts.len() == 1 => {
-                    let a = &self.attempts[attempts[0].0 as usize];
-                    (now.saturating_sub(a.started) > limit).then_some(TaskId(t as u32))
-                }
-                _ => None,
-            })
-            .collect()
+    /// Known, and lost or excluded: pins and locality no longer hold to it.
+    pub(super) fn gone(&self, h: HostId) -> bool {
+        self.hosts.get(&h).is_some_and(|h| !h.usable())
     }
 
-    fn running_hosts(&self, task: TaskId) -> Vec<HostId> {
-        match &self.tasks[task.0 as usize].state {
-            TaskState::Running { attempts } => attempts.iter().map(|a| self.attempts[a.0 as usize].host).collect(),
-            _ => vec![],
-        }
+    /// Usable, with a free slot.
+    pub(super) fn free(&self, h: HostId) -> bool {
+        self.hosts.get(&h).is_some_and(|h| h.usable() && h.running < h.slots)
     }
 }
 
 #[cfg(test)]
 impl Scheduler {
-    /// Internal state, for test failure messages.
-    pub(super) fn debug_state(&self) -> String {
-        let hosts: Vec<String> = self
-            .hosts
-            .iter()
-            .map(|(id, h)| format!("{}:slots={} running={} live={} excluded={}", id.0, h.slots, h.running, h.live, h.excluded))
-            .collect();
-        let pend: Vec<String> = self
-            .pending
-            .iter()
-            .map(|(_, t)| {
-                let task = &self.tasks[t.0 as usize];
-                format!(
-                    "{}(runnable={} pinned={:?} pref={:?} failed_on={:?})",
-                    t.0,
-                    self.runnable(*t),
-                    task.spec.pinned_host,
-                    task.spec.preferred_hosts,
-                    task.failed_on
-                )
-            })
-            .collect();
-        format!(
-            "hosts [{}] pending [{}] live attempts {}",
-            hosts.join(", "),
-            pend.join(", "),
-            self.attempts.iter().filter(|a| a.live).count()
-        )
+    /// Checks the derived bookkeeping against the state it derives from;
+    /// returns what is wrong. The simulation calls it after every step.
+    pub(super) fn check_bookkeeping(&self) -> Result<(), String> {
+        let mut running: BTreeMap<HostId, u32> = BTreeMap::new();
+        let mut done = 0;
+        for (i, t) in self.tasks.iter().enumerate() {
+            let id = TaskId(i as u32);
+            let unready = t.spec.deps.iter().filter(|&&d| !self.is_ready(d)).count();
+            if unready != t.unready {
+                return Err(format!("task {i}: unready {} but {unready} deps are not ready", t.unready));
+            }
+            let pending = matches!(t.phase, Phase::Pending);
+            if pending != self.pending.contains(&(t.rank, id)) {
+                return Err(format!("task {i}: phase {:?} disagrees with the pending set", t.phase));
+            }
+            if matches!(t.phase, Phase::Done { available: false, .. }) && self.needed(id) {
+                return Err(format!("task {i}: its output is lost but still needed"));
+            }
+            let mut listed = self.running_attempts(id).iter();
+            for r in t.history.iter().filter(|r| matches!(r.outcome, Outcome::Running)) {
+                if listed.next() != Some(&r.attempt) {
+                    return Err(format!("task {i}: attempt {} runs, but the phase is {:?}", r.attempt.0, t.phase));
+                }
+                *running.entry(r.host).or_default() += 1;
+            }
+            if listed.next().is_some() {
+                return Err(format!("task {i}: the phase {:?} lists an attempt that ended", t.phase));
+            }
+            done += usize::from(t.phase.is_done());
+        }
+        for (id, h) in &self.hosts {
+            let n = running.get(id).copied().unwrap_or(0);
+            if n != h.running {
+                return Err(format!("host {}: running {} but {n} attempts run there", id.0, h.running));
+            }
+            if n > 0 && !h.live {
+                return Err(format!("host {}: lost, yet {n} attempts run there", id.0));
+            }
+        }
+        if done != self.done {
+            return Err(format!("done count {} but {done} tasks are done", self.done));
+        }
+        Ok(())
     }
 }

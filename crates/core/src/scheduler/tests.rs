@@ -1,10 +1,7 @@
-//! Table tests of the scheduler's rules, and a seeded random simulation
-//! that checks its invariants over thousands of schedules.
+//! Table tests of the scheduler's rules: events in, expected actions out.
+//! (The seeded random simulation is in `sim_tests.rs`.)
 
 use std::time::Duration;
-
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 use super::*;
 
@@ -12,56 +9,175 @@ fn s(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+/// `n` independent map tasks whose outputs the driver collects.
 fn maps(n: usize) -> Vec<TaskSpec> {
     (0..n).map(|_| TaskSpec { needs_collect: true, ..Default::default() }).collect()
 }
 
-fn launch(t: u32, a: u32, h: u32) -> Action {
-    Action::Launch { task: TaskId(t), attempt: AttemptId(a), host: HostId(h), speculative: false }
+/// `m` map tasks and `r` reduce tasks that read every map output.
+fn map_reduce(m: u32, r: u32) -> Vec<TaskSpec> {
+    let mut tasks: Vec<TaskSpec> = (0..m).map(|_| TaskSpec::default()).collect();
+    let deps: Vec<TaskId> = (0..m).map(TaskId).collect();
+    tasks.extend((0..r).map(|_| TaskSpec { stage: 1, deps: deps.clone(), needs_collect: true, ..Default::default() }));
+    tasks
+}
+
+fn sched(tasks: Vec<TaskSpec>) -> Scheduler {
+    Scheduler::new(tasks, SchedulerConfig::default())
 }
 
 fn up(h: u32, slots: u32) -> Event {
     Event::HostUp { host: HostId(h), slots, now: s(0) }
 }
 
+fn lost(h: u32) -> Event {
+    Event::HostLost { host: HostId(h), now: s(1) }
+}
+
 fn ok(t: u32, a: u32, now: u64) -> Event {
     Event::TaskSucceeded { task: TaskId(t), attempt: AttemptId(a), now: s(now) }
 }
 
-fn fail(t: u32, a: u32) -> Event {
-    Event::TaskFailed { task: TaskId(t), attempt: AttemptId(a), now: s(1), kind: FailureKind::Exit }
+fn failed(t: u32, a: u32, kind: FailureKind) -> Event {
+    Event::TaskFailed { task: TaskId(t), attempt: AttemptId(a), now: s(1), kind }
 }
 
-/// Feeds events one by one and checks the actions after each.
-fn table(mut sched: Scheduler, steps: &[(Event, Vec<Action>)]) {
-    for (i, (ev, want)) in steps.iter().enumerate() {
-        let got = sched.on_event(ev.clone());
-        assert_eq!(&got, want, "step {i}: {ev:?}");
+fn exit(t: u32, a: u32) -> Event {
+    failed(t, a, FailureKind::Exit)
+}
+
+fn fetch_failed(t: u32, a: u32, from: u32) -> Event {
+    failed(t, a, FailureKind::FetchFailed { from_task: TaskId(from) })
+}
+
+fn collected(t: u32) -> Event {
+    Event::Collected { task: TaskId(t) }
+}
+
+fn tick(now: u64) -> Event {
+    Event::Tick { now: s(now) }
+}
+
+fn launch(t: u32, a: u32, h: u32) -> Action {
+    Action::Launch { task: TaskId(t), attempt: AttemptId(a), host: HostId(h), speculative: false }
+}
+
+fn copy(t: u32, a: u32, h: u32) -> Action {
+    Action::Launch { task: TaskId(t), attempt: AttemptId(a), host: HostId(h), speculative: true }
+}
+
+fn commit(t: u32, a: u32, h: u32) -> Action {
+    Action::Commit { task: TaskId(t), attempt: AttemptId(a), host: HostId(h) }
+}
+
+fn kill(t: u32, a: u32, h: u32) -> Action {
+    Action::Kill { task: TaskId(t), attempt: AttemptId(a), host: HostId(h) }
+}
+
+fn discard(t: u32, a: u32, h: u32) -> Action {
+    Action::Discard { task: TaskId(t), attempt: AttemptId(a), host: HostId(h) }
+}
+
+fn exclude(h: u32) -> Action {
+    Action::Exclude { host: HostId(h) }
+}
+
+fn fail(t: u32, reason: &str) -> Action {
+    Action::Fail { task: TaskId(t), reason: reason.into() }
+}
+
+/// Feeds events one by one and checks the actions after each; returns
+/// the scheduler for further checks.
+fn table(mut sched: Scheduler, steps: &[(Event, Vec<Action>)]) -> Scheduler {
+    for (i, (event, want)) in steps.iter().enumerate() {
+        let got = sched.on_event(event.clone());
+        assert_eq!(&got, want, "step {i}: {event:?}");
+        if let Err(e) = sched.check_bookkeeping() {
+            panic!("step {i}: {event:?}: {e}");
+        }
     }
+    sched
 }
 
 #[test]
-fn fills_every_slot_then_commits_and_finishes() {
+fn fills_every_slot_then_commits_and_finishes_when_collected() {
     table(
-        Scheduler::new(maps(3), SchedulerConfig::default()),
+        sched(maps(3)),
         &[
             (up(0, 2), vec![launch(0, 0, 0), launch(1, 1, 0)]),
-            (ok(0, 0, 1), vec![Action::Commit { task: TaskId(0), attempt: AttemptId(0), host: HostId(0) }, launch(2, 2, 0)]),
-            (Event::Collected { task: TaskId(0) }, vec![]),
-            (ok(1, 1, 1), vec![Action::Commit { task: TaskId(1), attempt: AttemptId(1), host: HostId(0) }]),
-            (ok(2, 2, 2), vec![Action::Commit { task: TaskId(2), attempt: AttemptId(2), host: HostId(0) }]),
-            (Event::Collected { task: TaskId(1) }, vec![]),
-            (Event::Collected { task: TaskId(2) }, vec![Action::Done]),
+            (up(1, 1), vec![launch(2, 2, 1)]),
+            (ok(0, 0, 1), vec![commit(0, 0, 0)]),
+            (collected(0), vec![]),
+            (ok(1, 1, 1), vec![commit(1, 1, 0)]),
+            (ok(2, 2, 2), vec![commit(2, 2, 1)]),
+            (collected(1), vec![]),
+            (collected(2), vec![Action::Done]),
         ],
     );
 }
 
 #[test]
-fn seeded_order_and_locality() {
+fn free_slots_are_filled_one_task_per_host_per_round() {
+    // Both reduces become runnable at once: they spread over the hosts.
+    table(
+        sched(map_reduce(1, 2)),
+        &[(up(0, 2), vec![launch(0, 0, 0)]), (up(1, 2), vec![]), (ok(0, 0, 1), vec![commit(0, 0, 0), launch(1, 1, 0), launch(2, 2, 1)])],
+    );
+}
+
+#[test]
+fn no_tasks_is_done_at_once() {
+    table(sched(vec![]), &[(up(0, 1), vec![Action::Done])]);
+}
+
+#[test]
+fn a_slot_takes_pinned_then_local_then_any_task() {
+    let mut tasks = maps(3);
+    tasks[1].preferred_hosts = vec![HostId(0)];
+    tasks[2].pinned_host = Some(HostId(0));
+    table(
+        sched(tasks),
+        &[
+            (up(0, 1), vec![launch(2, 0, 0)]),
+            (ok(2, 0, 1), vec![commit(2, 0, 0), launch(1, 1, 0)]),
+            (ok(1, 1, 1), vec![commit(1, 1, 0), launch(0, 2, 0)]),
+        ],
+    );
+}
+
+#[test]
+fn tasks_launch_in_the_given_order_and_go_where_their_input_is() {
     let mut tasks = maps(3);
     tasks[2].preferred_hosts = vec![HostId(1)];
     let sched = Scheduler::with_order(tasks, vec![TaskId(2), TaskId(1), TaskId(0)], SchedulerConfig::default());
-    table(sched, &[(up(0, 1), vec![launch(1, 0, 0)]), (up(1, 1), vec![launch(2, 1, 1)])]);
+    table(
+        sched,
+        &[(up(0, 1), vec![launch(1, 0, 0)]), (up(1, 1), vec![launch(2, 1, 1)]), (ok(1, 0, 1), vec![commit(1, 0, 0), launch(0, 2, 0)])],
+    );
+}
+
+#[test]
+fn a_task_waits_for_its_busy_data_host_until_the_locality_wait_ends() {
+    let mut tasks = maps(2);
+    tasks[0].preferred_hosts = vec![HostId(0)];
+    tasks[1].preferred_hosts = vec![HostId(0)];
+    table(sched(tasks), &[(up(0, 1), vec![launch(0, 0, 0)]), (up(1, 1), vec![]), (tick(2), vec![]), (tick(3), vec![launch(1, 1, 1)])]);
+}
+
+#[test]
+fn a_task_whose_data_host_is_lost_runs_elsewhere_at_once() {
+    let mut tasks = maps(2);
+    tasks[0].preferred_hosts = vec![HostId(1)];
+    tasks[1].preferred_hosts = vec![HostId(1)];
+    table(
+        sched(tasks),
+        &[
+            (up(1, 1), vec![launch(0, 0, 1)]),
+            (up(0, 1), vec![]),
+            (lost(1), vec![launch(0, 1, 0)]),
+            (ok(0, 1, 2), vec![commit(0, 1, 0), launch(1, 2, 0)]),
+        ],
+    );
 }
 
 #[test]
@@ -70,437 +186,120 @@ fn pinned_tasks_wait_for_their_host_until_it_is_lost() {
     tasks[0].pinned_host = Some(HostId(1));
     tasks[1].pinned_host = Some(HostId(1));
     table(
-        Scheduler::new(tasks, SchedulerConfig::default()),
-        &[(up(0, 1), vec![]), (up(1, 1), vec![launch(0, 0, 1)]), (Event::HostLost { host: HostId(1), now: s(1) }, vec![launch(0, 1, 0)])],
-    );
-}
-
-#[test]
-fn retry_prefers_another_host_and_fails_at_max_attempts() {
-    let cfg = SchedulerConfig { max_attempts: 2, exclude_after: 10, ..Default::default() };
-    table(
-        Scheduler::new(maps(1), cfg),
+        sched(tasks),
         &[
-            (up(0, 1), vec![launch(0, 0, 0)]),
+            (up(0, 1), vec![]),
+            (up(1, 1), vec![launch(0, 0, 1)]),
+            (lost(1), vec![launch(0, 1, 0)]),
+            (ok(0, 1, 2), vec![commit(0, 1, 0), launch(1, 2, 0)]),
             (up(1, 1), vec![]),
-            (fail(0, 0), vec![launch(0, 1, 1)]),
-            (fail(0, 1), vec![Action::Fail { task: TaskId(0), reason: "task 0 failed 2 times (max_attempts = 2), on hosts 0, 1".into() }]),
         ],
     );
 }
 
 #[test]
-fn host_with_a_failure_streak_is_excluded() {
-    let cfg = SchedulerConfig { max_attempts: 10, exclude_after: 2, ..Default::default() };
+fn a_pin_lapses_when_the_task_failed_on_its_host() {
+    let mut tasks = maps(1);
+    tasks[0].pinned_host = Some(HostId(0));
+    table(sched(tasks), &[(up(0, 1), vec![launch(0, 0, 0)]), (up(1, 1), vec![]), (exit(0, 0), vec![launch(0, 1, 1)])]);
+}
+
+#[test]
+fn a_retry_waits_for_a_host_where_the_task_has_not_failed() {
+    let cfg = SchedulerConfig { max_attempts: 3, exclude_after: 10, ..Default::default() };
     table(
         Scheduler::new(maps(2), cfg),
         &[
-            (up(0, 2), vec![launch(0, 0, 0), launch(1, 1, 0)]),
-            (up(1, 1), vec![]),
-            (fail(0, 0), vec![launch(0, 2, 1)]),
-            (fail(1, 1), vec![Action::Exclude { host: HostId(0) }]),
-            (ok(0, 2, 2), vec![Action::Commit { task: TaskId(0), attempt: AttemptId(2), host: HostId(1) }, launch(1, 3, 1)]),
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (up(1, 1), vec![launch(1, 1, 1)]),
+            // Host 0 is free, but the task failed there and host 1 has not seen it fail.
+            (exit(0, 0), vec![]),
+            (ok(1, 1, 2), vec![commit(1, 1, 1), launch(0, 2, 1)]),
+            // It failed everywhere: any host will do.
+            (exit(0, 2), vec![launch(0, 3, 0)]),
+            (exit(0, 3), vec![fail(0, "task 0 failed 3 times (max_attempts = 3), on hosts 0 and 1.")]),
         ],
     );
 }
 
 #[test]
-fn host_loss_is_not_charged() {
+fn the_task_out_of_attempts_fails_the_run_and_everything_else_is_killed() {
     let cfg = SchedulerConfig { max_attempts: 1, ..Default::default() };
+    let sched = table(
+        Scheduler::new(maps(2), cfg),
+        &[
+            (up(0, 2), vec![launch(0, 0, 0), launch(1, 1, 0)]),
+            (exit(0, 0), vec![kill(1, 1, 0), fail(0, "task 0 failed 1 time (max_attempts = 1), on host 0.")]),
+            (ok(1, 1, 2), vec![discard(1, 1, 0)]),
+            (up(1, 1), vec![]),
+        ],
+    );
+    assert!(sched.is_finished());
+    assert_eq!(sched.task_state(TaskId(0)), TaskState::Failed);
+}
+
+#[test]
+fn the_failure_names_every_host_once_in_order() {
+    let cfg = SchedulerConfig { max_attempts: 4, exclude_after: 0, ..Default::default() };
     table(
         Scheduler::new(maps(1), cfg),
         &[
-            (up(0, 1), vec![launch(0, 0, 0)]),
-            (Event::HostLost { host: HostId(0), now: s(1) }, vec![]),
-            (up(1, 1), vec![launch(0, 1, 1)]),
-            (ok(0, 0, 2), vec![Action::Discard { task: TaskId(0), attempt: AttemptId(0), host: HostId(0) }]),
-            (ok(0, 1, 2), vec![Action::Commit { task: TaskId(0), attempt: AttemptId(1), host: HostId(1) }]),
-        ],
-    );
-}
-
-#[test]
-fn uncollected_output_on_a_lost_host_is_recomputed() {
-    table(
-        Scheduler::new(maps(1), SchedulerConfig::default()),
-        &[
-            (up(0, 1), vec![launch(0, 0, 0)]),
+            (up(2, 1), vec![launch(0, 0, 2)]),
+            (up(0, 1), vec![]),
+            (exit(0, 0), vec![launch(0, 1, 0)]),
+            (exit(0, 1), vec![launch(0, 2, 0)]),
             (up(1, 1), vec![]),
-            (ok(0, 0, 1), vec![Action::Commit { task: TaskId(0), attempt: AttemptId(0), host: HostId(0) }]),
-            (Event::HostLost { host: HostId(0), now: s(2) }, vec![launch(0, 1, 1)]),
+            (exit(0, 2), vec![launch(0, 3, 1)]),
+            (exit(0, 3), vec![fail(0, "task 0 failed 4 times (max_attempts = 4), on hosts 2, 0 and 1.")]),
         ],
     );
 }
 
-fn map_reduce(maps_n: u32) -> Vec<TaskSpec> {
-    let mut tasks: Vec<TaskSpec> = (0..maps_n).map(|_| TaskSpec::default()).collect();
-    tasks.push(TaskSpec { stage: 1, deps: (0..maps_n).map(TaskId).collect(), needs_collect: true, ..Default::default() });
-    tasks
+#[test]
+fn a_host_with_a_failure_streak_is_excluded() {
+    let cfg = SchedulerConfig { max_attempts: 10, exclude_after: 2, ..Default::default() };
+    let sched = table(
+        Scheduler::new(maps(3), cfg),
+        &[
+            (up(0, 2), vec![launch(0, 0, 0), launch(1, 1, 0)]),
+            (up(1, 1), vec![launch(2, 2, 1)]),
+            (exit(0, 0), vec![]),
+            (exit(1, 1), vec![exclude(0)]),
+            (ok(2, 2, 2), vec![commit(2, 2, 1), launch(0, 3, 1)]),
+            (ok(0, 3, 3), vec![commit(0, 3, 1), launch(1, 4, 1)]),
+            // Excluded for good, even after a reconnect.
+            (lost(0), vec![]),
+            (up(0, 2), vec![]),
+        ],
+    );
+    assert!(!sched.is_stalled());
 }
 
 #[test]
-fn reduce_waits_for_maps_and_fetch_failure_reruns_only_the_lost_map() {
+fn host_trouble_is_charged_to_the_host_and_retried_elsewhere() {
+    let cfg = SchedulerConfig { exclude_after: 1, ..Default::default() };
     table(
-        Scheduler::new(map_reduce(2), SchedulerConfig { max_attempts: 1, ..Default::default() }),
+        Scheduler::new(maps(2), cfg),
         &[
             (up(0, 1), vec![launch(0, 0, 0)]),
             (up(1, 1), vec![launch(1, 1, 1)]),
-            (ok(0, 0, 1), vec![Action::Commit { task: TaskId(0), attempt: AttemptId(0), host: HostId(0) }]),
-            (ok(1, 1, 1), vec![Action::Commit { task: TaskId(1), attempt: AttemptId(1), host: HostId(1) }, launch(2, 2, 0)]),
-            (
-                Event::TaskFailed {
-                    task: TaskId(2),
-                    attempt: AttemptId(2),
-                    now: s(2),
-                    kind: FailureKind::FetchFailed { from_task: TaskId(1) },
-                },
-                vec![launch(1, 3, 0)],
-            ),
-            (ok(1, 3, 3), vec![Action::Commit { task: TaskId(1), attempt: AttemptId(3), host: HostId(0) }, launch(2, 4, 0)]),
+            (failed(0, 0, FailureKind::HostTrouble), vec![exclude(0)]),
+            (ok(1, 1, 2), vec![commit(1, 1, 1), launch(0, 2, 1)]),
         ],
     );
 }
 
 #[test]
-fn map_outputs_lost_before_the_reduce_ran_are_recomputed() {
+fn a_success_ends_the_streak() {
+    let cfg = SchedulerConfig { max_attempts: 10, exclude_after: 2, ..Default::default() };
     table(
-        Scheduler::new(map_reduce(1), SchedulerConfig::default()),
+        Scheduler::new(maps(3), cfg),
         &[
             (up(0, 1), vec![launch(0, 0, 0)]),
-            (ok(0, 0, 1), vec![Action::Commit { task: TaskId(0), attempt: AttemptId(0), host: HostId(0) }, launch(1, 1, 0)]),
-            (Event::HostLost { host: HostId(0), now: s(2) }, vec![]),
-            (up(1, 1), vec![launch(0, 2, 1)]),
-        ],
-    );
-}
-
-#[test]
-fn speculation_copies_a_straggler_and_the_loser_is_killed() {
-    let cfg = SchedulerConfig { speculate: true, speculation_min_runtime: s(1), ..Default::default() };
-    let commit = |t, a, h| Action::Commit { task: TaskId(t), attempt: AttemptId(a), host: HostId(h) };
-    table(
-        Scheduler::new(maps(4), cfg),
-        &[
-            (up(0, 4), vec![launch(0, 0, 0), launch(1, 1, 0), launch(2, 2, 0), launch(3, 3, 0)]),
-            (up(1, 1), vec![]),
-            (ok(0, 0, 2), vec![commit(0, 0, 0)]),
-            (ok(1, 1, 2), vec![commit(1, 1, 0)]),
-            (ok(2, 2, 2), vec![commit(2, 2, 0)]),
-            (Event::Tick { now: s(3) }, vec![]),
-            (
-                Event::Tick { now: s(4) },
-                vec![Action::Launch { task: TaskId(3), attempt: AttemptId(4), host: HostId(1), speculative: true }],
-            ),
-            (ok(3, 4, 5), vec![Action::Kill { task: TaskId(3), attempt: AttemptId(3), host: HostId(0) }, commit(3, 4, 1)]),
-            (ok(3, 3, 6), vec![Action::Discard { task: TaskId(3), attempt: AttemptId(3), host: HostId(0) }]),
-        ],
-    );
-}
-
-#[test]
-fn cancel_kills_everything() {
-    table(
-        Scheduler::new(maps(2), SchedulerConfig::default()),
-        &[
-            (up(0, 2), vec![launch(0, 0, 0), launch(1, 1, 0)]),
-            (
-                Event::Cancel,
-                vec![
-                    Action::Kill { task: TaskId(0), attempt: AttemptId(0), host: HostId(0) },
-                    Action::Kill { task: TaskId(1), attempt: AttemptId(1), host: HostId(0) },
-                    Action::Cancelled,
-                ],
-            ),
-        ],
-    );
-}
-
-// ---- seeded random simulation ----
-
-struct Sim {
-    rng: ChaCha8Rng,
-    sched: Scheduler,
-    slots: Vec<u32>,
-    hosts_up: Vec<bool>,
-    /// (task, attempt, host) of attempts the driver believes are running.
-    running: Vec<(TaskId, AttemptId, HostId)>,
-    committed: Vec<Option<AttemptId>>,
-    commits: Vec<u32>,
-    to_collect: Vec<TaskId>,
-    collected: Vec<bool>,
-    stages: Vec<u32>,
-    deps: Vec<Vec<TaskId>>,
-    now: u64,
-    ended: Option<Action>,
-    pending_events: Vec<Event>,
-    /// Attempts of lost hosts that may still report late.
-    zombies: Vec<(TaskId, AttemptId, HostId)>,
-}
-
-impl Sim {
-    fn new(seed: u64) -> Sim {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let n_maps = rng.gen_range(1..=30u32);
-        let with_reduce = rng.gen_bool(0.5);
-        let mut tasks: Vec<TaskSpec> = (0..n_maps).map(|_| TaskSpec { needs_collect: !with_reduce, ..Default::default() }).collect();
-        if with_reduce {
-            for _ in 0..rng.gen_range(1..=5) {
-                tasks.push(TaskSpec { stage: 1, deps: (0..n_maps).map(TaskId).collect(), needs_collect: true, ..Default::default() });
-            }
-        }
-        let hosts = rng.gen_range(1..=4usize);
-        let slots: Vec<u32> = (0..hosts).map(|_| rng.gen_range(1..=3)).collect();
-        for t in tasks.iter_mut() {
-            if rng.gen_bool(0.2) {
-                t.preferred_hosts = vec![HostId(rng.gen_range(0..hosts as u32))];
-            }
-            if rng.gen_bool(0.1) {
-                t.pinned_host = Some(HostId(rng.gen_range(0..hosts as u32)));
-            }
-        }
-        let cfg = SchedulerConfig {
-            max_attempts: 1000,
-            exclude_after: 1000,
-            speculate: rng.gen_bool(0.5),
-            speculation_min_runtime: Duration::from_secs(1),
-            ..Default::default()
-        };
-        let n = tasks.len();
-        let stages = tasks.iter().map(|t| t.stage).collect();
-        let deps = tasks.iter().map(|t| t.deps.clone()).collect();
-        Sim {
-            rng,
-            sched: Scheduler::new(tasks, cfg),
-            slots,
-            hosts_up: vec![false; hosts],
-            running: vec![],
-            committed: vec![None; n],
-            commits: vec![0; n],
-            to_collect: vec![],
-            collected: vec![false; n],
-            stages,
-            deps,
-            now: 0,
-            ended: None,
-            pending_events: vec![],
-            zombies: vec![],
-        }
-    }
-
-    fn feed(&mut self, ev: Event) {
-        let trace = std::env::var("SHOAL_SCHED_TRACE").is_ok();
-        if trace {
-            eprintln!("EVENT {ev:?}");
-        }
-        let actions = self.sched.on_event(ev);
-        if trace {
-            eprintln!("  -> {actions:?}");
-        }
-        self.resync();
-        for a in actions {
-            self.apply(a);
-        }
-        self.check_invariants();
-    }
-
-    fn apply(&mut self, a: Action) {
-        match a {
-            Action::Launch { task, attempt, host, .. } => {
-                assert!(self.hosts_up[host.0 as usize], "launch on a lost host");
-                assert!(
-                    self.deps[task.0 as usize].iter().all(|d| self.committed[d.0 as usize].is_some()),
-                    "launched task {} before its deps committed: {:?} {}",
-                    task.0,
-                    self.committed,
-                    self.sched.debug_state()
-                );
-                self.running.push((task, attempt, host));
-            }
-            Action::Kill { attempt, .. } => {
-                // The kill lands: the agent reports the attempt as killed.
-                if let Some(i) = self.running.iter().position(|r| r.1 == attempt) {
-                    let (task, attempt, _) = self.running.remove(i);
-                    let now = Duration::from_secs(self.now);
-                    self.pending_events.push(Event::TaskFailed { task, attempt, now, kind: FailureKind::Killed });
-                }
-            }
-            Action::Commit { task, attempt, .. } => {
-                assert!(self.committed[task.0 as usize].is_none(), "task {} committed twice at once", task.0);
-                self.committed[task.0 as usize] = Some(attempt);
-                self.commits[task.0 as usize] += 1;
-                if self.stages[task.0 as usize] == *self.stages.iter().max().unwrap() {
-                    self.to_collect.push(task);
-                }
-            }
-            Action::Discard { .. } | Action::Exclude { .. } => {}
-            Action::Fail { .. } | Action::Done | Action::Cancelled => self.ended = Some(a),
-        }
-    }
-
-    fn check_invariants(&self) {
-        for (h, &slots) in self.slots.iter().enumerate() {
-            let n = self.running.iter().filter(|r| r.2 .0 as usize == h).count() as u32;
-            assert!(n <= slots || !self.hosts_up[h], "host {h} runs {n} > {slots} slots");
-        }
-    }
-}
-
-impl Sim {
-    fn now(&self) -> Duration {
-        Duration::from_secs(self.now)
-    }
-
-    /// One random step; faults only in the first `chaos` steps so that
-    /// every run can finish.
-    fn step(&mut self, i: usize, chaos: usize) {
-        if let Some(ev) = self.pending_events.pop() {
-            return self.feed(ev);
-        }
-        let down: Vec<usize> = (0..self.hosts_up.len()).filter(|&h| !self.hosts_up[h]).collect();
-        let roll = self.rng.gen_range(0..100);
-        if !down.is_empty() && (roll < 10 || down.len() == self.hosts_up.len()) {
-            let h = down[self.rng.gen_range(0..down.len())];
-            self.hosts_up[h] = true;
-            let (host, slots, now) = (HostId(h as u32), self.slots[h], self.now());
-            return self.feed(Event::HostUp { host, slots, now });
-        }
-        match roll {
-            10..=14 if i < chaos => self.lose_host(),
-            15..=19 if i < chaos && !self.zombies.is_empty() => self.zombie_reports(),
-            20..=29 if i < chaos => self.finish_one(false),
-            30..=39 => self.tick(),
-            40..=54 => self.collect_one(),
-            _ => self.finish_one(true),
-        }
-    }
-
-    fn lose_host(&mut self) {
-        let up: Vec<usize> = (0..self.hosts_up.len()).filter(|&h| self.hosts_up[h]).collect();
-        if up.is_empty() {
-            return;
-        }
-        let h = up[self.rng.gen_range(0..up.len())];
-        self.hosts_up[h] = false;
-        let (gone, keep): (Vec<_>, Vec<_>) = self.running.drain(..).partition(|r| r.2 .0 as usize == h);
-        self.running = keep;
-        self.zombies.extend(gone);
-        let now = self.now();
-        self.feed(Event::HostLost { host: HostId(h as u32), now });
-    }
-
-    /// Outputs the scheduler decided to recompute are no longer committed.
-    fn resync(&mut self) {
-        for t in 0..self.committed.len() {
-            if self.committed[t].is_some() && !matches!(self.sched.task_state(TaskId(t as u32)), TaskState::Done { .. }) {
-                self.committed[t] = None;
-                self.collected[t] = false;
-                self.to_collect.retain(|x| x.0 as usize != t);
-            }
-        }
-    }
-
-    fn zombie_reports(&mut self) {
-        let i = self.rng.gen_range(0..self.zombies.len());
-        let (task, attempt, _) = self.zombies.remove(i);
-        let now = self.now();
-        let actions = self.sched.on_event(Event::TaskSucceeded { task, attempt, now });
-        assert!(actions.iter().all(|a| !matches!(a, Action::Commit { .. })), "a late success of a lost attempt was committed: {actions:?}");
-        for a in actions {
-            self.apply(a);
-        }
-    }
-
-    fn finish_one(&mut self, success: bool) {
-        if self.running.is_empty() {
-            return self.tick();
-        }
-        let i = self.rng.gen_range(0..self.running.len());
-        let (task, attempt, _) = self.running.remove(i);
-        let now = self.now();
-        let missing = self.deps[task.0 as usize].iter().copied().find(|d| self.committed[d.0 as usize].is_none());
-        let ev = match (success, missing) {
-            (_, Some(from_task)) => Event::TaskFailed { task, attempt, now, kind: FailureKind::FetchFailed { from_task } },
-            (true, None) => Event::TaskSucceeded { task, attempt, now },
-            (false, None) => Event::TaskFailed { task, attempt, now, kind: FailureKind::Exit },
-        };
-        self.feed(ev);
-    }
-
-    fn tick(&mut self) {
-        self.now += self.rng.gen_range(1..3);
-        let now = self.now();
-        self.feed(Event::Tick { now });
-    }
-
-    fn collect_one(&mut self) {
-        if self.to_collect.is_empty() {
-            return self.tick();
-        }
-        let i = self.rng.gen_range(0..self.to_collect.len());
-        let task = self.to_collect.remove(i);
-        self.collected[task.0 as usize] = true;
-        self.feed(Event::Collected { task });
-    }
-}
-
-fn simulate(seed: u64) {
-    let mut sim = Sim::new(seed);
-    let chaos = 300;
-    for i in 0..20_000 {
-        if sim.ended.is_some() {
-            break;
-        }
-        sim.step(i, chaos);
-    }
-    if sim.ended.is_none() {
-        let states: Vec<String> = (0..sim.committed.len()).map(|t| format!("{t}:{:?}", sim.sched.task_state(TaskId(t as u32)))).collect();
-        panic!(
-            "the run did not finish: {} hosts up {:?}, driver running {:?}, to_collect {:?}, pending events {:?}, states {}",
-            sim.sched.debug_state(),
-            sim.hosts_up,
-            sim.running,
-            sim.to_collect,
-            sim.pending_events,
-            states.join(" ")
-        );
-    }
-    assert_eq!(sim.ended, Some(Action::Done));
-    for t in 0..sim.committed.len() {
-        assert!(sim.committed[t].is_some(), "task {t} never committed");
-    }
-    let last = *sim.stages.iter().max().unwrap();
-    for t in (0..sim.committed.len()).filter(|&t| sim.stages[t] == last) {
-        assert!(sim.collected[t], "final task {t} was not collected");
-    }
-}
-
-#[test]
-fn random_schedules_commit_every_task_exactly_once_and_finish() {
-    let seeds: Vec<u64> = match std::env::var("SHOAL_SCHED_SEED") {
-        Ok(s) => vec![s.parse().expect("SHOAL_SCHED_SEED must be a number")],
-        Err(_) => (0..3000).collect(),
-    };
-    for seed in seeds {
-        let run = std::panic::catch_unwind(|| simulate(seed));
-        if let Err(e) = run {
-            let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
-            panic!("seed {seed} failed: {msg}\nreplay with: SHOAL_SCHED_SEED={seed} cargo test -p shoal-core random_schedules");
-        }
-    }
-}
-
-#[test]
-fn a_task_waits_for_its_busy_data_host_until_the_locality_wait_ends() {
-    let mut tasks = maps(2);
-    tasks[0].preferred_hosts = vec![HostId(0)];
-    tasks[1].preferred_hosts = vec![HostId(0)];
-    table(
-        Scheduler::new(tasks, SchedulerConfig::default()),
-        &[
-            (up(0, 1), vec![launch(0, 0, 0)]),
-            (up(1, 1), vec![]),
-            (Event::Tick { now: s(2) }, vec![]),
-            (Event::Tick { now: s(3) }, vec![launch(1, 1, 1)]),
+            (exit(0, 0), vec![launch(0, 1, 0)]),
+            (up(1, 1), vec![launch(1, 2, 1)]),
+            (ok(0, 1, 1), vec![commit(0, 1, 0), launch(2, 3, 0)]),
+            (exit(2, 3), vec![]),
         ],
     );
 }
@@ -512,12 +311,325 @@ fn the_last_usable_host_is_never_excluded() {
         Scheduler::new(maps(1), cfg),
         &[
             (up(0, 1), vec![launch(0, 0, 0)]),
-            (fail(0, 0), vec![launch(0, 1, 0)]),
-            (fail(0, 1), vec![launch(0, 2, 0)]),
-            (
-                fail(0, 2),
-                vec![Action::Fail { task: TaskId(0), reason: "task 0 failed 3 times (max_attempts = 3), on hosts 0, 0, 0".into() }],
-            ),
+            (exit(0, 0), vec![launch(0, 1, 0)]),
+            (exit(0, 1), vec![launch(0, 2, 0)]),
+            (exit(0, 2), vec![fail(0, "task 0 failed 3 times (max_attempts = 3), on host 0.")]),
         ],
     );
+}
+
+#[test]
+fn host_loss_is_not_charged() {
+    let cfg = SchedulerConfig { max_attempts: 1, ..Default::default() };
+    let sched = table(
+        Scheduler::new(maps(1), cfg),
+        &[
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (lost(0), vec![]),
+            (up(1, 1), vec![launch(0, 1, 1)]),
+            (ok(0, 0, 2), vec![discard(0, 0, 0)]),
+            (ok(0, 1, 3), vec![commit(0, 1, 1)]),
+        ],
+    );
+    let history = sched.attempts(TaskId(0));
+    let outcomes: Vec<(HostId, Outcome)> = history.iter().map(|r| (r.host, r.outcome)).collect();
+    assert_eq!(outcomes, [(HostId(0), Outcome::Lost), (HostId(1), Outcome::Committed)]);
+    assert_eq!((history[1].started, history[1].ended), (s(1), Some(s(3))));
+    let p = sched.progress();
+    assert_eq!((p.done, p.running, p.failed_attempts, p.lost_attempts), (1, 0, 0, 1));
+}
+
+#[test]
+fn a_kill_the_agent_reports_is_not_charged() {
+    let cfg = SchedulerConfig { max_attempts: 1, ..Default::default() };
+    table(Scheduler::new(maps(1), cfg), &[(up(0, 1), vec![launch(0, 0, 0)]), (failed(0, 0, FailureKind::Killed), vec![launch(0, 1, 0)])]);
+}
+
+#[test]
+fn a_lost_host_back_again_is_a_fresh_host() {
+    let mut sched = table(sched(maps(1)), &[(up(0, 1), vec![launch(0, 0, 0)]), (lost(0), vec![])]);
+    assert!(sched.is_stalled());
+    sched = table(sched, &[(up(0, 1), vec![launch(0, 1, 0)]), (ok(0, 0, 2), vec![discard(0, 0, 0)])]);
+    assert!(!sched.is_stalled());
+}
+
+#[test]
+fn an_uncollected_output_on_a_lost_host_is_recomputed() {
+    table(
+        sched(maps(2)),
+        &[
+            (up(0, 2), vec![launch(0, 0, 0), launch(1, 1, 0)]),
+            (ok(0, 0, 1), vec![commit(0, 0, 0)]),
+            (ok(1, 1, 1), vec![commit(1, 1, 0)]),
+            (collected(0), vec![]),
+            (lost(0), vec![]),
+            (up(1, 1), vec![launch(1, 2, 1)]),
+            (ok(1, 2, 2), vec![commit(1, 2, 1)]),
+            (collected(1), vec![Action::Done]),
+        ],
+    );
+}
+
+#[test]
+fn a_fetch_failure_reruns_the_lost_map_without_charging_the_reduce() {
+    let cfg = SchedulerConfig { max_attempts: 1, ..Default::default() };
+    table(
+        Scheduler::new(map_reduce(2, 1), cfg),
+        &[
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (up(1, 1), vec![launch(1, 1, 1)]),
+            (ok(0, 0, 1), vec![commit(0, 0, 0)]),
+            (ok(1, 1, 1), vec![commit(1, 1, 1), launch(2, 2, 0)]),
+            (fetch_failed(2, 2, 1), vec![launch(1, 3, 0)]),
+            (ok(1, 3, 3), vec![commit(1, 3, 0), launch(2, 4, 0)]),
+            (ok(2, 4, 4), vec![commit(2, 4, 0)]),
+            (collected(2), vec![Action::Done]),
+        ],
+    );
+}
+
+#[test]
+fn map_outputs_lost_before_the_reduce_ran_are_recomputed() {
+    table(
+        sched(map_reduce(2, 1)),
+        &[
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (ok(0, 0, 1), vec![commit(0, 0, 0), launch(1, 1, 0)]),
+            (lost(0), vec![]),
+            (up(1, 1), vec![launch(0, 2, 1)]),
+            (ok(0, 2, 2), vec![commit(0, 2, 1), launch(1, 3, 1)]),
+            (ok(1, 3, 3), vec![commit(1, 3, 1), launch(2, 4, 1)]),
+        ],
+    );
+}
+
+#[test]
+fn a_reduce_whose_input_vanished_while_it_ran_cannot_commit() {
+    let mut tasks = map_reduce(1, 1);
+    tasks[1].preferred_hosts = vec![HostId(1)];
+    table(
+        sched(tasks),
+        &[
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (up(1, 1), vec![]),
+            (ok(0, 0, 1), vec![commit(0, 0, 0), launch(1, 1, 1)]),
+            (lost(0), vec![]),
+            // It may have read the output before the loss, but that instance
+            // is gone: its result is dropped and it runs again on the new one.
+            (ok(1, 1, 2), vec![discard(1, 1, 1), launch(0, 2, 1)]),
+            (ok(0, 2, 3), vec![commit(0, 2, 1), launch(1, 3, 1)]),
+            (ok(1, 3, 4), vec![commit(1, 3, 1)]),
+            (collected(1), vec![Action::Done]),
+        ],
+    );
+}
+
+#[test]
+fn a_stale_fetch_failure_does_not_throw_away_the_new_output() {
+    let mut tasks = map_reduce(1, 1);
+    tasks[1].preferred_hosts = vec![HostId(1)];
+    let sched = table(
+        sched(tasks),
+        &[
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (up(1, 1), vec![]),
+            (ok(0, 0, 1), vec![commit(0, 0, 0), launch(1, 1, 1)]),
+            (lost(0), vec![]),
+            (up(2, 1), vec![launch(0, 2, 2)]),
+            (ok(0, 2, 2), vec![commit(0, 2, 2)]),
+            (fetch_failed(1, 1, 0), vec![launch(1, 3, 1)]),
+        ],
+    );
+    assert_eq!(sched.task_state(TaskId(0)), TaskState::Done { attempt: AttemptId(2), host: HostId(2) });
+}
+
+#[test]
+fn a_stale_reader_still_reports_a_current_output_lost() {
+    let mut tasks = map_reduce(2, 1);
+    tasks[2].preferred_hosts = vec![HostId(2)];
+    table(
+        sched(tasks),
+        &[
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (up(1, 1), vec![launch(1, 1, 1)]),
+            (up(2, 1), vec![]),
+            (ok(0, 0, 1), vec![commit(0, 0, 0)]),
+            (ok(1, 1, 1), vec![commit(1, 1, 1), launch(2, 2, 2)]),
+            (lost(0), vec![launch(0, 3, 1)]),
+            // Map 1's output is still the one the reduce read: it is lost too.
+            (fetch_failed(2, 2, 1), vec![launch(1, 4, 2)]),
+        ],
+    );
+}
+
+#[test]
+fn a_reopened_reduce_reopens_the_lost_maps_it_needs() {
+    table(
+        sched(map_reduce(1, 1)),
+        &[
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (ok(0, 0, 1), vec![commit(0, 0, 0), launch(1, 1, 0)]),
+            (ok(1, 1, 2), vec![commit(1, 1, 0)]),
+            (lost(0), vec![]),
+            (up(1, 1), vec![launch(0, 2, 1)]),
+            (ok(0, 2, 3), vec![commit(0, 2, 1), launch(1, 3, 1)]),
+        ],
+    );
+}
+
+#[test]
+fn an_output_nobody_needs_any_more_is_not_recomputed() {
+    let tasks = vec![
+        TaskSpec::default(),
+        TaskSpec { stage: 1, deps: vec![TaskId(0)], needs_collect: true, preferred_hosts: vec![HostId(1)], ..Default::default() },
+        TaskSpec { needs_collect: true, pinned_host: Some(HostId(1)), ..Default::default() },
+    ];
+    let sched = table(
+        sched(tasks),
+        &[
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (up(1, 2), vec![launch(2, 1, 1)]),
+            (ok(0, 0, 1), vec![commit(0, 0, 0), launch(1, 2, 1)]),
+            (ok(1, 2, 2), vec![commit(1, 2, 1)]),
+            (collected(1), vec![]),
+            (lost(0), vec![]),
+            (ok(2, 1, 3), vec![commit(2, 1, 1)]),
+            (collected(2), vec![Action::Done]),
+        ],
+    );
+    assert_eq!(sched.task_state(TaskId(0)), TaskState::Done { attempt: AttemptId(0), host: HostId(0) });
+}
+
+#[test]
+fn a_late_success_of_a_superseded_attempt_is_discarded_and_a_repeat_ignored() {
+    table(
+        sched(maps(1)),
+        &[
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (up(1, 1), vec![]),
+            (lost(0), vec![launch(0, 1, 1)]),
+            (ok(0, 1, 2), vec![commit(0, 1, 1)]),
+            (ok(0, 0, 3), vec![discard(0, 0, 0)]),
+            // The committed attempt's report, twice: its output must stay.
+            (ok(0, 1, 3), vec![]),
+            (exit(0, 1), vec![]),
+            (collected(0), vec![Action::Done]),
+            (ok(0, 1, 4), vec![]),
+            (ok(0, 0, 4), vec![discard(0, 0, 0)]),
+        ],
+    );
+}
+
+#[test]
+fn speculation_copies_a_straggler_and_the_loser_is_killed() {
+    let cfg = SchedulerConfig { speculate: true, ..Default::default() };
+    let sched = table(
+        Scheduler::new(maps(4), cfg),
+        &[
+            (up(0, 4), vec![launch(0, 0, 0), launch(1, 1, 0), launch(2, 2, 0), launch(3, 3, 0)]),
+            (up(1, 1), vec![]),
+            (ok(0, 0, 2), vec![commit(0, 0, 0)]),
+            (ok(1, 1, 2), vec![commit(1, 1, 0)]),
+            (tick(3), vec![]), // only half the stage is done
+            (ok(2, 2, 3), vec![commit(2, 2, 0)]),
+            (tick(3), vec![]), // 1.5 x the median of 2 s: not yet
+            (tick(4), vec![copy(3, 4, 1)]),
+            (tick(9), vec![]), // one copy is enough
+            (ok(3, 4, 10), vec![commit(3, 4, 1), kill(3, 3, 0)]),
+            (ok(3, 3, 11), vec![discard(3, 3, 0)]),
+        ],
+    );
+    assert!(sched.attempts(TaskId(3))[1].speculative);
+    assert_eq!(sched.attempts(TaskId(3))[0].outcome, Outcome::Killed);
+}
+
+#[test]
+fn tiny_tasks_are_never_copied() {
+    let cfg = SchedulerConfig { speculate: true, speculation_min_runtime: s(5), ..Default::default() };
+    table(
+        Scheduler::new(maps(4), cfg),
+        &[
+            (up(0, 4), vec![launch(0, 0, 0), launch(1, 1, 0), launch(2, 2, 0), launch(3, 3, 0)]),
+            (up(1, 1), vec![]),
+            (ok(0, 0, 0), vec![commit(0, 0, 0)]),
+            (ok(1, 1, 0), vec![commit(1, 1, 0)]),
+            (ok(2, 2, 0), vec![commit(2, 2, 0)]),
+            (tick(5), vec![]),
+            (tick(6), vec![copy(3, 4, 1)]),
+        ],
+    );
+}
+
+#[test]
+fn without_speculation_stragglers_are_left_alone() {
+    table(
+        sched(maps(2)),
+        &[
+            (up(0, 2), vec![launch(0, 0, 0), launch(1, 1, 0)]),
+            (up(1, 1), vec![]),
+            (ok(0, 0, 1), vec![commit(0, 0, 0)]),
+            (tick(100), vec![]),
+        ],
+    );
+}
+
+#[test]
+fn cancel_kills_everything_and_later_outputs_are_discarded() {
+    let sched = table(
+        sched(maps(3)),
+        &[
+            (up(0, 2), vec![launch(0, 0, 0), launch(1, 1, 0)]),
+            (Event::Cancel, vec![kill(0, 0, 0), kill(1, 1, 0), Action::Cancelled]),
+            (ok(1, 1, 2), vec![discard(1, 1, 0)]),
+            (up(1, 1), vec![]),
+            (Event::Cancel, vec![]),
+        ],
+    );
+    assert!(sched.is_finished() && !sched.is_stalled());
+}
+
+#[test]
+fn restored_tasks_are_not_run_again() {
+    let mut sched = sched(map_reduce(2, 1));
+    sched.restore_done(TaskId(0));
+    let sched = table(
+        sched,
+        &[
+            (up(0, 2), vec![launch(1, 0, 0)]),
+            (ok(1, 0, 1), vec![commit(1, 0, 0), launch(2, 1, 0)]),
+            (ok(2, 1, 2), vec![commit(2, 1, 0)]),
+            (collected(2), vec![Action::Done]),
+        ],
+    );
+    assert_eq!(sched.task_state(TaskId(0)), TaskState::Restored);
+    assert!(sched.attempts(TaskId(0)).is_empty());
+}
+
+#[test]
+fn events_about_unknown_tasks_attempts_and_hosts_are_ignored() {
+    table(
+        sched(maps(2)),
+        &[
+            (ok(7, 7, 1), vec![]),
+            (exit(7, 0), vec![]),
+            (collected(9), vec![]),
+            (lost(5), vec![]),
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (ok(1, 0, 1), vec![]), // attempt 0 belongs to task 0
+            (fetch_failed(0, 0, 9), vec![launch(0, 1, 0)]),
+        ],
+    );
+}
+
+#[test]
+fn progress_counts_what_happened() {
+    let mut sched = sched(maps(3));
+    sched.on_event(up(0, 2));
+    sched.on_event(exit(0, 0));
+    let p = sched.progress();
+    assert_eq!(p, Progress { total: 3, done: 0, running: 2, pending: 1, failed_attempts: 1, lost_attempts: 0 });
+    assert_eq!(sched.task_state(TaskId(1)), TaskState::Running { attempts: vec![AttemptId(1)] });
+    assert_eq!(sched.task_state(TaskId(0)), TaskState::Running { attempts: vec![AttemptId(2)] });
+    let (task, record) = sched.attempt(AttemptId(0)).unwrap();
+    assert_eq!((task, record.outcome), (TaskId(0), Outcome::Failed(FailureKind::Exit)));
 }

@@ -75,7 +75,8 @@ async fn has_image(h: &Host, image: &str) -> std::result::Result<bool, String> {
 async fn ensure_image(hosts: &[Arc<Host>], job: &JobSpec, image: &str) -> Result<Vec<String>> {
     let archive = job.images.get(image).map(|i| job.resolve(&i.file));
     let mut set = JoinSet::new();
-    for h in hosts.iter().cloned() {
+    for h in hosts {
+        let h = Arc::clone(h);
         let (image, archive) = (image.to_string(), archive.clone());
         set.spawn(async move {
             match has_image(&h, &image).await {
