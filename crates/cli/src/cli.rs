@@ -30,6 +30,8 @@ pub struct ClusterArg {
     pub hosts: Vec<String>,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Write commented cluster.toml and job.toml templates.
