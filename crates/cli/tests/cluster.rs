@@ -484,3 +484,42 @@ fn a_full_disk_on_one_host_moves_its_tasks_elsewhere() {
     output_is_input(&dir);
     assert!(ran.stderr.contains("h2") && ran.stderr.to_lowercase().contains("no space left on device"), "{}", ran.stderr);
 }
+
+#[test]
+fn losing_a_host_with_map_outputs_reruns_only_its_maps() {
+    let Some((_g, c)) = cluster() else { return };
+    heal_all();
+    let dir = c.dir.join("jobs/shuffle-loss");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data: String = (0..6000).map(|i| format!("k{}\t1\n", i % 101)).collect();
+    std::fs::write(dir.join("data.txt"), &data).unwrap();
+    std::fs::write(
+        dir.join("job.toml"),
+        "[input]\npath = \"data.txt\"\npartitions = 6\n[map]\ncommand = \"cat\"\n[reduce]\npartitions = 6\ncommand = \"sleep 4; awk -F'\\\\t' '{ s[$1] += $2 } END { for (k in s) print k \\\"\\\\t\\\" s[k] }'\"\n[output]\npath = \"out/result.txt\"\n",
+    )
+    .unwrap();
+    let run = start_run(c, &dir, &[]);
+    assert!(wait_for(30, || !procs_on("h2", "sleep 4").is_empty()), "no reducer ran on h2");
+    assert!(script(&["kill", "h2"]).status.success());
+    let (code, summary, stderr) = finish_run(run);
+    heal_all();
+    assert_eq!(code, 0, "{stderr}");
+    let mut got: Vec<String> = std::fs::read_to_string(dir.join("out/result.txt")).unwrap().lines().map(String::from).collect();
+    got.sort();
+    let mut want: Vec<String> = (0..101).map(|k| format!("k{k}\t{}", 6000 / 101 + usize::from(k < 6000 % 101))).collect();
+    want.sort();
+    assert_eq!(got, want);
+    let attempts = summary["attempts"].as_array().unwrap();
+    let first_maps_on_h2: std::collections::BTreeSet<u64> = attempts
+        .iter()
+        .filter(|a| a["stage"] == 0 && a["host"] == "h2" && a["outcome"] == "succeeded")
+        .map(|a| a["task"].as_u64().unwrap())
+        .collect();
+    let map_runs = |t: u64| attempts.iter().filter(|a| a["stage"] == 0 && a["task"] == t).count();
+    for t in 0..6u64 {
+        let want_runs = if first_maps_on_h2.contains(&t) { 2 } else { 1 };
+        assert_eq!(map_runs(t), want_runs, "map {t} (on h2: {}) ran {} times: {summary}", first_maps_on_h2.contains(&t), map_runs(t));
+    }
+    assert!(!first_maps_on_h2.is_empty(), "h2 ran some maps: {summary}");
+}

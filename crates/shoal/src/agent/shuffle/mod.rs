@@ -165,6 +165,22 @@ mod tests {
     }
 
     #[test]
+    fn one_mebibyte_lines_survive_a_small_sort_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(dir.path().join("blocks")).unwrap();
+        let out = dir.path().join("out");
+        let long = "v".repeat(1 << 20);
+        let text: String = (0..8).map(|i| format!("key{}\t{long}{i}\n", 7 - i)).collect();
+        std::fs::write(&out, &text).unwrap();
+        let (buckets, records) = bucketize(&out, &spec(1, false), &dir.path().join("s"), &store, &|_, _| Ok(())).unwrap();
+        assert_eq!(records, 8);
+        let data = std::fs::read_to_string(store.path(&buckets[0].block.hash)).unwrap();
+        let keys: Vec<&str> = data.lines().map(|l| l.split('\t').next().unwrap()).collect();
+        assert_eq!(keys, ["key0", "key1", "key2", "key3", "key4", "key5", "key6", "key7"]);
+        assert!(data.lines().all(|l| l.len() == 4 + 1 + (1 << 20) + 1));
+    }
+
+    #[test]
     fn modulo_needs_integer_keys() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlockStore::open(dir.path().join("blocks")).unwrap();
