@@ -320,3 +320,19 @@ fn report_shows_every_attempt_in_a_real_browser() {
         .collect();
     assert!(page_requests.is_empty(), "the page made network requests: {page_requests:?}");
 }
+
+#[test]
+fn identical_partitions_upload_safely_at_the_same_time() {
+    // Regression: two partitions with the same content are the same block;
+    // uploading it twice at once once corrupted the agent's temp file.
+    let dir = tempfile::tempdir().unwrap();
+    let chunk: String = (0..20_000).map(|i| format!("row {i}\n")).collect();
+    fs::write(dir.path().join("data.txt"), chunk.repeat(8)).unwrap();
+    fs::write(
+        dir.path().join("job.toml"),
+        "[input]\npath = \"data.txt\"\npartitions = 8\n[map]\ncommand = \"cat\"\n[output]\npath = \"out/all.txt\"\n",
+    )
+    .unwrap();
+    run(dir.path(), &[]).success();
+    assert_eq!(fs::read(dir.path().join("out/all.txt")).unwrap(), fs::read(dir.path().join("data.txt")).unwrap());
+}

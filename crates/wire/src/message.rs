@@ -44,7 +44,7 @@ pub enum Message {
         hashes: Vec<Hash>,
     },
     /// Either way: one piece of a block. `stream` is the request id of a
-    /// fetch, or 0 for an upload. The receiver verifies the hash at `last`.
+    /// fetch, or a fresh id per upload. The receiver verifies the hash at `last`.
     Chunk {
         stream: u64,
         hash: Hash,

@@ -18,7 +18,9 @@ use shoal_wire::{hex, BlockRef, Hash};
 /// A block store rooted at one directory.
 pub struct BlockStore {
     dir: PathBuf,
-    uploads: Mutex<HashMap<Hash, Upload>>,
+    /// Uploads in progress, by (hash, upload stream): two uploads of the
+    /// same block (identical partitions, say) never share a temp file.
+    uploads: Mutex<HashMap<(Hash, u64), Upload>>,
     pinned: Mutex<HashSet<Hash>>,
 }
 
@@ -53,12 +55,12 @@ impl BlockStore {
     }
 
     /// Appends one chunk of an upload; on `last`, verifies and publishes.
-    pub fn receive_chunk(&self, hash: Hash, data: &[u8], last: bool) -> io::Result<bool> {
+    pub fn receive_chunk(&self, stream: u64, hash: Hash, data: &[u8], last: bool) -> io::Result<bool> {
         let mut uploads = self.uploads.lock().unwrap();
-        let up = match uploads.entry(hash) {
+        let up = match uploads.entry((hash, stream)) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
-                let tmp = self.dir.join(format!(".{}.part", hex(&hash)));
+                let tmp = self.dir.join(format!(".{}.{stream}.part", hex(&hash)));
                 let file = File::create(&tmp)?;
                 v.insert(Upload { file, tmp, hasher: blake3::Hasher::new() })
             }
@@ -66,14 +68,14 @@ impl BlockStore {
         let written = up.file.write_all(data);
         up.hasher.update(data);
         if let Err(e) = written {
-            let up = uploads.remove(&hash).expect("present");
+            let up = uploads.remove(&(hash, stream)).expect("present");
             let _ = fs::remove_file(&up.tmp);
             return Err(e);
         }
         if !last {
             return Ok(false);
         }
-        let up = uploads.remove(&hash).expect("present");
+        let up = uploads.remove(&(hash, stream)).expect("present");
         drop(uploads);
         self.publish(up, hash)
     }
@@ -167,9 +169,9 @@ mod tests {
         let store = BlockStore::open(dir.path().join("blocks")).unwrap();
         let h = hash(b"hello world");
         assert!(!store.has(&h));
-        assert!(!store.receive_chunk(h, b"hello ", false).unwrap());
+        assert!(!store.receive_chunk(1, h, b"hello ", false).unwrap());
         assert!(!store.has(&h), "a partial block must stay invisible");
-        assert!(store.receive_chunk(h, b"world", true).unwrap());
+        assert!(store.receive_chunk(1, h, b"world", true).unwrap());
         assert_eq!(fs::read(store.path(&h)).unwrap(), b"hello world");
     }
 
@@ -178,7 +180,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlockStore::open(dir.path().to_path_buf()).unwrap();
         let h = hash(b"good");
-        let err = store.receive_chunk(h, b"evil", true).unwrap_err();
+        let err = store.receive_chunk(1, h, b"evil", true).unwrap_err();
         assert_eq!(err.to_string(), "block content does not match its hash");
         assert!(!store.has(&h));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -192,7 +194,7 @@ mod tests {
             .map(|i| {
                 let data = vec![i; 100];
                 let h = hash(&data);
-                store.receive_chunk(h, &data, true).unwrap();
+                store.receive_chunk(1, h, &data, true).unwrap();
                 let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
                 File::options().append(true).open(store.path(&h)).unwrap().set_modified(t).unwrap();
                 h

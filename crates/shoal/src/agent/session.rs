@@ -95,7 +95,7 @@ impl Agent {
                 let hashes = hashes.into_iter().filter(|h| !self.store.has(h)).collect();
                 self.reply(Message::MissingBlocks { id, hashes });
             }
-            Message::Chunk { hash, data, last, .. } => self.receive_chunk(hash, &data, last),
+            Message::Chunk { stream, hash, data, last } => self.receive_chunk(stream, hash, &data, last),
             Message::MakeWorkdir { id, run, files } => self.make_workdir(id, run, files),
             Message::RunTask(req) => self.start_task(req),
             Message::KillTask { attempt } => self.kill(attempt),
@@ -114,8 +114,8 @@ impl Agent {
         let _ = self.outbox.send_now(msg);
     }
 
-    fn receive_chunk(&self, hash: Hash, data: &[u8], last: bool) {
-        match self.store.receive_chunk(hash, data, last) {
+    fn receive_chunk(&self, stream: u64, hash: Hash, data: &[u8], last: bool) {
+        match self.store.receive_chunk(stream, hash, data, last) {
             Ok(true) => self.reply(Message::BlockStored { hash, error: None }),
             Ok(false) => {}
             Err(e) => self.reply(Message::BlockStored { hash, error: Some(e.to_string()) }),

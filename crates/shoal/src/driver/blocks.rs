@@ -72,6 +72,9 @@ pub async fn upload(host: &Host, s: &Source) -> Result<(), TransferError> {
     let read_err = |e| TransferError::Read { path: s.path.display().to_string(), source: e };
     let gone = || TransferError::Gone(host.name().into());
     let stored = host.await_stored(s.hash);
+    // Each upload is its own stream, so two uploads of one block (equal
+    // partitions) interleave safely on the agent.
+    let stream = host.next_id();
     let mut file = tokio::fs::File::open(&s.path).await.map_err(read_err)?;
     file.seek(SeekFrom::Start(s.offset)).await.map_err(read_err)?;
     let mut left = s.len;
@@ -81,7 +84,7 @@ pub async fn upload(host: &Host, s: &Source) -> Result<(), TransferError> {
         file.read_exact(&mut data).await.map_err(read_err)?;
         left -= n as u64;
         let last = left == 0;
-        host.send(Message::Chunk { stream: 0, hash: s.hash, data, last }).await.map_err(|_| gone())?;
+        host.send(Message::Chunk { stream, hash: s.hash, data, last }).await.map_err(|_| gone())?;
         if last {
             break;
         }
