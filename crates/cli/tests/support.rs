@@ -88,7 +88,9 @@ impl Ran {
 /// each with its own work dir and `slots` slots.
 pub fn local_cluster(n: usize, slots: u32) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let mut text = String::from("[defaults]\n# generous: parallel tests load the machine, and these tests do not time hosts out\nheartbeat_timeout = 15\n");
+    let mut text = String::from(
+        "[defaults]\n# generous: parallel tests load the machine, and these tests do not time hosts out\nheartbeat_timeout = 15\n",
+    );
     for i in 0..n {
         let name = (b'a' + i as u8) as char;
         let work = dir.path().join(format!("hosts/{name}"));
