@@ -3,21 +3,24 @@
 //! `cluster.toml` (or `.json` with the same keys) has an optional
 //! `[defaults]` table applied to every host and one `[hosts.NAME]` table
 //! per host. Validation refuses anything that could be misread: unknown
-//! keys (with a suggestion), addresses and users that ssh could take for
-//! an option or a remote shell could expand (compare OpenSSH
-//! CVE-2023-51385), impossible ports, slots and speeds. With no cluster
-//! file at all, the cluster is this machine: [`ClusterSpec::local`].
+//! keys (with a suggestion), a host or key given twice, addresses and users
+//! that ssh could take for an option or a remote shell could expand
+//! (compare OpenSSH CVE-2023-51385), impossible ports, slots and speeds.
+//! With no cluster file at all, the cluster is this machine:
+//! [`ClusterSpec::local`].
 //!
-//! This module only reads and checks the file; connecting is the `shoal`
-//! crate's business.
+//! This module only reads and checks the file. Connecting, detecting core
+//! counts and checking `command_on` host names against the cluster are the
+//! driver's business, in the `shoal` crate.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::spec_error::{did_you_mean, parse_duration, SpecError};
+use crate::spec_error::{find_duplicate, parse_duration, suggestion, Duplicate, SpecError, DURATION_HINT};
 use crate::tree::{self, Entry, Node, Val};
 
 /// How the driver reaches a host.
@@ -30,35 +33,40 @@ pub enum TransportKind {
     Ssh,
 }
 
-/// One host of the cluster, defaults applied.
+/// One host of the cluster, with `[defaults]` applied.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HostSpec {
+    /// The `NAME` of `[hosts.NAME]`; also a directory name on the driver.
     pub name: String,
     pub transport: TransportKind,
-    /// What `ssh` connects to; `localhost` for local hosts.
+    /// What `ssh` connects to (a host name, IP address or `~/.ssh/config`
+    /// alias); `localhost` for local hosts.
     pub address: String,
     pub port: Option<u16>,
     pub user: Option<String>,
     /// Where the agent keeps `bin/`, `blocks/` and `runs/`; `~` is the
     /// remote user's home.
     pub workdir: String,
-    /// Task slots; `None` means the host's detected core count.
+    /// Task slots; `None` means the host's core count, detected at connect.
     pub slots: Option<u32>,
     /// Relative single-core speed, for weighted shares.
     pub speed: f64,
     pub identity: Option<String>,
+    /// Passed to `ssh` before shoal's own options, so they win.
     pub ssh_options: Vec<String>,
-    /// Extra environment for this host's tasks.
+    /// Extra environment for this host's tasks (`[defaults]` env merged in).
     pub env: BTreeMap<String, String>,
     /// A binary to deploy instead of the driver's own (another platform).
     pub agent_binary: Option<String>,
     pub connect_timeout: Duration,
+    /// Silence after which the driver declares the host lost.
     pub heartbeat_timeout: Duration,
 }
 
 /// The hosts of one run, in file order.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClusterSpec {
+    /// The file it came from; `None` for [`ClusterSpec::local`].
     pub source: Option<PathBuf>,
     pub hosts: Vec<HostSpec>,
 }
@@ -78,7 +86,13 @@ const HOST_KEYS: &[&str] = &[
     "connect_timeout",
     "heartbeat_timeout",
 ];
+
+/// Keys that say which machine a host is, so sharing them makes no sense.
+const PER_HOST_ONLY: &[&str] = &["address", "transport"];
+
 const TOP_KEYS: &[&str] = &["defaults", "hosts"];
+
+const INJECTION_NOTE: &str = "this is refused to prevent option and command injection (OpenSSH CVE-2023-51385)";
 
 impl HostSpec {
     fn new(name: &str) -> Self {
@@ -102,7 +116,7 @@ impl HostSpec {
 }
 
 impl ClusterSpec {
-    /// The embedded default: this machine alone.
+    /// The embedded default: this machine alone, as host `local`.
     pub fn local() -> ClusterSpec {
         let mut h = HostSpec::new("local");
         h.transport = TransportKind::Local;
@@ -120,29 +134,24 @@ impl ClusterSpec {
     }
 
     /// Parses and validates cluster text; `path` names it in errors and
-    /// picks the format (`.json` or TOML).
+    /// picks the format (JSON when it ends in `.json`, else TOML).
     pub fn parse(text: &str, path: &Path) -> Result<ClusterSpec, SpecError> {
         let file = path.display().to_string();
+        if let Some(d) = find_duplicate(text, file.ends_with(".json")) {
+            return Err(duplicate_error(&file, text, &d));
+        }
         let root = tree::parse(text, &file)?;
         let cx = Cx { file: &file, text };
-        let top = cx.table(&root, "the cluster file")?;
-        cx.known_keys(top, TOP_KEYS, None, "the top level")?;
-        let defaults = match find(top, "defaults") {
-            Some(e) => Some(cx.table(&e.node, "[defaults]")?),
-            None => None,
+        let top = cx.top(&root)?;
+        let base = match find(top, "defaults") {
+            Some(d) => cx.defaults(d)?,
+            None => HostSpec::new(""),
         };
-        let hosts_entry = find(top, "hosts").ok_or_else(|| {
-            cx.err(Some(0), "the cluster has no hosts")
-                .hint("add a [hosts.NAME] table per host, or delete the file to use this machine alone")
-        })?;
-        let hosts_tab = cx.table(&hosts_entry.node, "[hosts]")?;
-        if hosts_tab.is_empty() {
-            return Err(cx.err(hosts_entry.key_pos, "the cluster has no hosts").hint("add a [hosts.NAME] table per host"));
-        }
-        let hosts = hosts_tab.iter().map(|h| cx.host(h, defaults)).collect::<Result<Vec<_>, _>>()?;
+        let hosts = cx.hosts(find(top, "hosts"), &base)?;
         Ok(ClusterSpec { source: Some(path.to_path_buf()), hosts })
     }
 
+    /// The host called `name`.
     pub fn host(&self, name: &str) -> Option<&HostSpec> {
         self.hosts.iter().find(|h| h.name == name)
     }
@@ -150,20 +159,55 @@ impl ClusterSpec {
     /// Only the named hosts (`--hosts a,b`), in file order.
     pub fn select(&self, names: &[String]) -> Result<ClusterSpec, SpecError> {
         let file = self.source.as_ref().map_or("(this machine)".to_string(), |p| p.display().to_string());
-        for n in names {
-            if self.host(n).is_none() {
-                let known: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
-                return Err(SpecError::new(&file, format!("--hosts names `{n}`, which is not a host of this cluster"))
-                    .hint(format!("the hosts are: {}", known.join(", "))));
-            }
+        let known: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+        if names.is_empty() {
+            return Err(SpecError::new(&file, "--hosts names no hosts")
+                .hint(format!("give host names separated by commas; the hosts are: {}", known.join(", "))));
+        }
+        if let Some(n) = names.iter().find(|n| self.host(n).is_none()) {
+            return Err(SpecError::new(
+                &file,
+                format!("--hosts names `{n}`, which is not a host of this cluster{}", suggestion(n, &known)),
+            )
+            .hint(format!("the hosts are: {}", known.join(", "))));
         }
         let hosts = self.hosts.iter().filter(|h| names.contains(&h.name)).cloned().collect();
         Ok(ClusterSpec { source: self.source.clone(), hosts })
     }
 }
 
+/// A host or key given twice, worded in cluster terms.
+fn duplicate_error(file: &str, text: &str, d: &Duplicate) -> SpecError {
+    let at = |msg: String| SpecError::at(file, text, Some(d.offset), msg);
+    let rest = |from: usize| d.path[from..].join(".");
+    match d.path.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["hosts", name] => at(format!("host `{name}` is defined twice"))
+            .hint("each [hosts.NAME] table needs a name of its own: rename one of them, or merge the two"),
+        ["hosts", name, _, ..] => at(format!("host `{name}`: `{}` is given twice", rest(2))).hint("keep one of them"),
+        ["defaults"] => at("[defaults] is given twice".into()).hint("merge the two [defaults] tables into one"),
+        ["defaults", _, ..] => at(format!("[defaults]: `{}` is given twice", rest(1))).hint("keep one of them"),
+        _ => at(format!("`{}` is given twice", rest(0))).hint("keep one of them"),
+    }
+}
+
 fn find<'a>(t: &'a [Entry], key: &str) -> Option<&'a Entry> {
     t.iter().find(|e| e.key == key)
+}
+
+/// Whose keys are being read; errors start with it.
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    Defaults,
+    Host(&'a str),
+}
+
+impl fmt::Display for Owner<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Owner::Defaults => f.write_str("[defaults]"),
+            Owner::Host(name) => write!(f, "host `{name}`"),
+        }
+    }
 }
 
 /// Validation context: the file name and text, for positions.
@@ -172,54 +216,105 @@ struct Cx<'a> {
     text: &'a str,
 }
 
+type R<T> = Result<T, SpecError>;
+
 impl Cx<'_> {
     fn err(&self, pos: Option<usize>, msg: impl Into<String>) -> SpecError {
         SpecError::at(self.file, self.text, pos, msg)
     }
 
-    fn table<'n>(&self, n: &'n Node, what: &str) -> Result<&'n [Entry], SpecError> {
+    /// An error about the value of `e`.
+    fn bad(&self, e: &Entry, owner: Owner<'_>, msg: impl fmt::Display) -> SpecError {
+        self.err(e.node.pos.or(e.key_pos), format!("{owner}: {msg}"))
+    }
+
+    fn table<'n>(&self, n: &'n Node, what: &str, hint: &str) -> R<&'n [Entry]> {
         match &n.val {
             Val::Table(t) => Ok(t),
-            other => Err(self.err(n.pos, format!("{what} must be a table, not {}", other.kind()))),
+            other => Err(self.err(n.pos, format!("{what} must be a table, not {}", other.kind())).hint(hint)),
         }
     }
 
-    fn known_keys(&self, t: &[Entry], known: &[&str], host: Option<&str>, place: &str) -> Result<(), SpecError> {
-        for e in t {
-            if known.contains(&e.key.as_str()) {
-                continue;
-            }
-            let prefix = host.map_or(String::new(), |h| format!("host `{h}`: "));
-            let mut msg = format!("{prefix}unknown key `{}` in {place}", e.key);
-            if let Some(s) = did_you_mean(&e.key, known) {
-                msg.push_str(&format!("; did you mean `{s}`?"));
-            }
-            return Err(self.err(e.key_pos, msg).hint(format!("the keys allowed here are: {}", known.join(", "))));
+    fn top<'n>(&self, root: &'n Node) -> R<&'n [Entry]> {
+        let top = self.table(root, "the cluster file", "write [hosts.NAME] tables, or an object with a \"hosts\" key in JSON")?;
+        if let Some(e) = top.iter().find(|e| !TOP_KEYS.contains(&e.key.as_str())) {
+            return Err(self
+                .err(e.key_pos, format!("unknown top-level key `{}`{}", e.key, suggestion(&e.key, TOP_KEYS)))
+                .hint("a cluster file has an optional [defaults] table and one [hosts.NAME] table per host"));
         }
-        Ok(())
+        Ok(top)
     }
 
-    fn host(&self, e: &Entry, defaults: Option<&[Entry]>) -> Result<HostSpec, SpecError> {
-        check_name(self, e)?;
-        let keys = self.table(&e.node, &format!("host `{}`", e.key))?;
-        let mut h = HostSpec::new(&e.key);
-        if let Some(d) = defaults {
-            self.known_keys(d, HOST_KEYS, None, "[defaults]")?;
-            for entry in d {
-                if matches!(entry.key.as_str(), "address" | "transport") {
-                    return Err(self.err(entry.key_pos, format!("`{}` cannot be a default; set it per host", entry.key)));
-                }
-                self.apply(&mut h, entry)?;
-            }
+    fn known_keys(&self, t: &[Entry], known: &[&str], owner: Owner<'_>) -> R<()> {
+        let Some(e) = t.iter().find(|e| !known.contains(&e.key.as_str())) else {
+            return Ok(());
+        };
+        let who = if matches!(owner, Owner::Host(_)) { "a host" } else { "[defaults]" };
+        Err(self
+            .err(e.key_pos, format!("{owner}: unknown key `{}`{}", e.key, suggestion(&e.key, known)))
+            .hint(format!("the keys {who} accepts are: {}", known.join(", "))))
+    }
+
+    /// `[defaults]`, validated once, as the host every host starts from.
+    fn defaults(&self, d: &Entry) -> R<HostSpec> {
+        let keys = self.table(&d.node, "defaults", "write [defaults] followed by the keys every host shares")?;
+        if let Some(e) = keys.iter().find(|e| PER_HOST_ONLY.contains(&e.key.as_str())) {
+            return Err(self
+                .err(e.key_pos, format!("[defaults]: `{}` cannot be a default", e.key))
+                .hint(format!("set {} in each [hosts.NAME] table: it says which machine the host is", e.key)));
         }
-        self.known_keys(keys, HOST_KEYS, Some(&e.key), &format!("[hosts.{}]", e.key))?;
-        for entry in keys {
-            self.apply(&mut h, entry)?;
+        let shared: Vec<&str> = HOST_KEYS.iter().copied().filter(|k| !PER_HOST_ONLY.contains(k)).collect();
+        self.known_keys(keys, &shared, Owner::Defaults)?;
+        let mut base = HostSpec::new("");
+        for e in keys {
+            self.apply(&mut base, e, Owner::Defaults)?;
+        }
+        Ok(base)
+    }
+
+    fn hosts(&self, entry: Option<&Entry>, base: &HostSpec) -> R<Vec<HostSpec>> {
+        let no_hosts = |pos| {
+            self.err(pos, "the cluster has no hosts")
+                .hint("add a [hosts.NAME] table per host, or delete the file to use this machine alone")
+        };
+        let Some(e) = entry else {
+            return Err(no_hosts(Some(0)));
+        };
+        let list = self.table(&e.node, "hosts", "write one [hosts.NAME] table per host")?;
+        if list.is_empty() {
+            return Err(no_hosts(e.key_pos));
+        }
+        list.iter().map(|h| self.host(h, base)).collect()
+    }
+
+    fn host(&self, e: &Entry, base: &HostSpec) -> R<HostSpec> {
+        self.check_name(e)?;
+        let owner = Owner::Host(&e.key);
+        let hint = format!("write [hosts.{}] followed by address = \"...\" and the host's other keys", e.key);
+        let keys = self.table(&e.node, &format!("host `{}`", e.key), &hint)?;
+        self.known_keys(keys, HOST_KEYS, owner)?;
+        let mut h = base.clone();
+        h.name = e.key.clone();
+        for k in keys {
+            self.apply(&mut h, k, owner)?;
         }
         self.finish(h, e)
     }
 
-    fn finish(&self, mut h: HostSpec, e: &Entry) -> Result<HostSpec, SpecError> {
+    /// Host names become directory names on the driver.
+    fn check_name(&self, e: &Entry) -> R<()> {
+        let simple = !e.key.is_empty()
+            && !e.key.starts_with('.')
+            && e.key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if simple {
+            return Ok(());
+        }
+        Err(self
+            .err(e.key_pos, format!("host name {:?} is not a simple name", e.key))
+            .hint("host names become directory names: use letters, digits, `-`, `_` and `.`"))
+    }
+
+    fn finish(&self, mut h: HostSpec, e: &Entry) -> R<HostSpec> {
         match h.transport {
             TransportKind::Local => h.address = "localhost".into(),
             TransportKind::Ssh if h.address.is_empty() => {
@@ -232,143 +327,176 @@ impl Cx<'_> {
         Ok(h)
     }
 
-    fn apply(&self, h: &mut HostSpec, e: &Entry) -> Result<(), SpecError> {
-        let host = h.name.clone();
-        let bad = |msg: String, hint: &str| self.err(e.node.pos.or(e.key_pos), format!("host `{host}`: {msg}")).hint(hint.to_string());
+    /// Sets one key; [`Cx::known_keys`] has already refused unknown ones.
+    fn apply(&self, h: &mut HostSpec, e: &Entry, owner: Owner<'_>) -> R<()> {
         match e.key.as_str() {
-            "address" => h.address = self.safe_word(e, &host, "address")?,
-            "user" => h.user = Some(self.safe_word(e, &host, "user")?),
-            "port" => match e.node.val {
-                Val::Int(p) if (1..=65535).contains(&p) => h.port = Some(p as u16),
-                Val::Int(p) => return Err(bad(format!("port {p} is out of range"), "use a port between 1 and 65535")),
-                ref v => return Err(bad(format!("port must be an integer, not {}", v.kind()), "write port = 22 without quotes")),
-            },
-            "slots" => match e.node.val {
-                Val::Int(s) if s >= 1 && s <= u32::MAX as i64 => h.slots = Some(s as u32),
-                Val::Int(s) => {
-                    return Err(bad(
-                        format!("slots = {s} leaves no room to run anything"),
-                        "use slots >= 1, or leave it out to use every core",
-                    ))
-                }
-                ref v => return Err(bad(format!("slots must be an integer, not {}", v.kind()), "write slots = 8")),
-            },
-            "speed" => {
-                let s = match e.node.val {
-                    Val::Int(i) => i as f64,
-                    Val::Float(f) => f,
-                    ref v => return Err(bad(format!("speed must be a number, not {}", v.kind()), "write speed = 1.5")),
-                };
-                if !(s.is_finite() && s > 0.0) {
-                    return Err(bad(
-                        format!("speed must be a positive number, not {s}"),
-                        "speed is relative single-core speed; 1.0 is the default",
-                    ));
-                }
-                h.speed = s;
-            }
-            "workdir" => h.workdir = self.string(e, &host)?,
-            "identity" => h.identity = Some(self.string(e, &host)?),
-            "agent_binary" => h.agent_binary = Some(self.string(e, &host)?),
-            "transport" => {
-                h.transport = match self.string(e, &host)?.as_str() {
-                    "local" => TransportKind::Local,
-                    "ssh" => TransportKind::Ssh,
-                    other => return Err(bad(format!("unknown transport `{other}`"), "use \"ssh\" (the default) or \"local\"")),
-                }
-            }
-            "ssh_options" => h.ssh_options = self.strings(e, &host)?,
-            "env" => h.env = self.env(e, &host)?,
-            "connect_timeout" => h.connect_timeout = self.duration(e, &host)?,
-            "heartbeat_timeout" => h.heartbeat_timeout = self.duration(e, &host)?,
+            "address" => h.address = self.ssh_word(e, owner, false)?,
+            "user" => h.user = Some(self.ssh_word(e, owner, true)?),
+            "port" => h.port = Some(self.port(e, owner)?),
+            "slots" => h.slots = Some(self.slots(e, owner)?),
+            "speed" => h.speed = self.speed(e, owner)?,
+            "workdir" => h.workdir = self.string(e, owner)?,
+            "identity" => h.identity = Some(self.string(e, owner)?),
+            "agent_binary" => h.agent_binary = Some(self.string(e, owner)?),
+            "transport" => h.transport = self.transport(e, owner)?,
+            "ssh_options" => h.ssh_options = self.strings(e, owner)?,
+            // A host's variables are added to the defaults', not swapped
+            // for them: defaults usually carry PATH-like settings for all.
+            "env" => h.env.extend(self.env(e, owner)?),
+            "connect_timeout" => h.connect_timeout = self.duration(e, owner)?,
+            "heartbeat_timeout" => h.heartbeat_timeout = self.duration(e, owner)?,
             _ => {}
         }
         Ok(())
     }
 
-    fn string(&self, e: &Entry, host: &str) -> Result<String, SpecError> {
+    fn string(&self, e: &Entry, owner: Owner<'_>) -> R<String> {
         match &e.node.val {
+            Val::Str(s) if s.is_empty() => {
+                Err(self.bad(e, owner, format_args!("{} is empty", e.key)).hint(format!("give {} a value, or leave it out", e.key)))
+            }
             Val::Str(s) => Ok(s.clone()),
-            v => Err(self.err(e.node.pos.or(e.key_pos), format!("host `{host}`: `{}` must be a string, not {}", e.key, v.kind()))),
+            v => Err(self
+                .bad(e, owner, format_args!("{} must be a string, not {}", e.key, v.kind()))
+                .hint(format!("put the value in quotes: {} = \"...\"", e.key))),
         }
     }
 
-    fn strings(&self, e: &Entry, host: &str) -> Result<Vec<String>, SpecError> {
-        let err = |pos| {
-            self.err(pos, format!("host `{host}`: `{}` must be an array of strings", e.key))
+    fn strings(&self, e: &Entry, owner: Owner<'_>) -> R<Vec<String>> {
+        let err = |n: &Node| {
+            self.err(n.pos.or(e.key_pos), format!("{owner}: {} must be an array of strings", e.key))
                 .hint("write ssh_options = [\"-o\", \"ProxyJump=bastion\"]")
         };
         let Val::Arr(items) = &e.node.val else {
-            return Err(err(e.node.pos));
+            return Err(err(&e.node));
         };
-        items.iter().map(|i| if let Val::Str(s) = &i.val { Ok(s.clone()) } else { Err(err(i.pos)) }).collect()
+        items.iter().map(|i| if let Val::Str(s) = &i.val { Ok(s.clone()) } else { Err(err(i)) }).collect()
     }
 
-    fn env(&self, e: &Entry, host: &str) -> Result<BTreeMap<String, String>, SpecError> {
-        let t = self.table(&e.node, &format!("host `{host}`: env"))?;
-        let mut out = BTreeMap::new();
-        for v in t {
-            let valid = v.key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && v.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
-                return Err(self
-                    .err(v.key_pos, format!("host `{host}`: `{}` is not a valid environment variable name", v.key))
-                    .hint("use letters, digits and _, not starting with a digit"));
+    fn port(&self, e: &Entry, owner: Owner<'_>) -> R<u16> {
+        match e.node.val {
+            Val::Int(p) => u16::try_from(p)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| self.bad(e, owner, format_args!("port {p} is out of range")).hint("use a port between 1 and 65535")),
+            ref v => {
+                Err(self.bad(e, owner, format_args!("port must be an integer, not {}", v.kind())).hint("write port = 22 without quotes"))
             }
-            let value = match &v.node.val {
-                Val::Str(s) => s.clone(),
-                Val::Int(i) => i.to_string(),
-                Val::Float(f) => f.to_string(),
-                Val::Bool(b) => b.to_string(),
-                other => return Err(self.err(v.node.pos, format!("host `{host}`: env `{}` must be a string, not {}", v.key, other.kind()))),
-            };
-            out.insert(v.key.clone(), value);
         }
-        Ok(out)
     }
 
-    fn duration(&self, e: &Entry, host: &str) -> Result<Duration, SpecError> {
-        let parsed = match &e.node.val {
-            Val::Int(i) if *i > 0 => Ok(Duration::from_secs(*i as u64)),
-            Val::Float(f) if *f > 0.0 && f.is_finite() => Ok(Duration::from_secs_f64(*f)),
-            Val::Str(s) => parse_duration(s).and_then(|d| if d.is_zero() { Err("it must be longer than zero".into()) } else { Ok(d) }),
-            v => Err(format!("it is {}", v.kind())),
+    fn slots(&self, e: &Entry, owner: Owner<'_>) -> R<u32> {
+        match e.node.val {
+            Val::Int(s) if s < 1 => Err(self
+                .bad(e, owner, format_args!("slots = {s} leaves no room to run anything"))
+                .hint("use slots >= 1, or leave it out to use every core")),
+            Val::Int(s) => u32::try_from(s).map_err(|_| {
+                self.bad(e, owner, format_args!("slots = {s} is more than any host can run"))
+                    .hint("slots is how many tasks run at once, usually the core count")
+            }),
+            ref v => {
+                Err(self.bad(e, owner, format_args!("slots must be an integer, not {}", v.kind())).hint("write slots = 8 without quotes"))
+            }
+        }
+    }
+
+    fn speed(&self, e: &Entry, owner: Owner<'_>) -> R<f64> {
+        let s = match e.node.val {
+            Val::Int(i) => i as f64,
+            Val::Float(f) => f,
+            ref v => {
+                return Err(self
+                    .bad(e, owner, format_args!("speed must be a number, not {}", v.kind()))
+                    .hint("write speed = 1.5 without quotes"))
+            }
         };
-        parsed.map_err(|why| {
-            self.err(e.node.pos, format!("host `{host}`: `{}` is not a positive duration ({why})", e.key))
-                .hint("write seconds as a number (10) or a string like \"500ms\", \"10s\", \"2m\"")
-        })
-    }
-
-    /// Addresses and users are passed to ssh and end up in remote shells:
-    /// refuse a leading `-` (an option) and anything a shell would expand.
-    fn safe_word(&self, e: &Entry, host: &str, what: &str) -> Result<String, SpecError> {
-        let s = self.string(e, host)?;
-        let extra: &[char] = if what == "user" { &['.', '-', '_'] } else { &['.', '-', '_', ':', '%', '[', ']'] };
-        let ok = !s.is_empty() && !s.starts_with('-') && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c));
-        if ok {
+        if s.is_finite() && s > 0.0 {
             return Ok(s);
         }
-        let why = if s.starts_with('-') {
-            "begins with `-`, which ssh would read as an option"
-        } else {
-            "contains characters that a shell or ssh could interpret"
-        };
         Err(self
-            .err(e.node.pos, format!("host `{host}`: {what} {s:?} {why}"))
-            .hint(format!("use a plain host name, IP address or ~/.ssh/config alias{}; this is refused to prevent option and command injection (OpenSSH CVE-2023-51385)", if what == "user" { " user name" } else { "" })))
+            .bad(e, owner, format_args!("speed must be a positive number, not {s}"))
+            .hint("speed is relative single-core speed; 1.0 is the default"))
     }
-}
 
-fn check_name(cx: &Cx<'_>, e: &Entry) -> Result<(), SpecError> {
-    let ok =
-        !e.key.is_empty() && !e.key.starts_with('.') && e.key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        return Ok(());
+    fn transport(&self, e: &Entry, owner: Owner<'_>) -> R<TransportKind> {
+        match self.string(e, owner)?.as_str() {
+            "local" => Ok(TransportKind::Local),
+            "ssh" => Ok(TransportKind::Ssh),
+            other => Err(self.bad(e, owner, format_args!("unknown transport `{other}`")).hint("use \"ssh\" (the default) or \"local\"")),
+        }
     }
-    Err(cx
-        .err(e.key_pos, format!("host name {:?} is not a simple name", e.key))
-        .hint("host names become directory names: use letters, digits, `-`, `_` and `.`"))
+
+    fn env(&self, e: &Entry, owner: Owner<'_>) -> R<BTreeMap<String, String>> {
+        let t = match &e.node.val {
+            Val::Table(t) => t,
+            v => {
+                return Err(self
+                    .bad(e, owner, format_args!("env must be a table of variables, not {}", v.kind()))
+                    .hint("write env = { NAME = \"value\" }"))
+            }
+        };
+        t.iter().map(|v| Ok((self.env_name(v, owner)?, self.env_value(v, owner)?))).collect()
+    }
+
+    fn env_name(&self, v: &Entry, owner: Owner<'_>) -> R<String> {
+        let valid = v.key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && v.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if valid {
+            return Ok(v.key.clone());
+        }
+        Err(self
+            .err(v.key_pos, format!("{owner}: `{}` is not a valid environment variable name", v.key))
+            .hint("use letters, digits and _, not starting with a digit"))
+    }
+
+    fn env_value(&self, v: &Entry, owner: Owner<'_>) -> R<String> {
+        match &v.node.val {
+            Val::Str(s) => Ok(s.clone()),
+            Val::Int(i) => Ok(i.to_string()),
+            Val::Float(f) => Ok(f.to_string()),
+            Val::Bool(b) => Ok(b.to_string()),
+            other => Err(self
+                .bad(v, owner, format_args!("env `{}` must be a string, not {}", v.key, other.kind()))
+                .hint(format!("write {} = \"value\"", v.key))),
+        }
+    }
+
+    fn duration(&self, e: &Entry, owner: Owner<'_>) -> R<Duration> {
+        let key = &e.key;
+        let bad = |msg: String| self.bad(e, owner, msg).hint(DURATION_HINT);
+        let d = match &e.node.val {
+            Val::Int(i) => u64::try_from(*i).ok().map(Duration::from_secs),
+            Val::Float(f) => Duration::try_from_secs_f64(*f).ok(),
+            Val::Str(s) => Some(parse_duration(s).map_err(|why| bad(format!("{key} = {s:?} is not a duration: {why}")))?),
+            v => return Err(bad(format!("{key} must be a duration, not {}", v.kind()))),
+        };
+        d.filter(|d| !d.is_zero()).ok_or_else(|| bad(format!("{key} must be a duration longer than zero")))
+    }
+
+    /// Addresses and users reach ssh's command line and, through `%h` and
+    /// `%r` in the user's ssh config, possibly a shell: allow only what
+    /// host names, IP literals (with `%zone`) and user names need.
+    fn ssh_word(&self, e: &Entry, owner: Owner<'_>, user: bool) -> R<String> {
+        let s = self.string(e, owner)?;
+        let what = if user { "user" } else { "address" };
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') || (!user && matches!(c, ':' | '%' | '[' | ']'));
+        let (why, hint) = if s.starts_with('-') {
+            ("begins with `-`, which ssh would read as an option".to_string(), None)
+        } else if !user && s.contains('@') {
+            ("contains `@`".to_string(), Some("put the user name in user = \"...\" and only the host in address".to_string()))
+        } else if let Some(c) = s.chars().find(|c| !allowed(*c)) {
+            (format!("contains {c:?}, which a shell or ssh could interpret"), None)
+        } else {
+            return Ok(s);
+        };
+        let plain = if user {
+            "a plain user name (letters, digits, `.`, `-`, `_`)"
+        } else {
+            "a plain host name, IP address or ~/.ssh/config alias"
+        };
+        let hint = hint.unwrap_or_else(|| format!("use {plain}; {INJECTION_NOTE}"));
+        Err(self.bad(e, owner, format_args!("{what} {s:?} {why}")).hint(hint))
+    }
 }
 
 #[cfg(test)]

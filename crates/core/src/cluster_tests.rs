@@ -10,6 +10,12 @@ fn err(text: &str) -> String {
     parse(text).unwrap_err().to_string()
 }
 
+fn json_err(text: &str) -> String {
+    ClusterSpec::parse(text, Path::new("c.json")).unwrap_err().to_string()
+}
+
+const INJECTION_HINT: &str = "use a plain host name, IP address or ~/.ssh/config alias; this is refused to prevent option and command injection (OpenSSH CVE-2023-51385)";
+
 #[test]
 fn full_example_parses_with_defaults_applied() {
     let c = parse(
@@ -18,6 +24,7 @@ fn full_example_parses_with_defaults_applied() {
 user = "me"
 workdir = "/scratch/shoal"
 heartbeat_timeout = "5s"
+env = { LANG = "C", PYTHON = "python3" }
 
 [hosts.alpha]
 address = "10.0.0.11"
@@ -27,35 +34,67 @@ speed = 1.5
 identity = "~/.ssh/id_ed25519"
 ssh_options = ["-o", "ProxyJump=bastion"]
 env = { PYTHON = "/opt/conda/bin/python" }
+agent_binary = "/opt/shoal-aarch64"
+connect_timeout = 2.5
 
 [hosts.me]
 transport = "local"
 "#,
     )
     .unwrap();
+    assert_eq!(c.source.as_deref(), Some(Path::new("cluster.toml")));
     assert_eq!(c.hosts.len(), 2);
     let a = &c.hosts[0];
     assert_eq!((a.name.as_str(), a.address.as_str(), a.port, a.user.as_deref()), ("alpha", "10.0.0.11", Some(2222), Some("me")));
     assert_eq!((a.slots, a.speed, a.workdir.as_str()), (Some(8), 1.5, "/scratch/shoal"));
-    assert_eq!(a.heartbeat_timeout, Duration::from_secs(5));
+    assert_eq!((a.connect_timeout, a.heartbeat_timeout), (Duration::from_millis(2500), Duration::from_secs(5)));
     assert_eq!(a.env["PYTHON"], "/opt/conda/bin/python");
+    assert_eq!(a.env["LANG"], "C", "a host's env adds to the defaults'");
     assert_eq!(a.ssh_options, ["-o", "ProxyJump=bastion"]);
-    assert_eq!(c.hosts[1].transport, TransportKind::Local);
-    assert_eq!(c.hosts[1].user.as_deref(), Some("me"));
+    assert_eq!(a.agent_binary.as_deref(), Some("/opt/shoal-aarch64"));
+    let me = &c.hosts[1];
+    assert_eq!((me.transport, me.address.as_str(), me.user.as_deref()), (TransportKind::Local, "localhost", Some("me")));
+    assert_eq!((me.slots, me.speed, me.connect_timeout), (None, 1.0, Duration::from_secs(10)));
+    assert_eq!(c.host("me"), Some(me));
+    assert_eq!(c.host("nobody"), None);
+}
+
+#[test]
+fn addresses_that_ssh_accepts_pass() {
+    for addr in ["build-01.example.com", "10.0.0.11", "[fe80::1%eth0]", "fe80::1", "my_alias"] {
+        let c = parse(&format!("[hosts.a]\naddress = \"{addr}\"\nuser = \"first.last-2\"\n")).unwrap();
+        assert_eq!(c.hosts[0].address, addr);
+    }
 }
 
 #[test]
 fn json_with_the_same_keys() {
-    let c = ClusterSpec::parse(r#"{"hosts": {"a": {"address": "h1", "slots": 2}}}"#, Path::new("hosts.json")).unwrap();
-    assert_eq!(c.hosts[0].address, "h1");
-    assert_eq!(c.hosts[0].slots, Some(2));
+    let c = ClusterSpec::parse(r#"{"defaults": {"port": 2200}, "hosts": {"a": {"address": "h1", "slots": 2}}}"#, Path::new("hosts.json"))
+        .unwrap();
+    assert_eq!((c.hosts[0].address.as_str(), c.hosts[0].slots, c.hosts[0].port), ("h1", Some(2), Some(2200)));
 }
 
 #[test]
-fn unknown_key_suggests() {
+fn local_is_this_machine() {
+    let c = ClusterSpec::local();
+    assert_eq!(c.source, None);
+    assert_eq!((c.hosts.len(), c.hosts[0].name.as_str(), c.hosts[0].transport), (1, "local", TransportKind::Local));
+    assert_eq!((c.hosts[0].address.as_str(), c.hosts[0].workdir.as_str()), ("localhost", "~/.shoal"));
+}
+
+#[test]
+fn unknown_host_key_suggests() {
     assert_eq!(
         err("[hosts.alpha]\nadress = \"x\"\n"),
-        "cluster.toml:2:1: host `alpha`: unknown key `adress` in [hosts.alpha]; did you mean `address`?\n  hint: the keys allowed here are: address, port, user, workdir, slots, speed, identity, ssh_options, env, agent_binary, transport, connect_timeout, heartbeat_timeout"
+        "cluster.toml:2:1: host `alpha`: unknown key `adress`; did you mean `address`?\n  hint: the keys a host accepts are: address, port, user, workdir, slots, speed, identity, ssh_options, env, agent_binary, transport, connect_timeout, heartbeat_timeout"
+    );
+}
+
+#[test]
+fn unknown_defaults_key() {
+    assert_eq!(
+        err("[defaults]\nslot = 2\n[hosts.a]\naddress = \"x\"\n"),
+        "cluster.toml:2:1: [defaults]: unknown key `slot`; did you mean `slots`?\n  hint: the keys [defaults] accepts are: port, user, workdir, slots, speed, identity, ssh_options, env, agent_binary, connect_timeout, heartbeat_timeout"
     );
 }
 
@@ -63,7 +102,15 @@ fn unknown_key_suggests() {
 fn unknown_top_level_key() {
     assert_eq!(
         err("[host.a]\naddress = \"x\"\n"),
-        "cluster.toml:1:2: unknown key `host` in the top level; did you mean `hosts`?\n  hint: the keys allowed here are: defaults, hosts"
+        "cluster.toml:1:2: unknown top-level key `host`; did you mean `hosts`?\n  hint: a cluster file has an optional [defaults] table and one [hosts.NAME] table per host"
+    );
+}
+
+#[test]
+fn address_cannot_be_a_default() {
+    assert_eq!(
+        err("[defaults]\naddress = \"x\"\n[hosts.a]\n"),
+        "cluster.toml:2:1: [defaults]: `address` cannot be a default\n  hint: set address in each [hosts.NAME] table: it says which machine the host is"
     );
 }
 
@@ -71,14 +118,36 @@ fn unknown_top_level_key() {
 fn duplicate_hosts() {
     assert_eq!(
         err("[hosts.a]\naddress = \"x\"\n[hosts.a]\naddress = \"y\"\n"),
-        "cluster.toml:3:1: invalid TOML: duplicate key `a` in table `hosts`: each host and key may appear only once"
+        "cluster.toml:3:1: host `a` is defined twice\n  hint: each [hosts.NAME] table needs a name of its own: rename one of them, or merge the two"
+    );
+}
+
+#[test]
+fn duplicate_key_in_a_host() {
+    assert_eq!(
+        err("[hosts.a]\naddress = \"x\"\nport = 22\nport = 23\n"),
+        "cluster.toml:4:1: host `a`: `port` is given twice\n  hint: keep one of them"
     );
 }
 
 #[test]
 fn duplicate_hosts_in_json() {
-    let e = ClusterSpec::parse("{\"hosts\": {\"a\": {\"address\": \"x\"},\n \"a\": {}}}", Path::new("c.json")).unwrap_err();
-    assert_eq!(e.to_string(), "c.json:2:4: invalid JSON: duplicate key `a`: each host and key may appear only once");
+    assert_eq!(
+        json_err("{\"hosts\": {\"a\": {\"address\": \"x\"},\n \"a\": {}}}"),
+        "c.json:2:2: host `a` is defined twice\n  hint: each [hosts.NAME] table needs a name of its own: rename one of them, or merge the two"
+    );
+    assert_eq!(
+        json_err("{\"hosts\": {\"a\": {\"address\": \"x\",\n  \"address\": \"y\"}}}"),
+        "c.json:2:3: host `a`: `address` is given twice\n  hint: keep one of them"
+    );
+}
+
+#[test]
+fn positions_in_json() {
+    assert_eq!(
+        json_err("{\n  \"hosts\": {\n    \"a\": {\"address\": \"x\", \"port\": 0}\n  }\n}"),
+        "c.json:3:27: host `a`: port 0 is out of range\n  hint: use a port between 1 and 65535"
+    );
 }
 
 #[test]
@@ -109,7 +178,29 @@ fn port_out_of_range_and_wrong_type() {
 fn option_injection_in_address_is_refused() {
     assert_eq!(
         err("[hosts.a]\naddress = \"-oProxyCommand=touch /tmp/x\"\n"),
-        "cluster.toml:2:11: host `a`: address \"-oProxyCommand=touch /tmp/x\" begins with `-`, which ssh would read as an option\n  hint: use a plain host name, IP address or ~/.ssh/config alias; this is refused to prevent option and command injection (OpenSSH CVE-2023-51385)"
+        format!("cluster.toml:2:11: host `a`: address \"-oProxyCommand=touch /tmp/x\" begins with `-`, which ssh would read as an option\n  hint: {INJECTION_HINT}")
+    );
+}
+
+#[test]
+fn shell_metacharacters_and_whitespace_in_address_are_refused() {
+    assert_eq!(
+        err("[hosts.a]\naddress = \"h;reboot\"\n"),
+        format!("cluster.toml:2:11: host `a`: address \"h;reboot\" contains ';', which a shell or ssh could interpret\n  hint: {INJECTION_HINT}")
+    );
+    assert_eq!(
+        err("[hosts.a]\naddress = \"a\\nb\"\n"),
+        format!(
+            "cluster.toml:2:11: host `a`: address \"a\\nb\" contains '\\n', which a shell or ssh could interpret\n  hint: {INJECTION_HINT}"
+        )
+    );
+}
+
+#[test]
+fn user_in_address_is_refused() {
+    assert_eq!(
+        err("[hosts.a]\naddress = \"me@h\"\n"),
+        "cluster.toml:2:11: host `a`: address \"me@h\" contains `@`\n  hint: put the user name in user = \"...\" and only the host in address"
     );
 }
 
@@ -117,39 +208,73 @@ fn option_injection_in_address_is_refused() {
 fn shell_metacharacters_in_user_are_refused() {
     assert_eq!(
         err("[hosts.a]\naddress = \"x\"\nuser = \"me$(id)\"\n"),
-        "cluster.toml:3:8: host `a`: user \"me$(id)\" contains characters that a shell or ssh could interpret\n  hint: use a plain host name, IP address or ~/.ssh/config alias user name; this is refused to prevent option and command injection (OpenSSH CVE-2023-51385)"
+        "cluster.toml:3:8: host `a`: user \"me$(id)\" contains '$', which a shell or ssh could interpret\n  hint: use a plain user name (letters, digits, `.`, `-`, `_`); this is refused to prevent option and command injection (OpenSSH CVE-2023-51385)"
     );
-    assert!(err("[hosts.a]\naddress = \"a b\"\n").contains("contains characters that a shell or ssh could interpret"));
-    assert!(err("[hosts.a]\naddress = \"h;reboot\"\n").contains("contains characters"));
+    assert_eq!(
+        err("[defaults]\nuser = \"a@b\"\n[hosts.a]\naddress = \"x\"\n"),
+        "cluster.toml:2:8: [defaults]: user \"a@b\" contains '@', which a shell or ssh could interpret\n  hint: use a plain user name (letters, digits, `.`, `-`, `_`); this is refused to prevent option and command injection (OpenSSH CVE-2023-51385)"
+    );
 }
 
 #[test]
-fn zero_slots() {
+fn empty_address() {
+    assert_eq!(
+        err("[hosts.a]\naddress = \"\"\n"),
+        "cluster.toml:2:11: host `a`: address is empty\n  hint: give address a value, or leave it out"
+    );
+}
+
+#[test]
+fn zero_and_huge_slots() {
     assert_eq!(
         err("[hosts.a]\naddress = \"x\"\nslots = 0\n"),
         "cluster.toml:3:9: host `a`: slots = 0 leaves no room to run anything\n  hint: use slots >= 1, or leave it out to use every core"
     );
+    assert_eq!(
+        err("[hosts.a]\naddress = \"x\"\nslots = 5000000000\n"),
+        "cluster.toml:3:9: host `a`: slots = 5000000000 is more than any host can run\n  hint: slots is how many tasks run at once, usually the core count"
+    );
 }
 
 #[test]
-fn negative_speed() {
+fn bad_speeds() {
+    let hint = "\n  hint: speed is relative single-core speed; 1.0 is the default";
     assert_eq!(
         err("[hosts.a]\naddress = \"x\"\nspeed = -1.0\n"),
-        "cluster.toml:3:9: host `a`: speed must be a positive number, not -1\n  hint: speed is relative single-core speed; 1.0 is the default"
+        format!("cluster.toml:3:9: host `a`: speed must be a positive number, not -1{hint}")
+    );
+    assert_eq!(
+        err("[hosts.a]\naddress = \"x\"\nspeed = 0\n"),
+        format!("cluster.toml:3:9: host `a`: speed must be a positive number, not 0{hint}")
+    );
+    assert_eq!(
+        err("[hosts.a]\naddress = \"x\"\nspeed = nan\n"),
+        format!("cluster.toml:3:9: host `a`: speed must be a positive number, not NaN{hint}")
+    );
+    assert_eq!(
+        err("[hosts.a]\naddress = \"x\"\nspeed = inf\n"),
+        format!("cluster.toml:3:9: host `a`: speed must be a positive number, not inf{hint}")
     );
 }
 
 #[test]
 fn empty_cluster() {
-    assert_eq!(err("[defaults]\nuser = \"x\"\n"), "cluster.toml:1:1: the cluster has no hosts\n  hint: add a [hosts.NAME] table per host, or delete the file to use this machine alone");
+    let hint = "\n  hint: add a [hosts.NAME] table per host, or delete the file to use this machine alone";
+    assert_eq!(err("[defaults]\nuser = \"x\"\n"), format!("cluster.toml:1:1: the cluster has no hosts{hint}"));
+    assert_eq!(err("[hosts]\n"), format!("cluster.toml:1:2: the cluster has no hosts{hint}"));
 }
 
 #[test]
-fn bad_host_name_and_env_name() {
+fn bad_host_name() {
     assert_eq!(
         err("[hosts.\"a/b\"]\naddress = \"x\"\n"),
         "cluster.toml:1:8: host name \"a/b\" is not a simple name\n  hint: host names become directory names: use letters, digits, `-`, `_` and `.`"
     );
+    assert!(err("[hosts.\"..\"]\naddress = \"x\"\n").contains("host name \"..\" is not a simple name"));
+}
+
+#[test]
+fn bad_env_name() {
     assert_eq!(
         err("[hosts.a]\naddress = \"x\"\nenv = { \"1X\" = \"y\" }\n"),
         "cluster.toml:3:9: host `a`: `1X` is not a valid environment variable name\n  hint: use letters, digits and _, not starting with a digit"
@@ -157,20 +282,63 @@ fn bad_host_name_and_env_name() {
 }
 
 #[test]
-fn bad_duration() {
+fn bad_transport() {
     assert_eq!(
-        err("[defaults]\nheartbeat_timeout = \"soon\"\n[hosts.a]\naddress = \"x\"\n"),
-        "cluster.toml:2:21: host `a`: `heartbeat_timeout` is not a positive duration (\"soon\" is not a duration)\n  hint: write seconds as a number (10) or a string like \"500ms\", \"10s\", \"2m\""
+        err("[hosts.a]\ntransport = \"tcp\"\n"),
+        "cluster.toml:2:13: host `a`: unknown transport `tcp`\n  hint: use \"ssh\" (the default) or \"local\""
     );
 }
 
 #[test]
-fn select_unknown_host() {
+fn bad_durations() {
+    assert_eq!(
+        err("[defaults]\nheartbeat_timeout = \"soon\"\n[hosts.a]\naddress = \"x\"\n"),
+        "cluster.toml:2:21: [defaults]: heartbeat_timeout = \"soon\" is not a duration: it does not start with a number\n  hint: write a number of seconds, or a string with one of the units ms, s, m, h (e.g. \"500ms\", \"10s\", \"2m\")"
+    );
+    assert_eq!(
+        err("[hosts.a]\naddress = \"x\"\nconnect_timeout = 0\n"),
+        "cluster.toml:3:19: host `a`: connect_timeout must be a duration longer than zero\n  hint: write a number of seconds, or a string with one of the units ms, s, m, h (e.g. \"500ms\", \"10s\", \"2m\")"
+    );
+    assert!(err("[hosts.a]\naddress = \"x\"\nconnect_timeout = 1e300\n").contains("connect_timeout must be a duration longer than zero"));
+}
+
+#[test]
+fn wrong_types() {
+    assert_eq!(
+        err("[hosts.a]\naddress = \"x\"\nssh_options = \"-v\"\n"),
+        "cluster.toml:3:15: host `a`: ssh_options must be an array of strings\n  hint: write ssh_options = [\"-o\", \"ProxyJump=bastion\"]"
+    );
+    assert_eq!(
+        err("[hosts.a]\naddress = \"x\"\nworkdir = 3\n"),
+        "cluster.toml:3:11: host `a`: workdir must be a string, not an integer\n  hint: put the value in quotes: workdir = \"...\""
+    );
+    assert_eq!(
+        err("[hosts]\na = 1\n"),
+        "cluster.toml:2:5: host `a` must be a table, not an integer\n  hint: write [hosts.a] followed by address = \"...\" and the host's other keys"
+    );
+}
+
+#[test]
+fn select_hosts() {
     let c = parse("[hosts.a]\naddress = \"x\"\n[hosts.b]\naddress = \"y\"\n").unwrap();
-    assert_eq!(c.select(&["b".into()]).unwrap().hosts.len(), 1);
+    let b = c.select(&["b".into()]).unwrap();
+    assert_eq!((b.hosts.len(), b.hosts[0].name.as_str(), b.source), (1, "b", c.source.clone()));
     assert_eq!(
         c.select(&["z".into()]).unwrap_err().to_string(),
         "cluster.toml: --hosts names `z`, which is not a host of this cluster\n  hint: the hosts are: a, b"
+    );
+    assert_eq!(
+        c.select(&[]).unwrap_err().to_string(),
+        "cluster.toml: --hosts names no hosts\n  hint: give host names separated by commas; the hosts are: a, b"
+    );
+}
+
+#[test]
+fn select_suggests_a_close_name() {
+    let c = parse("[hosts.alpha]\naddress = \"x\"\n").unwrap();
+    assert_eq!(
+        c.select(&["alpah".into()]).unwrap_err().to_string(),
+        "cluster.toml: --hosts names `alpah`, which is not a host of this cluster; did you mean `alpha`?\n  hint: the hosts are: alpha"
     );
 }
 
@@ -178,4 +346,10 @@ fn select_unknown_host() {
 fn missing_file() {
     let e = ClusterSpec::load(Path::new("/nonexistent/cluster.toml")).unwrap_err().to_string();
     assert_eq!(e, "/nonexistent/cluster.toml: cannot read the cluster file: No such file or directory (os error 2)\n  hint: check the path given to --cluster or SHOAL_CLUSTER, or run `shoal init` to write one");
+}
+
+#[test]
+fn serializes_for_json_output() {
+    let v = serde_json::to_value(ClusterSpec::local()).unwrap();
+    assert_eq!(v["hosts"][0]["transport"], "local");
 }

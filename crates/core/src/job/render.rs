@@ -1,6 +1,8 @@
 //! Writes a [`JobSpec`] back as a job file (`shoal map --save`). Defaults
 //! are written too, so the file documents what the run will do.
 
+use std::time::Duration;
+
 use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table};
 
 use super::{JobSpec, Merge, ParamValue, Partitioner, SortOrder, Split, StepSpec};
@@ -136,7 +138,7 @@ fn step(s: &StepSpec) -> Table {
         t["image"] = value(i.clone());
     }
     if let Some(d) = s.timeout {
-        t["timeout"] = value(format!("{}ms", d.as_millis()));
+        t["timeout"] = value(duration(d));
     }
     if let Some(m) = s.memory {
         t["memory"] = value(m as i64);
@@ -148,6 +150,16 @@ fn step(s: &StepSpec) -> Table {
         t["cpus"] = value(c);
     }
     t
+}
+
+/// Whole milliseconds where that is exact, else seconds to the nanosecond,
+/// so that the text parses back to the same duration.
+fn duration(d: Duration) -> String {
+    if d.subsec_nanos().is_multiple_of(1_000_000) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}.{:09}s", d.as_secs(), d.subsec_nanos())
+    }
 }
 
 fn output(j: &JobSpec) -> Table {
