@@ -9,11 +9,13 @@
 
 pub mod agent;
 pub mod binary;
+pub mod dataset;
 pub mod driver;
 pub mod error;
 pub mod quote;
 pub mod transport;
 
+pub use dataset::{main, prelude, Context, Dataset};
 pub use error::{Error, Result};
 pub use shoal_core as core;
 pub use shoal_wire as wire;

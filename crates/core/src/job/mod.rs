@@ -121,6 +121,24 @@ pub struct InputSpec {
     pub key: Option<KeySpec>,
     pub partitioner: Partitioner,
     pub weighted: bool,
+    /// Partitions given by a program instead of a file (the Rust Dataset
+    /// API): each is a byte range of a local file. Never read from a job
+    /// file; when set, `path` and `args` are ignored.
+    #[serde(skip)]
+    pub parts: Option<Vec<InputPart>>,
+}
+
+/// One partition handed over by a program: `len` bytes of `path` from
+/// `offset`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputPart {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub len: u64,
+    /// Shown in logs and used for `{name}` in output names.
+    pub name: String,
+    /// BLAKE3 of the range, when the program knows it already.
+    pub hash: Option<[u8; 32]>,
 }
 
 /// A step: `[map]`, `[combine]`, or the command part of `[reduce]`.

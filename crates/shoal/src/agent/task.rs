@@ -97,6 +97,11 @@ fn command(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, pr
         .env("SHOAL_PROGRESS", progress)
         .env("SHOAL_WORKDIR", &place.work)
         .env("SHOAL_SCRATCH", &place.scratch);
+    // A Rust Dataset program's tasks run the agent's own executable: it is
+    // the program (see `crate::dataset`).
+    if let Ok(exe) = crate::binary::current() {
+        cmd.env("SHOAL_AGENT_BINARY", &exe.path);
+    }
     let stdin = if req.stdin { File::open(input).map(Stdio::from).unwrap_or_else(|_| Stdio::null()) } else { Stdio::null() };
     cmd.stdin(stdin).stderr(Stdio::piped()).process_group(0);
     cmd

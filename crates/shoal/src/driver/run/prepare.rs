@@ -129,7 +129,7 @@ pub const PARAMS_PATH: &str = ".shoal/params.json";
 
 fn tasks(job: &JobSpec, total_slots: u32, run_dir: &Path, manifest: &[ManifestFile], state_dir: &Path) -> Result<Vec<PlannedTask>> {
     let context = context_hash(job, manifest);
-    if let Some(args) = &job.input.args {
+    if let Some(args) = job.input.args.as_ref().filter(|_| job.input.parts.is_none()) {
         return args
             .iter()
             .enumerate()
@@ -205,6 +205,9 @@ fn context_hash(job: &JobSpec, manifest: &[ManifestFile]) -> Vec<u8> {
 }
 
 fn partitions(job: &JobSpec, total_slots: u32, run_dir: &Path, state_dir: &Path) -> Result<Vec<Partition>> {
+    if let Some(parts) = &job.input.parts {
+        return given_parts(parts);
+    }
     let Some(path) = &job.input.path else {
         return Err(Error::Usage("the job has no input: set [input] path or args".into()));
     };
@@ -216,6 +219,23 @@ fn partitions(job: &JobSpec, total_slots: u32, run_dir: &Path, state_dir: &Path)
         return input::at_cuts(&full, &cuts).map_err(|e| Error::Usage(e.to_string()));
     }
     input::split(&full, &plan, &run_dir.join("input")).map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// Partitions a program handed over (the Dataset API), each hashed so that
+/// a host holding it already (a cached partition it computed) is not sent
+/// it again.
+fn given_parts(parts: &[shoal_core::job::InputPart]) -> Result<Vec<Partition>> {
+    parts
+        .iter()
+        .map(|p| {
+            let hash = match p.hash {
+                Some(h) => h,
+                None => crate::driver::blocks::hash_range(&p.path, p.offset, p.len)
+                    .map_err(|e| Error::io(format!("cannot read input partition {}", p.path.display()), e))?,
+            };
+            Ok(Partition { source: Source { path: p.path.clone(), offset: p.offset, len: p.len, hash }, name: p.name.clone() })
+        })
+        .collect()
 }
 
 fn split_plan(job: &JobSpec, total_slots: u32, full: &Path) -> Result<SplitPlan> {

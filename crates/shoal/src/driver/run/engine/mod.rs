@@ -354,6 +354,7 @@ impl<'a> Engine<'a> {
             ("SHOAL_PARTITIONS".into(), self.plan.tasks.iter().filter(|t| t.stage == stage).count().to_string()),
             ("SHOAL_HOST".into(), h.name().to_string()),
             ("SHOAL_TASK".into(), partition.to_string()),
+            ("SHOAL_STAGE".into(), stage.to_string()),
             ("SHOAL_ATTEMPT".into(), attempt.to_string()),
             ("SHOAL_RUN".into(), self.plan.run_id.clone()),
             ("SHOAL_SEED".into(), self.job.job.seed.to_string()),

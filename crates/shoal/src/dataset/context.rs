@@ -1,0 +1,242 @@
+//! The [`Context`] of a Dataset program: its role, its sources, and the
+//! numbering of jobs that keeps every process of a program in step.
+//!
+//! Jobs are numbered in the order the program reaches them. A job is what
+//! an action needs, preceded by the jobs that prepare it: materializing
+//! cached datasets, materializing a shuffle that another shuffle reads
+//! (a job has at most one shuffle), and sampling keys for a sort. The
+//! planning is a pure function of the plan graph and of what is already
+//! materialized, so a task replaying `main` numbers jobs exactly as the
+//! driver did and stops at the one it was started for.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use super::jobs::Driver;
+use super::node::{Ids, Kind, Node, NodeId, Source, StageFn};
+use super::task::TaskRole;
+use super::{codec, flags, Data, Dataset};
+use crate::Result;
+
+/// A program's handle on the cluster: sources come from it, and it says
+/// which process this is.
+#[derive(Clone)]
+pub struct Context {
+    pub(crate) inner: Rc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub ids: Ids,
+    jobs: Cell<u32>,
+    pub materialized: RefCell<HashSet<NodeId>>,
+    role: Role,
+    args: Vec<String>,
+}
+
+enum Role {
+    Driver(Box<Driver>),
+    Task(TaskRole),
+}
+
+/// Why a job runs, which decides what becomes of its output.
+pub(crate) enum Purpose {
+    /// An action's result, which every later task can read.
+    Result,
+    /// Keep the dataset's partitions for later jobs (cache, or a shuffle
+    /// read by another shuffle).
+    Materialize,
+    /// Lines of text written to a file on the driver.
+    SaveText(std::path::PathBuf),
+}
+
+/// One job, as both the driver and its tasks plan it.
+pub(crate) struct JobPlan {
+    pub index: u32,
+    pub node: Rc<Node>,
+    /// The shuffle whose reduce side is this job's second stage.
+    pub shuffle: Option<Rc<Node>>,
+    /// Roots read by the map stage, in segment order.
+    pub map_roots: Vec<Rc<Node>>,
+    /// Segments of `map_roots` per shuffle parent (one entry without a shuffle).
+    pub parent_segments: Vec<usize>,
+    pub description: String,
+}
+
+impl Context {
+    /// The context of this process, from its environment and arguments.
+    pub(crate) fn from_env(args: Vec<String>) -> Result<Context> {
+        let (role, args) = match TaskRole::from_env()? {
+            Some(task) => (Role::Task(task), args),
+            None => {
+                let f = flags::parse(&args)?;
+                let program_args = f.program_args.clone();
+                (Role::Driver(Box::new(Driver::new(f)?)), program_args)
+            }
+        };
+        let inner = Inner { ids: Ids::default(), jobs: Cell::new(0), materialized: RefCell::new(HashSet::new()), role, args };
+        Ok(Context { inner: Rc::new(inner) })
+    }
+
+    /// The program's own arguments (Shoal's flags removed), the same in
+    /// every process.
+    pub fn args(&self) -> &[String] {
+        &self.inner.args
+    }
+
+    /// True in the process the user started; false in tasks. Print and
+    /// write files on the driver only.
+    pub fn is_driver(&self) -> bool {
+        matches!(self.inner.role, Role::Driver(_))
+    }
+
+    /// The lines of a text file on the driver (or of every file of a
+    /// directory, one partition per file), cut into line-aligned
+    /// partitions and shipped to the hosts.
+    #[track_caller]
+    pub fn text_file(&self, path: impl AsRef<std::path::Path>) -> Result<Dataset<String>> {
+        self.text_file_with(path, None)
+    }
+
+    /// [`Context::text_file`] with a partition count.
+    #[track_caller]
+    pub fn text_file_with(&self, path: impl AsRef<std::path::Path>, partitions: Option<u32>) -> Result<Dataset<String>> {
+        let path = path.as_ref().display().to_string();
+        if let Role::Driver(d) = &self.inner.role {
+            d.check_input(&path)?;
+        }
+        Ok(Dataset::source(self, "text_file", Source::Text { path, partitions }))
+    }
+
+    /// A dataset of the given records in `partitions` nearly equal parts.
+    #[track_caller]
+    pub fn parallelize<T: Data>(&self, items: Vec<T>, partitions: u32) -> Dataset<T> {
+        let n = partitions.max(1) as usize;
+        let mut parts = vec![Vec::new(); n];
+        let per = items.len().div_ceil(n).max(1);
+        if self.is_driver() {
+            // Only the driver ships the records; tasks read them from their input.
+            for (i, item) in items.iter().enumerate() {
+                codec::put_record(item, &mut parts[(i / per).min(n - 1)]).expect("records of parallelize must encode");
+            }
+        }
+        Dataset::source(self, "parallelize", Source::Records { parts })
+    }
+
+    /// The integers of `range`, in `partitions` nearly equal parts.
+    #[track_caller]
+    pub fn range(&self, range: std::ops::Range<i64>, partitions: u32) -> Dataset<i64> {
+        let src = Source::Range { start: range.start, end: range.end.max(range.start), partitions: partitions.max(1) };
+        Dataset::source(self, "range", src)
+    }
+
+    pub(crate) fn materialized(&self) -> std::cell::Ref<'_, HashSet<NodeId>> {
+        self.inner.materialized.borrow()
+    }
+
+    /// Runs the jobs an action needs and returns its raw result (the
+    /// concatenated output lines), or `None` for output kept elsewhere.
+    pub(crate) fn run_job(&self, node: &Rc<Node>, finish: StageFn, purpose: Purpose) -> Result<Option<Vec<u8>>> {
+        let skip_self = matches!(purpose, Purpose::Materialize);
+        let shuffle = self.prepare(node, skip_self)?;
+        let plan = self.plan(node, shuffle);
+        let out = match &self.inner.role {
+            Role::Driver(d) => d.run(&plan, &finish, &purpose)?,
+            Role::Task(t) => t.reach(&plan, &finish, &purpose)?,
+        };
+        if matches!(purpose, Purpose::Materialize) {
+            self.inner.materialized.borrow_mut().insert(node.id);
+        }
+        Ok(out)
+    }
+
+    /// Runs the jobs that must come before a job for `node`; returns the
+    /// shuffle of its second stage, if it has one.
+    fn prepare(&self, node: &Rc<Node>, skip_self: bool) -> Result<Option<Rc<Node>>> {
+        self.materialize_caches(node, skip_self)?;
+        let roots = node.roots(&self.materialized());
+        let unmaterialized = |n: &Rc<Node>| matches!(n.kind, Kind::Shuffle(_)) && !self.materialized().contains(&n.id);
+        if let [only] = roots.as_slice() {
+            if unmaterialized(only) {
+                self.prepare_shuffle(only)?;
+                return Ok(Some(only.clone()));
+            }
+        }
+        for r in roots.iter().filter(|r| unmaterialized(r)) {
+            self.materialize(r)?;
+        }
+        Ok(None)
+    }
+
+    fn materialize_caches(&self, node: &Rc<Node>, skip_self: bool) -> Result<()> {
+        let mut caches = Vec::new();
+        node.unmaterialized_caches(&self.materialized(), &mut caches);
+        for c in caches.iter().filter(|c| !(skip_self && c.id == node.id)) {
+            self.materialize(c)?;
+        }
+        Ok(())
+    }
+
+    /// Makes every parent of a shuffle readable by a map stage, and
+    /// samples split points for a sort.
+    fn prepare_shuffle(&self, shuffle: &Rc<Node>) -> Result<()> {
+        let Kind::Shuffle(sh) = &shuffle.kind else { return Ok(()) };
+        for p in &sh.parents {
+            self.materialize_caches(p, false)?;
+            let shuffles: Vec<Rc<Node>> =
+                p.roots(&self.materialized()).into_iter().filter(|r| matches!(r.kind, Kind::Shuffle(_))).collect();
+            for r in shuffles.iter().filter(|r| !self.materialized().contains(&r.id)) {
+                self.materialize(r)?;
+            }
+        }
+        if let Some(range) = &sh.range {
+            let parent = &sh.parents[0];
+            let raw = self.run_job(parent, range.sampler.clone(), Purpose::Result)?.unwrap_or_default();
+            let partitions = sh.partitions.unwrap_or_else(|| self.default_shuffle_partitions());
+            *range.splits.borrow_mut() = Some(super::keyed::split_points(&raw, partitions));
+        }
+        Ok(())
+    }
+
+    fn materialize(&self, node: &Rc<Node>) -> Result<()> {
+        self.run_job(node, node.encode.clone(), Purpose::Materialize).map(|_| ())
+    }
+
+    fn plan(&self, node: &Rc<Node>, shuffle: Option<Rc<Node>>) -> JobPlan {
+        let index = self.inner.jobs.get();
+        self.inner.jobs.set(index + 1);
+        let mat = self.materialized();
+        let (map_roots, parent_segments) = match shuffle.as_ref().map(|s| &s.kind) {
+            Some(Kind::Shuffle(sh)) => {
+                let per: Vec<Vec<Rc<Node>>> = sh.parents.iter().map(|p| p.roots(&mat)).collect();
+                let counts = per.iter().map(Vec::len).collect();
+                (per.into_iter().flatten().collect(), counts)
+            }
+            _ => {
+                let roots = node.roots(&mat);
+                let n = roots.len();
+                (roots, vec![n])
+            }
+        };
+        let description = format!("job {index}: {}", node.describe(&mat));
+        JobPlan { index, node: node.clone(), shuffle, map_roots, parent_segments, description }
+    }
+
+    /// Reduce partitions when a shuffle does not say: one per slot.
+    pub(crate) fn default_shuffle_partitions(&self) -> u32 {
+        match &self.inner.role {
+            Role::Driver(d) => d.slots(),
+            // Tasks never pick: the driver passes its choice.
+            Role::Task(t) => t.slots,
+        }
+    }
+
+    /// End of `main`: the driver cleans its scratch; a task that gets here
+    /// never reached its job, so the plans differ.
+    pub(crate) fn finish(&self) -> Result<()> {
+        match &self.inner.role {
+            Role::Driver(d) => d.finish(),
+            Role::Task(t) => Err(t.program_ended(self.inner.jobs.get())),
+        }
+    }
+}
