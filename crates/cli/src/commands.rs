@@ -149,7 +149,14 @@ async fn execute(job: shoal_core::job::JobSpec, a: RunArgs) -> anyhow::Result<i3
         Some(id) => Some(crate::runs::resolve_run(&state, id)?),
         None => None,
     };
-    let opts = shoal::driver::run::RunOptions { state_dir: state, dry_run: a.dry_run, resume, speculate: a.speculate, quiet: a.json };
+    let opts = shoal::driver::run::RunOptions {
+        state_dir: state,
+        dry_run: a.dry_run,
+        resume,
+        speculate: a.speculate,
+        quiet: a.json,
+        resume_hint: None,
+    };
     let result = shoal::driver::run::run(&spec, &job, &opts).await;
     match result {
         Ok(summary) if a.json => println!("{}", serde_json::to_string_pretty(&summary)?),

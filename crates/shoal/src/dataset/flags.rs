@@ -23,6 +23,9 @@ pub struct DriverFlags {
     pub quiet: bool,
     /// `--partitions N`: default partitions of sources and shuffles.
     pub partitions: Option<u32>,
+    /// `--sort-buffer BYTES`: memory per map task for sorting a shuffle
+    /// before spilling (default 256 MiB, as `[reduce] sort_buffer`).
+    pub sort_buffer: Option<u64>,
     /// Everything else, in order.
     pub program_args: Vec<String>,
 }
@@ -48,6 +51,12 @@ pub fn parse(args: &[String]) -> Result<DriverFlags, Error> {
                 let v = value("--partitions")?;
                 let n = v.parse::<u32>().ok().filter(|n| *n > 0);
                 f.partitions = Some(n.ok_or_else(|| Error::Usage(format!("--partitions {v:?} is not a positive number")))?);
+            }
+            "--sort-buffer" => {
+                let v = value("--sort-buffer")?;
+                let n = v.parse::<u64>().ok().filter(|n| *n >= 1 << 16);
+                f.sort_buffer =
+                    Some(n.ok_or_else(|| Error::Usage(format!("--sort-buffer {v:?} must be a number of bytes, at least 65536")))?);
             }
             "--resume" => f.resume = true,
             "--speculate" => f.speculate = true,
@@ -134,7 +143,7 @@ mod tests {
     fn bad_flags_say_what_to_do() {
         assert_eq!(
             parse(&args(&["--cluster"])).unwrap_err().to_string(),
-            "--cluster needs a value; shoal flags: --cluster FILE, --resume, --speculate, --quiet, --partitions N (then `--` and the program's own arguments)"
+            "--cluster needs a value; shoal flags: --cluster FILE, --resume, --speculate, --quiet, --partitions N, --sort-buffer BYTES (then `--` and the program's own arguments)"
         );
         assert_eq!(parse(&args(&["--partitions", "0"])).unwrap_err().to_string(), "--partitions \"0\" is not a positive number");
     }

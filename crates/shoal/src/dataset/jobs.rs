@@ -118,6 +118,7 @@ impl Driver {
             resume: self.resume_for(&job.job.name),
             speculate: self.flags.speculate,
             quiet: self.flags.quiet,
+            resume_hint: Some("rerun the program with --resume to reuse the tasks that finished".into()),
         };
         self.rt.block_on(run::run(&self.cluster, &job, &opts))?;
         self.keep_output(plan, purpose, &output)
@@ -207,6 +208,9 @@ impl Driver {
                 "[reduce]\ncommand = {}\npartitions = {partitions}\npartitioner = \"{partitioner}\"\n",
                 toml_str(&command)
             ));
+            if let Some(b) = self.flags.sort_buffer {
+                text.push_str(&format!("sort_buffer = {b}\n"));
+            }
         }
         text.push_str(&format!(
             "[params]\njob = {}\nlayout = {}\nplan = {}\nslots = {}\nbinary = {}\n",

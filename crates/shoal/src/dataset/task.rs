@@ -75,6 +75,7 @@ impl TaskRole {
             eprintln!("{}", self.mismatch(&plan.description));
             std::process::exit(PLAN_MISMATCH);
         }
+        self.explain_panics(plan);
         let code = match self.execute(plan, finish) {
             Ok(()) => 0,
             Err(e) => {
@@ -104,6 +105,22 @@ impl TaskRole {
         }
         out.flush()?;
         out.get_ref().sync_all()
+    }
+
+    /// A panic in the program's closures becomes one sentence on stderr
+    /// (the tail the driver reports): where it panicked, what it said,
+    /// and which job, stage, partition and host.
+    fn explain_panics(&self, plan: &JobPlan) {
+        let stage = if self.stage == 1 { "reduce" } else { "map" };
+        let whose = plan.shuffle.as_ref().filter(|_| self.stage == 0).unwrap_or(&plan.node).site();
+        let host = std::env::var("SHOAL_HOST").unwrap_or_default();
+        let context = format!("job {} ({whose}), {stage} partition {}, host {host}", plan.index, self.partition);
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let msg = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            let at = info.location().map_or(String::new(), |l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()));
+            eprintln!("shoal: the program panicked{at}: {}\n  in {context}", msg.unwrap_or("(no message)"));
+        }));
     }
 
     /// The segment and the partition within it of this map task.

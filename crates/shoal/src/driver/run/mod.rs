@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub speculate: bool,
     /// No progress output (for `--json`).
     pub quiet: bool,
+    /// How to resume a failed run, when it is not `shoal run JOB --resume`
+    /// (a Dataset program is rerun with `--resume`).
+    pub resume_hint: Option<String>,
 }
 
 /// Runs a command job on a cluster and returns its summary; the error of a
@@ -79,7 +82,7 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     }
     summary.counters = engine.counters.clone();
     end_run(&cluster, &plan.run_id).await;
-    let result = finish(ending, &engine, job, &plan, &mut summary);
+    let result = finish(ending, &engine, job, &plan, &mut summary, opts);
     let report = plan.run_dir.join("report.html");
     if std::fs::write(&report, report::render(&summary)).is_ok() {
         summary.report = Some(report.display().to_string());
@@ -251,7 +254,23 @@ fn resume(engine: &mut Engine<'_>, opts: &RunOptions) -> Result<()> {
             .map_err(|err| Error::io("cannot reuse an output", err))?;
         engine.journal_reuse(t as u32, e.clone(), Part { partition: task.partition, file, input_name: task.input_name.clone() })?;
     }
+    skip_unneeded_maps(engine);
     Ok(())
+}
+
+/// When every reduce task was reused, the maps' outputs (shuffle buckets,
+/// which are never journaled) have no reader left: they need not run.
+fn skip_unneeded_maps(engine: &mut Engine<'_>) {
+    let plan = engine.plan;
+    let in_stage = |s: u32| (0..plan.tasks.len()).filter(|&t| plan.tasks[t].stage == s).map(|t| TaskId(t as u32)).collect::<Vec<_>>();
+    let reduces = in_stage(1);
+    let restored = |t: &TaskId| engine.sched.task_state(*t) == shoal_core::scheduler::TaskState::Restored;
+    if reduces.is_empty() || !reduces.iter().all(restored) {
+        return;
+    }
+    for m in in_stage(0) {
+        engine.sched.restore_done(m);
+    }
 }
 
 fn intact(path: &Path, hash_hex: &str) -> bool {
@@ -303,8 +322,9 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
     }
 }
 
-fn finish(ending: Ending, engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
-    let resume_hint = format!("resume with: shoal run {} --resume {}", job_path(job), plan.run_id);
+fn finish(ending: Ending, engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary, opts: &RunOptions) -> Result<()> {
+    let resume_hint =
+        opts.resume_hint.clone().unwrap_or_else(|| format!("resume with: shoal run {} --resume {}", job_path(job), plan.run_id));
     let err = match ending {
         Ending::Done => return commit(engine, job, plan, summary),
         Ending::Failed(why) => {

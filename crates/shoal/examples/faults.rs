@@ -1,0 +1,71 @@
+//! A test program for the Dataset API's failure handling (not a tutorial):
+//! `faults MODE ...`, used by `tests/dataset*.rs`.
+//!
+//! - `plan-differs N`: tasks build another plan than the driver.
+//! - `panic-on HOST N`: closures panic on one host only; retries elsewhere.
+//! - `panic-always N`: closures panic everywhere; the job fails.
+//! - `slow N MS`: every record takes MS milliseconds (to kill a host mid-job).
+//! - `chatty N`: closures print to stdout, which must not reach the records.
+
+use std::time::Duration;
+
+use shoal::prelude::*;
+
+fn num(cx: &Context, i: usize) -> i64 {
+    cx.args().get(i).and_then(|a| a.parse().ok()).unwrap_or(100)
+}
+
+fn main() -> shoal::Result<()> {
+    shoal::main(|cx| {
+        let mode = cx.args().first().cloned().unwrap_or_default();
+        match mode.as_str() {
+            "plan-differs" => {
+                let parts = if cx.is_driver() { 4 } else { 5 };
+                let n = cx.range(0..num(cx, 1), parts).count()?;
+                println!("count {n}");
+            }
+            "panic-on" => {
+                let host = cx.args().get(1).cloned().unwrap_or_default();
+                let sum = cx
+                    .range(0..num(cx, 2), 12)
+                    .map(move |i| {
+                        if std::env::var("SHOAL_HOST").is_ok_and(|h| h == host) && i % 50 == 7 {
+                            panic!("boom on {host} at {i}");
+                        }
+                        2 * i
+                    })
+                    .reduce(|a, b| a + b)?;
+                println!("sum {}", sum.unwrap_or(0));
+            }
+            "panic-always" => {
+                let n = cx.range(0..num(cx, 1), 4).map(|i| if i == 3 { panic!("boom at {i}") } else { i }).count()?;
+                println!("count {n}");
+            }
+            "slow" => {
+                let ms = num(cx, 2) as u64;
+                let mut groups = cx
+                    .range(0..num(cx, 1), 12)
+                    .map(move |i| {
+                        std::thread::sleep(Duration::from_millis(ms));
+                        (i % 7, 1u64)
+                    })
+                    .reduce_by_key(|a, b| a + b)
+                    .collect()?;
+                groups.sort();
+                println!("groups {groups:?}");
+            }
+            "chatty" => {
+                let n = cx
+                    .range(0..num(cx, 1), 4)
+                    .map(|i| {
+                        println!("noise {i}");
+                        i
+                    })
+                    .count()?;
+                println!("count {n}");
+            }
+            other => return Err(Error::Usage(format!("faults: unknown mode {other:?}"))),
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,152 @@
+//! The Dataset API on the local transport: every example on 1, 2 and 3
+//! workers (local hosts of one slot each) against plain single-threaded
+//! Rust, and the failures a program can meet: a plan that differs, a
+//! panicking closure, bad arguments, a shuffle larger than its sort
+//! buffer, and a resumed program that reuses its finished tasks.
+
+mod common;
+
+use common::*;
+
+fn cluster_args(dir: &std::path::Path, n: usize) -> Vec<String> {
+    vec!["--cluster".into(), local_cluster(dir, n).display().to_string()]
+}
+
+fn with<'a>(base: &'a [String], rest: &[&'a str]) -> Vec<&'a str> {
+    base.iter().map(String::as_str).chain(rest.iter().copied()).collect()
+}
+
+#[test]
+fn wordcount_matches_a_plain_hashmap_on_1_2_and_3_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    corpus(&dir.path().join("corpus.txt"), 3000, 7);
+    let want = wordcount(&dir.path().join("corpus.txt"));
+    for n in 1..=3 {
+        let c = cluster_args(dir.path(), n);
+        let out = format!("out-{n}.tsv");
+        let r = run(dir.path(), "wordcount", &with(&c, &["--quiet", "corpus.txt", &out])).success();
+        let got = parse_counts(&std::fs::read_to_string(dir.path().join(&out)).unwrap());
+        let want_vec: Vec<(String, u64)> = want.clone().into_iter().collect();
+        assert_eq!(got, want_vec, "{n} workers: save_as_text of sort_by_key is the exact sorted count");
+        let total: u64 = want.values().sum();
+        assert!(r.stdout.starts_with(&format!("{} distinct words, {total} in all\n", want.len())), "{n} workers:\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn sum_pi_and_kmeans_are_exact_on_1_2_and_3_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let hits = pi_hits(200_000);
+    let centers = kmeans(20_000, 4, 10);
+    for n in 1..=3 {
+        let c = cluster_args(dir.path(), n);
+        let r = run(dir.path(), "sum", &with(&c, &["--quiet", "10000", "7"])).success();
+        assert_eq!(r.value("sum"), (10_000i64 * 10_001).to_string());
+        assert_eq!(r.value("count"), "10000");
+        let r = run(dir.path(), "pi", &with(&c, &["--quiet", "200000", "6"])).success();
+        assert_eq!(r.value("inside"), format!("{hits} of 200000"));
+        let r = run(dir.path(), "kmeans", &with(&c, &["--quiet", "20000", "4", "10"])).success();
+        assert_eq!(parse_points(&r.stdout), centers, "{n} workers");
+    }
+}
+
+#[test]
+fn join_and_sort_are_exact_on_1_2_and_3_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let totals = join_data(dir.path(), 40, 2000);
+    records(&dir.path().join("records.txt"), 5000, 11);
+    let sorted = sorted_lines(&dir.path().join("records.txt"));
+    for n in 1..=3 {
+        let c = cluster_args(dir.path(), n);
+        let r = run(dir.path(), "join", &with(&c, &["--quiet", "users.tsv", "orders.tsv"])).success();
+        assert_eq!(parse_counts(&r.stdout), totals, "{n} workers");
+        let out = format!("sorted-{n}.txt");
+        run(dir.path(), "sort", &with(&c, &["--quiet", "records.txt", &out])).success();
+        let got: Vec<String> = std::fs::read_to_string(dir.path().join(&out)).unwrap().lines().map(String::from).collect();
+        assert_eq!(got.len(), sorted.len(), "{n} workers: every record once");
+        assert!(got == sorted, "{n} workers: output is sorted and complete");
+    }
+}
+
+#[test]
+fn a_shuffle_larger_than_its_sort_buffer_spills_and_stays_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2 MB of records through 64 KiB sort buffers: dozens of spills per map.
+    records(&dir.path().join("records.txt"), 20_000, 5);
+    let c = cluster_args(dir.path(), 2);
+    run(dir.path(), "sort", &with(&c, &["--quiet", "--sort-buffer", "65536", "records.txt", "sorted.txt"])).success();
+    let got: Vec<String> = std::fs::read_to_string(dir.path().join("sorted.txt")).unwrap().lines().map(String::from).collect();
+    assert!(got == sorted_lines(&dir.path().join("records.txt")), "sorted and complete");
+}
+
+#[test]
+fn a_plan_that_differs_on_the_workers_fails_with_both_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), "faults", &["--quiet", "plan-differs", "100"]).code(1);
+    let r = r.stderr_has("this task built a different plan than the driver for job 0, so it cannot compute its part.");
+    let r = r.stderr_has("driver: job 0: #0 range at crates/shoal/examples/faults.rs:");
+    let r = r.stderr_has("0..100 partitions=4\n");
+    let r = r.stderr_has("0..100 partitions=5\n");
+    r.stderr_has("A plan must not depend on anything that differs between processes");
+}
+
+#[test]
+fn a_panicking_closure_fails_the_job_with_its_message_location_and_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), "faults", &["--quiet", "panic-always", "10"]).code(1);
+    let r = r.stderr_has("failed 4 times, on: local (exit code 101)");
+    let r = r.stderr_has("shoal: the program panicked at crates/shoal/examples/faults.rs:");
+    let r = r.stderr_has(": boom at 3\n");
+    let r = r.stderr_has("in job 0 (map at crates/shoal/examples/faults.rs:");
+    r.stderr_has("map partition 1, host local");
+}
+
+#[test]
+fn what_closures_print_goes_to_the_logs_not_into_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), "faults", &["--quiet", "chatty", "10"]).success();
+    assert_eq!(r.value("count"), "10");
+    assert!(!r.stdout.contains("noise"), "task output leaked to the driver's stdout:\n{}", r.stdout);
+}
+
+#[test]
+fn bad_arguments_and_missing_input_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), "wordcount", &["missing.txt"]).code(2);
+    let cwd = dir.path().canonicalize().unwrap();
+    r.stderr_has(&format!(
+        "error: text_file(\"missing.txt\"): cannot read it (No such file or directory (os error 2)); relative paths start in {}, where the program was started\n",
+        cwd.display()
+    ));
+    run(dir.path(), "wordcount", &["--partitions", "0", "x"]).code(2).stderr_has("error: --partitions \"0\" is not a positive number\n");
+    run(dir.path(), "wordcount", &["--cluster", "nope.toml", "x"]).code(2).stderr_has("nope.toml");
+    run(dir.path(), "wordcount", &[]).code(2).stderr_has("error: usage: wordcount CORPUS [OUT]\n");
+    std::fs::write(dir.path().join("empty.txt"), "").unwrap();
+    run(dir.path(), "wordcount", &["empty.txt"]).code(2).stderr_has("is empty: there is nothing to run");
+}
+
+#[test]
+fn resume_reuses_every_finished_task_of_an_unchanged_program() {
+    let dir = tempfile::tempdir().unwrap();
+    corpus(&dir.path().join("corpus.txt"), 500, 3);
+    let first = run(dir.path(), "wordcount", &["--quiet", "corpus.txt"]).success();
+    let again = run(dir.path(), "wordcount", &["--quiet", "--resume", "corpus.txt"]).success();
+    assert_eq!(first.stdout, again.stdout);
+    let summaries = run_summaries(dir.path());
+    assert_eq!(summaries.len(), 2, "one job per action, two programs");
+    assert!(!summaries[0]["attempts"].as_array().unwrap().is_empty(), "the first program ran its tasks");
+    assert_eq!(summaries[1]["attempts"], serde_json::json!([]), "the resumed program ran no task again: {}", summaries[1]);
+    assert!(summaries[1]["reused"].as_u64() > Some(0), "{}", summaries[1]);
+}
+
+fn run_summaries(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut ids: Vec<_> = std::fs::read_dir(dir.join(".shoal/runs")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    ids.sort();
+    for p in ids {
+        if let Ok(text) = std::fs::read_to_string(p.join("summary.json")) {
+            out.push(serde_json::from_str(&text).unwrap());
+        }
+    }
+    out
+}

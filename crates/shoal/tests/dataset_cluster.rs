@@ -1,0 +1,129 @@
+//! The Dataset API over real ssh: three hosts made by
+//! `scripts/testcluster` (network namespaces, each with its own sshd).
+//! The program deploys itself to every host; results must be exact even
+//! when a closure panics on one host or a host dies in the middle of a job.
+//! Needs root; in CI (`CI=true`) a missing prerequisite is a failure.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use common::*;
+
+fn script(args: &[&str]) -> std::process::Output {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Command::new(repo.join("scripts/testcluster"))
+        .args(args)
+        .env("SHOAL_TESTCLUSTER_DIR", std::env::temp_dir().join("shoal-testcluster-tests"))
+        .output()
+        .expect("run scripts/testcluster")
+}
+
+/// The shared 3-host cluster file, up once per test binary; tests take
+/// turns, since one kills a host.
+fn cluster() -> Option<(MutexGuard<'static, ()>, &'static PathBuf)> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    static UP: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let up = UP.get_or_init(|| {
+        let out = script(&["up", "3"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        match out.status.success() {
+            true => Ok(PathBuf::from(text.trim())),
+            false => Err(format!("scripts/testcluster up 3 failed:\n{text}{}", String::from_utf8_lossy(&out.stderr))),
+        }
+    });
+    match up {
+        Ok(path) => Some((guard, path)),
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("cluster tests must run in CI: {why}"),
+        Err(why) => {
+            eprintln!("skipping cluster test: {why}");
+            None
+        }
+    }
+}
+
+fn on_cluster<'a>(c: &'a Path, rest: &[&'a str]) -> Vec<String> {
+    let mut v = vec!["--quiet".to_string(), "--cluster".into(), c.display().to_string()];
+    v.extend(rest.iter().map(|s| s.to_string()));
+    v
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn examples_are_exact_on_three_ssh_hosts() {
+    let Some((_g, c)) = cluster() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    corpus(&dir.path().join("corpus.txt"), 4000, 21);
+    let r = run(dir.path(), "wordcount", &strs(&on_cluster(c, &["corpus.txt", "counts.tsv"]))).success();
+    let want: Vec<(String, u64)> = wordcount(&dir.path().join("corpus.txt")).into_iter().collect();
+    assert_eq!(parse_counts(&std::fs::read_to_string(dir.path().join("counts.tsv")).unwrap()), want);
+    assert!(r.stdout.starts_with(&format!("{} distinct words", want.len())));
+
+    let r = run(dir.path(), "kmeans", &strs(&on_cluster(c, &["30000", "4", "10"]))).success();
+    assert_eq!(parse_points(&r.stdout), kmeans(30_000, 4, 10));
+
+    records(&dir.path().join("records.txt"), 8000, 4);
+    run(dir.path(), "sort", &strs(&on_cluster(c, &["records.txt", "sorted.txt"]))).success();
+    let got: Vec<String> = std::fs::read_to_string(dir.path().join("sorted.txt")).unwrap().lines().map(String::from).collect();
+    assert!(got == sorted_lines(&dir.path().join("records.txt")), "sorted and complete on 3 hosts");
+
+    let totals = join_data(dir.path(), 30, 1500);
+    let r = run(dir.path(), "join", &strs(&on_cluster(c, &["users.tsv", "orders.tsv"]))).success();
+    assert_eq!(parse_counts(&r.stdout), totals);
+}
+
+#[test]
+fn a_closure_that_panics_on_one_host_is_retried_on_another() {
+    let Some((_g, c)) = cluster() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), "faults", &strs(&on_cluster(c, &["panic-on", "h2", "1200"]))).success();
+    assert_eq!(r.value("sum"), (2 * (0..1200i64).sum::<i64>()).to_string());
+    let summary = latest_summary(dir.path());
+    let attempts = summary["attempts"].as_array().unwrap();
+    let failed_on_h2 = attempts.iter().filter(|a| a["host"] == "h2" && a["outcome"] == "failed").count();
+    assert!(failed_on_h2 > 0, "some attempt failed on h2: {summary}");
+    assert!(attempts.iter().all(|a| a["outcome"] != "failed" || a["host"] == "h2"), "failures only on h2: {summary}");
+    let tail = attempts.iter().find(|a| a["outcome"] == "failed").unwrap()["stderr_tail"].as_str().unwrap().to_string();
+    assert!(tail.contains("the program panicked at crates/shoal/examples/faults.rs:") && tail.contains("boom on h2"), "{tail}");
+}
+
+#[test]
+fn a_host_killed_in_the_middle_of_a_job_changes_nothing_but_the_time() {
+    let Some((_g, c)) = cluster() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let args = on_cluster(c, &["slow", "240", "50"]);
+    let child = Command::new(program("faults"))
+        .args(&args)
+        .current_dir(dir.path())
+        .env_remove("SHOAL_CLUSTER")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Each map task sleeps 20 x 50 ms; kill h2 while the maps run.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(script(&["kill", "h2"]).status.success());
+    let out = child.wait_with_output().unwrap();
+    let _ = script(&["restart", "h2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let want: Vec<(i64, u64)> = (0..7).map(|k| (k, (0..240).filter(|i| i % 7 == k).count() as u64)).collect();
+    assert!(stdout.contains(&format!("groups {want:?}")), "{stdout}");
+    let summary = latest_summary(dir.path());
+    assert!(summary["lost"].as_array().is_some_and(|l| l.iter().any(|h| h[0] == "h2")), "h2 was lost: {summary}");
+}
+
+fn latest_summary(dir: &Path) -> serde_json::Value {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join(".shoal/runs")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    runs.retain(|p| p.join("summary.json").exists());
+    runs.sort();
+    let last = runs.last().expect("a run");
+    serde_json::from_str(&std::fs::read_to_string(last.join("summary.json")).unwrap()).unwrap()
+}
