@@ -30,6 +30,8 @@ fn wordcount_matches_a_plain_hashmap_on_1_2_and_3_workers() {
         assert_eq!(got, want_vec, "{n} workers: save_as_text of sort_by_key is the exact sorted count");
         let total: u64 = want.values().sum();
         assert!(r.stdout.starts_with(&format!("{} distinct words, {total} in all\n", want.len())), "{n} workers:\n{}", r.stdout);
+        let simple = run(dir.path(), "wordcount", &with(&c, &["--quiet", "corpus.txt", "--simple"])).success();
+        assert_eq!(simple.stdout, r.stdout, "{n} workers: the textbook form gives the same answer");
     }
 }
 

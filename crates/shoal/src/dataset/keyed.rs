@@ -12,11 +12,11 @@
 //! it is bounded too. `sort_by_key` samples keys first (a job of its own),
 //! picks split points, and routes by range instead of hash.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::panic::Location;
 use std::rc::Rc;
 
+use rustc_hash::FxHashMap as FastMap;
 use serde::{Deserialize, Serialize};
 
 use super::codec;
@@ -176,7 +176,8 @@ fn shuffle<U: Data>(
 /// key's accumulator.
 fn combining<K: Key, V: Data, A: Data>(parent: Compute<(K, V)>, add: impl Fn(Option<A>, V) -> Option<A> + 'static) -> StageFn {
     Rc::new(move |p, out| {
-        let mut table: HashMap<K, Option<A>> = HashMap::new();
+        // Fx, not SipHash: the table is private and hashed once per record.
+        let mut table: FastMap<K, Option<A>> = FastMap::default();
         let mut buf = Vec::with_capacity(1 << 16);
         for (k, v) in parent(p) {
             let slot = table.entry(k).or_insert(None);
@@ -190,7 +191,7 @@ fn combining<K: Key, V: Data, A: Data>(parent: Compute<(K, V)>, add: impl Fn(Opt
     })
 }
 
-fn drain<K: Key, A: Data>(table: &mut HashMap<K, Option<A>>, buf: &mut Vec<u8>, out: &mut dyn Write) -> io::Result<()> {
+fn drain<K: Key, A: Data>(table: &mut FastMap<K, Option<A>>, buf: &mut Vec<u8>, out: &mut dyn Write) -> io::Result<()> {
     for (k, a) in table.drain() {
         let Some(a) = a else { continue };
         let kb = codec::key_bytes(&k).map_err(io::Error::other)?;

@@ -181,19 +181,21 @@ pub(crate) fn write_records<T: Data>(records: Records<T>, out: &mut dyn Write) -
     out.write_all(&buf)
 }
 
-/// The lines of a file, without their newlines.
+/// The lines of a file, without their newlines. Each line is read into
+/// one reused buffer and copied out once, at its exact size.
 pub(crate) fn lines(path: &Path) -> impl Iterator<Item = Vec<u8>> {
     let file = File::open(path).unwrap_or_else(|e| panic!("shoal: cannot open the task input {}: {e}", path.display()));
     let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut buf = Vec::with_capacity(256);
     std::iter::from_fn(move || {
-        let mut line = Vec::new();
-        match reader.read_until(b'\n', &mut line) {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
             Ok(0) => None,
             Ok(_) => {
-                if line.last() == Some(&b'\n') {
-                    line.pop();
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
                 }
-                Some(line)
+                Some(buf.as_slice().to_vec())
             }
             Err(e) => panic!("shoal: cannot read the task input: {e}"),
         }
