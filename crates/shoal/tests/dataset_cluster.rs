@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -107,8 +107,12 @@ fn a_host_killed_in_the_middle_of_a_job_changes_nothing_but_the_time() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Each map task sleeps 20 x 50 ms; kill h2 while the maps run.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Each map task sleeps 20 x 50 ms; kill h2 once one runs there.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !task_running_on("h2", " slow 240 50") {
+        assert!(Instant::now() < deadline, "no task of the job ever ran on h2");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(script(&["kill", "h2"]).status.success());
     let out = child.wait_with_output().unwrap();
     let _ = script(&["restart", "h2"]);
@@ -118,6 +122,14 @@ fn a_host_killed_in_the_middle_of_a_job_changes_nothing_but_the_time() {
     assert!(stdout.contains(&format!("groups {want:?}")), "{stdout}");
     let summary = latest_summary(dir.path());
     assert!(summary["lost"].as_array().is_some_and(|l| l.iter().any(|h| h[0] == "h2")), "h2 was lost: {summary}");
+}
+
+/// Whether a process in host `h`'s namespace has `pat` in its command line.
+fn task_running_on(h: &str, pat: &str) -> bool {
+    let pids = String::from_utf8_lossy(&script(&["pids", h]).stdout).into_owned();
+    pids.lines()
+        .filter_map(|p| p.trim().parse::<u32>().ok())
+        .any(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(pat)))
 }
 
 fn latest_summary(dir: &Path) -> serde_json::Value {

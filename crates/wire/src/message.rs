@@ -48,6 +48,9 @@ pub enum Message {
     Chunk {
         stream: u64,
         hash: Hash,
+        // As one byte string: serde's default writes a Vec<u8> byte by
+        // byte, which made bulk transfers CPU-bound.
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         last: bool,
     },
@@ -78,6 +81,7 @@ pub enum Message {
     TaskLog {
         attempt: u32,
         stream: LogStream,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// Agent -> driver: an attempt ended.

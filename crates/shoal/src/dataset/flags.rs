@@ -31,7 +31,7 @@ pub struct DriverFlags {
 }
 
 pub const USAGE: &str =
-    "shoal flags: --cluster FILE, --resume, --speculate, --quiet, --partitions N (then `--` and the program's own arguments)";
+    "shoal flags: --cluster FILE, --resume, --speculate, --quiet, --partitions N, --sort-buffer BYTES (then `--` and the program's own arguments)";
 
 /// Splits Shoal's flags from the program's arguments.
 pub fn parse(args: &[String]) -> Result<DriverFlags, Error> {

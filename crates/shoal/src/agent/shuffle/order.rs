@@ -34,14 +34,24 @@ impl KeyOrder {
         split_key(strip(line), &self.sep, self.fields).0
     }
 
-    pub fn sort_key(&self, line: &[u8]) -> SortKey {
-        let key = self.key(line);
-        if self.numeric {
-            if let Some(n) = std::str::from_utf8(key).ok().and_then(|s| s.trim().parse::<f64>().ok()).filter(|n| !n.is_nan()) {
-                return SortKey::Num(n);
-            }
+    /// Whether keys compare as numbers.
+    pub fn is_numeric(&self) -> bool {
+        self.numeric
+    }
+
+    /// The key as a number, when keys are numeric and this one parses.
+    pub fn sort_key_num(&self, line: &[u8]) -> Option<f64> {
+        if !self.numeric {
+            return None;
         }
-        SortKey::Bytes(key.to_vec())
+        std::str::from_utf8(self.key(line)).ok().and_then(|s| s.trim().parse::<f64>().ok()).filter(|n| !n.is_nan())
+    }
+
+    pub fn sort_key(&self, line: &[u8]) -> SortKey {
+        match self.sort_key_num(line) {
+            Some(n) => SortKey::Num(n),
+            None => SortKey::Bytes(self.key(line).to_vec()),
+        }
     }
 
     /// Compares two lines by key, then by the whole line.

@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 
 use super::order::{cmp_keys, KeyOrder, SortKey};
 
-/// Lines of one bucket kept in memory: an arena and (start, end) ranges.
+/// Lines of one bucket kept in memory: an arena and (start, end, key end)
+/// ranges. The key's end is found once per line, not once per comparison.
 #[derive(Default)]
 struct Mem {
     bytes: Vec<u8>,
-    lines: Vec<(usize, usize)>,
+    lines: Vec<(usize, usize, usize)>,
 }
 
 /// Buckets of sorted runs under one memory budget.
@@ -53,8 +54,9 @@ impl Spiller {
         if !line.ends_with(b"\n") {
             m.bytes.push(b'\n');
         }
-        m.lines.push((start, m.bytes.len()));
-        self.used += line.len() + 24;
+        let key_end = start + self.order.key(line).len();
+        m.lines.push((start, m.bytes.len(), key_end));
+        self.used += line.len() + 32;
         if self.used >= self.budget {
             self.spill()?;
         }
@@ -80,9 +82,15 @@ impl Spiller {
         let m = std::mem::take(&mut self.mem[b]);
         let mut lines = m.lines;
         let order = &self.order;
-        lines.sort_unstable_by(|x, y| order.compare(&m.bytes[x.0..x.1], &m.bytes[y.0..y.1]));
+        let b = &m.bytes;
+        if order.is_numeric() {
+            lines.sort_unstable_by(|x, y| order.compare(&b[x.0..x.1], &b[y.0..y.1]));
+        } else {
+            // Byte keys, then the whole line (without its newline), as KeyOrder::compare.
+            lines.sort_unstable_by(|x, y| b[x.0..x.2].cmp(&b[y.0..y.2]).then_with(|| b[x.0..x.1 - 1].cmp(&b[y.0..y.1 - 1])));
+        }
         let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-        for (s, e) in lines {
+        for (s, e, _) in lines {
             out.write_all(&m.bytes[s..e])?;
         }
         out.flush()
@@ -115,9 +123,28 @@ impl Spiller {
 }
 
 struct Head {
-    key: SortKey,
+    /// The key as a number, when keys are numeric and this one parses;
+    /// otherwise the key is `line[..key_len]`, compared as bytes.
+    num: Option<f64>,
+    key_len: usize,
     line: Vec<u8>,
     src: usize,
+}
+
+impl Head {
+    fn key(&self) -> SortKey {
+        match self.num {
+            Some(n) => SortKey::Num(n),
+            None => SortKey::Bytes(Vec::new()),
+        }
+    }
+
+    fn cmp_key(&self, other: &Head) -> Ordering {
+        match (self.num, other.num) {
+            (None, None) => self.line[..self.key_len].cmp(&other.line[..other.key_len]),
+            _ => cmp_keys(&self.key(), &other.key()),
+        }
+    }
 }
 
 impl PartialEq for Head {
@@ -134,7 +161,7 @@ impl PartialOrd for Head {
 impl Ord for Head {
     /// Reversed, so that the max-heap pops the smallest line first.
     fn cmp(&self, other: &Self) -> Ordering {
-        cmp_keys(&other.key, &self.key).then_with(|| other.line.cmp(&self.line)).then_with(|| other.src.cmp(&self.src))
+        other.cmp_key(self).then_with(|| other.line.cmp(&self.line)).then_with(|| other.src.cmp(&self.src))
     }
 }
 
@@ -165,7 +192,11 @@ fn next(r: &mut BufReader<File>, src: usize, order: &KeyOrder) -> io::Result<Opt
     if !line.ends_with(b"\n") {
         line.push(b'\n');
     }
-    Ok(Some(Head { key: order.sort_key(&line), line, src }))
+    let (num, key_len) = match order.sort_key_num(&line) {
+        Some(n) => (Some(n), 0),
+        None => (None, order.key(&line).len()),
+    };
+    Ok(Some(Head { num, key_len, line, src }))
 }
 
 #[cfg(test)]

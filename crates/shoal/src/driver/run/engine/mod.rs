@@ -369,6 +369,12 @@ impl<'a> Engine<'a> {
     fn kill(&mut self, attempt: AttemptId, host: HostId) {
         if let Some(a) = self.attempts.get_mut(&attempt.0) {
             a.killed = true;
+            // Killed as far as the run is concerned, as the scheduler sees
+            // it, even if the run ends before the agent confirms.
+            if a.outcome == "running" {
+                a.outcome = "killed";
+                a.ended = Some(Instant::now());
+            }
         }
         let h = self.hosts[host.0 as usize].clone();
         tokio::spawn(async move {
