@@ -154,3 +154,21 @@ fn run_summaries(dir: &std::path::Path) -> Vec<serde_json::Value> {
     out.sort_by_key(|s| s["started_unix_ms"].as_u64());
     out
 }
+
+#[test]
+fn host_files_are_read_where_they_live_one_partition_per_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("w0.txt"), "a b\nc\n").unwrap();
+    std::fs::write(data.join("w1.txt"), "a\nd e f\ng\n").unwrap();
+    let c = cluster_args(dir.path(), 2);
+    let pattern = format!("{}/{{host}}.txt", data.display());
+    let r = run(dir.path(), "host_files", &with(&c, &["--quiet", &pattern])).success();
+    assert_eq!(r.value("lines"), "5");
+    assert_eq!(r.value("words"), "8");
+    assert!(r.stdout.contains("2\ta\n"), "{}", r.stdout);
+    std::fs::remove_file(data.join("w1.txt")).unwrap();
+    let r = run(dir.path(), "host_files", &with(&c, &["--quiet", &pattern])).code(1);
+    r.stderr_has(&format!("text_file_on_hosts({pattern:?}): host `w1` cannot read {}/w1.txt: No such file or directory", data.display()));
+}

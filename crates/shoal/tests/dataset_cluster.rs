@@ -139,3 +139,25 @@ fn latest_summary(dir: &Path) -> serde_json::Value {
     let last = runs.last().expect("a run");
     serde_json::from_str(&std::fs::read_to_string(last.join("summary.json")).unwrap()).unwrap()
 }
+
+#[test]
+fn host_files_are_read_on_their_own_ssh_host() {
+    let Some((_g, c)) = cluster() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = 0;
+    for (i, h) in ["h1", "h2", "h3"].iter().enumerate() {
+        let text: String = (0..=i * 10).map(|j| format!("{h} word{j}\n")).collect();
+        lines += i * 10 + 1;
+        std::fs::write(dir.path().join(format!("{h}.txt")), text).unwrap();
+    }
+    let pattern = format!("{}/{{host}}.txt", dir.path().display());
+    let r = run(dir.path(), "host_files", &strs(&on_cluster(c, &[&pattern]))).success();
+    assert_eq!(r.value("lines"), lines.to_string());
+    assert_eq!(r.value("words"), (2 * lines).to_string());
+    assert!(r.stdout.contains("21\th3\n"), "each host read its own file: {}", r.stdout);
+    let summary = latest_summary(dir.path());
+    for a in summary["attempts"].as_array().unwrap().iter().filter(|a| a["stage"] == 0) {
+        let want = format!("h{}", a["partition"].as_u64().unwrap() + 1);
+        assert_eq!(a["host"], want.as_str(), "partition ran on its own host: {summary}");
+    }
+}

@@ -139,6 +139,9 @@ pub struct InputPart {
     pub name: String,
     /// BLAKE3 of the range, when the program knows it already.
     pub hash: Option<[u8; 32]>,
+    /// The host (by cluster name) the partition must run on: its data
+    /// lives there.
+    pub host: Option<String>,
 }
 
 /// A step: `[map]`, `[combine]`, or the command part of `[reduce]`.

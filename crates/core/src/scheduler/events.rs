@@ -171,7 +171,7 @@ impl Scheduler {
         )
     }
 
-    fn kill_all(&mut self, out: &mut Vec<Action>) {
+    pub(super) fn kill_all(&mut self, out: &mut Vec<Action>) {
         let running: Vec<AttemptId> = (0..self.tasks.len() as u32).flat_map(|t| self.running_attempts(TaskId(t)).to_vec()).collect();
         for attempt in running {
             self.kill(attempt, out);

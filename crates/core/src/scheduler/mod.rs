@@ -17,7 +17,8 @@
 //!   there), else the first that may run anywhere. A task pinned to a
 //!   usable host runs only there (the job asked for static weighted
 //!   shares); the pin lapses when that host is lost or excluded, or after
-//!   the task failed there. A task whose input sits on other hosts waits up
+//!   the task failed there, except for a `pinned_only` task (its data
+//!   lives only there), which fails the run instead. A task whose input sits on other hosts waits up
 //!   to `locality_wait` for one of them before it runs elsewhere and its
 //!   input travels (Spark's `spark.locality.wait`).
 //! - **Runnable** means every dependency is done *and its output is still
@@ -154,6 +155,10 @@ pub struct TaskSpec {
     /// Static weighted share: run here unless this host is lost or
     /// excluded (or the task failed here), then anywhere.
     pub pinned_host: Option<HostId>,
+    /// The pin never lapses: the task's data lives only on that host (a
+    /// host-local file). If the host is lost or excluded before the task
+    /// is done, the run fails rather than run it elsewhere.
+    pub pinned_only: bool,
     /// Its output must be fetched to the driver, which then sends
     /// [`Event::Collected`].
     pub needs_collect: bool,

@@ -50,6 +50,9 @@ impl Scheduler {
     /// task has not failed there.
     fn pin(&self, t: TaskId) -> Option<HostId> {
         let task = self.task(t);
+        if task.spec.pinned_only {
+            return task.spec.pinned_host;
+        }
         task.spec.pinned_host.filter(|p| !self.gone(*p) && !task.failed_on.contains(p))
     }
 

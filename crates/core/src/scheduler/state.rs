@@ -210,6 +210,23 @@ impl Scheduler {
         !self.is_finished() && !self.pending.is_empty() && !self.hosts.values().any(Host::usable)
     }
 
+    /// A `pinned_only` task that still has to run while its host is lost
+    /// or excluded can run nowhere: the run fails, saying why.
+    fn fail_stranded(&mut self, out: &mut Vec<Action>) {
+        let stranded = (0..self.tasks.len()).map(|t| TaskId(t as u32)).find(|&t| {
+            let task = self.task(t);
+            task.spec.pinned_only && matches!(task.phase, Phase::Pending) && task.spec.pinned_host.is_some_and(|h| self.gone(h))
+        });
+        if let Some(task) = stranded {
+            let host = self.task(task).spec.pinned_host.map_or(0, |h| h.0);
+            let reason = format!("it can only run on host {host}, where its data lives, and that host is lost or excluded.");
+            self.kill_all(out);
+            self.set_phase(task, Phase::Failed);
+            self.ending = Some(Ending::Failed);
+            out.push(Action::Fail { task, reason });
+        }
+    }
+
     /// Feeds one event; returns what the driver must do, in order.
     pub fn on_event(&mut self, event: Event) -> Vec<Action> {
         let mut out = Vec::new();
@@ -229,6 +246,9 @@ impl Scheduler {
             Event::Collected { task } => self.collected(task),
             Event::Tick { .. } => {}
             Event::Cancel => self.cancel(&mut out),
+        }
+        if !self.is_finished() {
+            self.fail_stranded(&mut out);
         }
         if !self.is_finished() {
             self.fill_slots(&mut out);

@@ -633,3 +633,26 @@ fn progress_counts_what_happened() {
     let (task, record) = sched.attempt(AttemptId(0)).unwrap();
     assert_eq!((task, record.outcome), (TaskId(0), Outcome::Failed(FailureKind::Exit)));
 }
+
+#[test]
+fn a_task_pinned_only_to_its_host_retries_there_and_fails_the_run_when_that_host_is_lost() {
+    let only_on_1 = TaskSpec { needs_collect: true, pinned_host: Some(HostId(1)), pinned_only: true, ..Default::default() };
+    let mut s = table(
+        sched(vec![only_on_1.clone()]),
+        &[
+            (up(0, 1), vec![]),
+            (up(1, 1), vec![launch(0, 0, 1)]),
+            // A failure there does not send it elsewhere: its data is there.
+            (exit(0, 0), vec![launch(0, 1, 1)]),
+        ],
+    );
+    let out = s.on_event(lost(1));
+    assert_eq!(
+        out,
+        vec![Action::Fail {
+            task: TaskId(0),
+            reason: "it can only run on host 1, where its data lives, and that host is lost or excluded.".into()
+        }]
+    );
+    assert_eq!(s.task_state(TaskId(0)), TaskState::Failed);
+}

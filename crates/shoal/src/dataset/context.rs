@@ -108,6 +108,17 @@ impl Context {
         Ok(Dataset::source(self, "text_file", Source::Text { path, partitions }))
     }
 
+    /// The lines of a file that lives on the hosts themselves, one
+    /// partition per host of the cluster, each read where it lives: data
+    /// already spread over the machines is never sent. `{host}` in the
+    /// path is replaced by the host's name in the cluster file; a relative
+    /// path starts in the home directory on the host. A host that is lost
+    /// takes its partition with it: the job fails, saying so.
+    #[track_caller]
+    pub fn text_file_on_hosts(&self, path: &str) -> Dataset<String> {
+        Dataset::source(self, "text_file_on_hosts", Source::HostText { path: path.to_string() })
+    }
+
     /// A dataset of the given records in `partitions` nearly equal parts.
     #[track_caller]
     pub fn parallelize<T: Data>(&self, items: Vec<T>, partitions: u32) -> Dataset<T> {
@@ -141,7 +152,7 @@ impl Context {
         let shuffle = self.prepare(node, skip_self)?;
         let plan = self.plan(node, shuffle);
         let out = match &self.inner.role {
-            Role::Driver(d) => d.run(&plan, &finish, &purpose)?,
+            Role::Driver(d) => d.run(&plan, &purpose)?,
             Role::Task(t) => t.reach(&plan, &finish, &purpose)?,
         };
         if matches!(purpose, Purpose::Materialize) {

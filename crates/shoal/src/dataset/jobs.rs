@@ -27,7 +27,7 @@ use shoal_core::job::{InputPart, JobSpec};
 
 use super::context::{JobPlan, Purpose};
 use super::flags::DriverFlags;
-use super::node::{Kind, Node, NodeId, Source, StageFn};
+use super::node::{Kind, Node, NodeId, Source};
 use crate::driver::input::{self, SplitPlan};
 use crate::driver::run::{self, prepare::PARTITIONS_PER_SLOT, RunOptions};
 use crate::{quote, Error, Result};
@@ -98,7 +98,7 @@ impl Driver {
     }
 
     /// Runs one job to the end; returns its raw result for `Purpose::Result`.
-    pub(crate) fn run(&self, plan: &JobPlan, _finish: &StageFn, purpose: &Purpose) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn run(&self, plan: &JobPlan, purpose: &Purpose) -> Result<Option<Vec<u8>>> {
         let mut layout = Vec::new();
         let mut parts = Vec::new();
         for root in &plan.map_roots {
@@ -155,6 +155,17 @@ impl Driver {
                 let ranges = range_parts(*start, *end, *partitions);
                 self.write_parts(root, ranges.iter().map(|r| r.as_bytes()))?
             }
+            Kind::Source(Source::HostText { path }) => {
+                // One partition per host, pinned there; it names the host and the path.
+                let names: Vec<String> = self.cluster.hosts.iter().map(|h| h.name.clone()).collect();
+                let specs: Vec<String> = names.iter().map(|h| format!("{h}\n{path}")).collect();
+                let mut parts = self.write_parts(root, specs.iter().map(|s| s.as_bytes()))?;
+                for (p, h) in parts.iter_mut().zip(names) {
+                    p.name = format!("{h}:{path}");
+                    p.host = Some(h);
+                }
+                parts
+            }
             _ => return Err(Error::Usage(format!("internal: {} is read before it was materialized", root.site()))),
         };
         self.parts.borrow_mut().insert(root.id, parts.clone());
@@ -172,7 +183,14 @@ impl Driver {
         let cut = input::split(full, &plan, &scratch).map_err(|e| Error::Usage(format!("{}: {e}", root.site())))?;
         Ok(cut
             .into_iter()
-            .map(|p| InputPart { path: p.source.path, offset: p.source.offset, len: p.source.len, name: p.name, hash: Some(p.source.hash) })
+            .map(|p| InputPart {
+                path: p.source.path,
+                offset: p.source.offset,
+                len: p.source.len,
+                name: p.name,
+                hash: Some(p.source.hash),
+                host: None,
+            })
             .collect())
     }
 
@@ -184,7 +202,7 @@ impl Driver {
                 let path = dir.join(format!("part-{i:05}"));
                 std::fs::write(&path, bytes).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
                 let name = format!("{}-{i}", root.op);
-                Ok(InputPart { path, offset: 0, len: bytes.len() as u64, name, hash: Some(*blake3::hash(bytes).as_bytes()) })
+                Ok(InputPart { path, offset: 0, len: bytes.len() as u64, name, hash: Some(*blake3::hash(bytes).as_bytes()), host: None })
             })
             .collect()
     }
@@ -303,7 +321,7 @@ fn materialized_parts(dir: &Path) -> Result<Vec<InputPart>> {
         .map(|path| {
             let len = std::fs::metadata(&path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?.len();
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok(InputPart { path, offset: 0, len, name, hash: None })
+            Ok(InputPart { path, offset: 0, len, name, hash: None, host: None })
         })
         .collect()
 }

@@ -66,6 +66,7 @@ impl<T: Data> Dataset<T> {
             Source::Text { .. } => |p| text_lines_as::<T>(&p.input),
             Source::Records { .. } => |p| read_records::<T>(&p.input),
             Source::Range { .. } => |p| range_as::<T>(&p.input),
+            Source::HostText { .. } => |p| host_lines_as::<T>(&p.input),
         };
         Dataset::make(cx, op, at, Kind::Source(src), read)
     }
@@ -212,6 +213,28 @@ fn text_lines_as<T: Data>(path: &Path) -> Records<T> {
         cast::<String, T>(s)
     });
     Box::new(it)
+}
+
+/// A host-local partition's file holds `host\npath`: the lines of `path`
+/// on that host (`{host}` replaced; relative to the home directory).
+fn host_lines_as<T: Data>(spec: &Path) -> Records<T> {
+    let text = std::fs::read_to_string(spec).unwrap_or_default();
+    let (host, path) = text.split_once('\n').unwrap_or((&text, ""));
+    let here = std::env::var("SHOAL_HOST").unwrap_or_default();
+    if here != host {
+        panic!(
+            "text_file_on_hosts({path:?}): this partition is host `{host}`'s own file and can only be read there, \
+             but it ran on `{here}` (it failed on `{host}`, or `{host}` was lost)"
+        );
+    }
+    let mut full = std::path::PathBuf::from(path.replace("{host}", host));
+    if full.is_relative() {
+        full = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default().join(full);
+    }
+    if let Err(e) = std::fs::metadata(&full) {
+        panic!("text_file_on_hosts({path:?}): host `{host}` cannot read {}: {e}", full.display());
+    }
+    text_lines_as::<T>(&full)
 }
 
 /// A range partition's file holds `start end`.

@@ -44,6 +44,9 @@ pub enum Source {
     Records { parts: Vec<Vec<u8>> },
     /// The integers `start..end`.
     Range { start: i64, end: i64, partitions: u32 },
+    /// Lines of a file that every host has its own copy of (`{host}` in
+    /// the path is the host's name): one partition per host, run there.
+    HostText { path: String },
 }
 
 /// A shuffle: the map side of each parent writes keyed lines; the reduce
@@ -149,6 +152,7 @@ impl Source {
             Source::Text { path, partitions } => format!(" {path:?} partitions={partitions:?}"),
             Source::Records { parts } => format!(" {} partitions", parts.len()),
             Source::Range { start, end, partitions } => format!(" {start}..{end} partitions={partitions}"),
+            Source::HostText { path } => format!(" {path:?} on every host"),
         }
     }
 }

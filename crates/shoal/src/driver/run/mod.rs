@@ -66,6 +66,7 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     let started = Instant::now();
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let (sent, skipped) = sync_all(&mut cluster, &plan).await?;
+    stranded_partitions(&cluster, &plan)?;
     for note in images::ensure(&mut cluster, job).await? {
         eprintln!("shoal: {note}");
     }
@@ -94,6 +95,20 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
         Err(Error::JobFailed(m)) => Err(Error::JobFailed(m + &where_)),
         Err(Error::Interrupted(m)) => Err(Error::Interrupted(m + &where_)),
         Err(e) => Err(e),
+    }
+}
+
+/// A partition whose data lives only on one host cannot run without it.
+fn stranded_partitions(cluster: &Cluster, plan: &Plan) -> Result<()> {
+    let up = |name: &str| cluster.hosts.iter().any(|h| h.name() == name);
+    match plan.tasks.iter().find(|t| t.host.as_deref().is_some_and(|h| !up(h))) {
+        Some(t) => Err(Error::JobFailed(format!(
+            "partition {} ({}) lives only on host `{}`, which is not available for this run; bring it back (see `shoal check`) and run again",
+            t.partition,
+            t.input_name,
+            t.host.as_deref().unwrap_or_default()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -184,7 +199,11 @@ async fn scheduler(job: &JobSpec, plan: &Plan, hosts: &[Arc<Host>], opts: &RunOp
             stage: planned.stage,
             deps: if planned.stage == 1 { map_ids.clone() } else { vec![] },
             preferred_hosts: holders[t].clone(),
-            pinned_host: pinned.as_ref().and_then(|p| p.get(t).copied()),
+            pinned_host: match &planned.host {
+                Some(name) => hosts.iter().position(|h| h.name() == name).map(|i| HostId(i as u32)),
+                None => pinned.as_ref().and_then(|p| p.get(t).copied()),
+            },
+            pinned_only: planned.host.is_some(),
             needs_collect: planned.stage == 1 || !reduce,
         })
         .collect();

@@ -26,6 +26,8 @@ pub struct PlannedTask {
     /// `{}` replacement for argument jobs, already shell-quoted.
     pub arg: Option<String>,
     pub identity: String,
+    /// The host it must run on (a program's partition of host-local data).
+    pub host: Option<String>,
 }
 
 /// The plan of one run.
@@ -136,11 +138,12 @@ fn tasks(job: &JobSpec, total_slots: u32, run_dir: &Path, manifest: &[ManifestFi
             .map(|(i, a)| {
                 let arg = quote::word(a).map_err(|e| Error::Usage(format!("[input] args: {e}")))?;
                 let identity = journal::identity(&[&context, a.as_bytes()]);
-                Ok(PlannedTask { stage: 0, partition: i as u32, input: None, input_name: a.clone(), arg: Some(arg), identity })
+                Ok(PlannedTask { stage: 0, partition: i as u32, input: None, input_name: a.clone(), arg: Some(arg), identity, host: None })
             })
             .collect();
     }
     let parts = partitions(job, total_slots, run_dir, state_dir)?;
+    let hosts: Vec<Option<String>> = job.input.parts.iter().flatten().map(|p| p.host.clone()).collect();
     Ok(parts
         .into_iter()
         .enumerate()
@@ -151,6 +154,7 @@ fn tasks(job: &JobSpec, total_slots: u32, run_dir: &Path, manifest: &[ManifestFi
             input_name: p.name,
             input: Some(p.source),
             arg: None,
+            host: hosts.get(i).cloned().flatten(),
         })
         .collect())
 }
@@ -182,6 +186,7 @@ fn reduce_tasks(job: &JobSpec, total_slots: u32, maps: &[PlannedTask]) -> Vec<Pl
             input: None,
             input_name: format!("reduce-{r:05}"),
             arg: None,
+            host: None,
             identity: journal::identity(&[ctx.as_bytes(), &r.to_le_bytes()]),
         })
         .collect()

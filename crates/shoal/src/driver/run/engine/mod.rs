@@ -220,7 +220,7 @@ impl<'a> Engine<'a> {
             Action::Commit { task, attempt, host } => self.collect(task, attempt, host),
             Action::Discard { attempt, .. } => self.set_outcome(attempt.0, "superseded"),
             Action::Exclude { host } => self.exclude(host),
-            Action::Fail { task, .. } => self.ending = Some(Ending::Failed(self.failure_message(task.0))),
+            Action::Fail { task, reason } => self.ending = Some(Ending::Failed(self.failure_message(task.0, &reason))),
             Action::Done => self.ending = Some(Ending::Done),
             Action::Cancelled => self.ending = Some(Ending::Interrupted),
         }

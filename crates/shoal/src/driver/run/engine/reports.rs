@@ -234,9 +234,18 @@ impl Engine<'_> {
     }
 
     /// The sentence for a task that used up its attempts.
-    pub(super) fn failure_message(&self, task: u32) -> String {
+    pub(super) fn failure_message(&self, task: u32, reason: &str) -> String {
         let planned = &self.plan.tasks[task as usize];
         let tries: Vec<&super::AttemptInfo> = self.attempts.values().filter(|a| a.task == task && a.outcome == "failed").collect();
+        if tries.is_empty() {
+            // Failed without a try (it had nowhere to run): the scheduler's
+            // reason, with host numbers as names.
+            let mut why = reason.to_string();
+            for (i, h) in self.hosts.iter().enumerate().rev() {
+                why = why.replace(&format!("host {i}"), &format!("host `{}`", h.name()));
+            }
+            return format!("task {task} (partition {}, input {}) cannot run: {why}", planned.partition, planned.input_name);
+        }
         let hosts: Vec<String> =
             tries.iter().map(|a| format!("{} ({})", self.hosts[a.host].name(), a.status.as_deref().unwrap_or("?"))).collect();
         let last = tries.last().map(|a| a.stderr_tail.trim_end().to_string()).unwrap_or_default();
