@@ -74,6 +74,12 @@ fn examples_are_exact_on_three_ssh_hosts() {
     let got: Vec<String> = std::fs::read_to_string(dir.path().join("sorted.txt")).unwrap().lines().map(String::from).collect();
     assert!(got == sorted_lines(&dir.path().join("records.txt")), "sorted and complete on 3 hosts");
 
+    let r = run(dir.path(), "sum", &strs(&on_cluster(c, &["20000", "9"]))).success();
+    assert_eq!(r.value("sum"), (20_000i64 * 20_001).to_string());
+    assert_eq!(r.value("count"), "20000");
+    let r = run(dir.path(), "pi", &strs(&on_cluster(c, &["300000", "9"]))).success();
+    assert_eq!(r.value("inside"), format!("{} of 300000", pi_hits(300_000)));
+
     let totals = join_data(dir.path(), 30, 1500);
     let r = run(dir.path(), "join", &strs(&on_cluster(c, &["users.tsv", "orders.tsv"]))).success();
     assert_eq!(parse_counts(&r.stdout), totals);
