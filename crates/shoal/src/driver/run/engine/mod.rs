@@ -46,6 +46,11 @@ pub struct AttemptInfo {
 }
 
 enum Internal {
+    /// A report of an attempt SIGKILLed by someone else, held back a moment.
+    OutsideKill {
+        host: usize,
+        report: shoal_wire::TaskReport,
+    },
     /// A reduce could not get its input: map `from_task`'s host is gone.
     FetchFailed {
         task: u32,

@@ -1,7 +1,7 @@
 //! The engine's inputs: agent reports, internal completions, the clock and
 //! Ctrl-C. Each becomes scheduler events.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use shoal_core::scheduler::{AttemptId, Event, FailureKind, HostId, TaskId};
 use shoal_wire::{LogStream, Message, TaskReport};
@@ -32,6 +32,16 @@ impl Engine<'_> {
 
     fn on_task_message(&mut self, h: usize, msg: Message) {
         match msg {
+            Message::TaskDone(report) if self.killed_from_outside(&report) => {
+                // SIGKILL that we did not send: the host may be going down
+                // (everything on it killed at once). Wait before charging
+                // the task, so that a host loss seen meanwhile wins.
+                let tx = self.internal_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let _ = tx.send(Internal::OutsideKill { host: h, report });
+                });
+            }
             Message::TaskDone(report) => self.on_task_done(h, report),
             Message::TaskLog { attempt, stream, data } => self.on_log(h, attempt, stream, &data),
             Message::TaskProgress { .. } => {}
@@ -114,8 +124,19 @@ impl Engine<'_> {
         }
     }
 
+    /// An attempt ended by SIGKILL that the driver did not ask for.
+    fn killed_from_outside(&self, r: &TaskReport) -> bool {
+        r.status == shoal_wire::ExitStatus::Signal(9) && self.attempts.get(&r.attempt).is_some_and(|a| !a.killed)
+    }
+
     pub(super) fn on_internal(&mut self, ev: Internal) {
         match ev {
+            Internal::OutsideKill { host, report } => {
+                // Lost meanwhile: the attempt went with its host, uncharged.
+                if !self.hosts[host].is_lost() {
+                    self.on_task_done(host, report);
+                }
+            }
             Internal::Shuffled { bytes } => self.shuffled_via_driver += bytes,
             Internal::FetchFailed { task, attempt, from_task } => {
                 let now = self.now();
