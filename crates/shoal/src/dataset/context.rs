@@ -247,7 +247,7 @@ impl Context {
     pub(crate) fn finish(&self) -> Result<()> {
         match &self.inner.role {
             Role::Driver(d) => d.finish(),
-            Role::Task(t) => Err(t.program_ended(self.inner.jobs.get())),
+            Role::Task(t) => t.program_ended(self.inner.jobs.get()),
         }
     }
 }

@@ -271,7 +271,8 @@ impl Driver {
         let mut ids: Vec<String> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|id| {
-                run_job_name(id) == Some(safe_name(name).as_str()) && self.state_dir.join("runs").join(id).join("journal.jsonl").exists()
+                run_job_name(id) == Some(run::prepare::safe_job_name(name).as_str())
+                    && self.state_dir.join("runs").join(id).join("journal.jsonl").exists()
             })
             .collect();
         ids.sort();
@@ -290,11 +291,6 @@ impl Driver {
 fn run_job_name(id: &str) -> Option<&str> {
     let rest = id.get(16..)?;
     Some(rest.rsplit_once('-')?.0)
-}
-
-/// A job name as run ids spell it.
-fn safe_name(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(32).collect()
 }
 
 /// A TOML basic string (JSON's escapes are TOML's).

@@ -146,7 +146,7 @@ impl TaskRole {
     }
 
     /// The program returned before reaching this task's job.
-    pub fn program_ended(&self, jobs: u32) -> Error {
+    pub fn program_ended(&self, jobs: u32) -> ! {
         eprintln!(
             "shoal: the program ended after {jobs} jobs, but the driver started this task for job {}: the plan differs between \
              the driver and this host (driver: {}).",

@@ -84,8 +84,13 @@ fn new_run_id(job: &str) -> String {
     let secs = now.as_secs();
     let (d, s) = (secs / 86_400, secs % 86_400);
     let (y, m, day) = civil(d as i64);
-    let safe: String = job.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(32).collect();
+    let safe = safe_job_name(job);
     format!("{y:04}{m:02}{day:02}-{:02}{:02}{:02}-{safe}-{:04x}", s / 3600, s / 60 % 60, s % 60, now.subsec_nanos() & 0xffff)
+}
+
+/// A job name as run ids spell it (file-name safe, at most 32 characters).
+pub fn safe_job_name(job: &str) -> String {
+    job.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(32).collect()
 }
 
 /// Days since the epoch to (year, month, day), proleptic Gregorian.
