@@ -6,6 +6,9 @@
 //! - `panic-always N`: closures panic everywhere; the job fails.
 //! - `slow N MS`: every record takes MS milliseconds (to kill a host mid-job).
 //! - `chatty N`: closures print to stdout, which must not reach the records.
+//! - `pids N`: N tasks of one record each; each prints its record and the
+//!   id of the process that ran it (resident executors run many).
+//! - `crash-at P N`: N tasks of one record; the task of record P panics.
 
 use std::time::Duration;
 
@@ -63,6 +66,22 @@ fn main() -> shoal::Result<()> {
                     })
                     .count()?;
                 println!("count {n}");
+            }
+            "pids" => {
+                let n = num(cx, 1);
+                let count = cx
+                    .range(0..n, n as u32)
+                    .map(|i| {
+                        eprintln!("record {i} pid {}", std::process::id());
+                        i
+                    })
+                    .count()?;
+                println!("count {count}");
+            }
+            "crash-at" => {
+                let (at, n) = (num(cx, 1), num(cx, 2));
+                let count = cx.range(0..n, n as u32).map(move |i| if i == at { panic!("crash at {i}") } else { i }).count()?;
+                println!("count {count}");
             }
             other => return Err(Error::Usage(format!("faults: unknown mode {other:?}"))),
         }

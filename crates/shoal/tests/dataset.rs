@@ -141,6 +141,57 @@ fn resume_reuses_every_finished_task_of_an_unchanged_program() {
     assert!(summaries[1]["reused"].as_u64() > Some(0), "{}", summaries[1]);
 }
 
+/// The log lines of every task of the latest run on `host`, by task.
+fn task_logs(dir: &std::path::Path, host: &str) -> std::collections::BTreeMap<u32, Vec<String>> {
+    let runs = dir.join(".shoal/runs");
+    let run = std::fs::read_to_string(runs.join(".latest")).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(runs.join(run.trim()).join("logs").join(host)).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let task: u32 = name.trim_start_matches("task-").split('.').next().unwrap().parse().unwrap();
+        let raw = std::fs::read(&path).unwrap();
+        let text = if name.ends_with(".zst") { zstd::decode_all(&raw[..]).unwrap() } else { raw };
+        // Lines are `<ms> <attempt> <o|e> <text>`.
+        let lines = String::from_utf8(text).unwrap().lines().map(|l| l.splitn(4, ' ').nth(3).unwrap_or("").to_string()).collect();
+        out.insert(task, lines);
+    }
+    out
+}
+
+#[test]
+fn resident_executors_run_many_tasks_in_few_processes_and_keep_each_tasks_prints_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("two-slots.toml");
+    let work = dir.path().join("hosts/w");
+    std::fs::write(&cluster, format!("[hosts.w]\ntransport = \"local\"\nslots = 2\nworkdir = \"{}\"\n", work.display())).unwrap();
+    let r = run(dir.path(), "faults", &["--quiet", "--cluster", cluster.to_str().unwrap(), "pids", "60"]).success();
+    assert_eq!(r.value("count"), "60");
+    let logs = task_logs(dir.path(), "w");
+    assert_eq!(logs.len(), 60, "every task has its log");
+    let mut pids = std::collections::BTreeSet::new();
+    for (task, lines) in &logs {
+        let records: Vec<&String> = lines.iter().filter(|l| l.starts_with("record ")).collect();
+        assert_eq!(records.len(), 1, "task {task} logged exactly its own record: {lines:?}");
+        let (record, pid) = records[0].strip_prefix("record ").unwrap().split_once(" pid ").unwrap();
+        assert_eq!(record, task.to_string(), "task {task}'s log holds another task's print: {lines:?}");
+        pids.insert(pid.to_string());
+    }
+    assert!(pids.len() <= 2, "60 tasks on 2 slots ran in {} processes, not in at most 2 resident executors", pids.len());
+}
+
+#[test]
+fn a_task_that_crashes_its_executor_charges_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), "faults", &["--quiet", "crash-at", "5", "40"]).code(1);
+    let r = r.stderr_has("task 5 (partition 5, input range-5) failed 4 times, on: local (exit code 101)");
+    r.stderr_has("shoal: the program panicked at crates/shoal/examples/faults.rs:");
+    let summary = run_summaries(dir.path()).pop().unwrap();
+    let attempts = summary["attempts"].as_array().unwrap();
+    let failed: Vec<u64> = attempts.iter().filter(|a| a["outcome"] == "failed").map(|a| a["task"].as_u64().unwrap()).collect();
+    assert_eq!(failed, [5, 5, 5, 5], "the tasks queued behind the crash went back to the queue, uncharged: {attempts:?}");
+}
+
 fn run_summaries(dir: &std::path::Path) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     let mut ids: Vec<_> = std::fs::read_dir(dir.join(".shoal/runs")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();

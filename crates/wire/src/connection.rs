@@ -8,6 +8,7 @@
 //! still get through.
 
 use bytes::{Buf, BytesMut};
+use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -36,6 +37,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next message; `Ok(None)` on a clean EOF between frames.
     pub async fn read_message(&mut self) -> Result<Option<Message>, WireError> {
+        self.read_as().await
+    }
+
+    /// The next frame decoded as `T` (another protocol on the same
+    /// framing, like the executor's); `Ok(None)` on a clean EOF.
+    pub async fn read_as<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {
         loop {
             if let Some(msg) = self.parse_one()? {
                 return Ok(Some(msg));
@@ -46,10 +53,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
-    fn parse_one(&mut self) -> Result<Option<Message>, WireError> {
+    /// The next frame if a whole one is already buffered; never reads.
+    pub fn try_read_as<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {
+        self.parse_one()
+    }
+
+    fn parse_one<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {
         let (msg, used) = match frame::parse(&self.buf)? {
             Parsed::Incomplete => return Ok(None),
-            Parsed::Frame { payload, used } => (Message::decode(payload)?, used),
+            Parsed::Frame { payload, used } => (postcard::from_bytes(payload)?, used),
         };
         self.buf.advance(used);
         Ok(Some(msg))
@@ -83,6 +95,13 @@ impl Outbox {
     /// clones of this outbox are still alive.
     pub fn close(&self) {
         self.close.notify_one();
+    }
+
+    /// Queues a message behind the bulk messages already queued, waiting
+    /// when that queue is full: for a message that must not overtake
+    /// them (a task's report after its log).
+    pub async fn send_after_bulk(&self, msg: Message) -> Result<(), WireError> {
+        self.bulk.send(msg).await.map_err(|_| WireError::Closed("while sending"))
     }
 
     /// Queues a control message without waiting. Bulk messages are refused.
@@ -130,6 +149,15 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         };
         out.clear();
         msg.encode_frame(&mut out)?;
+        // Control messages queued meanwhile share the write: at thousands
+        // of small task messages a second, one write per message is what
+        // the link would spend its time on.
+        while out.len() < frame::CHUNK {
+            match control.try_recv() {
+                Ok(m) => m.encode_frame(&mut out)?,
+                Err(_) => break,
+            }
+        }
         w.write_all(&out).await?;
         if control.is_empty() && bulk.is_empty() {
             w.flush().await?;

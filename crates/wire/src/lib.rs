@@ -8,10 +8,14 @@
 //! - [`message`]: the typed meaning, encoded with postcard, plus the
 //!   [`hello`] handshake that both sides send first.
 //!
+//! - [`executor`]: the frames between an agent and a resident executor
+//!   (a Dataset program that runs many tasks of one run).
+//!
 //! This crate knows nothing of ssh, processes or tasks: it moves messages.
 
 pub mod connection;
 pub mod error;
+pub mod executor;
 pub mod frame;
 pub mod hello;
 pub mod message;

@@ -14,6 +14,13 @@ use crate::{Hello, WireError};
 /// BLAKE3 hash naming a block.
 pub type Hash = [u8; 32];
 
+/// Input partitions and task outputs up to this size travel inside
+/// [`TaskRequest`] and [`TaskReport`] instead of as blocks: for a tiny
+/// task, a block file on each side and a fetch round trip cost far more
+/// than the bytes (Spark sends small task results directly for the same
+/// reason).
+pub const INLINE_MAX: usize = 64 << 10;
+
 /// Everything one side can tell the other.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Message {
@@ -197,6 +204,10 @@ pub struct TaskRequest {
     pub env: Vec<(String, String)>,
     /// Blocks concatenated into the task's input, in order.
     pub inputs: Vec<Hash>,
+    /// The whole input, when it is small (at most [`INLINE_MAX`]); then
+    /// `inputs` is empty.
+    #[serde(with = "serde_bytes")]
+    pub input_data: Option<Vec<u8>>,
     /// Feed the input on stdin (it is also at `$SHOAL_INPUT`).
     pub stdin: bool,
     /// Take the output from stdout (otherwise from the file `$SHOAL_OUTPUT`).
@@ -208,6 +219,11 @@ pub struct TaskRequest {
     pub merge_in: Option<KeyFormat>,
     /// Run the command inside this container instead of on the host.
     pub container: Option<Container>,
+    /// The command is a Dataset program that can stay up and run many
+    /// tasks of its run, one after another (see `shoal_wire::executor`).
+    pub resident: bool,
+    /// The host's slots: at most this many executors of a kind run at once.
+    pub slots: u32,
 }
 
 /// A task run in Docker: `docker run` with the work dir, input and output
@@ -260,9 +276,14 @@ pub struct TaskReport {
     pub status: ExitStatus,
     /// The output block, when the attempt succeeded.
     pub output: Option<BlockRef>,
+    /// The output's bytes when it is small (at most [`INLINE_MAX`]): the
+    /// agent did not keep it as a block, so it cannot be fetched.
+    #[serde(with = "serde_bytes")]
+    pub output_data: Option<Vec<u8>>,
     /// Last lines of stderr, for error messages.
     pub stderr_tail: String,
-    pub wall_ms: u64,
+    /// Wall time of the attempt on the host, in microseconds.
+    pub wall_us: u64,
     pub cpu_ms: u64,
     pub timed_out: bool,
     /// Set when the failure was the host's fault (disk full, spawn error).
@@ -335,12 +356,15 @@ mod tests {
             command: "cat".into(),
             env: vec![("A".into(), "b".into())],
             inputs: vec![[1; 32]],
+            input_data: Some(b"inline".to_vec()),
             stdin: true,
             stdout_is_output: true,
             timeout_ms: None,
             shuffle_out: None,
             merge_in: None,
             container: None,
+            resident: true,
+            slots: 2,
         });
         let mut buf = Vec::new();
         m.encode_frame(&mut buf).unwrap();

@@ -129,9 +129,11 @@ pub struct InputSpec {
 }
 
 /// One partition handed over by a program: `len` bytes of `path` from
-/// `offset`.
+/// `offset`, or the bytes themselves when they are few.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputPart {
+    /// The partition's bytes, held in memory (then `path` is unused).
+    pub data: Option<std::sync::Arc<[u8]>>,
     pub path: PathBuf,
     pub offset: u64,
     pub len: u64,
@@ -159,6 +161,11 @@ pub struct StepSpec {
     /// Whether a container may use the network.
     pub network: bool,
     pub cpus: Option<f64>,
+    /// The command is a Rust Dataset program's own executable, which can
+    /// stay up as a resident executor and run task after task of the run.
+    /// Set by the Dataset API, never by a job file.
+    #[serde(skip)]
+    pub resident: bool,
 }
 
 /// Key order of a reduce.

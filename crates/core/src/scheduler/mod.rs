@@ -71,6 +71,11 @@
 //!   a free slot where it has not failed (Spark's defaults: 0.75 and 1.5).
 //!   Copies only use slots no pending task could take. Pinned tasks are not
 //!   copied: the job asked for them to run where they are.
+//! - **Pipelining.** A host holds at most `slots x per_slot` attempts;
+//!   `per_slot` is 1 until the driver says otherwise (`Pipeline`): for
+//!   tasks of a millisecond, the agent queues a few per slot so that the
+//!   round trip to the driver overlaps the work. Lowering it never kills
+//!   anything; slots simply refill more slowly.
 //! - **Stalls.** When tasks wait but no usable host is left, the scheduler
 //!   waits; [`Scheduler::is_stalled`] tells the driver, which decides when to
 //!   give up. A lost host that comes back (`HostUp`) is a fresh host for
@@ -213,6 +218,13 @@ pub enum Event {
     /// Time passes (for locality waits and speculation).
     Tick {
         now: Duration,
+    },
+    /// Each slot may now hold `per_slot` attempts (0 counts as 1): one
+    /// running and the rest queued on the agent behind it. The driver
+    /// raises it while tasks are much shorter than a round trip to the
+    /// host, so that a host never waits for its next task.
+    Pipeline {
+        per_slot: u32,
     },
     /// Stop everything.
     Cancel,

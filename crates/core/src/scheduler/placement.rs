@@ -42,6 +42,9 @@ impl Scheduler {
             } else if any.is_none() && self.may_leave_its_data(t) {
                 any = Some(t);
             }
+            if any.is_some() && self.pending_with_prefs == 0 {
+                break; // no pending task prefers any host: none is more local
+            }
         }
         local.or(any)
     }

@@ -88,6 +88,10 @@ struct Sim {
     max_attempts: u32,
     // The cluster.
     slots: Vec<u32>,
+    /// Attempts per slot allowed now (`Pipeline`), and the most ever
+    /// allowed (lowering it kills nothing, so that bounds what runs).
+    per_slot: u32,
+    per_slot_high: u32,
     up: Vec<bool>,
     excluded: Vec<bool>,
     // The job.
@@ -139,6 +143,8 @@ impl Sim {
             ever_committed: HashSet::new(),
             stats: Stats::default(),
             now: 0,
+            per_slot: 1,
+            per_slot_high: 1,
             ended: None,
             trace: VecDeque::new(),
         }
@@ -252,6 +258,9 @@ impl Sim {
             ensure!(copies.is_empty(), "task {} launched again while running on {copies:?}", task.0);
         }
         self.running.push(Run { task, attempt, host, read, speculative });
+        let on_host = self.running.iter().filter(|r| r.host == host).count() as u32;
+        let room = self.slots[h] * self.per_slot;
+        ensure!(on_host <= room, "launch makes {on_host} attempts on host {h}, which has room for {room}");
         Ok(())
     }
 
@@ -319,7 +328,8 @@ impl Sim {
         self.sched.check_bookkeeping()?;
         for (h, &slots) in self.slots.iter().enumerate() {
             let n = self.running.iter().filter(|r| r.host.0 as usize == h).count() as u32;
-            ensure!(n <= slots, "host {h} runs {n} attempts in {slots} slots");
+            let room = slots * self.per_slot_high;
+            ensure!(n <= room, "host {h} runs {n} attempts in {slots} slots of {} attempts", self.per_slot_high);
         }
         ensure!(self.sched.progress().running == self.running.len(), "the scheduler and the driver disagree on what runs");
         for r in &self.running {
@@ -342,6 +352,7 @@ impl Sim {
         }
         match roll {
             0..=1 if chaos && self.rng.gen_bool(0.05) => self.feed(Event::Cancel),
+            2..=3 if chaos => self.pipeline(),
             8..=11 if chaos => self.lose_host(),
             12..=21 if chaos => self.fail_one(),
             22..=29 if !self.zombies.is_empty() => self.zombie_reports(),
@@ -349,6 +360,12 @@ impl Sim {
             45..=59 => self.collect_one(),
             _ => self.finish_one(chaos),
         }
+    }
+
+    fn pipeline(&mut self) -> Check {
+        self.per_slot = self.rng.gen_range(1..=3);
+        self.per_slot_high = self.per_slot_high.max(self.per_slot);
+        self.feed(Event::Pipeline { per_slot: self.per_slot })
     }
 
     fn host_up(&mut self, h: usize) -> Check {

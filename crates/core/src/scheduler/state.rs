@@ -98,6 +98,13 @@ pub struct Scheduler {
     pub(super) hosts: BTreeMap<HostId, Host>,
     /// Pending tasks by launch rank.
     pub(super) pending: BTreeSet<(usize, TaskId)>,
+    /// Pending tasks with a pinned or preferred host. While there are none,
+    /// the first runnable pending task is the best pick for any slot, and
+    /// placement need not look further (which keeps a launch O(1) for a
+    /// run of many thousand tasks).
+    pub(super) pending_with_prefs: usize,
+    /// Tasks that may only run on their pinned host, for `fail_stranded`.
+    pinned_only: Vec<TaskId>,
     pub(super) config: SchedulerConfig,
     /// Durations of committed attempts, per stage (for speculation).
     pub(super) durations: BTreeMap<u32, Vec<Duration>>,
@@ -109,6 +116,8 @@ pub struct Scheduler {
     pub(super) ending: Option<Ending>,
     /// The latest time any event carried.
     pub(super) now: Duration,
+    /// Attempts each slot may hold (see "Pipelining").
+    pub(super) per_slot: u32,
 }
 
 impl Scheduler {
@@ -140,11 +149,15 @@ impl Scheduler {
             }
         }
         let pending = tasks.iter().enumerate().map(|(i, t)| (t.rank, TaskId(i as u32))).collect();
+        let pending_with_prefs = tasks.iter().filter(|t| t.has_prefs()).count();
+        let pinned_only = (0..n).filter(|&i| tasks[i].spec.pinned_only).map(|i| TaskId(i as u32)).collect();
         Scheduler {
             tasks,
             attempts: vec![],
             hosts: BTreeMap::new(),
             pending,
+            pending_with_prefs,
+            pinned_only,
             config,
             durations: BTreeMap::new(),
             done: 0,
@@ -153,6 +166,7 @@ impl Scheduler {
             lost_attempts: 0,
             ending: None,
             now: Duration::ZERO,
+            per_slot: 1,
         }
     }
 
@@ -213,7 +227,7 @@ impl Scheduler {
     /// A `pinned_only` task that still has to run while its host is lost
     /// or excluded can run nowhere: the run fails, saying why.
     fn fail_stranded(&mut self, out: &mut Vec<Action>) {
-        let stranded = (0..self.tasks.len()).map(|t| TaskId(t as u32)).find(|&t| {
+        let stranded = self.pinned_only.iter().copied().find(|&t| {
             let task = self.task(t);
             task.spec.pinned_only && matches!(task.phase, Phase::Pending) && task.spec.pinned_host.is_some_and(|h| self.gone(h))
         });
@@ -245,6 +259,7 @@ impl Scheduler {
             Event::TaskFailed { task, attempt, kind, .. } => self.failed(task, attempt, kind, &mut out),
             Event::Collected { task } => self.collected(task),
             Event::Tick { .. } => {}
+            Event::Pipeline { per_slot } => self.per_slot = per_slot.max(1),
             Event::Cancel => self.cancel(&mut out),
         }
         if !self.is_finished() {
@@ -276,7 +291,7 @@ fn event_time(event: &Event) -> Option<Duration> {
         | Event::TaskSucceeded { now, .. }
         | Event::TaskFailed { now, .. }
         | Event::Tick { now } => Some(*now),
-        Event::Collected { .. } | Event::Cancel => None,
+        Event::Collected { .. } | Event::Pipeline { .. } | Event::Cancel => None,
     }
 }
 
@@ -294,6 +309,13 @@ impl Task {
             commit_seq: 0,
             history: vec![],
         }
+    }
+}
+
+impl Task {
+    /// Placement may prefer some host for it.
+    fn has_prefs(&self) -> bool {
+        self.spec.pinned_host.is_some() || !self.spec.preferred_hosts.is_empty()
     }
 }
 
@@ -355,11 +377,14 @@ impl Scheduler {
         let (was_ready, was_done) = (self.is_ready(t), self.is_done(t));
         let now = self.now;
         let task = &mut self.tasks[t.0 as usize];
+        let prefs = usize::from(task.has_prefs());
         if matches!(task.phase, Phase::Pending) {
             self.pending.remove(&(task.rank, t));
+            self.pending_with_prefs -= prefs;
         }
         if matches!(phase, Phase::Pending) {
             self.pending.insert((task.rank, t));
+            self.pending_with_prefs += prefs;
             task.pending_since = now;
         }
         task.phase = phase;
@@ -456,9 +481,9 @@ impl Scheduler {
         self.hosts.get(&h).is_some_and(|h| !h.usable())
     }
 
-    /// Usable, with a free slot.
+    /// Usable, with room for another attempt.
     pub(super) fn free(&self, h: HostId) -> bool {
-        self.hosts.get(&h).is_some_and(|h| h.usable() && h.running < h.slots)
+        self.hosts.get(&h).is_some_and(|h| h.usable() && h.running < h.slots * self.per_slot)
     }
 }
 
@@ -505,6 +530,10 @@ impl Scheduler {
         }
         if done != self.done {
             return Err(format!("done count {} but {done} tasks are done", self.done));
+        }
+        let with_prefs = self.pending.iter().filter(|(_, t)| self.task(*t).has_prefs()).count();
+        if with_prefs != self.pending_with_prefs {
+            return Err(format!("{} pending tasks counted with preferences, but {with_prefs} have them", self.pending_with_prefs));
         }
         Ok(())
     }

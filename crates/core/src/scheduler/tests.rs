@@ -100,6 +100,23 @@ fn table(mut sched: Scheduler, steps: &[(Event, Vec<Action>)]) -> Scheduler {
 }
 
 #[test]
+fn pipelining_lets_each_slot_hold_more_attempts_and_lowering_it_kills_nothing() {
+    table(
+        sched(maps(6)),
+        &[
+            (up(0, 1), vec![launch(0, 0, 0)]),
+            (Event::Pipeline { per_slot: 3 }, vec![launch(1, 1, 0), launch(2, 2, 0)]),
+            (ok(0, 0, 1), vec![commit(0, 0, 0), launch(3, 3, 0)]),
+            (Event::Pipeline { per_slot: 1 }, vec![]),
+            (ok(1, 1, 1), vec![commit(1, 1, 0)]),
+            (ok(2, 2, 1), vec![commit(2, 2, 0)]),
+            (ok(3, 3, 1), vec![commit(3, 3, 0), launch(4, 4, 0)]),
+            (Event::Pipeline { per_slot: 0 }, vec![]),
+        ],
+    );
+}
+
+#[test]
 fn fills_every_slot_then_commits_and_finishes_when_collected() {
     table(
         sched(maps(3)),

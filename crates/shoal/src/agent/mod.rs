@@ -10,8 +10,10 @@
 mod blocks;
 pub mod container;
 mod hostinfo;
+mod resident;
 mod session;
 pub mod shuffle;
+mod stdio;
 mod task;
 mod workdir;
 

@@ -11,6 +11,7 @@ use shoal_wire::hello::Role;
 use shoal_wire::{frame, spawn_writer, ExitStatus, FrameReader, Hash, Hello, Message, Outbox, TaskRequest};
 use tokio::io::AsyncReadExt;
 
+use super::resident::Executors;
 use super::task::{self, TaskPlace};
 use super::{hostinfo, workdir, AgentOptions, BlockStore, START_MARKER};
 
@@ -24,6 +25,8 @@ struct Agent {
     /// Containers of running attempts, by attempt id.
     containers: Mutex<HashMap<u32, String>>,
     runs: Mutex<HashSet<String>>,
+    /// Idle resident executors (Dataset programs), by kind.
+    executors: Arc<Executors>,
 }
 
 /// Runs the agent on stdin/stdout until the driver goes away.
@@ -31,7 +34,9 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.workdir)?;
     let store = Arc::new(BlockStore::open(opts.workdir.join("blocks"))?);
     announce()?;
-    let (outbox, writer) = spawn_writer(tokio::io::stdout());
+    let (stdin, stdout) = super::stdio::link();
+    let (outbox, writer) = spawn_writer(stdout);
+    let executors = Arc::new(Executors::new(store.clone(), outbox.clone()));
     let agent = Arc::new(Agent {
         opts,
         outbox,
@@ -39,8 +44,9 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
         running: Mutex::new(HashMap::new()),
         containers: Mutex::new(HashMap::new()),
         runs: Mutex::new(HashSet::new()),
+        executors,
     });
-    let mut reader = FrameReader::new(tokio::io::stdin());
+    let mut reader = FrameReader::new(stdin);
     let result = serve(&agent, &mut reader).await;
     agent.shutdown();
     agent.outbox.close();
@@ -55,7 +61,7 @@ fn announce() -> std::io::Result<()> {
     out.flush()
 }
 
-async fn serve(agent: &Arc<Agent>, reader: &mut FrameReader<tokio::io::Stdin>) -> anyhow::Result<()> {
+async fn serve(agent: &Arc<Agent>, reader: &mut FrameReader<super::stdio::Reader>) -> anyhow::Result<()> {
     let hash = crate::binary::current().map(|b| b.hash.clone()).unwrap_or_default();
     agent.outbox.send_now(Message::Hello(Hello::new(Role::Agent, hash)))?;
     match next(agent, reader).await? {
@@ -72,7 +78,7 @@ async fn serve(agent: &Arc<Agent>, reader: &mut FrameReader<tokio::io::Stdin>) -
 }
 
 /// Reads the next message, or ends the session when the lease expires.
-async fn next(agent: &Agent, reader: &mut FrameReader<tokio::io::Stdin>) -> anyhow::Result<Option<Message>> {
+async fn next(agent: &Agent, reader: &mut FrameReader<super::stdio::Reader>) -> anyhow::Result<Option<Message>> {
     match tokio::time::timeout(agent.opts.lease, reader.read_message()).await {
         Ok(r) => Ok(r?),
         Err(_) => anyhow::bail!("no word from the driver for {:?}: lease expired", agent.opts.lease),
@@ -147,6 +153,9 @@ impl Agent {
             self.containers.lock().unwrap().insert(attempt, c.name.clone());
         }
         let place = TaskPlace { work: dir.join("work"), scratch: dir.join("tasks").join(attempt.to_string()) };
+        if req.resident && req.container.is_none() {
+            return self.executors.start(req, place);
+        }
         match task::start(req, place, self.store.clone(), self.outbox.clone()) {
             Err(report) => self.reply(Message::TaskDone(*report)),
             Ok((pgid, handle)) => {
@@ -157,7 +166,7 @@ impl Agent {
                     me.running.lock().unwrap().remove(&attempt);
                     me.containers.lock().unwrap().remove(&attempt);
                     if let Ok(report) = report {
-                        me.reply(Message::TaskDone(report));
+                        task::send_report(&me.outbox, report).await;
                     }
                 });
             }
@@ -168,6 +177,7 @@ impl Agent {
         if let Some(pgid) = self.running.lock().unwrap().get(&attempt) {
             task::kill_group(*pgid);
         }
+        self.executors.kill(attempt);
         if let Some(name) = self.containers.lock().unwrap().get(&attempt).cloned() {
             std::thread::spawn(move || super::container::remove(&name));
         }
@@ -258,6 +268,7 @@ impl Agent {
     }
 
     fn end_run(&self, run: &str) {
+        self.executors.end_run(run);
         if let Ok(dir) = self.run_dir(run) {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -267,6 +278,7 @@ impl Agent {
 
     /// Kills every process group we started and removes run scratch.
     fn shutdown(&self) {
+        self.executors.shutdown();
         for name in self.containers.lock().unwrap().values() {
             super::container::remove(name);
         }

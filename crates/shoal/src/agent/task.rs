@@ -22,12 +22,14 @@ use tokio::sync::mpsc;
 use super::BlockStore;
 
 /// Where an attempt runs on this host.
+#[derive(Clone, Debug)]
 pub struct TaskPlace {
     pub work: PathBuf,
     pub scratch: PathBuf,
 }
 
-const TAIL_BYTES: usize = 4096;
+/// How much of a task's stderr its report carries.
+pub(super) const TAIL_BYTES: usize = 4096;
 
 /// Starts an attempt; returns its process group id and a future that
 /// completes with the report. The caller kills with [`kill_group`].
@@ -71,6 +73,16 @@ pub fn start(
     Ok((pid, handle))
 }
 
+/// Sends an attempt's report. After log lines (which travel as bulk
+/// messages) it queues behind them, so that the driver never sees a task
+/// end before the last of its log; otherwise it goes ahead of any bulk
+/// transfer.
+pub async fn send_report(outbox: &Outbox, report: TaskReport) {
+    let msg = Message::TaskDone(report);
+    let logged = matches!(&msg, Message::TaskDone(r) if !r.stderr_tail.is_empty());
+    let _ = if logged { outbox.send_after_bulk(msg).await } else { outbox.send_now(msg) };
+}
+
 /// Sends SIGKILL to a whole process group.
 pub fn kill_group(pgid: i32) {
     // SAFETY: plain syscall; a negative pid addresses the group.
@@ -89,6 +101,15 @@ fn command(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, pr
         cmd.current_dir(&place.work).stdin(stdin).stderr(Stdio::piped()).process_group(0);
         return cmd;
     }
+    let mut cmd = shell(req, place, input, output, progress);
+    let stdin = if req.stdin { File::open(input).map(Stdio::from).unwrap_or_else(|_| Stdio::null()) } else { Stdio::null() };
+    cmd.stdin(stdin).stderr(Stdio::piped());
+    cmd
+}
+
+/// `/bin/sh -c COMMAND` in the work dir, in a process group of its own,
+/// with the task's environment and the `SHOAL_*` paths.
+pub(super) fn shell(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, progress: &Path) -> Command {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(&req.command).current_dir(&place.work);
     cmd.envs(req.env.iter().map(|(k, v)| (k, v)));
@@ -102,12 +123,18 @@ fn command(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, pr
     if let Ok(exe) = crate::binary::current() {
         cmd.env("SHOAL_AGENT_BINARY", &exe.path);
     }
-    let stdin = if req.stdin { File::open(input).map(Stdio::from).unwrap_or_else(|_| Stdio::null()) } else { Stdio::null() };
-    cmd.stdin(stdin).stderr(Stdio::piped()).process_group(0);
+    cmd.process_group(0);
     cmd
 }
 
-fn prepare_input(req: &TaskRequest, scratch: &Path, store: &BlockStore) -> io::Result<PathBuf> {
+/// The task's input as one file: its block, a concatenation of blocks, a
+/// merge of sorted runs (a reducer), or the bytes that came inline.
+pub(super) fn prepare_input(req: &TaskRequest, scratch: &Path, store: &BlockStore) -> io::Result<PathBuf> {
+    if let Some(data) = &req.input_data {
+        let path = scratch.join("input");
+        fs::write(&path, data)?;
+        return Ok(path);
+    }
     if let Some(key) = &req.merge_in {
         // A reducer's input: sorted runs from every map, merged by key.
         let path = scratch.join("input");
@@ -220,26 +247,30 @@ async fn supervise(s: Supervised) -> TaskReport {
     }
 }
 
-struct FinishArgs {
-    status: ExitStatus,
-    cpu_ms: u64,
-    timed_out: bool,
-    stderr_tail: String,
-    started: Instant,
-    output: PathBuf,
-    store: Arc<BlockStore>,
-    scratch: PathBuf,
-    work: PathBuf,
-    req: TaskRequest,
+/// How an attempt ended, and where its output and scratch are.
+pub(super) struct FinishArgs {
+    pub status: ExitStatus,
+    pub cpu_ms: u64,
+    pub timed_out: bool,
+    pub stderr_tail: String,
+    pub started: Instant,
+    pub output: PathBuf,
+    pub store: Arc<BlockStore>,
+    pub scratch: PathBuf,
+    pub work: PathBuf,
+    pub req: TaskRequest,
 }
 
-fn finish(a: FinishArgs) -> TaskReport {
+/// The report of an ended attempt: its output kept (inline, as a block or
+/// as shuffle buckets) when it succeeded; its scratch removed.
+pub(super) fn finish(a: FinishArgs) -> TaskReport {
     let mut report = TaskReport {
         attempt: a.req.attempt,
         status: a.status.clone(),
         output: None,
+        output_data: None,
         stderr_tail: a.stderr_tail.clone(),
-        wall_ms: a.started.elapsed().as_millis() as u64,
+        wall_us: a.started.elapsed().as_micros() as u64,
         cpu_ms: a.cpu_ms,
         timed_out: a.timed_out,
         host_trouble: None,
@@ -258,12 +289,20 @@ fn finish(a: FinishArgs) -> TaskReport {
     report
 }
 
-/// Stores the output as one block, or as shuffle buckets.
+/// Keeps the output: inline in the report when it is small, else as one
+/// block, or as shuffle buckets.
 fn keep_output(a: &FinishArgs, report: &mut TaskReport) {
     let Some(spec) = &a.req.shuffle_out else {
-        match a.store.insert_file(&a.output) {
-            Ok(block) => report.output = Some(block),
-            Err(e) => report.host_trouble = Some(format!("cannot keep the task output: {e}")),
+        let kept = match small_file(&a.output) {
+            Ok(Some(data)) => {
+                inline_output(report, data);
+                Ok(())
+            }
+            Ok(None) => a.store.insert_file(&a.output).map(|block| report.output = Some(block)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = kept {
+            report.host_trouble = Some(format!("cannot keep the task output: {e}"));
         }
         return;
     };
@@ -280,6 +319,22 @@ fn keep_output(a: &FinishArgs, report: &mut TaskReport) {
             report.stderr_tail.push_str(&format!("\n{why}"));
         }
     }
+}
+
+/// The file's bytes when it is small enough to travel inline.
+fn small_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    if fs::metadata(path)?.len() > shoal_wire::INLINE_MAX as u64 {
+        return Ok(None);
+    }
+    fs::read(path).map(Some)
+}
+
+/// Puts a small output into the report itself: its hash names it, and no
+/// block is kept (the driver has the bytes and never fetches them).
+pub(super) fn inline_output(report: &mut TaskReport, data: Vec<u8>) {
+    let hash = *blake3::hash(&data).as_bytes();
+    report.output = Some(shoal_wire::BlockRef { hash, size: data.len() as u64 });
+    report.output_data = Some(data);
 }
 
 /// Runs the job's combiner over one sorted bucket, in the work dir with
@@ -308,7 +363,7 @@ fn run_combiner(a: &FinishArgs, input: &Path, output: &Path) -> Result<(), Strin
     Err(format!("the combiner {cmd:?} failed ({}): {}", result.status, stderr.trim_end()))
 }
 
-fn disk_is_full(scratch: &Path, stderr_tail: &str) -> bool {
+pub(super) fn disk_is_full(scratch: &Path, stderr_tail: &str) -> bool {
     stderr_tail.contains("No space left on device") || super::hostinfo::disk_free(scratch) == Some(0)
 }
 
@@ -377,13 +432,15 @@ fn tv_ms(tv: libc::timeval) -> u64 {
     tv.tv_sec as u64 * 1000 + tv.tv_usec as u64 / 1000
 }
 
-fn trouble(attempt: u32, started: Instant, why: String) -> TaskReport {
+/// The report of an attempt that could not run for the host's sake.
+pub(super) fn trouble(attempt: u32, started: Instant, why: String) -> TaskReport {
     TaskReport {
         attempt,
         status: ExitStatus::SpawnFailed(why.clone()),
         output: None,
+        output_data: None,
         stderr_tail: String::new(),
-        wall_ms: started.elapsed().as_millis() as u64,
+        wall_us: started.elapsed().as_micros() as u64,
         cpu_ms: 0,
         timed_out: false,
         host_trouble: Some(why),

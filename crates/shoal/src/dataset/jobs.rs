@@ -184,6 +184,7 @@ impl Driver {
         Ok(cut
             .into_iter()
             .map(|p| InputPart {
+                data: None,
                 path: p.source.path,
                 offset: p.source.offset,
                 len: p.source.len,
@@ -194,15 +195,23 @@ impl Driver {
             .collect())
     }
 
+    /// Partitions made in memory (`parallelize`, `range`, host files):
+    /// small ones stay in memory and travel inside their task requests,
+    /// larger ones are written to the session dir and sent as blocks.
     fn write_parts<'a>(&self, root: &Node, data: impl Iterator<Item = &'a [u8]>) -> Result<Vec<InputPart>> {
         let dir = self.session.join("inputs").join(root.id.to_string());
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         data.enumerate()
             .map(|(i, bytes)| {
+                let name = format!("{}-{i}", root.op);
+                let hash = Some(*blake3::hash(bytes).as_bytes());
+                let len = bytes.len() as u64;
+                if bytes.len() <= shoal_wire::INLINE_MAX {
+                    return Ok(InputPart { data: Some(bytes.into()), path: PathBuf::new(), offset: 0, len, name, hash, host: None });
+                }
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
                 let path = dir.join(format!("part-{i:05}"));
                 std::fs::write(&path, bytes).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-                let name = format!("{}-{i}", root.op);
-                Ok(InputPart { path, offset: 0, len: bytes.len() as u64, name, hash: Some(*blake3::hash(bytes).as_bytes()), host: None })
+                Ok(InputPart { data: None, path, offset: 0, len, name, hash, host: None })
             })
             .collect()
     }
@@ -241,6 +250,11 @@ impl Driver {
         let mut job = JobSpec::parse(&text, &self.session.join(format!("{name}.toml")))
             .map_err(|e| Error::Usage(format!("internal: the job made for {} is invalid: {e}", plan.node.site())))?;
         job.input.parts = Some(parts);
+        // Tasks of this program can stay up and run one task after another.
+        job.map.resident = true;
+        if let Some(r) = job.reduce.as_mut() {
+            r.step.resident = true;
+        }
         job.sync.files = self.results.borrow().clone();
         job.sync.max_size = u64::MAX;
         Ok(job)
@@ -317,7 +331,7 @@ fn materialized_parts(dir: &Path) -> Result<Vec<InputPart>> {
         .map(|path| {
             let len = std::fs::metadata(&path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?.len();
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok(InputPart { path, offset: 0, len, name, hash: None, host: None })
+            Ok(InputPart { data: None, path, offset: 0, len, name, hash: None, host: None })
         })
         .collect()
 }

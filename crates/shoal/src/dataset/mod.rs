@@ -22,11 +22,13 @@
 //! Module map: [`context`] (roles, jobs, results), [`node`] (the plan
 //! graph and its descriptions), [`narrow`] (the dataset type and narrow transformations), [`keyed`]
 //! (shuffles), [`actions`], [`jobs`] (a plan as a command job),
-//! [`task`] (running one partition), [`flags`].
+//! [`task`] (running one partition), `executor` (running many, resident),
+//! [`flags`].
 
 pub mod actions;
 pub mod codec;
 pub mod context;
+mod executor;
 pub mod flags;
 pub mod jobs;
 pub mod keyed;

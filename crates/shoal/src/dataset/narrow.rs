@@ -8,13 +8,12 @@
 //! of its records and is decoded instead of recomputed.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufWriter, Write};
 use std::panic::Location;
-use std::path::Path;
 use std::rc::Rc;
 
 use super::codec;
-use super::node::{Kind, Node, Part, Source, StageFn};
+use super::node::{Input, Kind, Node, Part, Source, StageFn};
 use super::{Context, Data};
 
 /// One partition as records.
@@ -164,9 +163,9 @@ impl<T: Data> Dataset<T> {
     }
 }
 
-/// Reads one line-per-record file.
-pub(crate) fn read_records<T: Data>(path: &Path) -> Records<T> {
-    Box::new(lines(path).map(|l| codec::get_record::<T>(&l).unwrap_or_else(|e| panic!("shoal: {e}"))))
+/// Reads one line-per-record input.
+pub(crate) fn read_records<T: Data>(input: &Input) -> Records<T> {
+    Box::new(lines(input).map(|l| codec::get_record::<T>(&l).unwrap_or_else(|e| panic!("shoal: {e}"))))
 }
 
 /// Writes records as lines.
@@ -182,11 +181,10 @@ pub(crate) fn write_records<T: Data>(records: Records<T>, out: &mut dyn Write) -
     out.write_all(&buf)
 }
 
-/// The lines of a file, without their newlines. Each line is read into
+/// The lines of an input, without their newlines. Each line is read into
 /// one reused buffer and copied out once, at its exact size.
-pub(crate) fn lines(path: &Path) -> impl Iterator<Item = Vec<u8>> {
-    let file = File::open(path).unwrap_or_else(|e| panic!("shoal: cannot open the task input {}: {e}", path.display()));
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+pub(crate) fn lines(input: &Input) -> impl Iterator<Item = Vec<u8>> {
+    let mut reader = input.reader().unwrap_or_else(|e| panic!("shoal: cannot open the task input {}: {e}", input.describe()));
     let mut buf = Vec::with_capacity(256);
     std::iter::from_fn(move || {
         buf.clear();
@@ -204,8 +202,8 @@ pub(crate) fn lines(path: &Path) -> impl Iterator<Item = Vec<u8>> {
 }
 
 /// A text source's lines; `T` is `String` (the only type `text_file` makes).
-fn text_lines_as<T: Data>(path: &Path) -> Records<T> {
-    let it = lines(path).map(|mut l| {
+fn text_lines_as<T: Data>(input: &Input) -> Records<T> {
+    let it = lines(input).map(|mut l| {
         if l.last() == Some(&b'\r') {
             l.pop();
         }
@@ -217,8 +215,8 @@ fn text_lines_as<T: Data>(path: &Path) -> Records<T> {
 
 /// A host-local partition's file holds `host\npath`: the lines of `path`
 /// on that host (`{host}` replaced; relative to the home directory).
-fn host_lines_as<T: Data>(spec: &Path) -> Records<T> {
-    let text = std::fs::read_to_string(spec).unwrap_or_default();
+fn host_lines_as<T: Data>(spec: &Input) -> Records<T> {
+    let text = spec.text().unwrap_or_default();
     let (host, path) = text.split_once('\n').unwrap_or((&text, ""));
     let here = std::env::var("SHOAL_HOST").unwrap_or_default();
     if here != host {
@@ -234,12 +232,12 @@ fn host_lines_as<T: Data>(spec: &Path) -> Records<T> {
     if let Err(e) = std::fs::metadata(&full) {
         panic!("text_file_on_hosts({path:?}): host `{host}` cannot read {}: {e}", full.display());
     }
-    text_lines_as::<T>(&full)
+    text_lines_as::<T>(&Input::File(full))
 }
 
-/// A range partition's file holds `start end`.
-fn range_as<T: Data>(path: &Path) -> Records<T> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+/// A range partition's input holds `start end`.
+fn range_as<T: Data>(input: &Input) -> Records<T> {
+    let text = input.text().unwrap_or_default();
     let mut nums = text.split_whitespace().map(|n| n.parse::<i64>().unwrap_or(0));
     let (a, b) = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
     Box::new((a..b).map(cast::<i64, T>))

@@ -30,10 +30,43 @@ pub struct Part {
     pub seg: usize,
     /// Partition number within that root (map side) or reduce partition.
     pub index: u32,
-    /// The task's input file (`$SHOAL_INPUT`).
-    pub input: PathBuf,
+    /// The task's input.
+    pub input: Input,
     /// The reduce side of the job's shuffle.
     pub reduce_side: bool,
+}
+
+/// Where a task's input bytes are: a file (`$SHOAL_INPUT`, a block), or
+/// memory (a small partition that came inside the task's request).
+#[derive(Clone, Debug)]
+pub enum Input {
+    File(PathBuf),
+    Data(Rc<[u8]>),
+}
+
+impl Input {
+    /// A buffered reader of the whole input.
+    pub fn reader(&self) -> io::Result<Box<dyn io::BufRead>> {
+        Ok(match self {
+            Input::File(path) => Box::new(io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?)),
+            Input::Data(data) => Box::new(io::Cursor::new(data.clone())),
+        })
+    }
+
+    /// The whole input as text (small inputs: a range, a host file's name).
+    pub fn text(&self) -> io::Result<String> {
+        let mut s = String::new();
+        self.reader()?.read_to_string(&mut s)?;
+        Ok(s)
+    }
+
+    /// For messages: the file, or "the task's request".
+    pub fn describe(&self) -> String {
+        match self {
+            Input::File(path) => path.display().to_string(),
+            Input::Data(_) => "(sent with the task)".into(),
+        }
+    }
 }
 
 /// Where data enters a plan.

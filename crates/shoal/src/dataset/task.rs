@@ -3,18 +3,21 @@
 //!
 //! Jobs before its own return the results the driver broadcast (files in
 //! the work dir); at its own job the task checks that it built the same
-//! plan as the driver, computes its one partition into the output, and
-//! exits. Whatever the program prints goes to the task's log: stdout is
-//! moved to stderr before the program's code runs again, and records are
-//! written to the original stdout (the task's output file).
+//! plan as the driver, then computes its one partition into the output
+//! and exits, or, started as a resident executor (`SHOAL_EXECUTOR=1`),
+//! serves task after task of that job ([`super::executor`]). Whatever the
+//! program prints goes to the task's log: stdout is moved to stderr before
+//! the program's code runs again, and records (or an executor's replies)
+//! are written to the original stdout.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use super::context::{JobPlan, Purpose};
-use super::node::{Part, StageFn};
+use super::node::{Input, Part, StageFn};
 use crate::{Error, Result};
 
 /// Exit code of a task whose plan differs from the driver's.
@@ -23,20 +26,35 @@ pub const PLAN_MISMATCH: i32 = 3;
 /// What a task was started for, from its environment.
 pub struct TaskRole {
     job: u32,
-    stage: u32,
-    partition: u32,
-    input: PathBuf,
     /// Partitions per map root of its job, in segment order.
     layout: Vec<u32>,
     plan: String,
     /// The driver's default shuffle partitions.
     pub slots: u32,
-    /// The original stdout, where records go.
+    mode: Mode,
+    /// The original stdout: where records go (one task), or where replies
+    /// go (an executor).
     output: std::cell::RefCell<Option<File>>,
 }
 
+/// One task and exit, or a resident executor serving many.
+enum Mode {
+    Once(Assignment),
+    Resident,
+}
+
+/// The partition one task computes.
+pub(super) struct Assignment {
+    pub stage: u32,
+    pub partition: u32,
+    pub input: Input,
+}
+
+/// Where a panic happened, for the panic hook: set before every task.
+static PANIC_CONTEXT: Mutex<String> = Mutex::new(String::new());
+
 impl TaskRole {
-    /// `Some` when this process is a task.
+    /// `Some` when this process is a task or an executor.
     pub fn from_env() -> Result<Option<TaskRole>> {
         if std::env::var("SHOAL_ROLE").as_deref() != Ok("task") {
             return Ok(None);
@@ -44,21 +62,29 @@ impl TaskRole {
         let var = |name: &str| std::env::var(name).map_err(|_| Error::Usage(format!("task: {name} is not set")));
         let num = |name: &str| -> Result<u32> { var(name)?.parse().map_err(|_| Error::Usage(format!("task: {name} is not a number"))) };
         let layout = var("SHOAL_PARAM_LAYOUT")?.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap_or(0)).collect();
+        let resident = std::env::var(shoal_wire::executor::EXECUTOR_ENV).as_deref() == Ok("1");
+        let mode = if resident {
+            Mode::Resident
+        } else {
+            Mode::Once(Assignment {
+                stage: num("SHOAL_STAGE")?,
+                partition: num("SHOAL_PARTITION")?,
+                input: Input::File(PathBuf::from(var("SHOAL_INPUT")?)),
+            })
+        };
         let role = TaskRole {
             job: num("SHOAL_PARAM_JOB")?,
-            stage: num("SHOAL_STAGE")?,
-            partition: num("SHOAL_PARTITION")?,
-            input: PathBuf::from(var("SHOAL_INPUT")?),
             layout,
             plan: var("SHOAL_PARAM_PLAN")?,
             slots: num("SHOAL_PARAM_SLOTS")?,
+            mode,
             output: std::cell::RefCell::new(Some(take_stdout()?)),
         };
         Ok(Some(role))
     }
 
     /// Replays a job: the broadcast result of an earlier one, or this
-    /// task's partition of its own (then the process exits).
+    /// process's work in its own (then the process exits).
     pub(crate) fn reach(&self, plan: &JobPlan, finish: &StageFn, purpose: &Purpose) -> Result<Option<Vec<u8>>> {
         if plan.index < self.job {
             return match purpose {
@@ -75,64 +101,58 @@ impl TaskRole {
             eprintln!("{}", self.mismatch(&plan.description));
             std::process::exit(PLAN_MISMATCH);
         }
-        self.explain_panics(plan);
-        let code = match self.execute(plan, finish) {
+        explain_panics();
+        let output = self.output.borrow_mut().take();
+        let Some(output) = output else {
+            eprintln!("shoal: task of job {}: its output was taken", plan.index);
+            std::process::exit(1);
+        };
+        match &self.mode {
+            Mode::Once(task) => std::process::exit(self.run_once(plan, finish, task, output)),
+            Mode::Resident => super::executor::serve(self, plan, finish, output),
+        }
+    }
+
+    fn run_once(&self, plan: &JobPlan, finish: &StageFn, task: &Assignment, output: File) -> i32 {
+        set_panic_context(plan, task);
+        let mut out = super::narrow::output_writer(output);
+        let done = self.execute(plan, finish, task, &mut out).and_then(|()| out.flush()).and_then(|()| out.get_ref().sync_all());
+        match done {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("shoal: task of job {} failed: {e}", plan.index);
                 1
             }
-        };
-        std::process::exit(code)
-    }
-
-    fn execute(&self, plan: &JobPlan, finish: &StageFn) -> std::io::Result<()> {
-        let file = self.output.borrow_mut().take().ok_or_else(|| std::io::Error::other("the output was taken"))?;
-        let mut out = super::narrow::output_writer(file);
-        if self.stage == 1 {
-            let part = Part { seg: 0, index: self.partition, input: self.input.clone(), reduce_side: true };
-            finish(&part, &mut out)?;
-        } else {
-            let (seg, index) = self.locate()?;
-            let part = |seg| Part { seg, index, input: self.input.clone(), reduce_side: false };
-            match &plan.shuffle.as_ref().map(|s| &s.kind) {
-                Some(super::node::Kind::Shuffle(sh)) => {
-                    let (parent, offset) = parent_of(&plan.parent_segments, seg);
-                    (sh.map_sides[parent])(&part(seg - offset), &mut out)?;
-                }
-                _ => finish(&part(seg), &mut out)?,
-            }
         }
-        out.flush()?;
-        out.get_ref().sync_all()
     }
 
-    /// A panic in the program's closures becomes one sentence on stderr
-    /// (the tail the driver reports): where it panicked, what it said,
-    /// and which job, stage, partition and host.
-    fn explain_panics(&self, plan: &JobPlan) {
-        let stage = if self.stage == 1 { "reduce" } else { "map" };
-        let whose = plan.shuffle.as_ref().filter(|_| self.stage == 0).unwrap_or(&plan.node).site();
-        let host = std::env::var("SHOAL_HOST").unwrap_or_default();
-        let context = format!("job {} ({whose}), {stage} partition {}, host {host}", plan.index, self.partition);
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let msg = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            let at = info.location().map_or(String::new(), |l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()));
-            eprintln!("shoal: the program panicked{at}: {}\n  in {context}", msg.unwrap_or("(no message)"));
-        }));
+    /// Computes one partition of the job into `out`.
+    pub(super) fn execute(&self, plan: &JobPlan, finish: &StageFn, task: &Assignment, out: &mut dyn Write) -> std::io::Result<()> {
+        if task.stage == 1 {
+            let part = Part { seg: 0, index: task.partition, input: task.input.clone(), reduce_side: true };
+            return finish(&part, out);
+        }
+        let (seg, index) = self.locate(task.partition)?;
+        let part = |seg| Part { seg, index, input: task.input.clone(), reduce_side: false };
+        match &plan.shuffle.as_ref().map(|s| &s.kind) {
+            Some(super::node::Kind::Shuffle(sh)) => {
+                let (parent, offset) = parent_of(&plan.parent_segments, seg);
+                (sh.map_sides[parent])(&part(seg - offset), out)
+            }
+            _ => finish(&part(seg), out),
+        }
     }
 
-    /// The segment and the partition within it of this map task.
-    fn locate(&self) -> std::io::Result<(usize, u32)> {
-        let mut p = self.partition;
+    /// The segment and the partition within it of a map task.
+    fn locate(&self, partition: u32) -> std::io::Result<(usize, u32)> {
+        let mut p = partition;
         for (seg, &n) in self.layout.iter().enumerate() {
             if p < n {
                 return Ok((seg, p));
             }
             p -= n;
         }
-        Err(std::io::Error::other(format!("partition {} is beyond the job's layout {:?}", self.partition, self.layout)))
+        Err(std::io::Error::other(format!("partition {partition} is beyond the job's layout {:?}", self.layout)))
     }
 
     fn mismatch(&self, mine: &str) -> String {
@@ -154,6 +174,28 @@ impl TaskRole {
         );
         std::process::exit(PLAN_MISMATCH)
     }
+}
+
+/// Says, in the panic hook's sentence, which task is running now.
+pub(super) fn set_panic_context(plan: &JobPlan, task: &Assignment) {
+    let stage = if task.stage == 1 { "reduce" } else { "map" };
+    let whose = plan.shuffle.as_ref().filter(|_| task.stage == 0).unwrap_or(&plan.node).site();
+    let host = std::env::var("SHOAL_HOST").unwrap_or_default();
+    let context = format!("job {} ({whose}), {stage} partition {}, host {host}", plan.index, task.partition);
+    *PANIC_CONTEXT.lock().unwrap_or_else(|e| e.into_inner()) = context;
+}
+
+/// A panic in the program's closures becomes one sentence on stderr (the
+/// tail the driver reports): where it panicked, what it said, and which
+/// job, stage, partition and host.
+fn explain_panics() {
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+        let at = info.location().map_or(String::new(), |l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()));
+        let context = PANIC_CONTEXT.lock().map(|c| c.clone()).unwrap_or_default();
+        eprintln!("shoal: the program panicked{at}: {}\n  in {context}", msg.unwrap_or("(no message)"));
+    }));
 }
 
 /// Which shuffle parent a segment belongs to, and that parent's first segment.

@@ -21,6 +21,9 @@ pub struct Source {
     pub offset: u64,
     pub len: u64,
     pub hash: Hash,
+    /// The bytes themselves, for a partition small enough to travel inside
+    /// its task request ([`shoal_wire::INLINE_MAX`]); never uploaded.
+    pub data: Option<std::sync::Arc<[u8]>>,
 }
 
 /// Why a block transfer failed.
@@ -51,7 +54,9 @@ pub async fn missing(host: &Host, hashes: Vec<Hash>) -> Result<Vec<Hash>, Transf
 }
 
 /// Sends blocks the host lacks; returns (bytes sent, bytes skipped).
+/// Sources held in memory are left out: they travel with their task.
 pub async fn ensure(host: &Host, sources: &[&Source]) -> Result<(u64, u64), TransferError> {
+    let sources: Vec<&Source> = sources.iter().copied().filter(|s| s.data.is_none()).collect();
     let lacking = missing(host, sources.iter().map(|s| s.hash).collect()).await?;
     let mut sent = 0;
     let mut skipped = 0;

@@ -108,6 +108,14 @@ impl Host {
         self.outbox.send(msg).await.map_err(|_| self.gone())
     }
 
+    /// Queues a control message without waiting (never a bulk chunk).
+    pub fn send_now(&self, msg: Message) -> Result<(), HostGone> {
+        if self.is_lost() {
+            return Err(self.gone());
+        }
+        self.outbox.send_now(msg).map_err(|_| self.gone())
+    }
+
     /// Sends a request carrying `id` and waits for the reply with that id.
     pub async fn request(&self, id: u64, msg: Message) -> Result<Message, HostGone> {
         let (tx, rx) = oneshot::channel();

@@ -89,7 +89,7 @@ fn by_files(dir: &Path) -> Result<Vec<Partition>, InputError> {
 pub fn whole_file(path: &Path) -> Result<Partition, InputError> {
     let len = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
     let hash = hash_range(path, 0, len).map_err(|e| io_err(path, e))?;
-    Ok(Partition { source: Source { path: path.to_path_buf(), offset: 0, len, hash }, name: file_name(path) })
+    Ok(Partition { source: Source { path: path.to_path_buf(), offset: 0, len, hash, data: None }, name: file_name(path) })
 }
 
 fn by_lines(path: &Path, size: u64, partitions: u32) -> Result<Vec<Partition>, InputError> {
@@ -110,7 +110,7 @@ fn by_lines(path: &Path, size: u64, partitions: u32) -> Result<Vec<Partition>, I
         .map(|w| {
             let (offset, len) = (w[0], w[1] - w[0]);
             let hash = hash_range(path, offset, len).map_err(|e| io_err(path, e))?;
-            Ok(Partition { source: Source { path: path.to_path_buf(), offset, len, hash }, name: file_name(path) })
+            Ok(Partition { source: Source { path: path.to_path_buf(), offset, len, hash, data: None }, name: file_name(path) })
         })
         .collect()
 }
@@ -129,7 +129,10 @@ pub fn at_cuts(path: &Path, cuts: &[u64]) -> Result<Vec<Partition>, InputError> 
         .windows(2)
         .map(|w| {
             let hash = hash_range(path, w[0], w[1] - w[0]).map_err(|e| io_err(path, e))?;
-            Ok(Partition { source: Source { path: path.to_path_buf(), offset: w[0], len: w[1] - w[0], hash }, name: file_name(path) })
+            Ok(Partition {
+                source: Source { path: path.to_path_buf(), offset: w[0], len: w[1] - w[0], hash, data: None },
+                name: file_name(path),
+            })
         })
         .collect()
 }

@@ -104,7 +104,7 @@ fn file(real: &Path, rel: &Path, req: &SyncRequest<'_>) -> Result<ManifestFile, 
     let executable = meta.permissions().mode() & 0o111 != 0;
     Ok(ManifestFile {
         entry: FileEntry { path, hash, size: meta.len(), executable },
-        source: Source { path: real.to_path_buf(), offset: 0, len: meta.len(), hash },
+        source: Source { path: real.to_path_buf(), offset: 0, len: meta.len(), hash, data: None },
     })
 }
 

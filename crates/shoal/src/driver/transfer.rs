@@ -85,7 +85,7 @@ fn split_sources(cluster: &Cluster, file: &Path, state: &Path) -> Result<Vec<Sou
     for (i, &start) in cuts.iter().enumerate() {
         let end = cuts.get(i + 1).copied().unwrap_or(size);
         let hash = blocks::hash_range(file, start, end - start).map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
-        sources.push(Source { path: file.to_path_buf(), offset: start, len: end - start, hash });
+        sources.push(Source { path: file.to_path_buf(), offset: start, len: end - start, hash, data: None });
     }
     let record = PushRecord { size, mtime_ns: mtime(file), cuts, hosts: cluster.hosts.iter().map(|h| h.name().to_string()).collect() };
     save_record(state, file, &record)?;

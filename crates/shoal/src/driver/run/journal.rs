@@ -6,7 +6,9 @@
 //! output: the stage, its command (and per-host overrides), its input
 //! partition, the job's params and the sync manifest. A resumed run reuses
 //! an entry only when the identity matches and the output file is intact,
-//! so an edited command reruns exactly the tasks it affects.
+//! so an edited command reruns exactly the tasks it affects. A small
+//! output (at most [`DATA_MAX`] bytes) is kept in its line itself, so a
+//! run of many tiny tasks writes no file per task.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -14,6 +16,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+/// Outputs up to this size live in their journal line (base64).
+pub const DATA_MAX: usize = 4096;
 
 /// One committed task.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -24,6 +29,26 @@ pub struct Entry {
     pub output: String,
     pub size: u64,
     pub host: String,
+    /// The output itself, base64, when it is small; else it is the run's
+    /// part file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+impl Entry {
+    /// The output kept in the line, if it is there and matches its hash.
+    pub fn data(&self) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(self.data.as_ref()?).ok()?;
+        (blake3::hash(&bytes).to_hex().as_str() == self.output).then_some(bytes)
+    }
+
+    /// Keeps `bytes` in the line.
+    pub fn with_data(mut self, bytes: &[u8]) -> Entry {
+        use base64::Engine;
+        self.data = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+        self
+    }
 }
 
 /// An open journal file.
@@ -93,12 +118,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         let mut j = Journal::create(&path).unwrap();
-        let e = Entry { task: 1, identity: "id1".into(), output: "ab".into(), size: 3, host: "a".into() };
+        let e = Entry { task: 1, identity: "id1".into(), output: "ab".into(), size: 3, host: "a".into(), data: None };
         j.append(&e).unwrap();
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"task\":2,\"iden").unwrap();
         let loaded = load(&path).unwrap();
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded["id1"], e);
+    }
+
+    #[test]
+    fn small_outputs_ride_in_the_line_and_are_checked() {
+        let hash = blake3::hash(b"42\n").to_hex().to_string();
+        let e = Entry { task: 0, identity: "i".into(), output: hash, size: 3, host: "h".into(), data: None }.with_data(b"42\n");
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(line.contains("\"data\":\"NDIK\""), "{line}");
+        assert_eq!(serde_json::from_str::<Entry>(&line).unwrap().data(), Some(b"42\n".to_vec()));
+        let forged = Entry { output: blake3::hash(b"other").to_hex().to_string(), ..e };
+        assert_eq!(forged.data(), None, "data that does not match the output hash is not trusted");
     }
 
     #[test]

@@ -219,13 +219,18 @@ async fn scheduler(job: &JobSpec, plan: &Plan, hosts: &[Arc<Host>], opts: &RunOp
 /// Which hosts already hold each task's input partition.
 async fn locality(plan: &Plan, hosts: &[Arc<Host>]) -> Vec<Vec<HostId>> {
     let mut out = vec![Vec::new(); plan.tasks.len()];
-    let hashes: Vec<_> = plan.tasks.iter().filter_map(|t| t.input.as_ref().map(|s| s.hash)).collect();
+    // Inputs that travel inline live nowhere: no host is closer to them.
+    let stored = |t: &prepare::PlannedTask| t.input.as_ref().filter(|s| s.data.is_none()).map(|s| s.hash);
+    let hashes: Vec<_> = plan.tasks.iter().filter_map(stored).collect();
+    if hashes.is_empty() {
+        return out;
+    }
     for (i, h) in hosts.iter().enumerate() {
         let Ok(missing) = blocks::missing(h, hashes.clone()).await else {
             continue;
         };
         for (t, task) in plan.tasks.iter().enumerate() {
-            if task.input.as_ref().is_some_and(|s| !missing.contains(&s.hash)) {
+            if stored(task).is_some_and(|hash| !missing.contains(&hash)) {
                 out[t].push(HostId(i as u32));
             }
         }
@@ -263,15 +268,23 @@ fn resume(engine: &mut Engine<'_>, opts: &RunOptions) -> Result<()> {
         let Some(e) = entries.get(&task.identity) else {
             continue;
         };
+        let file = parts_dir.join(format!("part-{t:05}"));
+        let part = |data| Part { partition: task.partition, file: file.clone(), data, input_name: task.input_name.clone() };
+        if e.data.is_some() {
+            // Kept in the journal line; reused only if it matches its hash.
+            if let Some(data) = e.data() {
+                engine.journal_reuse(t as u32, e.clone(), part(Some(data.into())))?;
+            }
+            continue;
+        }
         let old_part = old_dir.join("parts").join(format!("part-{:05}", e.task));
         if !intact(&old_part, &e.output) {
             continue;
         }
-        let file = parts_dir.join(format!("part-{t:05}"));
         std::fs::hard_link(&old_part, &file)
             .or_else(|_| std::fs::copy(&old_part, &file).map(|_| ()))
             .map_err(|err| Error::io("cannot reuse an output", err))?;
-        engine.journal_reuse(t as u32, e.clone(), Part { partition: task.partition, file, input_name: task.input_name.clone() })?;
+        engine.journal_reuse(t as u32, e.clone(), part(None))?;
     }
     skip_unneeded_maps(engine);
     Ok(())

@@ -7,7 +7,7 @@
 //! was. A directory output gets its `_SUCCESS` marker last.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -17,9 +17,37 @@ use shoal_core::job::Merge;
 #[derive(Clone, Debug)]
 pub struct Part {
     pub partition: u32,
+    /// Its file in the run dir; for a part held in memory, where it is
+    /// written when a merge needs files (a merge command, a directory).
     pub file: PathBuf,
+    /// The bytes of a small output, held in memory (and in the journal).
+    pub data: Option<std::sync::Arc<[u8]>>,
     /// Name of the input it came from, for `{name}` patterns.
     pub input_name: String,
+}
+
+impl Part {
+    fn open(&self) -> io::Result<Box<dyn Read + Send>> {
+        match &self.data {
+            Some(data) => Ok(Box::new(io::Cursor::new(data.clone()))),
+            None => Ok(Box::new(File::open(&self.file)?)),
+        }
+    }
+
+    /// Writes a part held in memory to its file (once).
+    fn ensure_file(&self) -> Result<(), OutputError> {
+        match &self.data {
+            Some(data) if !self.file.exists() => {
+                let tmp = self.file.with_extension("tmp");
+                let dir = self.file.parent().unwrap_or(Path::new("."));
+                fs::create_dir_all(dir)
+                    .and_then(|()| fs::write(&tmp, data))
+                    .and_then(|()| fs::rename(&tmp, &self.file))
+                    .map_err(|e| io("write", &self.file, e))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Why the output could not be committed.
@@ -44,6 +72,10 @@ pub fn commit(
     fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
     let name = dest.file_name().ok_or_else(|| OutputError(format!("output path {} has no file name", dest.display())))?;
     let tmp = parent.join(format!(".{}.shoal-tmp-{run_id}", name.to_string_lossy()));
+    if matches!(merge, Merge::None | Merge::Command(_)) {
+        // These hand parts over as files (links, `$SHOAL_PARTS`).
+        parts.iter().try_for_each(Part::ensure_file)?;
+    }
     let built = match merge {
         Merge::None => build_dir(&tmp, pattern, parts),
         Merge::Concat => build_file(&tmp, |out| concat(parts, out)),
@@ -99,7 +131,7 @@ pub fn part_name(pattern: Option<&str>, p: &Part) -> String {
 
 fn concat(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
     for p in parts {
-        let mut f = File::open(&p.file).map_err(|e| io("read", &p.file, e))?;
+        let mut f = p.open().map_err(|e| io("read", &p.file, e))?;
         io::copy(&mut f, out).map_err(|e| io("write", &p.file, e))?;
     }
     Ok(())
@@ -110,7 +142,7 @@ fn concat(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
 fn csv(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
     let mut header: Option<String> = None;
     for p in parts {
-        let f = File::open(&p.file).map_err(|e| io("read", &p.file, e))?;
+        let f = p.open().map_err(|e| io("read", &p.file, e))?;
         for (i, line) in BufReader::new(f).lines().enumerate() {
             let line = line.map_err(|e| io("read", &p.file, e))?;
             if i == 0 {
@@ -131,7 +163,7 @@ fn csv(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
 fn json_list(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
     let mut values = Vec::new();
     for p in parts {
-        let f = File::open(&p.file).map_err(|e| io("read", &p.file, e))?;
+        let f = p.open().map_err(|e| io("read", &p.file, e))?;
         for (i, line) in BufReader::new(f).lines().enumerate() {
             let line = line.map_err(|e| io("read", &p.file, e))?;
             if line.trim().is_empty() {
@@ -177,7 +209,7 @@ fn merge_command(cmd: &str, parts: &[Part], out: &mut File, base: &Path) -> Resu
         let parts = parts.to_vec();
         std::thread::spawn(move || {
             for p in parts {
-                if let Ok(mut f) = File::open(&p.file) {
+                if let Ok(mut f) = p.open() {
                     if io::copy(&mut f, &mut stdin).is_err() {
                         break; // the command need not read stdin
                     }
@@ -223,7 +255,7 @@ mod tests {
             .map(|(i, t)| {
                 let file = dir.join(format!("p{i}"));
                 fs::write(&file, t).unwrap();
-                Part { partition: i as u32, file, input_name: format!("in{i}.txt") }
+                Part { partition: i as u32, file, data: None, input_name: format!("in{i}.txt") }
             })
             .collect()
     }
@@ -235,6 +267,21 @@ mod tests {
         let dest = d.path().join("out/result.txt");
         commit(&dest, &Merge::Concat, None, &ps, "r1", d.path()).unwrap();
         assert_eq!(fs::read_to_string(&dest).unwrap(), "a\nb\n");
+    }
+
+    #[test]
+    fn parts_held_in_memory_merge_like_files() {
+        let d = tempfile::tempdir().unwrap();
+        let mut ps = parts(d.path(), &["a\n", "b\n"]);
+        let file = d.path().join("p-mem");
+        ps.insert(1, Part { partition: 1, file: file.clone(), data: Some(b"m\n".as_slice().into()), input_name: "mem".into() });
+        let dest = d.path().join("r.txt");
+        commit(&dest, &Merge::Concat, None, &ps, "r1", d.path()).unwrap();
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "a\nm\nb\n");
+        assert!(!file.exists(), "a concat reads memory, it writes no part file");
+        let cmd = Merge::Command("cat $SHOAL_PARTS".into());
+        commit(&dest, &cmd, None, &ps, "r2", d.path()).unwrap();
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "a\nm\nb\n", "the merge command reads every part by path");
     }
 
     #[test]

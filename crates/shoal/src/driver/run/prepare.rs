@@ -127,7 +127,7 @@ fn params_file(job: &JobSpec, run_dir: &Path) -> Result<ManifestFile> {
     let hash = *blake3::hash(&text).as_bytes();
     Ok(ManifestFile {
         entry: shoal_wire::FileEntry { path: PARAMS_PATH.into(), hash, size: text.len() as u64, executable: false },
-        source: Source { path, offset: 0, len: text.len() as u64, hash },
+        source: Source { path, offset: 0, len: text.len() as u64, hash, data: None },
     })
 }
 
@@ -233,17 +233,20 @@ fn partitions(job: &JobSpec, total_slots: u32, run_dir: &Path, state_dir: &Path)
 
 /// Partitions a program handed over (the Dataset API), each hashed so that
 /// a host holding it already (a cached partition it computed) is not sent
-/// it again.
+/// it again. A partition held in memory stays there: it travels inside
+/// its task requests.
 fn given_parts(parts: &[shoal_core::job::InputPart]) -> Result<Vec<Partition>> {
     parts
         .iter()
         .map(|p| {
-            let hash = match p.hash {
-                Some(h) => h,
-                None => crate::driver::blocks::hash_range(&p.path, p.offset, p.len)
+            let hash = match (p.hash, &p.data) {
+                (Some(h), _) => h,
+                (None, Some(data)) => *blake3::hash(data).as_bytes(),
+                (None, None) => crate::driver::blocks::hash_range(&p.path, p.offset, p.len)
                     .map_err(|e| Error::io(format!("cannot read input partition {}", p.path.display()), e))?,
             };
-            Ok(Partition { source: Source { path: p.path.clone(), offset: p.offset, len: p.len, hash }, name: p.name.clone() })
+            let source = Source { path: p.path.clone(), offset: p.offset, len: p.len, hash, data: p.data.clone() };
+            Ok(Partition { source, name: p.name.clone() })
         })
         .collect()
 }

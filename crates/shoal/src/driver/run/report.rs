@@ -103,6 +103,86 @@ fn rows(s: &RunSummary) -> (Vec<(String, usize)>, Vec<usize>) {
     (flat, row_of)
 }
 
+/// Above this many attempts, the timeline draws runs of touching bars of
+/// one kind in one row as one bar: tens of thousands of one-pixel bars
+/// would make a report of megabytes that no browser draws well.
+const MAX_BARS: usize = 2000;
+
+/// One attempt's bar, with its hover title.
+fn bar(h: &mut String, s: &RunSummary, a: &AttemptRecord, row: usize, span: f64) {
+    let x = LEFT + a.start_ms as f64 / span * WIDTH;
+    let end = a.end_ms.unwrap_or(s.wall_ms);
+    let w = ((end.saturating_sub(a.start_ms)) as f64 / span * WIDTH).max(1.5);
+    let dash = if a.speculative { " stroke=\"#000\" stroke-dasharray=\"3,2\"" } else { "" };
+    let title = format!(
+        "task {} (stage {}, partition {}) attempt {} on {}: {} {} — {:.2}s",
+        a.task,
+        a.stage,
+        a.partition,
+        a.attempt,
+        a.host,
+        a.outcome,
+        a.status.as_deref().unwrap_or(""),
+        (end.saturating_sub(a.start_ms)) as f64 / 1000.0
+    );
+    let _ = write!(
+        h,
+        "<rect class=\"attempt\" data-attempt=\"{}\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"{dash}><title>{}</title></rect>",
+        a.attempt,
+        row as f64 * ROW + 2.0,
+        ROW - 4.0,
+        color(a),
+        esc(&title)
+    );
+}
+
+/// Many attempts: per row, consecutive attempts of one color that start
+/// within a pixel of where the last ended become one bar saying how many
+/// attempts it stands for. Failures and speculative copies keep bars of
+/// their own.
+fn merged_bars(h: &mut String, s: &RunSummary, row: &dyn Fn(usize) -> usize, span: f64) {
+    let px = span / WIDTH;
+    let mut order: Vec<usize> = (0..s.attempts.len()).collect();
+    order.sort_by_key(|&i| (row(i), s.attempts[i].start_ms));
+    let mut run: Option<(usize, u64, u64, &'static str, usize)> = None; // row, start, end, color, count
+    let flush = |h: &mut String, r: (usize, u64, u64, &'static str, usize)| {
+        let (row, start, end, fill, n) = r;
+        let x = LEFT + start as f64 / span * WIDTH;
+        let w = (end.saturating_sub(start) as f64 / span * WIDTH).max(1.5);
+        let _ = write!(
+            h,
+            "<rect class=\"attempts\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{}\" fill=\"{fill}\"><title>{n} attempts, {:.2}s-{:.2}s</title></rect>",
+            row as f64 * ROW + 2.0,
+            ROW - 4.0,
+            start as f64 / 1000.0,
+            end as f64 / 1000.0
+        );
+    };
+    for i in order {
+        let a = &s.attempts[i];
+        if a.speculative || a.outcome == "failed" {
+            bar(h, s, a, row(i), span);
+            continue;
+        }
+        let (r, fill, end) = (row(i), color(a), a.end_ms.unwrap_or(s.wall_ms).max(a.start_ms));
+        match &mut run {
+            Some((rr, _, e, f, n)) if *rr == r && *f == fill && (a.start_ms as f64) <= *e as f64 + px => {
+                *e = (*e).max(end);
+                *n += 1;
+            }
+            _ => {
+                if let Some(done) = run.take() {
+                    flush(h, done);
+                }
+                run = Some((r, a.start_ms, end, fill, 1));
+            }
+        }
+    }
+    if let Some(done) = run {
+        flush(h, done);
+    }
+}
+
 fn timeline(h: &mut String, s: &RunSummary) {
     let (labels, row_of) = rows(s);
     let span = s.wall_ms.max(1) as f64;
@@ -113,32 +193,14 @@ fn timeline(h: &mut String, s: &RunSummary) {
         let y = i as f64 * ROW;
         let _ = write!(h, "<text x=\"0\" y=\"{}\" font-size=\"11\">{}</text>", y + 13.0, esc(label));
     }
-    for (i, a) in s.attempts.iter().enumerate() {
-        let row = labels.iter().position(|(_, key)| *key == row_of[i]).unwrap_or(0);
-        let x = LEFT + a.start_ms as f64 / span * WIDTH;
-        let end = a.end_ms.unwrap_or(s.wall_ms);
-        let w = ((end.saturating_sub(a.start_ms)) as f64 / span * WIDTH).max(1.5);
-        let dash = if a.speculative { " stroke=\"#000\" stroke-dasharray=\"3,2\"" } else { "" };
-        let title = format!(
-            "task {} (stage {}, partition {}) attempt {} on {}: {} {} — {:.2}s",
-            a.task,
-            a.stage,
-            a.partition,
-            a.attempt,
-            a.host,
-            a.outcome,
-            a.status.as_deref().unwrap_or(""),
-            (end.saturating_sub(a.start_ms)) as f64 / 1000.0
-        );
-        let _ = write!(
-            h,
-            "<rect class=\"attempt\" data-attempt=\"{}\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"{dash}><title>{}</title></rect>",
-            a.attempt,
-            row as f64 * ROW + 2.0,
-            ROW - 4.0,
-            color(a),
-            esc(&title)
-        );
+    let row_index: std::collections::HashMap<usize, usize> = labels.iter().enumerate().map(|(i, (_, key))| (*key, i)).collect();
+    let row = |i: usize| row_index.get(&row_of[i]).copied().unwrap_or(0);
+    if s.attempts.len() <= MAX_BARS {
+        for (i, a) in s.attempts.iter().enumerate() {
+            bar(h, s, a, row(i), span);
+        }
+    } else {
+        merged_bars(h, s, &row, span);
     }
     let _ = write!(h, "<text x=\"{LEFT}\" y=\"{}\" font-size=\"11\">0s</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{:.1}s</text></svg>", height - 4.0, LEFT + WIDTH, height - 4.0, span / 1000.0);
 }
@@ -256,6 +318,49 @@ fn failures(h: &mut String, s: &RunSummary) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn attempts(n: u32) -> RunSummary {
+        let attempts = (0..n)
+            .map(|i| AttemptRecord {
+                attempt: i,
+                task: i,
+                host: format!("h{}", i % 2),
+                start_ms: u64::from(i / 2),
+                end_ms: Some(u64::from(i / 2) + 1),
+                outcome: if i == 7 { "failed".into() } else { "succeeded".into() },
+                status: Some("exit code 0".into()),
+                speculative: false,
+                cpu_ms: 0,
+                stage: 0,
+                partition: i,
+                stderr_tail: String::new(),
+            })
+            .collect();
+        let mut s: RunSummary = serde_json::from_str(
+            r#"{"run":"r","job":"j","seed":0,"status":"succeeded","started_unix_ms":0,"wall_ms":1000,"tasks":0,"reused":0,
+                "attempts":[],"hosts":[],"excluded":[],"lost":[],"sync_bytes_sent":0,"sync_bytes_skipped":0,
+                "input_bytes_sent":0,"input_bytes_skipped":0,"output":null,"error":null}"#,
+        )
+        .unwrap();
+        s.attempts = attempts;
+        s.tasks = n as usize;
+        s
+    }
+
+    #[test]
+    fn every_attempt_is_a_bar_in_a_small_run() {
+        let html = render(&attempts(100));
+        assert_eq!(html.matches("class=\"attempt\"").count(), 100);
+    }
+
+    #[test]
+    fn a_run_of_many_tiny_tasks_draws_merged_bars_but_keeps_failures() {
+        let html = render(&attempts(50_000));
+        let merged = html.matches("class=\"attempts\"").count();
+        assert!(merged > 0 && merged < 100, "{merged} merged bars");
+        assert_eq!(html.matches("class=\"attempt\"").count(), 1, "the failed attempt keeps its own bar");
+        assert!(html.len() < 200_000, "{} bytes", html.len());
+    }
 
     #[test]
     fn escaping() {

@@ -19,6 +19,9 @@ pub struct HostSummary {
     pub busy_ms: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// `busy_ms` before rounding, so that tiny tasks add up.
+    #[serde(skip)]
+    pub busy_us: u64,
 }
 
 /// One attempt, for the summary and the report.

@@ -17,6 +17,7 @@ use shoal_core::scheduler::{Action, AttemptId, Event, HostId, Scheduler, TaskId}
 use shoal_wire::{hex, Message, TaskRequest};
 use tokio::sync::mpsc;
 
+mod pacing;
 mod reports;
 mod shuffle;
 
@@ -71,6 +72,7 @@ enum Internal {
         file: PathBuf,
         size: u64,
         hash: String,
+        data: Option<Arc<[u8]>>,
     },
     CollectFailed {
         host: usize,
@@ -117,6 +119,8 @@ pub struct Engine<'a> {
     interrupts: u32,
     /// Outputs of finished attempts, until the scheduler commits or discards them.
     pending_outputs: HashMap<u32, shoal_wire::BlockRef>,
+    /// The bytes of those outputs that came inline.
+    pending_data: HashMap<u32, Vec<u8>>,
     /// Shuffle buckets of finished map attempts, likewise.
     pending_buckets: HashMap<u32, Vec<shoal_wire::Bucket>>,
     /// Committed map outputs of a shuffle, by map task.
@@ -125,6 +129,10 @@ pub struct Engine<'a> {
     pub shuffled_via_driver: u64,
     /// Hadoop-style counters from `reporter:counter:group,name,amount`.
     pub counters: BTreeMap<String, i64>,
+    /// Tasks in the map and the reduce stage.
+    stage_sizes: [usize; 2],
+    /// Attempts per slot for resident tasks.
+    pacing: pacing::Pacing,
 }
 
 impl<'a> Engine<'a> {
@@ -157,10 +165,13 @@ impl<'a> Engine<'a> {
             ending: None,
             interrupts: 0,
             pending_outputs: HashMap::new(),
+            pending_data: HashMap::new(),
             pending_buckets: HashMap::new(),
             map_outputs: HashMap::new(),
             shuffled_via_driver: 0,
             counters: BTreeMap::new(),
+            stage_sizes: [0, 1].map(|s| plan.tasks.iter().filter(|t| t.stage == s).count()),
+            pacing: pacing::Pacing::default(),
         }
     }
 
@@ -254,21 +265,36 @@ impl<'a> Engine<'a> {
         if planned.stage == 1 {
             return self.launch_reduce(h, task.0, attempt.0, req);
         }
-        let tx = self.internal_tx.clone();
         let hidx = host.0 as usize;
+        match &planned.input {
+            Some(src) if src.data.is_none() => self.upload_and_start(h, hidx, src.clone(), req),
+            // Nothing to upload (inline input, or none): start it now.
+            inline => {
+                let sent = inline.as_ref().map_or(0, |s| s.len);
+                self.host_stats[hidx].bytes_in += sent;
+                self.input_sent += sent;
+                if let Err(e) = h.send_now(Message::RunTask(req)) {
+                    let _ =
+                        self.internal_tx.send(Internal::LaunchFailed { task: task.0, attempt: attempt.0, why: e.to_string(), gone: true });
+                }
+            }
+        }
+    }
+
+    /// Uploads the input block if the host lacks it, then starts the task.
+    fn upload_and_start(&self, h: Arc<Host>, hidx: usize, src: blocks::Source, req: TaskRequest) {
+        let tx = self.internal_tx.clone();
+        let (task, attempt) = (req.task, req.attempt);
         tokio::spawn(async move {
-            let sent = match &planned.input {
-                Some(src) => blocks::ensure(&h, &[src]).await.map(|(sent, skipped)| {
-                    let _ = tx.send(Internal::Uploaded { host: hidx, sent, skipped });
-                }),
-                None => Ok(()),
-            };
+            let sent = blocks::ensure(&h, &[&src]).await.map(|(sent, skipped)| {
+                let _ = tx.send(Internal::Uploaded { host: hidx, sent, skipped });
+            });
             let result = match sent {
                 Ok(_) => h.send(Message::RunTask(req)).await.map_err(|e| (e.to_string(), true)),
                 Err(e) => Err((e.to_string(), h.is_lost())),
             };
             if let Err((why, gone)) = result {
-                let _ = tx.send(Internal::LaunchFailed { task: task.0, attempt: attempt.0, why, gone });
+                let _ = tx.send(Internal::LaunchFailed { task, attempt, why, gone });
             }
         });
     }
@@ -310,13 +336,16 @@ impl<'a> Engine<'a> {
             attempt,
             command,
             env: self.task_env(h, 0, planned.partition, attempt),
-            inputs: planned.input.iter().map(|s| s.hash).collect(),
+            inputs: planned.input.iter().filter(|s| s.data.is_none()).map(|s| s.hash).collect(),
+            input_data: planned.input.as_ref().and_then(|s| s.data.as_deref()).map(<[u8]>::to_vec),
             stdin: true,
             stdout_is_output: true,
             timeout_ms: self.job.map.timeout.map(|t| t.as_millis() as u64),
             shuffle_out: self.shuffle_out(),
             merge_in: None,
             container: self.container(&self.job.map, attempt),
+            resident: self.job.map.resident,
+            slots: h.slots(),
         }
     }
 
@@ -330,12 +359,15 @@ impl<'a> Engine<'a> {
             command: self.job.command_for(&reduce.step, h.name()).to_string(),
             env: self.task_env(h, 1, planned.partition, attempt),
             inputs: self.needed_buckets(planned.partition).iter().map(|n| n.bucket.block.hash).collect(),
+            input_data: None,
             stdin: true,
             stdout_is_output: true,
             timeout_ms: reduce.step.timeout.map(|t| t.as_millis() as u64),
             shuffle_out: None,
             merge_in: self.key_format(),
             container: self.container(&reduce.step, attempt),
+            resident: reduce.step.resident,
+            slots: h.slots(),
         }
     }
 
@@ -356,7 +388,7 @@ impl<'a> Engine<'a> {
         let work = format!("{}/runs/{}/work", h.info.workdir, self.plan.run_id);
         env.extend([
             ("SHOAL_PARTITION".into(), partition.to_string()),
-            ("SHOAL_PARTITIONS".into(), self.plan.tasks.iter().filter(|t| t.stage == stage).count().to_string()),
+            ("SHOAL_PARTITIONS".into(), self.stage_sizes[stage as usize].to_string()),
             ("SHOAL_HOST".into(), h.name().to_string()),
             ("SHOAL_TASK".into(), partition.to_string()),
             ("SHOAL_STAGE".into(), stage.to_string()),
@@ -392,32 +424,56 @@ impl<'a> Engine<'a> {
             // A map output of a shuffle stays on its host as buckets.
             let buckets = self.pending_buckets.remove(&attempt.0).unwrap_or_default();
             self.pending_outputs.remove(&attempt.0);
+            self.pending_data.remove(&attempt.0);
             self.map_outputs.insert(task.0, MapOutput { host: host.0 as usize, buckets });
             self.host_stats[host.0 as usize].done += 1;
             return;
         }
-        let h = self.hosts[host.0 as usize].clone();
         let Some(output) = self.pending_outputs.remove(&attempt.0) else {
             return;
         };
         let dir = self.plan.run_dir.join("parts");
+        let file = dir.join(format!("part-{:05}", task.0));
+        if let Some(data) = self.pending_data.remove(&attempt.0) {
+            return self.collect_inline(task.0, attempt.0, file, data);
+        }
+        let h = self.hosts[host.0 as usize].clone();
         let tx = self.internal_tx.clone();
         let hidx = host.0 as usize;
         tokio::spawn(async move {
             let _ = tokio::fs::create_dir_all(&dir).await;
             let tmp = dir.join(format!(".part-{:05}.{}", task.0, attempt.0));
             let msg = match blocks::fetch(&h, output.hash, &tmp).await {
-                Ok(size) => {
-                    let file = dir.join(format!("part-{:05}", task.0));
-                    match tokio::fs::rename(&tmp, &file).await {
-                        Ok(()) => Internal::Collected { task: task.0, attempt: attempt.0, file, size, hash: hex(&output.hash) },
-                        Err(e) => Internal::CollectFailed { host: hidx, why: e.to_string() },
-                    }
-                }
+                Ok(size) => match tokio::fs::rename(&tmp, &file).await {
+                    Ok(()) => Internal::Collected { task: task.0, attempt: attempt.0, file, size, hash: hex(&output.hash), data: None },
+                    Err(e) => Internal::CollectFailed { host: hidx, why: e.to_string() },
+                },
                 Err(e) => Internal::CollectFailed { host: hidx, why: e.to_string() },
             };
             let _ = tx.send(msg);
         });
+    }
+
+    /// Commits an output that came inline: a small one stays in memory
+    /// (and in its journal line), a larger one is written to its part file
+    /// (synced, like a fetched one) before it is journaled.
+    fn collect_inline(&mut self, task: u32, attempt: u32, file: PathBuf, data: Vec<u8>) {
+        let hash = blake3::hash(&data).to_hex().to_string();
+        let size = data.len() as u64;
+        if data.len() <= super::journal::DATA_MAX {
+            return self.on_collected(task, attempt, file, size, hash, Some(data.into()));
+        }
+        let written = std::fs::create_dir_all(file.parent().unwrap_or(&file)).and_then(|()| {
+            let tmp = file.with_extension(format!("{attempt}.tmp"));
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &data)?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &file)
+        });
+        match written {
+            Ok(()) => self.on_collected(task, attempt, file, size, hash, None),
+            Err(e) => self.ending = Some(Ending::Failed(format!("cannot write the output of task {task} to {}: {e}", file.display()))),
+        }
     }
 }
 

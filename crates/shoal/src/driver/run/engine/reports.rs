@@ -67,14 +67,20 @@ impl Engine<'_> {
         let Some(a) = self.attempts.get_mut(&r.attempt) else {
             return;
         };
-        a.ended = Some(Instant::now());
+        let ended = Instant::now();
+        // It started running on its host when it began, not when it was
+        // sent (it may have waited there in a queue).
+        let ran = Duration::from_micros(r.wall_us);
+        a.started = a.started.max(ended.checked_sub(ran).unwrap_or(a.started));
+        a.ended = Some(ended);
         a.status = Some(if r.timed_out { format!("timed out ({})", r.status) } else { r.status.to_string() });
         a.stderr_tail = r.stderr_tail.clone();
         a.cpu_ms = r.cpu_ms;
         let (task, killed) = (TaskId(a.task), a.killed);
         let stats = &mut self.host_stats[h];
         stats.cpu_ms += r.cpu_ms;
-        stats.busy_ms += r.wall_ms;
+        stats.busy_us += r.wall_us;
+        stats.busy_ms = stats.busy_us / 1000;
         let attempt = AttemptId(r.attempt);
         let ok = r.status.success() && !r.timed_out && r.output.is_some();
         if ok {
@@ -83,7 +89,14 @@ impl Engine<'_> {
             }
             self.set_outcome(r.attempt, "succeeded");
             self.pending_outputs.insert(r.attempt, r.output.expect("checked"));
+            if let Some(data) = r.output_data {
+                self.pending_data.insert(r.attempt, data);
+            }
             self.feed(Event::TaskSucceeded { task, attempt, now });
+            let resident = [Some(&self.job.map), self.job.reduce.as_ref().map(|r| &r.step)].into_iter().flatten().any(|s| s.resident);
+            if let Some(per_slot) = self.pacing.observe(ran).filter(|_| resident) {
+                self.feed(Event::Pipeline { per_slot });
+            }
             return;
         }
         self.host_stats[h].failures += 1;
@@ -154,7 +167,7 @@ impl Engine<'_> {
                 self.input_sent += sent;
                 self.input_skipped += skipped;
             }
-            Internal::Collected { task, attempt, file, size, hash } => self.on_collected(task, attempt, file, size, hash),
+            Internal::Collected { task, attempt, file, size, hash, data } => self.on_collected(task, attempt, file, size, hash, data),
             Internal::CollectFailed { host, why } => {
                 let events = self.hosts[host].clone();
                 self.note(&format!("fetching an output from `{}` failed: {why}", events.name()));
@@ -175,20 +188,32 @@ impl Engine<'_> {
         }
     }
 
-    fn on_collected(&mut self, task: u32, attempt: u32, file: std::path::PathBuf, size: u64, hash: String) {
+    pub(super) fn on_collected(
+        &mut self,
+        task: u32,
+        attempt: u32,
+        file: std::path::PathBuf,
+        size: u64,
+        hash: String,
+        data: Option<std::sync::Arc<[u8]>>,
+    ) {
         let Some(a) = self.attempts.get(&attempt) else {
             return;
         };
         let host = a.host;
         let planned = &self.plan.tasks[task as usize];
-        let entry = Entry { task, identity: planned.identity.clone(), output: hash, size, host: self.hosts[host].name().to_string() };
+        let mut entry =
+            Entry { task, identity: planned.identity.clone(), output: hash, size, host: self.hosts[host].name().to_string(), data: None };
+        if let Some(d) = &data {
+            entry = entry.with_data(d);
+        }
         if let Err(e) = self.journal.append(&entry) {
             self.ending = Some(Ending::Failed(format!("cannot write the run journal {}: {e}", self.journal.path.display())));
             return;
         }
         self.host_stats[host].bytes_out += size;
         self.host_stats[host].done += 1;
-        self.parts.insert(task, Part { partition: planned.partition, file, input_name: planned.input_name.clone() });
+        self.parts.insert(task, Part { partition: planned.partition, file, data, input_name: planned.input_name.clone() });
         self.feed(Event::Collected { task: TaskId(task) });
     }
 

@@ -115,7 +115,7 @@ pub async fn stage_buckets(dest: &Host, needed: Vec<Needed>, dir: PathBuf) -> Re
                 StageError::Other(format!("cannot fetch a shuffle bucket from `{}`", n.from.name()))
             });
         }
-        let src = blocks::Source { path: file.clone(), offset: 0, len: n.bucket.block.size, hash: n.bucket.block.hash };
+        let src = blocks::Source { path: file.clone(), offset: 0, len: n.bucket.block.size, hash: n.bucket.block.hash, data: None };
         let sent = blocks::upload(dest, &src).await;
         let _ = tokio::fs::remove_file(&file).await;
         sent.map_err(|e| if dest.is_lost() { StageError::Gone } else { StageError::Other(e.to_string()) })?;

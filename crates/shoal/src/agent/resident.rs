@@ -1,0 +1,631 @@
+//! Resident executors: Dataset programs that stay up and run the tasks of
+//! their run one after another, so that a task costs a few messages
+//! instead of a process (see `shoal_wire::executor` for the protocol, and
+//! `crate::dataset` for the program's side).
+//!
+//! Attempts marked `resident` join the queue of their *kind* (the same
+//! run, command and environment). A kind has at most the host's slots of
+//! executors, each started like a task (`/bin/sh -c COMMAND` in the work
+//! dir, its own process group) with `SHOAL_EXECUTOR=1`, and each driven by
+//! one async loop here that keeps up to [`PIPE_DEPTH`] attempts written
+//! into its stdin, so that the executor never waits for the agent either.
+//! The executor runs them in order; the first one not yet answered is the
+//! one running, and the only one a kill, a timeout or a crash can take
+//! down: the attempts behind it go back to the queue, untouched.
+//!
+//! An executor's stderr is a log file of its own. Each reply says where
+//! the file ended after that task, so the agent forwards exactly that
+//! range as the attempt's log; the file is emptied whenever the executor
+//! is idle. Executors of a run go when the run ends or the agent exits.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use shoal_wire::executor::{ExecDone, ExecInput, ExecOutput, ExecTask, EXECUTOR_ENV};
+use shoal_wire::{ExitStatus, FrameReader, LogStream, Message, Outbox, TaskReport, TaskRequest, INLINE_MAX};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::Notify;
+
+use super::task::{self, FinishArgs, TaskPlace, TAIL_BYTES};
+use super::BlockStore;
+
+/// Attempts written ahead into one executor's stdin.
+pub const PIPE_DEPTH: usize = 8;
+
+/// Environment variables that differ between the tasks an executor runs:
+/// they are not part of its kind (its copy holds its first task's).
+const PER_TASK_ENV: [&str; 5] = ["SHOAL_PARTITION", "SHOAL_PARTITIONS", "SHOAL_TASK", "SHOAL_STAGE", "SHOAL_ATTEMPT"];
+
+/// Which tasks an executor can run: a hash of run, command and the
+/// environment they share.
+type Kind = [u8; 32];
+
+/// The resident executors of an agent.
+pub struct Executors {
+    state: Mutex<State>,
+    store: Arc<BlockStore>,
+    outbox: Outbox,
+    started: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    kinds: HashMap<Kind, KindState>,
+    /// The attempt each executor is running now, by attempt: its group.
+    running: HashMap<u32, i32>,
+    ended: HashSet<String>,
+}
+
+/// The queue and the executors of one kind.
+struct KindState {
+    run: String,
+    slots: u32,
+    queue: VecDeque<Job>,
+    /// Executors alive (or starting), and how many of them wait for work.
+    live: u32,
+    idle: u32,
+    /// Wakes an idle executor when work arrives or the run ends.
+    wake: Arc<Notify>,
+    /// Process groups of the kind's executors, by executor number.
+    groups: HashMap<u64, i32>,
+}
+
+/// An attempt waiting for, or written to, an executor.
+struct Job {
+    req: TaskRequest,
+    place: TaskPlace,
+    /// What the executor is sent, once made.
+    task: Option<ExecTask>,
+}
+
+/// One running executor process and the pipes to it.
+struct Executor {
+    id: u64,
+    /// Killed when dropped (a leftover never outlives its handle).
+    child: Child,
+    requests: ChildStdin,
+    replies: FrameReader<ChildStdout>,
+    /// Its stderr, and how much of it was forwarded.
+    log: File,
+    log_start: u64,
+    pgid: i32,
+}
+
+impl Executors {
+    pub fn new(store: Arc<BlockStore>, outbox: Outbox) -> Self {
+        Executors { state: Mutex::default(), store, outbox, started: AtomicU64::new(0) }
+    }
+
+    /// Queues an attempt with its kind; starts an executor for it while
+    /// the kind has fewer than the host's slots, else wakes an idle one.
+    pub fn start(self: &Arc<Self>, req: TaskRequest, place: TaskPlace) {
+        let kind = kind_of(&req);
+        let (spawn, wake) = {
+            let mut st = self.state.lock().unwrap();
+            if st.ended.contains(&req.run) {
+                drop(st);
+                return self.report(task_killed(req.attempt));
+            }
+            let k = st.kinds.entry(kind).or_insert_with(|| KindState {
+                run: req.run.clone(),
+                slots: req.slots.max(1),
+                queue: VecDeque::new(),
+                live: 0,
+                idle: 0,
+                wake: Arc::new(Notify::new()),
+                groups: HashMap::new(),
+            });
+            k.queue.push_back(Job { req, place, task: None });
+            let spawn = k.idle == 0 && k.live < k.slots;
+            if spawn {
+                k.live += 1;
+            }
+            (spawn, k.wake.clone())
+        };
+        // Also when spawning: an executor about to wait finds the permit.
+        wake.notify_one();
+        if spawn {
+            self.launch(kind);
+        }
+    }
+
+    /// Kills an attempt: the executor running it, or its place in the
+    /// queue. One written to an executor but not started runs and is
+    /// discarded by the driver.
+    pub fn kill(&self, attempt: u32) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(pgid) = st.running.get(&attempt) {
+            task::kill_group(*pgid);
+            return;
+        }
+        let mut dropped = None;
+        for k in st.kinds.values_mut() {
+            if let Some(i) = k.queue.iter().position(|j| j.req.attempt == attempt) {
+                dropped = k.queue.remove(i);
+            }
+        }
+        drop(st);
+        if dropped.is_some() {
+            self.report(task_killed(attempt));
+        }
+    }
+
+    /// The run is over: its executors are stopped and its queue dropped.
+    pub fn end_run(&self, run: &str) {
+        let mut st = self.state.lock().unwrap();
+        st.ended.insert(run.to_string());
+        let kinds: Vec<Kind> = st.kinds.iter().filter(|(_, k)| k.run == run).map(|(kind, _)| *kind).collect();
+        for kind in kinds {
+            if let Some(k) = st.kinds.remove(&kind) {
+                k.groups.values().for_each(|g| task::kill_group(*g));
+                k.wake.notify_waiters();
+            }
+        }
+    }
+
+    /// The agent is exiting: every executor is stopped.
+    pub fn shutdown(&self) {
+        let mut st = self.state.lock().unwrap();
+        for (_, k) in st.kinds.drain() {
+            k.groups.values().for_each(|g| task::kill_group(*g));
+            k.wake.notify_waiters();
+        }
+    }
+
+    /// Sends a report; one that follows log lines queues behind them.
+    fn report(&self, report: TaskReport) {
+        if report.stderr_tail.is_empty() {
+            let _ = self.outbox.send_now(Message::TaskDone(report));
+            return;
+        }
+        let outbox = self.outbox.clone();
+        tokio::spawn(async move { task::send_report(&outbox, report).await });
+    }
+
+    /// Starts an executor for `kind` (its slot is already counted) and
+    /// the loop that drives it.
+    fn launch(self: &Arc<Self>, kind: Kind) {
+        let first = {
+            let st = self.state.lock().unwrap();
+            st.kinds.get(&kind).and_then(|k| k.queue.front()).map(|j| (j.req.clone(), j.place.clone()))
+        };
+        let Some((req, place)) = first else {
+            // The queue emptied meanwhile: nothing to start it for.
+            return self.gone(kind, None);
+        };
+        match self.spawn(&req, &place) {
+            Ok(exec) => {
+                let mut st = self.state.lock().unwrap();
+                match st.kinds.get_mut(&kind) {
+                    Some(k) => {
+                        k.groups.insert(exec.id, exec.pgid);
+                    }
+                    None => return task::kill_group(exec.pgid), // the run ended meanwhile
+                }
+                drop(st);
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let id = me.drive(kind, exec).await;
+                    me.gone(kind, Some(id));
+                });
+            }
+            Err(e) => {
+                let why = format!("cannot start the program in {}: {e}", place.work.display());
+                self.cannot_start(kind, &why);
+            }
+        }
+    }
+
+    /// No executor of `kind` could start: with none left to run them, its
+    /// queued attempts fail for the host's sake.
+    fn cannot_start(self: &Arc<Self>, kind: Kind, why: &str) {
+        let failed: Vec<Job> = {
+            let mut st = self.state.lock().unwrap();
+            let Some(k) = st.kinds.get_mut(&kind) else { return };
+            k.live = k.live.saturating_sub(1);
+            if k.live > 0 {
+                return;
+            }
+            k.queue.drain(..).collect()
+        };
+        for j in failed {
+            self.report(task::trouble(j.req.attempt, Instant::now(), why.to_string()));
+        }
+    }
+
+    /// An executor is gone: its slot frees up, and a new one starts when
+    /// attempts still wait.
+    fn gone(self: &Arc<Self>, kind: Kind, id: Option<u64>) {
+        let respawn = {
+            let mut st = self.state.lock().unwrap();
+            let Some(k) = st.kinds.get_mut(&kind) else { return };
+            if let Some(id) = id {
+                k.groups.remove(&id);
+            }
+            k.live = k.live.saturating_sub(1);
+            let respawn = !k.queue.is_empty() && k.live < k.slots;
+            if respawn {
+                k.live += 1;
+            }
+            respawn
+        };
+        if respawn {
+            self.launch(kind);
+        }
+    }
+
+    fn spawn(&self, req: &TaskRequest, place: &TaskPlace) -> io::Result<Executor> {
+        let run_dir = place.work.parent().unwrap_or(&place.work);
+        let dir = run_dir.join("executors");
+        std::fs::create_dir_all(&dir)?;
+        let id = self.started.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("{id}.log"));
+        // The executor appends: after the agent empties the file, its next
+        // write lands at the new start.
+        let stderr = OpenOptions::new().create(true).append(true).open(&path)?;
+        stderr.set_len(0)?;
+        let log = OpenOptions::new().read(true).write(true).open(&path)?;
+        let (input, output, progress) = (place.scratch.join("input"), place.scratch.join("output"), place.scratch.join("progress"));
+        let mut cmd = tokio::process::Command::from(task::shell(req, place, &input, &output, &progress));
+        cmd.env(EXECUTOR_ENV, "1").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr).kill_on_drop(true);
+        let mut child = cmd.spawn()?;
+        let pgid = child.id().map(|p| p as i32).ok_or_else(|| io::Error::other("the program exited at once"))?;
+        let requests = child.stdin.take().ok_or_else(|| io::Error::other("no stdin"))?;
+        let replies = FrameReader::new(child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?);
+        Ok(Executor { id, child, requests, replies, log, log_start: 0, pgid })
+    }
+}
+
+// The loop that drives one executor.
+impl Executors {
+    /// Feeds the executor from its kind's queue and reports what it
+    /// answers, until the run ends or the executor dies.
+    async fn drive(self: &Arc<Self>, kind: Kind, mut exec: Executor) -> u64 {
+        let mut sent: VecDeque<Job> = VecDeque::new();
+        // When the oldest attempt in the pipe started running.
+        let mut since = Instant::now();
+        loop {
+            let fresh = self.take(&kind, PIPE_DEPTH - sent.len());
+            if sent.is_empty() && fresh.is_empty() {
+                exec.idle();
+                match self.wait_for_work(&kind).await {
+                    true => continue,
+                    false => return exec.id,
+                }
+            }
+            if sent.is_empty() {
+                since = Instant::now();
+                self.set_running(fresh.first().map(|j| j.req.attempt), exec.pgid, None);
+            }
+            if !self.write(&mut exec, fresh, &mut sent).await {
+                return self.died(exec, sent, since, false).await;
+            }
+            let front = sent.front().expect("at least one attempt was sent");
+            let timeout = front.req.timeout_ms.map(Duration::from_millis).unwrap_or(Duration::MAX);
+            let deadline = since.checked_add(timeout);
+            let reply = tokio::select! {
+                r = exec.replies.read_as::<ExecDone>() => Some(r.ok().flatten()),
+                _ = sleep_until(deadline) => None,
+            };
+            let mut reply = match reply {
+                Some(Some(done)) => done,
+                Some(None) => return self.died(exec, sent, since, false).await,
+                None => return self.died(exec, sent, since, true).await,
+            };
+            // Every reply already here, before the pipe is refilled in one write.
+            loop {
+                if sent.front().map(|j| j.req.attempt) != Some(reply.attempt) {
+                    // Not the reply to the task it runs: it cannot be trusted.
+                    return self.died(exec, sent, since, false).await;
+                }
+                let job = sent.pop_front().expect("checked");
+                let next = sent.front().map(|j| j.req.attempt);
+                self.set_running(next, exec.pgid, Some(job.req.attempt));
+                let tail = exec.forward_log(reply.log_end, job.req.attempt, &self.outbox).await;
+                self.answered(reply, tail, since, job);
+                since = Instant::now();
+                match exec.replies.try_read_as::<ExecDone>() {
+                    Ok(Some(r)) => reply = r,
+                    Ok(None) => break,
+                    Err(_) => return self.died(exec, sent, since, false).await,
+                }
+            }
+        }
+    }
+
+    /// Up to `n` queued attempts of `kind`.
+    fn take(&self, kind: &Kind, n: usize) -> Vec<Job> {
+        let mut st = self.state.lock().unwrap();
+        let Some(k) = st.kinds.get_mut(kind) else { return vec![] };
+        let n = n.min(k.queue.len());
+        k.queue.drain(..n).collect()
+    }
+
+    /// Waits for work; false when the run ended.
+    async fn wait_for_work(&self, kind: &Kind) -> bool {
+        let wake = {
+            let mut st = self.state.lock().unwrap();
+            match st.kinds.get_mut(kind) {
+                Some(k) if !k.queue.is_empty() => return true,
+                Some(k) => {
+                    k.idle += 1;
+                    k.wake.clone()
+                }
+                None => return false,
+            }
+        };
+        wake.notified().await;
+        let mut st = self.state.lock().unwrap();
+        match st.kinds.get_mut(kind) {
+            Some(k) => {
+                k.idle -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records which attempt an executor runs now (what a kill reaches).
+    fn set_running(&self, now: Option<u32>, pgid: i32, before: Option<u32>) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(b) = before {
+            st.running.remove(&b);
+        }
+        if let Some(a) = now {
+            st.running.insert(a, pgid);
+        }
+    }
+
+    /// Writes `fresh` into the executor's stdin, in one write; false when
+    /// the executor is gone.
+    async fn write(&self, exec: &mut Executor, fresh: Vec<Job>, sent: &mut VecDeque<Job>) -> bool {
+        let mut frames = Vec::new();
+        for mut job in fresh {
+            if job.task.is_none() {
+                match exec_task(&mut job.req, &job.place, &self.store).await {
+                    Ok(t) => job.task = Some(t),
+                    Err(why) => {
+                        self.report(task::trouble(job.req.attempt, Instant::now(), why));
+                        continue;
+                    }
+                }
+            }
+            let payload = postcard::to_stdvec(job.task.as_ref().expect("made above")).unwrap_or_default();
+            if shoal_wire::frame::encode(&payload, &mut frames).is_err() {
+                self.report(task::trouble(job.req.attempt, Instant::now(), "the task's input is too large to send".into()));
+                continue;
+            }
+            sent.push_back(job);
+        }
+        frames.is_empty() || exec.requests.write_all(&frames).await.is_ok()
+    }
+
+    /// The executor died (or is killed, for a timeout): the attempt it was
+    /// running fails with what it wrote; the ones behind it go back to the
+    /// front of the queue.
+    async fn died(self: &Arc<Self>, mut exec: Executor, mut sent: VecDeque<Job>, since: Instant, timed_out: bool) -> u64 {
+        // Its pipe closes while a panic unwinds, a moment before it exits:
+        // let it finish, so that its own exit status is what is reported.
+        if timed_out {
+            task::kill_group(exec.pgid);
+        }
+        let status = match tokio::time::timeout(Duration::from_secs(2), exec.child.wait()).await {
+            Ok(Ok(s)) => exit_status(s),
+            _ => {
+                task::kill_group(exec.pgid);
+                exec.child.wait().await.map(exit_status).unwrap_or(ExitStatus::Signal(libc::SIGKILL))
+            }
+        };
+        // Whatever it started is not left behind.
+        task::kill_group(exec.pgid);
+        let Some(front) = sent.pop_front() else {
+            return exec.id;
+        };
+        self.set_running(None, exec.pgid, Some(front.req.attempt));
+        let tail = exec.forward_log(u64::MAX, front.req.attempt, &self.outbox).await;
+        {
+            let mut st = self.state.lock().unwrap();
+            if let Some(k) = st.kinds.get_mut(&kind_of(&front.req)) {
+                for job in sent.into_iter().rev() {
+                    k.queue.push_front(job);
+                }
+            }
+        }
+        let attempt = front.req.attempt;
+        let args = finish_args(&self.store, Ending { status, cpu_ms: 0, timed_out, tail, started: since }, front);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let report = tokio::task::spawn_blocking(move || task::finish(args)).await.unwrap_or_else(|e| panicked(attempt, e));
+            me.report(report);
+        });
+        exec.id
+    }
+
+    /// Reports an attempt the executor answered; outputs written to a file
+    /// are kept (a block, or shuffle buckets) off the loop.
+    fn answered(self: &Arc<Self>, done: ExecDone, tail: String, since: Instant, job: Job) {
+        let attempt = job.req.attempt;
+        let cpu_ms = done.cpu_us / 1000;
+        let (status, tail) = match &done.result {
+            Ok(_) => (ExitStatus::Code(0), tail),
+            Err(why) if tail.is_empty() => (ExitStatus::Code(1), why.clone()),
+            Err(why) => (ExitStatus::Code(1), format!("{}\n{why}", tail.trim_end())),
+        };
+        let args = finish_args(&self.store, Ending { status, cpu_ms, timed_out: false, tail, started: since }, job);
+        if let Ok(ExecOutput::Data(data)) = done.result {
+            let mut report = args.report();
+            task::inline_output(&mut report, data);
+            return self.report(report);
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let report = tokio::task::spawn_blocking(move || task::finish(args)).await.unwrap_or_else(|e| panicked(attempt, e));
+            me.report(report);
+        });
+    }
+}
+
+impl Executor {
+    /// Nothing is in its pipe: empty its log file, which it cannot be
+    /// writing to now.
+    fn idle(&mut self) {
+        if self.log_start > 0 && self.log.set_len(0).is_ok() {
+            self.log_start = 0;
+        }
+    }
+
+    /// Forwards the executor's log up to `end` (where it ended after the
+    /// task; `u64::MAX`: all of it) as the attempt's; returns the tail.
+    async fn forward_log(&mut self, end: u64, attempt: u32, outbox: &Outbox) -> String {
+        let size = self.log.metadata().map(|m| m.len()).unwrap_or(0);
+        let end = end.min(size);
+        if end <= self.log_start {
+            return String::new();
+        }
+        let mut tail: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; (end - self.log_start).min(64 << 10) as usize];
+        while self.log_start < end {
+            let want = ((end - self.log_start) as usize).min(buf.len());
+            let n = match self.log.read_at(&mut buf[..want], self.log_start) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            self.log_start += n as u64;
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > 2 * TAIL_BYTES {
+                tail.drain(..tail.len() - TAIL_BYTES);
+            }
+            let _ = outbox.send(Message::TaskLog { attempt, stream: LogStream::Stderr, data: buf[..n].to_vec() }).await;
+        }
+        let start = tail.len().saturating_sub(TAIL_BYTES);
+        String::from_utf8_lossy(&tail[start..]).into_owned()
+    }
+}
+
+fn kind_of(req: &TaskRequest) -> Kind {
+    let mut h = blake3::Hasher::new();
+    for part in [req.run.as_str(), req.command.as_str()] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    for (k, v) in req.env.iter().filter(|(k, _)| !PER_TASK_ENV.contains(&k.as_str())) {
+        for part in [k, v] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    *h.finalize().as_bytes()
+}
+
+/// The task as the executor gets it: its input (inline, its one block, or
+/// a file made from several), and where a large output goes.
+async fn exec_task(req: &mut TaskRequest, place: &TaskPlace, store: &Arc<BlockStore>) -> Result<ExecTask, String> {
+    let input = match (req.input_data.take(), req.inputs.as_slice()) {
+        (Some(data), _) => ExecInput::Data(data),
+        (None, [one]) if req.merge_in.is_none() => ExecInput::File(store.path(one).display().to_string()),
+        (None, _) => {
+            // A reducer's merge of sorted runs, or several blocks: heavy
+            // I/O, off the runtime's threads.
+            let (r, scratch, store) = (req.clone(), place.scratch.clone(), store.clone());
+            let made = tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&scratch)?;
+                task::prepare_input(&r, &scratch, &store)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            ExecInput::File(made.map_err(|e| format!("cannot prepare input: {e}"))?.display().to_string())
+        }
+    };
+    // A shuffle's map output is cut into buckets from a file.
+    let inline_max = if req.shuffle_out.is_some() { 0 } else { INLINE_MAX as u64 };
+    Ok(ExecTask {
+        attempt: req.attempt,
+        stage: stage_of(req),
+        partition: env_num(req, "SHOAL_PARTITION"),
+        input,
+        output_path: place.scratch.join("output").display().to_string(),
+        inline_max,
+    })
+}
+
+/// What `task::finish` needs for an ended attempt.
+struct Ending {
+    status: ExitStatus,
+    cpu_ms: u64,
+    timed_out: bool,
+    tail: String,
+    started: Instant,
+}
+
+fn finish_args(store: &Arc<BlockStore>, e: Ending, job: Job) -> FinishArgs {
+    let Ending { status, cpu_ms, timed_out, tail: stderr_tail, started } = e;
+    let output = job.place.scratch.join("output");
+    let (store, scratch, work) = (store.clone(), job.place.scratch, job.place.work);
+    FinishArgs { status, cpu_ms, timed_out, stderr_tail, started, output, store, scratch, work, req: job.req }
+}
+
+impl FinishArgs {
+    /// The report of an attempt whose output came inline: nothing to keep,
+    /// no scratch made.
+    fn report(self) -> TaskReport {
+        TaskReport {
+            attempt: self.req.attempt,
+            status: self.status,
+            output: None,
+            output_data: None,
+            stderr_tail: self.stderr_tail,
+            wall_us: self.started.elapsed().as_micros() as u64,
+            cpu_ms: self.cpu_ms,
+            timed_out: false,
+            host_trouble: None,
+            buckets: vec![],
+            records: 0,
+        }
+    }
+}
+
+/// The report of an attempt killed before it ran.
+fn task_killed(attempt: u32) -> TaskReport {
+    let mut report = task::trouble(attempt, Instant::now(), String::new());
+    report.status = ExitStatus::Signal(libc::SIGKILL);
+    report.host_trouble = None;
+    report
+}
+
+fn panicked(attempt: u32, e: tokio::task::JoinError) -> TaskReport {
+    task::trouble(attempt, Instant::now(), format!("finishing the task panicked: {e}"))
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn stage_of(req: &TaskRequest) -> u32 {
+    if req.merge_in.is_some() {
+        1
+    } else {
+        env_num(req, "SHOAL_STAGE")
+    }
+}
+
+fn env_num(req: &TaskRequest, name: &str) -> u32 {
+    req.env.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse().ok()).unwrap_or(0)
+}
+
+fn exit_status(s: std::process::ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => ExitStatus::Code(c),
+        (None, sig) => ExitStatus::Signal(sig.unwrap_or(0)),
+    }
+}
