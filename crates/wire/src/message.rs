@@ -201,7 +201,14 @@ pub struct TaskRequest {
     pub task: u32,
     pub attempt: u32,
     pub command: String,
-    pub env: Vec<(String, String)>,
+    /// The environment the tasks of this stage share on this host (one
+    /// `Arc` on the driver: building a request copies none of it).
+    pub env: std::sync::Arc<Vec<(String, String)>>,
+    /// The task's partition in its stage (`SHOAL_PARTITION`, `SHOAL_TASK`;
+    /// the agent adds them and `SHOAL_ATTEMPT` after `env`).
+    pub partition: u32,
+    /// 0 = map, 1 = reduce.
+    pub stage: u32,
     /// Blocks concatenated into the task's input, in order.
     pub inputs: Vec<Hash>,
     /// The whole input, when it is small (at most [`INLINE_MAX`]); then
@@ -224,6 +231,14 @@ pub struct TaskRequest {
     pub resident: bool,
     /// The host's slots: at most this many executors of a kind run at once.
     pub slots: u32,
+}
+
+impl TaskRequest {
+    /// Every variable of the task: the shared ones, then its own.
+    pub fn all_env(&self) -> impl Iterator<Item = (&str, String)> {
+        let own = [("SHOAL_PARTITION", self.partition), ("SHOAL_TASK", self.partition), ("SHOAL_ATTEMPT", self.attempt)];
+        self.env.iter().map(|(k, v)| (k.as_str(), v.clone())).chain(own.into_iter().map(|(k, v)| (k, v.to_string())))
+    }
 }
 
 /// A task run in Docker: `docker run` with the work dir, input and output
@@ -354,7 +369,9 @@ mod tests {
             task: 3,
             attempt: 7,
             command: "cat".into(),
-            env: vec![("A".into(), "b".into())],
+            env: std::sync::Arc::new(vec![("A".into(), "b".into())]),
+            partition: 3,
+            stage: 0,
             inputs: vec![[1; 32]],
             input_data: Some(b"inline".to_vec()),
             stdin: true,

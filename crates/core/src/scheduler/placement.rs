@@ -11,10 +11,16 @@ impl Scheduler {
     /// Gives every free slot of every usable host a task, one per host per
     /// round so that work spreads over the hosts.
     pub(super) fn fill_slots(&mut self, out: &mut Vec<Action>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let hosts: Vec<HostId> = self.hosts.keys().copied().collect();
         loop {
-            let hosts: Vec<HostId> = self.hosts.keys().copied().filter(|&h| self.free(h)).collect();
             let mut launched = false;
-            for host in hosts {
+            for &host in &hosts {
+                if !self.free(host) {
+                    continue;
+                }
                 if let Some(task) = self.pick(host) {
                     self.launch(task, host, false, out);
                     launched = true;

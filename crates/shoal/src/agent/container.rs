@@ -40,7 +40,7 @@ pub fn command(req: &TaskRequest, c: &Container, work: &Path, input: &Path, outp
         cmd.arg("-v").arg(format!("{}:{to}:{mode}", from.display()));
     }
     cmd.args(["-w", "/shoal/work"]);
-    for (k, v) in &req.env {
+    for (k, v) in req.all_env() {
         cmd.arg("-e").arg(format!("{k}={v}"));
     }
     for (k, v) in [

@@ -37,11 +37,12 @@ use super::task::{self, FinishArgs, TaskPlace, TAIL_BYTES};
 use super::BlockStore;
 
 /// Attempts written ahead into one executor's stdin.
-pub const PIPE_DEPTH: usize = 8;
+pub const PIPE_DEPTH: usize = 32;
 
-/// Environment variables that differ between the tasks an executor runs:
-/// they are not part of its kind (its copy holds its first task's).
-const PER_TASK_ENV: [&str; 5] = ["SHOAL_PARTITION", "SHOAL_PARTITIONS", "SHOAL_TASK", "SHOAL_STAGE", "SHOAL_ATTEMPT"];
+/// Shared variables that still differ between the tasks one executor can
+/// run (a map and a reduce of one job): not part of its kind (its copy
+/// holds its first task's). A task's own variables never are.
+const PER_STAGE_ENV: [&str; 2] = ["SHOAL_PARTITIONS", "SHOAL_STAGE"];
 
 /// Which tasks an executor can run: a hash of run, command and the
 /// environment they share.
@@ -484,6 +485,9 @@ impl Executor {
     /// Forwards the executor's log up to `end` (where it ended after the
     /// task; `u64::MAX`: all of it) as the attempt's; returns the tail.
     async fn forward_log(&mut self, end: u64, attempt: u32, outbox: &Outbox) -> String {
+        if end <= self.log_start {
+            return String::new(); // the task printed nothing
+        }
         let size = self.log.metadata().map(|m| m.len()).unwrap_or(0);
         let end = end.min(size);
         if end <= self.log_start {
@@ -515,7 +519,7 @@ fn kind_of(req: &TaskRequest) -> Kind {
         h.update(&(part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
-    for (k, v) in req.env.iter().filter(|(k, _)| !PER_TASK_ENV.contains(&k.as_str())) {
+    for (k, v) in req.env.iter().filter(|(k, _)| !PER_STAGE_ENV.contains(&k.as_str())) {
         for part in [k, v] {
             h.update(&(part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
@@ -547,8 +551,8 @@ async fn exec_task(req: &mut TaskRequest, place: &TaskPlace, store: &Arc<BlockSt
     let inline_max = if req.shuffle_out.is_some() { 0 } else { INLINE_MAX as u64 };
     Ok(ExecTask {
         attempt: req.attempt,
-        stage: stage_of(req),
-        partition: env_num(req, "SHOAL_PARTITION"),
+        stage: req.stage,
+        partition: req.partition,
         input,
         output_path: place.scratch.join("output").display().to_string(),
         inline_max,
@@ -608,18 +612,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
     }
-}
-
-fn stage_of(req: &TaskRequest) -> u32 {
-    if req.merge_in.is_some() {
-        1
-    } else {
-        env_num(req, "SHOAL_STAGE")
-    }
-}
-
-fn env_num(req: &TaskRequest, name: &str) -> u32 {
-    req.env.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse().ok()).unwrap_or(0)
 }
 
 fn exit_status(s: std::process::ExitStatus) -> ExitStatus {

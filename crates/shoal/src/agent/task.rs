@@ -112,7 +112,7 @@ fn command(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, pr
 pub(super) fn shell(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, progress: &Path) -> Command {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(&req.command).current_dir(&place.work);
-    cmd.envs(req.env.iter().map(|(k, v)| (k, v)));
+    cmd.envs(req.all_env());
     cmd.env("SHOAL_INPUT", input)
         .env("SHOAL_OUTPUT", output)
         .env("SHOAL_PROGRESS", progress)
@@ -349,7 +349,7 @@ fn run_combiner(a: &FinishArgs, input: &Path, output: &Path) -> Result<(), Strin
         .arg("-c")
         .arg(cmd)
         .current_dir(&a.work)
-        .envs(a.req.env.iter().map(|(k, v)| (k, v)))
+        .envs(a.req.all_env())
         .stdin(inp)
         .stdout(out)
         .stderr(Stdio::piped())

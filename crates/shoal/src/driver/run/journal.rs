@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,9 @@ impl Entry {
 
 /// An open journal file.
 pub struct Journal {
-    file: File,
+    /// Lines are buffered until the next sync: one write and one fsync
+    /// per group, not a write per task.
+    file: BufWriter<File>,
     pub path: PathBuf,
     dirty: bool,
 }
@@ -61,7 +63,7 @@ pub struct Journal {
 impl Journal {
     pub fn create(path: &Path) -> std::io::Result<Journal> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Journal { file, path: path.to_path_buf(), dirty: false })
+        Ok(Journal { file: BufWriter::with_capacity(1 << 16, file), path: path.to_path_buf(), dirty: false })
     }
 
     /// Appends one entry. It becomes durable at the next [`Journal::sync`]:
@@ -69,9 +71,8 @@ impl Journal {
     /// its output file was already synced before the line was written, so
     /// the journal never names an output that is not on disk.
     pub fn append(&mut self, e: &Entry) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(e).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
+        serde_json::to_writer(&mut self.file, e).map_err(std::io::Error::other)?;
+        self.file.write_all(b"\n")?;
         self.dirty = true;
         Ok(())
     }
@@ -80,7 +81,8 @@ impl Journal {
     /// the lines since the last call).
     pub fn sync(&mut self) -> std::io::Result<()> {
         if std::mem::take(&mut self.dirty) {
-            self.file.sync_data()?;
+            self.file.flush()?;
+            self.file.get_ref().sync_data()?;
         }
         Ok(())
     }
@@ -120,6 +122,7 @@ mod tests {
         let mut j = Journal::create(&path).unwrap();
         let e = Entry { task: 1, identity: "id1".into(), output: "ab".into(), size: 3, host: "a".into(), data: None };
         j.append(&e).unwrap();
+        j.sync().unwrap();
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"task\":2,\"iden").unwrap();
         let loaded = load(&path).unwrap();
         assert_eq!(loaded.len(), 1);

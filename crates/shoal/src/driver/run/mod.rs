@@ -88,7 +88,7 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     if std::fs::write(&report, report::render(&summary)).is_ok() {
         summary.report = Some(report.display().to_string());
     }
-    let _ = std::fs::write(plan.run_dir.join("summary.json"), serde_json::to_vec_pretty(&summary).unwrap_or_default());
+    write_summary(&plan.run_dir.join("summary.json"), &summary);
     let where_ = summary.report.as_ref().map_or(String::new(), |r| format!("\nreport: {r}"));
     match result {
         Ok(()) => Ok(summary),
@@ -96,6 +96,20 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
         Err(Error::Interrupted(m)) => Err(Error::Interrupted(m + &where_)),
         Err(e) => Err(e),
     }
+}
+
+/// Writes `summary.json` (pretty, for people, while it is small; a run of
+/// many thousand attempts gets one line, which writes several times
+/// faster).
+fn write_summary(path: &Path, summary: &RunSummary) {
+    let Ok(file) = std::fs::File::create(path) else { return };
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let _ = if summary.attempts.len() > 2000 {
+        serde_json::to_writer(&mut out, summary)
+    } else {
+        serde_json::to_writer_pretty(&mut out, summary)
+    };
+    let _ = std::io::Write::flush(&mut out);
 }
 
 /// A partition whose data lives only on one host cannot run without it.

@@ -130,11 +130,17 @@ pub fn part_name(pattern: Option<&str>, p: &Part) -> String {
 }
 
 fn concat(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
+    // Parts held in memory (many small ones, typically) are gathered into
+    // large writes; files are copied as they are.
+    let mut out = io::BufWriter::with_capacity(1 << 20, out);
     for p in parts {
-        let mut f = p.open().map_err(|e| io("read", &p.file, e))?;
-        io::copy(&mut f, out).map_err(|e| io("write", &p.file, e))?;
+        let copied = match &p.data {
+            Some(data) => out.write_all(data),
+            None => out.flush().and_then(|()| File::open(&p.file)).and_then(|mut f| io::copy(&mut f, out.get_mut())).map(|_| ()),
+        };
+        copied.map_err(|e| io("write", &p.file, e))?;
     }
-    Ok(())
+    out.flush().map_err(|e| OutputError(format!("cannot write the output: {e}")))
 }
 
 /// Keeps the first header; drops the first line of every later part when

@@ -42,7 +42,7 @@ pub struct AttemptRecord {
     #[serde(default)]
     pub partition: u32,
     /// Last lines of stderr, for failures.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stderr_tail: String,
 }
 

@@ -86,6 +86,9 @@ enum Internal {
     },
 }
 
+/// The variables the tasks of one stage share on one host.
+type SharedEnv = Arc<Vec<(String, String)>>;
+
 /// How the loop ended.
 pub enum Ending {
     Done,
@@ -133,6 +136,8 @@ pub struct Engine<'a> {
     stage_sizes: [usize; 2],
     /// Attempts per slot for resident tasks.
     pacing: pacing::Pacing,
+    /// The shared variables of each stage on each host, by (host, stage).
+    env_cache: HashMap<(usize, u32), SharedEnv>,
 }
 
 impl<'a> Engine<'a> {
@@ -172,6 +177,7 @@ impl<'a> Engine<'a> {
             counters: BTreeMap::new(),
             stage_sizes: [0, 1].map(|s| plan.tasks.iter().filter(|t| t.stage == s).count()),
             pacing: pacing::Pacing::default(),
+            env_cache: HashMap::new(),
         }
     }
 
@@ -244,7 +250,8 @@ impl<'a> Engine<'a> {
 
     fn launch(&mut self, task: TaskId, attempt: AttemptId, host: HostId, speculative: bool) {
         let h = self.hosts[host.0 as usize].clone();
-        let planned = self.plan.tasks[task.0 as usize].clone();
+        let plan = self.plan;
+        let planned = &plan.tasks[task.0 as usize];
         self.attempts.insert(
             attempt.0,
             AttemptInfo {
@@ -321,8 +328,9 @@ impl<'a> Engine<'a> {
         });
     }
 
-    fn request(&self, h: &Host, task: u32, attempt: u32) -> TaskRequest {
-        let planned = &self.plan.tasks[task as usize];
+    fn request(&mut self, h: &Host, task: u32, attempt: u32) -> TaskRequest {
+        let plan = self.plan;
+        let planned = &plan.tasks[task as usize];
         if planned.stage == 1 {
             return self.reduce_request(h, task, attempt);
         }
@@ -335,7 +343,9 @@ impl<'a> Engine<'a> {
             task,
             attempt,
             command,
-            env: self.task_env(h, 0, planned.partition, attempt),
+            env: self.shared_env(h, 0),
+            partition: planned.partition,
+            stage: 0,
             inputs: planned.input.iter().filter(|s| s.data.is_none()).map(|s| s.hash).collect(),
             input_data: planned.input.as_ref().and_then(|s| s.data.as_deref()).map(<[u8]>::to_vec),
             stdin: true,
@@ -349,15 +359,18 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn reduce_request(&self, h: &Host, task: u32, attempt: u32) -> TaskRequest {
+    fn reduce_request(&mut self, h: &Host, task: u32, attempt: u32) -> TaskRequest {
         let planned = &self.plan.tasks[task as usize];
-        let reduce = self.job.reduce.as_ref().expect("reduce tasks exist only with [reduce]");
+        let job = self.job;
+        let reduce = job.reduce.as_ref().expect("reduce tasks exist only with [reduce]");
         TaskRequest {
             run: self.plan.run_id.clone(),
             task,
             attempt,
             command: self.job.command_for(&reduce.step, h.name()).to_string(),
-            env: self.task_env(h, 1, planned.partition, attempt),
+            env: self.shared_env(h, 1),
+            partition: planned.partition,
+            stage: 1,
             inputs: self.needed_buckets(planned.partition).iter().map(|n| n.bucket.block.hash).collect(),
             input_data: None,
             stdin: true,
@@ -383,16 +396,17 @@ impl<'a> Engine<'a> {
         })
     }
 
-    fn task_env(&self, h: &Host, stage: u32, partition: u32, attempt: u32) -> Vec<(String, String)> {
+    /// The variables every task of `stage` gets on host `h`, made once.
+    fn shared_env(&mut self, h: &Host, stage: u32) -> SharedEnv {
+        if let Some(env) = self.env_cache.get(&(h.index, stage)) {
+            return env.clone();
+        }
         let mut env: Vec<(String, String)> = h.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let work = format!("{}/runs/{}/work", h.info.workdir, self.plan.run_id);
         env.extend([
-            ("SHOAL_PARTITION".into(), partition.to_string()),
             ("SHOAL_PARTITIONS".into(), self.stage_sizes[stage as usize].to_string()),
             ("SHOAL_HOST".into(), h.name().to_string()),
-            ("SHOAL_TASK".into(), partition.to_string()),
             ("SHOAL_STAGE".into(), stage.to_string()),
-            ("SHOAL_ATTEMPT".into(), attempt.to_string()),
             ("SHOAL_RUN".into(), self.plan.run_id.clone()),
             ("SHOAL_SEED".into(), self.job.job.seed.to_string()),
             ("SHOAL_PARAMS".into(), format!("{work}/{PARAMS_PATH}")),
@@ -400,6 +414,8 @@ impl<'a> Engine<'a> {
         for (k, v) in &self.job.params {
             env.push((format!("SHOAL_PARAM_{}", k.to_ascii_uppercase()), v.to_env()));
         }
+        let env = Arc::new(env);
+        self.env_cache.insert((h.index, stage), env.clone());
         env
     }
 
@@ -435,7 +451,7 @@ impl<'a> Engine<'a> {
         let dir = self.plan.run_dir.join("parts");
         let file = dir.join(format!("part-{:05}", task.0));
         if let Some(data) = self.pending_data.remove(&attempt.0) {
-            return self.collect_inline(task.0, attempt.0, file, data);
+            return self.collect_inline(task.0, attempt.0, file, output.hash, data);
         }
         let h = self.hosts[host.0 as usize].clone();
         let tx = self.internal_tx.clone();
@@ -457,8 +473,8 @@ impl<'a> Engine<'a> {
     /// Commits an output that came inline: a small one stays in memory
     /// (and in its journal line), a larger one is written to its part file
     /// (synced, like a fetched one) before it is journaled.
-    fn collect_inline(&mut self, task: u32, attempt: u32, file: PathBuf, data: Vec<u8>) {
-        let hash = blake3::hash(&data).to_hex().to_string();
+    fn collect_inline(&mut self, task: u32, attempt: u32, file: PathBuf, hash: shoal_wire::Hash, data: Vec<u8>) {
+        let hash = hex(&hash);
         let size = data.len() as u64;
         if data.len() <= super::journal::DATA_MAX {
             return self.on_collected(task, attempt, file, size, hash, Some(data.into()));

@@ -18,7 +18,7 @@ pub const QUEUED_WORK: Duration = Duration::from_millis(50);
 
 /// Attempts per slot, at most (a bound on memory and on what a lost host
 /// takes with it).
-pub const MAX_PER_SLOT: u32 = 64;
+pub const MAX_PER_SLOT: u32 = 256;
 
 /// The moving average and the depth it led to.
 #[derive(Debug)]
