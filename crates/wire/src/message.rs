@@ -77,6 +77,13 @@ pub enum Message {
         id: u64,
         error: Option<String>,
     },
+    /// Driver -> agent: the variables every task of a run shares on this
+    /// host, sent once before the tasks that name it by `id`.
+    RunEnv {
+        run: String,
+        id: u64,
+        env: Vec<(String, String)>,
+    },
     /// Driver -> agent: start one task attempt.
     RunTask(TaskRequest),
     /// Agent -> driver: a progress report written by the task (0.0 to 1.0).
@@ -201,14 +208,18 @@ pub struct TaskRequest {
     pub task: u32,
     pub attempt: u32,
     pub command: String,
-    /// The environment the tasks of this stage share on this host (one
-    /// `Arc` on the driver: building a request copies none of it).
+    /// The [`Message::RunEnv`] whose variables the task gets.
+    pub env_id: u64,
+    /// Those variables, filled in by the agent from `env_id` (they do not
+    /// travel with every task).
+    #[serde(skip)]
     pub env: std::sync::Arc<Vec<(String, String)>>,
-    /// The task's partition in its stage (`SHOAL_PARTITION`, `SHOAL_TASK`;
-    /// the agent adds them and `SHOAL_ATTEMPT` after `env`).
+    /// The task's partition in its stage (`SHOAL_PARTITION`, `SHOAL_TASK`).
     pub partition: u32,
-    /// 0 = map, 1 = reduce.
+    /// 0 = map, 1 = reduce (`SHOAL_STAGE`).
     pub stage: u32,
+    /// Tasks in its stage (`SHOAL_PARTITIONS`).
+    pub partitions: u32,
     /// Blocks concatenated into the task's input, in order.
     pub inputs: Vec<Hash>,
     /// The whole input, when it is small (at most [`INLINE_MAX`]); then
@@ -234,9 +245,15 @@ pub struct TaskRequest {
 }
 
 impl TaskRequest {
-    /// Every variable of the task: the shared ones, then its own.
+    /// Every variable of the task: the run's, then its own.
     pub fn all_env(&self) -> impl Iterator<Item = (&str, String)> {
-        let own = [("SHOAL_PARTITION", self.partition), ("SHOAL_TASK", self.partition), ("SHOAL_ATTEMPT", self.attempt)];
+        let own = [
+            ("SHOAL_PARTITION", self.partition),
+            ("SHOAL_PARTITIONS", self.partitions),
+            ("SHOAL_TASK", self.partition),
+            ("SHOAL_STAGE", self.stage),
+            ("SHOAL_ATTEMPT", self.attempt),
+        ];
         self.env.iter().map(|(k, v)| (k.as_str(), v.clone())).chain(own.into_iter().map(|(k, v)| (k, v.to_string())))
     }
 }
@@ -338,11 +355,13 @@ impl Message {
 
 /// Lower-case hex of a hash, for file names and messages.
 pub fn hex(hash: &Hash) -> String {
-    use std::fmt::Write;
-    hash.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in hash {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 /// Parses 64 hex digits back into a hash.
@@ -369,9 +388,11 @@ mod tests {
             task: 3,
             attempt: 7,
             command: "cat".into(),
-            env: std::sync::Arc::new(vec![("A".into(), "b".into())]),
+            env_id: 1,
+            env: Default::default(),
             partition: 3,
             stage: 0,
+            partitions: 9,
             inputs: vec![[1; 32]],
             input_data: Some(b"inline".to_vec()),
             stdin: true,

@@ -39,13 +39,9 @@ use super::BlockStore;
 /// Attempts written ahead into one executor's stdin.
 pub const PIPE_DEPTH: usize = 32;
 
-/// Shared variables that still differ between the tasks one executor can
-/// run (a map and a reduce of one job): not part of its kind (its copy
-/// holds its first task's). A task's own variables never are.
-const PER_STAGE_ENV: [&str; 2] = ["SHOAL_PARTITIONS", "SHOAL_STAGE"];
-
 /// Which tasks an executor can run: a hash of run, command and the
-/// environment they share.
+/// variables they share (its copy of the per-task ones is its first
+/// task's: the program reads those from its requests).
 type Kind = [u8; 32];
 
 /// The resident executors of an agent.
@@ -519,12 +515,7 @@ fn kind_of(req: &TaskRequest) -> Kind {
         h.update(&(part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
-    for (k, v) in req.env.iter().filter(|(k, _)| !PER_STAGE_ENV.contains(&k.as_str())) {
-        for part in [k, v] {
-            h.update(&(part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
-    }
+    h.update(&req.env_id.to_le_bytes());
     *h.finalize().as_bytes()
 }
 

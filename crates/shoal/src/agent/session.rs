@@ -15,6 +15,9 @@ use super::resident::Executors;
 use super::task::{self, TaskPlace};
 use super::{hostinfo, workdir, AgentOptions, BlockStore, START_MARKER};
 
+/// The variables of a run's tasks, and that run.
+type RunEnv = (String, Arc<Vec<(String, String)>>);
+
 /// Shared state of one agent process.
 struct Agent {
     opts: AgentOptions,
@@ -27,6 +30,8 @@ struct Agent {
     runs: Mutex<HashSet<String>>,
     /// Idle resident executors (Dataset programs), by kind.
     executors: Arc<Executors>,
+    /// The variables of each run's tasks (`RunEnv`), by id, with their run.
+    envs: Mutex<HashMap<u64, RunEnv>>,
 }
 
 /// Runs the agent on stdin/stdout until the driver goes away.
@@ -45,6 +50,7 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
         containers: Mutex::new(HashMap::new()),
         runs: Mutex::new(HashSet::new()),
         executors,
+        envs: Mutex::new(HashMap::new()),
     });
     let mut reader = FrameReader::new(stdin);
     let result = serve(&agent, &mut reader).await;
@@ -103,6 +109,9 @@ impl Agent {
             }
             Message::Chunk { stream, hash, data, last } => self.receive_chunk(stream, hash, &data, last),
             Message::MakeWorkdir { id, run, files } => self.make_workdir(id, run, files),
+            Message::RunEnv { run, id, env } => {
+                self.envs.lock().unwrap().insert(id, (run, Arc::new(env)));
+            }
             Message::RunTask(req) => self.start_task(req),
             Message::KillTask { attempt } => self.kill(attempt),
             Message::FetchBlock { id, hash } => self.spawn_fetch(id, hash),
@@ -142,8 +151,15 @@ impl Agent {
         self.reply(Message::WorkdirReady { id, error: result.err() });
     }
 
-    fn start_task(self: &Arc<Self>, req: TaskRequest) {
+    fn start_task(self: &Arc<Self>, mut req: TaskRequest) {
         let attempt = req.attempt;
+        match self.envs.lock().unwrap().get(&req.env_id) {
+            Some((_, env)) => req.env = env.clone(),
+            None => {
+                let why = format!("the driver named variables ({}) it never sent; the driver and this agent disagree", req.env_id);
+                return self.reply(Message::TaskDone(task::trouble(attempt, std::time::Instant::now(), why)));
+            }
+        }
         let dir = match self.run_dir(&req.run) {
             Ok(d) => d,
             Err(e) => return self.reply(Message::Error { id: attempt as u64, message: e }),
@@ -269,6 +285,7 @@ impl Agent {
 
     fn end_run(&self, run: &str) {
         self.executors.end_run(run);
+        self.envs.lock().unwrap().retain(|_, (r, _)| r != run);
         if let Ok(dir) = self.run_dir(run) {
             let _ = std::fs::remove_dir_all(dir);
         }

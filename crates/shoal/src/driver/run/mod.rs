@@ -390,7 +390,7 @@ fn job_path(job: &JobSpec) -> String {
 }
 
 fn commit(engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
-    let parts: Vec<Part> = engine.parts.values().cloned().collect();
+    let parts: Vec<&Part> = engine.parts.values().collect();
     let dest = job.resolve(&job.output.path);
     let committed = output::commit(&dest, &job.output.merge, job.output.name.as_deref(), &parts, &plan.run_id, &job.base_dir);
     match committed {

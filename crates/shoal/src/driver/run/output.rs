@@ -64,7 +64,7 @@ pub fn commit(
     dest: &Path,
     merge: &Merge,
     pattern: Option<&str>,
-    parts: &[Part],
+    parts: &[&Part],
     run_id: &str,
     base: &Path,
 ) -> Result<PathBuf, OutputError> {
@@ -74,7 +74,7 @@ pub fn commit(
     let tmp = parent.join(format!(".{}.shoal-tmp-{run_id}", name.to_string_lossy()));
     if matches!(merge, Merge::None | Merge::Command(_)) {
         // These hand parts over as files (links, `$SHOAL_PARTS`).
-        parts.iter().try_for_each(Part::ensure_file)?;
+        parts.iter().try_for_each(|p| p.ensure_file())?;
     }
     let built = match merge {
         Merge::None => build_dir(&tmp, pattern, parts),
@@ -97,7 +97,7 @@ fn build_file(tmp: &Path, fill: impl FnOnce(&mut File) -> Result<(), OutputError
     out.sync_all().map_err(|e| io("sync", tmp, e))
 }
 
-fn build_dir(tmp: &Path, pattern: Option<&str>, parts: &[Part]) -> Result<(), OutputError> {
+fn build_dir(tmp: &Path, pattern: Option<&str>, parts: &[&Part]) -> Result<(), OutputError> {
     fs::create_dir_all(tmp).map_err(|e| io("create", tmp, e))?;
     for p in parts {
         let name = part_name(pattern, p);
@@ -129,7 +129,7 @@ pub fn part_name(pattern: Option<&str>, p: &Part) -> String {
     name.replace('/', "_")
 }
 
-fn concat(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
+fn concat(parts: &[&Part], out: &mut File) -> Result<(), OutputError> {
     // Parts held in memory (many small ones, typically) are gathered into
     // large writes; files are copied as they are.
     let mut out = io::BufWriter::with_capacity(1 << 20, out);
@@ -145,7 +145,7 @@ fn concat(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
 
 /// Keeps the first header; drops the first line of every later part when
 /// it equals that header.
-fn csv(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
+fn csv(parts: &[&Part], out: &mut File) -> Result<(), OutputError> {
     let mut header: Option<String> = None;
     for p in parts {
         let f = p.open().map_err(|e| io("read", &p.file, e))?;
@@ -166,7 +166,7 @@ fn csv(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
 
 /// Every non-empty line of every part must be one JSON value; the result
 /// is a JSON array of them, in partition order.
-fn json_list(parts: &[Part], out: &mut File) -> Result<(), OutputError> {
+fn json_list(parts: &[&Part], out: &mut File) -> Result<(), OutputError> {
     let mut values = Vec::new();
     for p in parts {
         let f = p.open().map_err(|e| io("read", &p.file, e))?;
@@ -197,7 +197,7 @@ fn truncate(s: &str) -> &str {
 /// Runs the user's merge command in the job directory: the parts
 /// concatenated on stdin, their paths in `$SHOAL_PARTS` (one per line),
 /// the merged result on stdout.
-fn merge_command(cmd: &str, parts: &[Part], out: &mut File, base: &Path) -> Result<(), OutputError> {
+fn merge_command(cmd: &str, parts: &[&Part], out: &mut File, base: &Path) -> Result<(), OutputError> {
     let list: Vec<String> = parts.iter().map(|p| p.file.display().to_string()).collect();
     let stdout = out.try_clone().map_err(|e| OutputError(e.to_string()))?;
     let mut child = Command::new("/bin/sh")
@@ -212,7 +212,7 @@ fn merge_command(cmd: &str, parts: &[Part], out: &mut File, base: &Path) -> Resu
         .map_err(|e| OutputError(format!("cannot start the merge command {cmd:?}: {e}")))?;
     let mut stdin = child.stdin.take().expect("piped");
     let feeder = {
-        let parts = parts.to_vec();
+        let parts: Vec<Part> = parts.iter().map(|&p| p.clone()).collect();
         std::thread::spawn(move || {
             for p in parts {
                 if let Ok(mut f) = p.open() {
@@ -266,12 +266,16 @@ mod tests {
             .collect()
     }
 
+    fn refs(ps: &[Part]) -> Vec<&Part> {
+        ps.iter().collect()
+    }
+
     #[test]
     fn concat_in_partition_order() {
         let d = tempfile::tempdir().unwrap();
         let ps = parts(d.path(), &["a\n", "b\n"]);
         let dest = d.path().join("out/result.txt");
-        commit(&dest, &Merge::Concat, None, &ps, "r1", d.path()).unwrap();
+        commit(&dest, &Merge::Concat, None, &refs(&ps), "r1", d.path()).unwrap();
         assert_eq!(fs::read_to_string(&dest).unwrap(), "a\nb\n");
     }
 
@@ -282,11 +286,11 @@ mod tests {
         let file = d.path().join("p-mem");
         ps.insert(1, Part { partition: 1, file: file.clone(), data: Some(b"m\n".as_slice().into()), input_name: "mem".into() });
         let dest = d.path().join("r.txt");
-        commit(&dest, &Merge::Concat, None, &ps, "r1", d.path()).unwrap();
+        commit(&dest, &Merge::Concat, None, &refs(&ps), "r1", d.path()).unwrap();
         assert_eq!(fs::read_to_string(&dest).unwrap(), "a\nm\nb\n");
         assert!(!file.exists(), "a concat reads memory, it writes no part file");
         let cmd = Merge::Command("cat $SHOAL_PARTS".into());
-        commit(&dest, &cmd, None, &ps, "r2", d.path()).unwrap();
+        commit(&dest, &cmd, None, &refs(&ps), "r2", d.path()).unwrap();
         assert_eq!(fs::read_to_string(&dest).unwrap(), "a\nm\nb\n", "the merge command reads every part by path");
     }
 
@@ -295,7 +299,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let ps = parts(d.path(), &["x,y\n1,2\n", "x,y\n3,4\n"]);
         let dest = d.path().join("r.csv");
-        commit(&dest, &Merge::Csv, None, &ps, "r1", d.path()).unwrap();
+        commit(&dest, &Merge::Csv, None, &refs(&ps), "r1", d.path()).unwrap();
         assert_eq!(fs::read_to_string(&dest).unwrap(), "x,y\n1,2\n3,4\n");
     }
 
@@ -303,7 +307,7 @@ mod tests {
     fn json_list_reports_bad_lines() {
         let d = tempfile::tempdir().unwrap();
         let ps = parts(d.path(), &["{\"a\":1}\n", "oops\n"]);
-        let err = commit(&d.path().join("r.json"), &Merge::JsonList, None, &ps, "r1", d.path()).unwrap_err();
+        let err = commit(&d.path().join("r.json"), &Merge::JsonList, None, &refs(&ps), "r1", d.path()).unwrap_err();
         assert!(err.to_string().starts_with("merge = \"json-list\": line 1 of the output of partition 1 is not JSON"), "{err}");
         assert!(!d.path().join("r.json").exists());
     }
@@ -315,7 +319,7 @@ mod tests {
         fs::create_dir_all(&dest).unwrap();
         fs::write(dest.join("stale"), "old").unwrap();
         let ps = parts(d.path(), &["a", "b"]);
-        commit(&dest, &Merge::None, Some("{stem}.gz"), &ps, "r1", d.path()).unwrap();
+        commit(&dest, &Merge::None, Some("{stem}.gz"), &refs(&ps), "r1", d.path()).unwrap();
         let mut names: Vec<String> = fs::read_dir(&dest).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         assert_eq!(names, ["_SUCCESS", "in0.gz", "in1.gz"]);
@@ -327,7 +331,7 @@ mod tests {
         let dest = d.path().join("r.txt");
         fs::write(&dest, "previous").unwrap();
         let ps = parts(d.path(), &["a"]);
-        let err = commit(&dest, &Merge::Command("echo broken >&2; exit 3".into()), None, &ps, "r1", d.path()).unwrap_err();
+        let err = commit(&dest, &Merge::Command("echo broken >&2; exit 3".into()), None, &refs(&ps), "r1", d.path()).unwrap_err();
         assert_eq!(err.to_string(), "the merge command \"echo broken >&2; exit 3\" failed (exit status: 3); its stderr:\nbroken");
         assert_eq!(fs::read_to_string(&dest).unwrap(), "previous");
     }

@@ -86,9 +86,6 @@ enum Internal {
     },
 }
 
-/// The variables the tasks of one stage share on one host.
-type SharedEnv = Arc<Vec<(String, String)>>;
-
 /// How the loop ended.
 pub enum Ending {
     Done,
@@ -136,8 +133,8 @@ pub struct Engine<'a> {
     stage_sizes: [usize; 2],
     /// Attempts per slot for resident tasks.
     pacing: pacing::Pacing,
-    /// The shared variables of each stage on each host, by (host, stage).
-    env_cache: HashMap<(usize, u32), SharedEnv>,
+    /// The id of each host's `RunEnv`, once sent.
+    env_ids: HashMap<usize, u64>,
 }
 
 impl<'a> Engine<'a> {
@@ -177,7 +174,7 @@ impl<'a> Engine<'a> {
             counters: BTreeMap::new(),
             stage_sizes: [0, 1].map(|s| plan.tasks.iter().filter(|t| t.stage == s).count()),
             pacing: pacing::Pacing::default(),
-            env_cache: HashMap::new(),
+            env_ids: HashMap::new(),
         }
     }
 
@@ -343,9 +340,11 @@ impl<'a> Engine<'a> {
             task,
             attempt,
             command,
-            env: self.shared_env(h, 0),
+            env_id: self.run_env(h),
+            env: Default::default(),
             partition: planned.partition,
             stage: 0,
+            partitions: self.stage_sizes[0] as u32,
             inputs: planned.input.iter().filter(|s| s.data.is_none()).map(|s| s.hash).collect(),
             input_data: planned.input.as_ref().and_then(|s| s.data.as_deref()).map(<[u8]>::to_vec),
             stdin: true,
@@ -368,9 +367,11 @@ impl<'a> Engine<'a> {
             task,
             attempt,
             command: self.job.command_for(&reduce.step, h.name()).to_string(),
-            env: self.shared_env(h, 1),
+            env_id: self.run_env(h),
+            env: Default::default(),
             partition: planned.partition,
             stage: 1,
+            partitions: self.stage_sizes[1] as u32,
             inputs: self.needed_buckets(planned.partition).iter().map(|n| n.bucket.block.hash).collect(),
             input_data: None,
             stdin: true,
@@ -396,17 +397,17 @@ impl<'a> Engine<'a> {
         })
     }
 
-    /// The variables every task of `stage` gets on host `h`, made once.
-    fn shared_env(&mut self, h: &Host, stage: u32) -> SharedEnv {
-        if let Some(env) = self.env_cache.get(&(h.index, stage)) {
-            return env.clone();
+    /// The id of the variables every task of the run gets on host `h`;
+    /// the first call sends them (`RunEnv`, ahead of any task naming it:
+    /// both travel in the link's ordered control queue).
+    fn run_env(&mut self, h: &Host) -> u64 {
+        if let Some(id) = self.env_ids.get(&h.index) {
+            return *id;
         }
         let mut env: Vec<(String, String)> = h.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let work = format!("{}/runs/{}/work", h.info.workdir, self.plan.run_id);
         env.extend([
-            ("SHOAL_PARTITIONS".into(), self.stage_sizes[stage as usize].to_string()),
             ("SHOAL_HOST".into(), h.name().to_string()),
-            ("SHOAL_STAGE".into(), stage.to_string()),
             ("SHOAL_RUN".into(), self.plan.run_id.clone()),
             ("SHOAL_SEED".into(), self.job.job.seed.to_string()),
             ("SHOAL_PARAMS".into(), format!("{work}/{PARAMS_PATH}")),
@@ -414,9 +415,11 @@ impl<'a> Engine<'a> {
         for (k, v) in &self.job.params {
             env.push((format!("SHOAL_PARAM_{}", k.to_ascii_uppercase()), v.to_env()));
         }
-        let env = Arc::new(env);
-        self.env_cache.insert((h.index, stage), env.clone());
-        env
+        let id = h.next_id();
+        // A host that is gone gets no task either; its loss is reported on its own.
+        let _ = h.send_now(Message::RunEnv { run: self.plan.run_id.clone(), id, env });
+        self.env_ids.insert(h.index, id);
+        id
     }
 
     fn kill(&mut self, attempt: AttemptId, host: HostId) {
