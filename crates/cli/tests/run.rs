@@ -149,6 +149,27 @@ fn resume_reuses_committed_tasks_and_reruns_changed_ones() {
 }
 
 #[test]
+fn outputs_of_every_size_commit_and_resume_the_same_way() {
+    // 10 lines ride in the journal line, 2000 in a part file the driver
+    // writes from the task's report, 30000 as a block the driver fetches.
+    let job = "[input]\nargs = [\"10\", \"2000\", \"30000\"]\n[map]\ncommand = \"seq {}\"\n[output]\npath = \"out/all.txt\"\n";
+    let dir = job_dir(1, job);
+    let want: String = [10, 2000, 30000].iter().flat_map(|&n| (1..=n).map(|i| format!("{i}\n"))).collect();
+    let first = run(dir.path(), &["--json"]).success().json();
+    assert_eq!(fs::read_to_string(dir.path().join("out/all.txt")).unwrap(), want);
+    let run_dir = dir.path().join(".shoal/runs").join(first["run"].as_str().unwrap());
+    let journal = fs::read_to_string(run_dir.join("journal.jsonl")).unwrap();
+    assert_eq!(journal.matches("\"data\":").count(), 1, "only the small output is kept in its line:\n{journal}");
+    let parts: Vec<String> = fs::read_dir(run_dir.join("parts")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(parts.len(), 2, "the two larger outputs have part files: {parts:?}");
+    fs::remove_file(dir.path().join("out/all.txt")).unwrap();
+    let again = run(dir.path(), &["--resume", "--json"]).success().json();
+    assert_eq!(again["reused"], 3, "{again}");
+    assert_eq!(again["attempts"].as_array().unwrap().len(), 0);
+    assert_eq!(fs::read_to_string(dir.path().join("out/all.txt")).unwrap(), want);
+}
+
+#[test]
 fn params_reach_tasks_as_env_and_json() {
     let job = CAT
         .replace("command = \"cat\"", "command = \"head -c0; echo $SHOAL_PARAM_DEPTH; cat $SHOAL_PARAMS\"")

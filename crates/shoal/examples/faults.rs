@@ -6,8 +6,9 @@
 //! - `panic-always N`: closures panic everywhere; the job fails.
 //! - `slow N MS`: every record takes MS milliseconds (to kill a host mid-job).
 //! - `chatty N`: closures print to stdout, which must not reach the records.
-//! - `pids N`: N tasks of one record each; each prints its record and the
-//!   id of the process that ran it (resident executors run many).
+//! - `pids N [MS]`: N tasks of one record each; each prints its record and
+//!   the id of the process that ran it (resident executors run many), then
+//!   sleeps MS milliseconds (default 0).
 //! - `crash-at P N`: N tasks of one record; the task of record P panics.
 
 use std::time::Duration;
@@ -69,10 +70,12 @@ fn main() -> shoal::Result<()> {
             }
             "pids" => {
                 let n = num(cx, 1);
+                let ms = cx.args().get(2).and_then(|a| a.parse().ok()).unwrap_or(0);
                 let count = cx
                     .range(0..n, n as u32)
-                    .map(|i| {
+                    .map(move |i| {
                         eprintln!("record {i} pid {}", std::process::id());
+                        std::thread::sleep(Duration::from_millis(ms));
                         i
                     })
                     .count()?;

@@ -181,6 +181,18 @@ fn resident_executors_run_many_tasks_in_few_processes_and_keep_each_tasks_prints
 }
 
 #[test]
+fn two_long_tasks_on_two_slots_run_side_by_side_in_two_executors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("two-slots.toml");
+    let work = dir.path().join("hosts/w");
+    std::fs::write(&cluster, format!("[hosts.w]\ntransport = \"local\"\nslots = 2\nworkdir = \"{}\"\n", work.display())).unwrap();
+    run(dir.path(), "faults", &["--quiet", "--cluster", cluster.to_str().unwrap(), "pids", "2", "500"]).success();
+    let pids: std::collections::BTreeSet<String> =
+        task_logs(dir.path(), "w").values().flatten().filter_map(|l| l.split_once(" pid ").map(|(_, p)| p.to_string())).collect();
+    assert_eq!(pids.len(), 2, "both tasks went into one executor's pipe while the other slot idled: {pids:?}");
+}
+
+#[test]
 fn a_task_that_crashes_its_executor_charges_only_itself() {
     let dir = tempfile::tempdir().unwrap();
     let r = run(dir.path(), "faults", &["--quiet", "crash-at", "5", "40"]).code(1);

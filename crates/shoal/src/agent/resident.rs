@@ -337,11 +337,13 @@ impl Executors {
         }
     }
 
-    /// Up to `n` queued attempts of `kind`.
+    /// Up to `n` queued attempts of `kind`, and never more than a fair
+    /// share of the queue among the kind's executors: two long tasks must
+    /// go to two executors, not both into one pipe while the other idles.
     fn take(&self, kind: &Kind, n: usize) -> Vec<Job> {
         let mut st = self.state.lock().unwrap();
         let Some(k) = st.kinds.get_mut(kind) else { return vec![] };
-        let n = n.min(k.queue.len());
+        let n = fair_share(k.queue.len(), k.live, n);
         k.queue.drain(..n).collect()
     }
 
@@ -509,6 +511,12 @@ impl Executor {
     }
 }
 
+/// How many of `queued` attempts one of `executors` takes when its pipe
+/// has `room`: its share, rounded up, so that nothing is left behind.
+fn fair_share(queued: usize, executors: u32, room: usize) -> usize {
+    queued.div_ceil(executors.max(1) as usize).min(room)
+}
+
 fn kind_of(req: &TaskRequest) -> Kind {
     let mut h = blake3::Hasher::new();
     for part in [req.run.as_str(), req.command.as_str()] {
@@ -610,5 +618,20 @@ fn exit_status(s: std::process::ExitStatus) -> ExitStatus {
     match (s.code(), s.signal()) {
         (Some(c), _) => ExitStatus::Code(c),
         (None, sig) => ExitStatus::Signal(sig.unwrap_or(0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fair_share;
+
+    #[test]
+    fn executors_split_the_queue() {
+        assert_eq!(fair_share(2, 2, 32), 1, "two long tasks go to two executors");
+        assert_eq!(fair_share(3, 2, 32), 2);
+        assert_eq!(fair_share(1, 2, 32), 1, "a lone task is taken");
+        assert_eq!(fair_share(500, 2, 32), 32, "no more than the pipe holds");
+        assert_eq!(fair_share(5, 0, 32), 5, "an executor alone takes what there is");
+        assert_eq!(fair_share(0, 2, 32), 0);
     }
 }

@@ -78,6 +78,11 @@ enum Internal {
         host: usize,
         why: String,
     },
+    /// The driver cannot write an output into its own run dir: the run
+    /// cannot commit, so it stops.
+    CannotKeep {
+        why: String,
+    },
     LaunchFailed {
         task: u32,
         attempt: u32,
@@ -474,25 +479,30 @@ impl<'a> Engine<'a> {
     }
 
     /// Commits an output that came inline: a small one stays in memory
-    /// (and in its journal line), a larger one is written to its part file
-    /// (synced, like a fetched one) before it is journaled.
+    /// (and in its journal line); a larger one is written to its part file
+    /// and synced, off the run loop (as a fetched one is), before it is
+    /// journaled.
     fn collect_inline(&mut self, task: u32, attempt: u32, file: PathBuf, hash: shoal_wire::Hash, data: Vec<u8>) {
         let hash = hex(&hash);
         let size = data.len() as u64;
         if data.len() <= super::journal::DATA_MAX {
             return self.on_collected(task, attempt, file, size, hash, Some(data.into()));
         }
-        let written = std::fs::create_dir_all(file.parent().unwrap_or(&file)).and_then(|()| {
-            let tmp = file.with_extension(format!("{attempt}.tmp"));
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, &data)?;
-            f.sync_data()?;
-            std::fs::rename(&tmp, &file)
+        let tx = self.internal_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let written = std::fs::create_dir_all(file.parent().unwrap_or(&file)).and_then(|()| {
+                let tmp = file.with_extension(format!("{attempt}.tmp"));
+                let mut f = std::fs::File::create(&tmp)?;
+                std::io::Write::write_all(&mut f, &data)?;
+                f.sync_data()?;
+                std::fs::rename(&tmp, &file)
+            });
+            let msg = match written {
+                Ok(()) => Internal::Collected { task, attempt, file, size, hash, data: None },
+                Err(e) => Internal::CannotKeep { why: format!("cannot write the output of task {task} to {}: {e}", file.display()) },
+            };
+            let _ = tx.send(msg);
         });
-        match written {
-            Ok(()) => self.on_collected(task, attempt, file, size, hash, None),
-            Err(e) => self.ending = Some(Ending::Failed(format!("cannot write the output of task {task} to {}: {e}", file.display()))),
-        }
     }
 }
 

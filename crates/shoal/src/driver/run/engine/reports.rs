@@ -168,6 +168,7 @@ impl Engine<'_> {
                 self.input_skipped += skipped;
             }
             Internal::Collected { task, attempt, file, size, hash, data } => self.on_collected(task, attempt, file, size, hash, data),
+            Internal::CannotKeep { why } => self.ending = Some(Ending::Failed(why)),
             Internal::CollectFailed { host, why } => {
                 let events = self.hosts[host].clone();
                 self.note(&format!("fetching an output from `{}` failed: {why}", events.name()));
