@@ -10,6 +10,10 @@
 //!   the id of the process that ran it (resident executors run many), then
 //!   sleeps MS milliseconds (default 0).
 //! - `crash-at P N`: N tasks of one record; the task of record P panics.
+//! - `exit-at P N`: the same, but the task of record P calls
+//!   `std::process::exit(0)`.
+//! - `big N KIB`: N tasks whose input and output are each a string of KIB
+//!   KiB (they travel inline up to 64 KiB, many written ahead).
 
 use std::time::Duration;
 
@@ -85,6 +89,20 @@ fn main() -> shoal::Result<()> {
                 let (at, n) = (num(cx, 1), num(cx, 2));
                 let count = cx.range(0..n, n as u32).map(move |i| if i == at { panic!("crash at {i}") } else { i }).count()?;
                 println!("count {count}");
+            }
+            "exit-at" => {
+                let (at, n) = (num(cx, 1), num(cx, 2));
+                let count = cx.range(0..n, n as u32).map(move |i| if i == at { std::process::exit(0) } else { i }).count()?;
+                println!("count {count}");
+            }
+            "big" => {
+                let (n, kib) = (num(cx, 1), num(cx, 2) as usize);
+                // Each string a little under KIB KiB, so that with its
+                // framing a partition stays inline at 64.
+                let items: Vec<String> = (0..n).map(|i| format!("{i} {}", "x".repeat(kib * 1024 - 64))).collect();
+                let out = cx.parallelize(items, n as u32).map(|s| s.replace('x', "y")).collect()?;
+                let ok = out.iter().filter(|s| s.len() > kib * 1024 - 64 && !s.contains('x')).count();
+                println!("big {ok}");
             }
             other => return Err(Error::Usage(format!("faults: unknown mode {other:?}"))),
         }

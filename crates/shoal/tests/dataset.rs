@@ -204,6 +204,25 @@ fn a_task_that_crashes_its_executor_charges_only_itself() {
     assert_eq!(failed, [5, 5, 5, 5], "the tasks queued behind the crash went back to the queue, uncharged: {attempts:?}");
 }
 
+#[test]
+fn tasks_with_large_inline_inputs_and_outputs_never_block_the_executor_pipes() {
+    // 300 tasks of about 60 KiB in and out on 2 slots: far more than the
+    // 64 KiB pipes hold once the engine writes many tasks ahead.
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), "faults", &["--quiet", "big", "300", "60"]).success();
+    assert_eq!(r.value("big"), "300");
+}
+
+#[test]
+fn a_task_that_exits_cleanly_mid_task_fails_instead_of_passing_for_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), "faults", &["--quiet", "exit-at", "3", "10"]).code(1);
+    let r = r.stderr_has("task 3 (partition 3, input range-3) failed 4 times, on: local (exit code 0)");
+    r.stderr_has(
+        "shoal: the program exited (exit code 0) before it answered this task; a Dataset task must return, not call std::process::exit",
+    );
+}
+
 fn run_summaries(dir: &std::path::Path) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     let mut ids: Vec<_> = std::fs::read_dir(dir.join(".shoal/runs")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();

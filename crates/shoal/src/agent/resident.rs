@@ -21,6 +21,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +58,9 @@ struct State {
     kinds: HashMap<Kind, KindState>,
     /// The attempt each executor is running now, by attempt: its group.
     running: HashMap<u32, i32>,
+    /// The attempt a kill was meant for, by the group it killed: only
+    /// that attempt is charged when the executor dies of it.
+    kills: HashMap<i32, u32>,
     ended: HashSet<String>,
 }
 
@@ -80,6 +84,8 @@ struct Job {
     place: TaskPlace,
     /// What the executor is sent, once made.
     task: Option<ExecTask>,
+    /// The bytes of its frame, once written.
+    frame: usize,
 }
 
 /// One running executor process and the pipes to it.
@@ -93,6 +99,10 @@ struct Executor {
     log: File,
     log_start: u64,
     pgid: i32,
+    /// What its stdin pipe holds: the agent never has more unanswered
+    /// bytes in it, so that a write never waits for the executor while the
+    /// executor waits for the agent to read its replies.
+    pipe_bytes: usize,
 }
 
 impl Executors {
@@ -119,7 +129,7 @@ impl Executors {
                 wake: Arc::new(Notify::new()),
                 groups: HashMap::new(),
             });
-            k.queue.push_back(Job { req, place, task: None });
+            k.queue.push_back(Job { req, place, task: None, frame: 0 });
             let spawn = k.idle == 0 && k.live < k.slots;
             if spawn {
                 k.live += 1;
@@ -138,8 +148,9 @@ impl Executors {
     /// discarded by the driver.
     pub fn kill(&self, attempt: u32) {
         let mut st = self.state.lock().unwrap();
-        if let Some(pgid) = st.running.get(&attempt) {
-            task::kill_group(*pgid);
+        if let Some(pgid) = st.running.get(&attempt).copied() {
+            st.kills.insert(pgid, attempt);
+            task::kill_group(pgid);
             return;
         }
         let mut dropped = None;
@@ -242,9 +253,10 @@ impl Executors {
     fn gone(self: &Arc<Self>, kind: Kind, id: Option<u64>) {
         let respawn = {
             let mut st = self.state.lock().unwrap();
-            let Some(k) = st.kinds.get_mut(&kind) else { return };
-            if let Some(id) = id {
-                k.groups.remove(&id);
+            let State { kinds, kills, .. } = &mut *st;
+            let Some(k) = kinds.get_mut(&kind) else { return };
+            if let Some(pgid) = id.and_then(|id| k.groups.remove(&id)) {
+                kills.remove(&pgid);
             }
             k.live = k.live.saturating_sub(1);
             let respawn = !k.queue.is_empty() && k.live < k.slots;
@@ -276,7 +288,10 @@ impl Executors {
         let pgid = child.id().map(|p| p as i32).ok_or_else(|| io::Error::other("the program exited at once"))?;
         let requests = child.stdin.take().ok_or_else(|| io::Error::other("no stdin"))?;
         let replies = FrameReader::new(child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?);
-        Ok(Executor { id, child, requests, replies, log, log_start: 0, pgid })
+        // SAFETY: fcntl on a pipe this process holds open.
+        let capacity = unsafe { libc::fcntl(requests.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        let pipe_bytes = usize::try_from(capacity).ok().filter(|&c| c > 0).unwrap_or(4096);
+        Ok(Executor { id, child, requests, replies, log, log_start: 0, pgid, pipe_bytes })
     }
 }
 
@@ -288,6 +303,7 @@ impl Executors {
         let mut sent: VecDeque<Job> = VecDeque::new();
         // When the oldest attempt in the pipe started running.
         let mut since = Instant::now();
+        let mut answered_any = false;
         loop {
             let fresh = self.take(&kind, PIPE_DEPTH - sent.len());
             if sent.is_empty() && fresh.is_empty() {
@@ -297,14 +313,30 @@ impl Executors {
                     false => return exec.id,
                 }
             }
-            if sent.is_empty() {
-                since = Instant::now();
-                self.set_running(fresh.first().map(|j| j.req.attempt), exec.pgid, None);
+            // One that died while idle (an OOM kill, a thread of the
+            // program) is no fault of the attempts about to be written:
+            // they go back to the queue, for a new executor.
+            if sent.is_empty() && answered_any && matches!(exec.child.try_wait(), Ok(Some(_))) {
+                self.requeue(&kind, fresh);
+                return exec.id;
             }
-            if !self.write(&mut exec, fresh, &mut sent).await {
+            let first = fresh.first().map(|j| j.req.attempt);
+            let was_empty = sent.is_empty();
+            if was_empty {
+                since = Instant::now();
+                self.set_running(first, exec.pgid, None);
+            }
+            if !self.write(&kind, &mut exec, fresh, &mut sent).await {
                 return self.died(exec, sent, since, false).await;
             }
-            let front = sent.front().expect("at least one attempt was sent");
+            let Some(front) = sent.front() else {
+                // Every fresh attempt failed before it could be sent.
+                self.set_running(None, exec.pgid, first);
+                continue;
+            };
+            if was_empty && Some(front.req.attempt) != first {
+                self.set_running(Some(front.req.attempt), exec.pgid, first);
+            }
             let timeout = front.req.timeout_ms.map(Duration::from_millis).unwrap_or(Duration::MAX);
             let deadline = since.checked_add(timeout);
             let reply = tokio::select! {
@@ -327,6 +359,7 @@ impl Executors {
                 self.set_running(next, exec.pgid, Some(job.req.attempt));
                 let tail = exec.forward_log(reply.log_end, job.req.attempt, &self.outbox).await;
                 self.answered(reply, tail, since, job);
+                answered_any = true;
                 since = Instant::now();
                 match exec.replies.try_read_as::<ExecDone>() {
                     Ok(Some(r)) => reply = r,
@@ -347,6 +380,23 @@ impl Executors {
         k.queue.drain(..n).collect()
     }
 
+    /// Puts attempts back at the front of their kind's queue, in order.
+    fn requeue(&self, kind: &Kind, jobs: impl IntoIterator<Item = Job, IntoIter: DoubleEndedIterator>) {
+        let mut st = self.state.lock().unwrap();
+        let dropped: Vec<u32> = match st.kinds.get_mut(kind) {
+            Some(k) => {
+                jobs.into_iter().rev().for_each(|j| k.queue.push_front(j));
+                vec![]
+            }
+            // The run ended meanwhile: they are killed, as queued ones are.
+            None => jobs.into_iter().map(|j| j.req.attempt).collect(),
+        };
+        drop(st);
+        for attempt in dropped {
+            self.report(task_killed(attempt));
+        }
+    }
+
     /// Waits for work; false when the run ended.
     async fn wait_for_work(&self, kind: &Kind) -> bool {
         let wake = {
@@ -360,7 +410,16 @@ impl Executors {
                 None => return false,
             }
         };
-        wake.notified().await;
+        // Listen before looking again: an end of the run (notify_waiters,
+        // which leaves no permit) between the look above and the wait
+        // would otherwise be missed.
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let ended = !self.state.lock().unwrap().kinds.contains_key(kind);
+        if !ended {
+            notified.await;
+        }
         let mut st = self.state.lock().unwrap();
         match st.kinds.get_mut(kind) {
             Some(k) => {
@@ -382,11 +441,14 @@ impl Executors {
         }
     }
 
-    /// Writes `fresh` into the executor's stdin, in one write; false when
-    /// the executor is gone.
-    async fn write(&self, exec: &mut Executor, fresh: Vec<Job>, sent: &mut VecDeque<Job>) -> bool {
+    /// Writes `fresh` into the executor's stdin, in one write, as far as
+    /// its pipe holds them (the rest go back to the queue); false when the
+    /// executor is gone.
+    async fn write(&self, kind: &Kind, exec: &mut Executor, fresh: Vec<Job>, sent: &mut VecDeque<Job>) -> bool {
         let mut frames = Vec::new();
-        for mut job in fresh {
+        let mut unanswered: usize = sent.iter().map(|j| j.frame).sum();
+        let mut fresh = fresh.into_iter();
+        while let Some(mut job) = fresh.next() {
             if job.task.is_none() {
                 match exec_task(&mut job.req, &job.place, &self.store).await {
                     Ok(t) => job.task = Some(t),
@@ -397,10 +459,20 @@ impl Executors {
                 }
             }
             let payload = postcard::to_stdvec(job.task.as_ref().expect("made above")).unwrap_or_default();
+            let start = frames.len();
             if shoal_wire::frame::encode(&payload, &mut frames).is_err() {
                 self.report(task::trouble(job.req.attempt, Instant::now(), "the task's input is too large to send".into()));
                 continue;
             }
+            job.frame = frames.len() - start;
+            // A frame larger than the pipe goes alone, into an executor
+            // that has answered everything and so only reads.
+            if !sent.is_empty() && unanswered + job.frame > exec.pipe_bytes {
+                frames.truncate(start);
+                self.requeue(kind, std::iter::once(job).chain(fresh).collect::<Vec<_>>());
+                break;
+            }
+            unanswered += job.frame;
             sent.push_back(job);
         }
         frames.is_empty() || exec.requests.write_all(&frames).await.is_ok()
@@ -424,21 +496,35 @@ impl Executors {
         };
         // Whatever it started is not left behind.
         task::kill_group(exec.pgid);
+        let meant = self.state.lock().unwrap().kills.remove(&exec.pgid);
         let Some(front) = sent.pop_front() else {
             return exec.id;
         };
         self.set_running(None, exec.pgid, Some(front.req.attempt));
-        let tail = exec.forward_log(u64::MAX, front.req.attempt, &self.outbox).await;
-        {
-            let mut st = self.state.lock().unwrap();
-            if let Some(k) = st.kinds.get_mut(&kind_of(&front.req)) {
-                for job in sent.into_iter().rev() {
-                    k.queue.push_front(job);
-                }
-            }
+        if meant.is_some_and(|a| a != front.req.attempt) && !timed_out {
+            // Killed for an attempt it had answered just before: the one
+            // it ran since is not charged, it runs again.
+            sent.push_front(front);
+            self.requeue(&kind_of(&sent[0].req), sent);
+            return exec.id;
         }
+        let mut tail = exec.forward_log(u64::MAX, front.req.attempt, &self.outbox).await;
+        self.requeue(&kind_of(&front.req), sent);
         let attempt = front.req.attempt;
+        let exited_cleanly = status.success();
+        if exited_cleanly {
+            // It exited with 0 in the middle of a task (a call to
+            // `std::process::exit`): no output file there is the answer.
+            let why = "shoal: the program exited (exit code 0) before it answered this task; \
+                       a Dataset task must return, not call std::process::exit";
+            tail = if tail.is_empty() { why.to_string() } else { format!("{}\n{why}", tail.trim_end()) };
+        }
         let args = finish_args(&self.store, Ending { status, cpu_ms: 0, timed_out, tail, started: since }, front);
+        if exited_cleanly {
+            let _ = std::fs::remove_dir_all(&args.scratch);
+            self.report(args.report());
+            return exec.id;
+        }
         let me = self.clone();
         tokio::spawn(async move {
             let report = tokio::task::spawn_blocking(move || task::finish(args)).await.unwrap_or_else(|e| panicked(attempt, e));

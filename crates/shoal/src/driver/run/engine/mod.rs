@@ -242,7 +242,13 @@ impl<'a> Engine<'a> {
             Action::Launch { task, attempt, host, speculative } => self.launch(task, attempt, host, speculative),
             Action::Kill { attempt, host, .. } => self.kill(attempt, host),
             Action::Commit { task, attempt, host } => self.collect(task, attempt, host),
-            Action::Discard { attempt, .. } => self.set_outcome(attempt.0, "superseded"),
+            Action::Discard { attempt, .. } => {
+                // A duplicate's output is never committed: drop what it holds.
+                self.pending_outputs.remove(&attempt.0);
+                self.pending_data.remove(&attempt.0);
+                self.pending_buckets.remove(&attempt.0);
+                self.set_outcome(attempt.0, "superseded")
+            }
             Action::Exclude { host } => self.exclude(host),
             Action::Fail { task, reason } => self.ending = Some(Ending::Failed(self.failure_message(task.0, &reason))),
             Action::Done => self.ending = Some(Ending::Done),
