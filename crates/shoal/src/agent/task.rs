@@ -4,12 +4,14 @@
 //! The child is spawned with std's `Command` and reaped with `wait4` on a
 //! blocking thread, because that is the one call that reports the CPU time
 //! of the child and of every descendant it waited for. Its stderr (and its
-//! stdout when stdout is not the output) is drained on threads of its own,
-//! so a chatty child can never block on a full pipe. Kill, timeout and
-//! lease expiry all act on the whole process group.
+//! stdout when stdout is not the output) is drained by tasks of its own on
+//! the runtime's poller (not a thread per pipe, whose start and stack cost
+//! more than a no-op task), so a chatty child can never block on a full
+//! pipe. Kill, timeout and lease expiry all act on the whole process group.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shoal_wire::{ExitStatus, LogStream, Message, Outbox, TaskReport, TaskRequest};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use super::BlockStore;
@@ -158,15 +161,19 @@ pub(super) fn prepare_input(req: &TaskRequest, scratch: &Path, store: &BlockStor
 
 type LogRx = mpsc::UnboundedReceiver<(LogStream, Vec<u8>)>;
 
-fn drain<R: Read + Send + 'static>(
-    pipe: Option<R>,
+/// Forwards what the child writes to `pipe` until it closes. Call it
+/// inside the runtime.
+fn drain(
+    pipe: Option<impl Into<OwnedFd>>,
     stream: LogStream,
     tx: mpsc::UnboundedSender<(LogStream, Vec<u8>)>,
-) -> Option<std::thread::JoinHandle<()>> {
-    let mut pipe = pipe?;
-    Some(std::thread::spawn(move || {
+) -> Option<tokio::task::JoinHandle<()>> {
+    // Always a pipe (`Stdio::piped`): the conversion only fails outside a
+    // runtime, and then the child's writes end with EPIPE, not a hang.
+    let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe?.into()).ok()?;
+    Some(tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = pipe.read(&mut buf) {
+        while let Ok(n) = pipe.read(&mut buf).await {
             if n == 0 || tx.send((stream, buf[..n].to_vec())).is_err() {
                 break;
             }
@@ -183,7 +190,7 @@ struct Supervised {
     store: Arc<BlockStore>,
     outbox: Outbox,
     log_rx: LogRx,
-    drains: Vec<Option<std::thread::JoinHandle<()>>>,
+    drains: Vec<Option<tokio::task::JoinHandle<()>>>,
     scratch: PathBuf,
     work: PathBuf,
 }
@@ -193,13 +200,14 @@ async fn supervise(s: Supervised) -> TaskReport {
     let forward = tokio::spawn(forward_logs(attempt, s.log_rx, s.outbox.clone()));
     let watch = tokio::spawn(watch_progress(attempt, s.progress.clone(), s.outbox.clone()));
     let pid = s.pid;
-    let mut wait = tokio::task::spawn_blocking(move || wait4(pid));
+    let wait = wait_child(pid);
+    tokio::pin!(wait);
     let timeout = s.req.timeout_ms.map(Duration::from_millis).unwrap_or(Duration::MAX);
     let (status, cpu_ms, timed_out) = tokio::select! {
-        r = &mut wait => { let (st, cpu) = r.unwrap_or((ExitStatus::Signal(9), 0)); (st, cpu, false) }
+        (st, cpu) = &mut wait => (st, cpu, false),
         _ = tokio::time::sleep(timeout) => {
             kill_group(pid);
-            let (st, cpu) = wait.await.unwrap_or((ExitStatus::Signal(9), 0));
+            let (st, cpu) = wait.await;
             (st, cpu, true)
         }
     };
@@ -219,7 +227,7 @@ async fn supervise(s: Supervised) -> TaskReport {
         None => false,
     };
     for d in s.drains.into_iter().flatten() {
-        let _ = tokio::task::spawn_blocking(move || d.join()).await;
+        let _ = d.await;
     }
     watch.abort();
     let mut stderr_tail = forward.await.unwrap_or_default();
@@ -240,7 +248,13 @@ async fn supervise(s: Supervised) -> TaskReport {
         work: s.work,
         req: s.req,
     };
-    // Bucketing and sorting a shuffle output is heavy, blocking work.
+    // A small output is kept right here, in a few system calls; bucketing
+    // and sorting a shuffle output, or hashing a large one, is heavy,
+    // blocking work.
+    let small = args.req.shuffle_out.is_none() && fs::metadata(&args.output).map_or(true, |m| m.len() <= shoal_wire::INLINE_MAX as u64);
+    if small {
+        return finish(args);
+    }
     match tokio::task::spawn_blocking(move || finish(args)).await {
         Ok(report) => report,
         Err(e) => trouble(attempt, Instant::now(), format!("finishing the task panicked: {e}")),
@@ -409,23 +423,58 @@ pub fn parse_progress(text: &str) -> Option<f32> {
     value.is_finite().then(|| value.clamp(0.0, 1.0))
 }
 
-fn wait4(pid: i32) -> (ExitStatus, u64) {
+/// Waits for the child to end and reaps it, with its CPU time. On Linux
+/// 5.3 and later no thread waits: the child's pidfd turns readable on the
+/// runtime's poller when it exits; elsewhere a blocking thread waits.
+async fn wait_child(pid: i32) -> (ExitStatus, u64) {
+    if let Some(fd) = pidfd(pid) {
+        // SAFETY: the AsyncFd owns `fd`, which stays open and the same
+        // until it is dropped.
+        let registered = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) };
+        if let Ok(fd) = registered {
+            while let Ok(mut ready) = fd.readable().await {
+                if let Some(ended) = wait4(pid, libc::WNOHANG) {
+                    return ended;
+                }
+                ready.clear_ready();
+            }
+        }
+    }
+    let blocking = tokio::task::spawn_blocking(move || wait4(pid, 0));
+    blocking.await.ok().flatten().unwrap_or((ExitStatus::Signal(libc::SIGKILL), 0))
+}
+
+/// A descriptor that polls readable once the process `pid` exits.
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain syscall; it returns a fresh descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: `fd` is open and owned by nobody else.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Reaps the child `pid`: None while it runs (with `WNOHANG`).
+fn wait4(pid: i32, flags: i32) -> Option<(ExitStatus, u64)> {
     let mut status = 0;
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     loop {
         // SAFETY: pid is our child; status and usage are valid out-pointers.
-        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        let rc = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
         if rc == pid {
             break;
         }
+        if rc == 0 {
+            return None;
+        }
         if rc < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return (ExitStatus::Signal(0), 0);
+            return Some((ExitStatus::Signal(0), 0));
         }
     }
     let cpu = tv_ms(usage.ru_utime) + tv_ms(usage.ru_stime);
     let st =
         if libc::WIFSIGNALED(status) { ExitStatus::Signal(libc::WTERMSIG(status)) } else { ExitStatus::Code(libc::WEXITSTATUS(status)) };
-    (st, cpu)
+    Some((st, cpu))
 }
 
 fn tv_ms(tv: libc::timeval) -> u64 {
