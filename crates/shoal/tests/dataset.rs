@@ -162,10 +162,8 @@ fn task_logs(dir: &std::path::Path, host: &str) -> std::collections::BTreeMap<u3
 #[test]
 fn resident_executors_run_many_tasks_in_few_processes_and_keep_each_tasks_prints_apart() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = dir.path().join("two-slots.toml");
-    let work = dir.path().join("hosts/w");
-    std::fs::write(&cluster, format!("[hosts.w]\ntransport = \"local\"\nslots = 2\nworkdir = \"{}\"\n", work.display())).unwrap();
-    let r = run(dir.path(), "faults", &["--quiet", "--cluster", cluster.to_str().unwrap(), "pids", "60"]).success();
+    let cluster = two_slot_host(dir.path());
+    let r = run(dir.path(), "faults", &["--quiet", "--cluster", &cluster, "pids", "60"]).success();
     assert_eq!(r.value("count"), "60");
     let logs = task_logs(dir.path(), "w");
     assert_eq!(logs.len(), 60, "every task has its log");
@@ -183,10 +181,8 @@ fn resident_executors_run_many_tasks_in_few_processes_and_keep_each_tasks_prints
 #[test]
 fn two_long_tasks_on_two_slots_run_side_by_side_in_two_executors() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = dir.path().join("two-slots.toml");
-    let work = dir.path().join("hosts/w");
-    std::fs::write(&cluster, format!("[hosts.w]\ntransport = \"local\"\nslots = 2\nworkdir = \"{}\"\n", work.display())).unwrap();
-    run(dir.path(), "faults", &["--quiet", "--cluster", cluster.to_str().unwrap(), "pids", "2", "500"]).success();
+    let cluster = two_slot_host(dir.path());
+    run(dir.path(), "faults", &["--quiet", "--cluster", &cluster, "pids", "2", "500"]).success();
     let pids: std::collections::BTreeSet<String> =
         task_logs(dir.path(), "w").values().flatten().filter_map(|l| l.split_once(" pid ").map(|(_, p)| p.to_string())).collect();
     assert_eq!(pids.len(), 2, "both tasks went into one executor's pipe while the other slot idled: {pids:?}");
@@ -221,6 +217,15 @@ fn a_task_that_exits_cleanly_mid_task_fails_instead_of_passing_for_empty() {
     r.stderr_has(
         "shoal: the program exited (exit code 0) before it answered this task; a Dataset task must return, not call std::process::exit",
     );
+}
+
+/// A cluster file of one local host `w` with 2 slots, its work dir under
+/// `dir/hosts/w`; returns the file's path.
+fn two_slot_host(dir: &std::path::Path) -> String {
+    let cluster = dir.join("two-slots.toml");
+    let work = dir.join("hosts/w");
+    std::fs::write(&cluster, format!("[hosts.w]\ntransport = \"local\"\nslots = 2\nworkdir = \"{}\"\n", work.display())).unwrap();
+    cluster.display().to_string()
 }
 
 fn run_summaries(dir: &std::path::Path) -> Vec<serde_json::Value> {

@@ -1,9 +1,10 @@
 //! One task attempt: a shell command in its own process group, fed its
 //! input block, its output kept as a block.
 //!
-//! The child is spawned with std's `Command` and reaped with `wait4` on a
-//! blocking thread, because that is the one call that reports the CPU time
-//! of the child and of every descendant it waited for. Its stderr (and its
+//! The child is spawned with std's `Command` and reaped with `wait4` once
+//! its pidfd turns readable (on a blocking thread where pidfds are
+//! missing), because `wait4` is the one call that reports the CPU time of
+//! the child and of every descendant it waited for. Its stderr (and its
 //! stdout when stdout is not the output) is drained by tasks of its own on
 //! the runtime's poller (not a thread per pipe, whose start and stack cost
 //! more than a no-op task), so a chatty child can never block on a full
