@@ -152,7 +152,6 @@ pub struct HostInfo {
     pub cores: u32,
     pub mem_bytes: u64,
     pub disk_free_bytes: u64,
-    pub docker: bool,
     /// Agent's wall clock, milliseconds since the Unix epoch.
     pub clock_ms: u64,
     /// Absolute path of the agent's work dir (`~` expanded).

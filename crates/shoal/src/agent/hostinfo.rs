@@ -1,14 +1,14 @@
 //! Facts about this host, gathered once when the agent starts.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use shoal_wire::HostInfo;
 
-/// Collects [`HostInfo`]; `docker` is probed with a short timeout so a hung
-/// daemon cannot stall the handshake.
-pub async fn gather(workdir: &Path) -> HostInfo {
+/// Collects [`HostInfo`]: only what costs no process to learn, so that
+/// the handshake stays quick (whether Docker works is asked when a job
+/// needs it, see `Host::docker_usable`).
+pub fn gather(workdir: &Path) -> HostInfo {
     HostInfo {
         hostname: hostname(),
         os: std::env::consts::OS.to_string(),
@@ -16,7 +16,6 @@ pub async fn gather(workdir: &Path) -> HostInfo {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         mem_bytes: mem_total().unwrap_or(0),
         disk_free_bytes: disk_free(workdir).unwrap_or(0),
-        docker: docker_usable().await,
         clock_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
         workdir: workdir.display().to_string(),
     }
@@ -41,18 +40,4 @@ pub fn disk_free(dir: &Path) -> Option<u64> {
     // SAFETY: `c` is a valid NUL-terminated path and `st` a writable struct.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
     (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
-}
-
-async fn docker_usable() -> bool {
-    let probe = tokio::process::Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .status();
-    matches!(
-        tokio::time::timeout(Duration::from_secs(5), probe).await,
-        Ok(Ok(s)) if s.success()
-    )
 }

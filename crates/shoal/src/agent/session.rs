@@ -74,7 +74,7 @@ async fn serve(agent: &Arc<Agent>, reader: &mut FrameReader<super::stdio::Reader
         Some(Message::Hello(h)) => h.check()?,
         other => anyhow::bail!("expected a hello from the driver, got {other:?}"),
     }
-    let info = hostinfo::gather(&agent.opts.workdir).await;
+    let info = hostinfo::gather(&agent.opts.workdir);
     agent.outbox.send_now(Message::HostInfo(info))?;
     tokio::spawn(heartbeat(agent.outbox.clone(), agent.opts.lease));
     while let Some(msg) = next(agent, reader).await? {

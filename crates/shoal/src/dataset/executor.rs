@@ -29,6 +29,9 @@ pub(super) fn serve(role: &TaskRole, plan: &JobPlan, finish: &StageFn, replies: 
     let stdin = unsafe { File::from_raw_fd(0) };
     let mut requests = BufReader::with_capacity(1 << 16, stdin);
     let mut replies = BufWriter::with_capacity(1 << 16, replies);
+    // A task's CPU time runs from the end of the one before (reading the
+    // next frame costs next to nothing): one clock reading per task.
+    let mut last = cpu_us();
     loop {
         let task: ExecTask = match read_frame(&mut requests) {
             Ok(Some(t)) => t,
@@ -38,10 +41,11 @@ pub(super) fn serve(role: &TaskRole, plan: &JobPlan, finish: &StageFn, replies: 
                 std::process::exit(1);
             }
         };
-        let before = cpu_us();
         let attempt = task.attempt;
         let result = run(role, plan, finish, task).map_err(|e| format!("shoal: task of job {} failed: {e}", plan.index));
-        let done = ExecDone { attempt, result, cpu_us: cpu_us().saturating_sub(before), log_end: stderr_len() };
+        let now = cpu_us();
+        let done = ExecDone { attempt, result, cpu_us: now.saturating_sub(last), log_end: stderr_len() };
+        last = now;
         // Replies wait in the buffer while more tasks are already read, so
         // that a burst of tasks is answered with one write.
         let more = matches!(frame::parse(requests.buffer()), Ok(Parsed::Frame { .. }));

@@ -105,7 +105,7 @@ fn agent_options(args: &[String]) -> Result<crate::agent::AgentOptions, String> 
 }
 
 fn run_agent(opts: crate::agent::AgentOptions) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the agent's runtime: {e}");

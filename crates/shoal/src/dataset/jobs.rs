@@ -66,7 +66,7 @@ impl Driver {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
         let session = state_dir.join("dataset").join(format!("{program}-{stamp}-{}", std::process::id()));
         std::fs::create_dir_all(session.join("results")).map_err(|e| Error::io(format!("cannot create {}", session.display()), e))?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::io("cannot start the driver's runtime", e))?;

@@ -51,7 +51,24 @@ pub(super) struct Assignment {
 }
 
 /// Where a panic happened, for the panic hook: set before every task.
-static PANIC_CONTEXT: Mutex<String> = Mutex::new(String::new());
+static PANIC_CONTEXT: Mutex<PanicContext> = Mutex::new(PanicContext { job: None, text: String::new(), partition: 0 });
+
+/// Which task is running, for the panic hook's sentence: the text of its
+/// job and stage is made once per job and stage, not once per task.
+struct PanicContext {
+    /// (job, stage) that `text` describes.
+    job: Option<(u32, u32)>,
+    /// `job J (site), map` and the rest of the sentence but the partition.
+    text: String,
+    partition: u32,
+}
+
+impl std::fmt::Display for PanicContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (head, host) = self.text.split_once('\0').unwrap_or((&self.text, ""));
+        write!(f, "{head} partition {}, host {host}", self.partition)
+    }
+}
 
 impl TaskRole {
     /// `Some` when this process is a task or an executor.
@@ -178,11 +195,15 @@ impl TaskRole {
 
 /// Says, in the panic hook's sentence, which task is running now.
 pub(super) fn set_panic_context(plan: &JobPlan, task: &Assignment) {
-    let stage = if task.stage == 1 { "reduce" } else { "map" };
-    let whose = plan.shuffle.as_ref().filter(|_| task.stage == 0).unwrap_or(&plan.node).site();
-    let host = std::env::var("SHOAL_HOST").unwrap_or_default();
-    let context = format!("job {} ({whose}), {stage} partition {}, host {host}", plan.index, task.partition);
-    *PANIC_CONTEXT.lock().unwrap_or_else(|e| e.into_inner()) = context;
+    let mut context = PANIC_CONTEXT.lock().unwrap_or_else(|e| e.into_inner());
+    if context.job != Some((plan.index, task.stage)) {
+        let stage = if task.stage == 1 { "reduce" } else { "map" };
+        let whose = plan.shuffle.as_ref().filter(|_| task.stage == 0).unwrap_or(&plan.node).site();
+        let host = std::env::var("SHOAL_HOST").unwrap_or_default();
+        context.text = format!("job {} ({whose}), {stage}\0{host}", plan.index);
+        context.job = Some((plan.index, task.stage));
+    }
+    context.partition = task.partition;
 }
 
 /// A panic in the program's closures becomes one sentence on stderr (the
@@ -193,7 +214,7 @@ fn explain_panics() {
         let payload = info.payload();
         let msg = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
         let at = info.location().map_or(String::new(), |l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()));
-        let context = PANIC_CONTEXT.lock().map(|c| c.clone()).unwrap_or_default();
+        let context = PANIC_CONTEXT.lock().map(|c| c.to_string()).unwrap_or_default();
         eprintln!("shoal: the program panicked{at}: {}\n  in {context}", msg.unwrap_or("(no message)"));
     }));
 }

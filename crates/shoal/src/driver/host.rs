@@ -23,8 +23,9 @@ use crate::transport::{ConnectStats, Link, StderrTail};
 /// Something a host reported that the run loop must handle.
 #[derive(Debug)]
 pub enum HostEvent {
-    /// A task message (progress, log, done) from host `host`.
-    Task { host: usize, msg: Box<Message> },
+    /// Task messages (progress, log, done) from host `host`, in the order
+    /// they came: every one that was already read arrives in one event.
+    Task { host: usize, msgs: Vec<Message> },
     /// The host is gone; `reason` is a sentence.
     Lost { host: usize, reason: String },
 }
@@ -138,6 +139,16 @@ impl Host {
         rx
     }
 
+    /// Whether Docker works there for this user: `docker info` succeeds
+    /// within 10 s (a hung daemon counts as unusable). Asked only by jobs
+    /// and checks that need it, so that connecting costs no process.
+    pub async fn docker_usable(&self) -> bool {
+        let id = self.next_id();
+        let command = "docker info --format '{{.ServerVersion}}' >/dev/null 2>&1".to_string();
+        let reply = tokio::time::timeout(Duration::from_secs(10), self.request(id, Message::Exec { id, command })).await;
+        matches!(reply, Ok(Ok(Message::ExecDone { status, .. })) if status.success())
+    }
+
     /// Declares the host lost (once): kills the transport and fails waiters.
     pub fn mark_lost(&self, reason: &str, events: &mpsc::UnboundedSender<HostEvent>) {
         if self.lost.swap(true, Ordering::SeqCst) {
@@ -165,7 +176,9 @@ impl Host {
         }
     }
 
-    async fn route(&self, msg: Message, events: &mpsc::UnboundedSender<HostEvent>) {
+    /// Delivers a reply or a chunk to whoever waits for it; gives back a
+    /// task message, which goes to the run loop.
+    async fn route(&self, msg: Message) -> Option<Message> {
         match msg {
             Message::Heartbeat => {}
             Message::ExecDone { id, .. }
@@ -175,10 +188,9 @@ impl Host {
             | Message::Error { id, .. } => self.answer(id, msg),
             Message::Chunk { stream, .. } | Message::FetchFailed { id: stream, .. } => self.to_stream(stream, msg).await,
             Message::BlockStored { hash, error } => self.stored(hash, error),
-            msg => {
-                let _ = events.send(HostEvent::Task { host: self.index, msg: Box::new(msg) });
-            }
+            msg => return Some(msg),
         }
+        None
     }
 
     fn answer(&self, id: u64, msg: Message) {
@@ -216,12 +228,47 @@ impl Host {
 
 async fn receive(host: Arc<Host>, mut reader: FrameReader<ChildStdout>, events: mpsc::UnboundedSender<HostEvent>) {
     let limit = host.spec.heartbeat_timeout;
+    // One timer for the link, pushed back only when it fires early, not a
+    // timer per message (thousands of task reports a second).
+    let mut heard = tokio::time::Instant::now();
+    let silence = tokio::time::sleep(limit);
+    tokio::pin!(silence);
     let reason = loop {
-        match tokio::time::timeout(limit, reader.read_message()).await {
-            Ok(Ok(Some(msg))) => host.route(msg, &events).await,
-            Ok(Ok(None)) => break format!("the connection closed{}", host.stderr.suffix()),
-            Ok(Err(e)) => break format!("the connection failed: {e}{}", host.stderr.suffix()),
-            Err(_) => break format!("no heartbeat for {}s", limit.as_secs_f64()),
+        tokio::select! {
+            // What the agent sent wins over the timer: after the thread
+            // was busy elsewhere for a while, its heartbeats are waiting.
+            biased;
+            // Cancel-safe: a frame is taken from the buffer only when whole.
+            read = reader.read_message() => match read {
+                Ok(Some(msg)) => {
+                    // Whole frames already buffered go along in the same
+                    // event: one wake-up of the run loop per read, not per
+                    // report. A broken frame stays for the next read.
+                    let mut msgs = Vec::new();
+                    let mut next = Some(msg);
+                    while let Some(msg) = next {
+                        if matches!(msg, Message::Chunk { .. }) && !msgs.is_empty() {
+                            // A chunk may wait for its consumer: what came
+                            // before it goes first.
+                            let _ = events.send(HostEvent::Task { host: host.index, msgs: std::mem::take(&mut msgs) });
+                        }
+                        msgs.extend(host.route(msg).await);
+                        next = reader.try_read_as().ok().flatten();
+                    }
+                    if !msgs.is_empty() {
+                        let _ = events.send(HostEvent::Task { host: host.index, msgs });
+                    }
+                    heard = tokio::time::Instant::now();
+                }
+                Ok(None) => break format!("the connection closed{}", host.stderr.suffix()),
+                Err(e) => break format!("the connection failed: {e}{}", host.stderr.suffix()),
+            },
+            () = &mut silence => {
+                if heard.elapsed() >= limit {
+                    break format!("no heartbeat for {}s", limit.as_secs_f64());
+                }
+                silence.as_mut().reset(heard + limit);
+            }
         }
     };
     host.mark_lost(&reason, &events);

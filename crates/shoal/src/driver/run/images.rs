@@ -42,12 +42,23 @@ pub async fn ensure(cluster: &mut Cluster, job: &JobSpec) -> Result<Vec<String>>
 }
 
 async fn drop_hosts_without_docker(cluster: &mut Cluster, wanted: &BTreeSet<String>) -> Result<()> {
-    let without: Vec<Arc<Host>> = cluster.hosts.iter().filter(|h| !h.info.docker).cloned().collect();
+    let mut probes = JoinSet::new();
+    for h in &cluster.hosts {
+        let h = Arc::clone(h);
+        probes.spawn(async move { (h.docker_usable().await, h) });
+    }
+    let mut without: Vec<Arc<Host>> = Vec::new();
+    while let Some(Ok((usable, h))) = probes.join_next().await {
+        if !usable {
+            without.push(h);
+        }
+    }
+    without.sort_by_key(|h| h.index);
     for h in &without {
         eprintln!("shoal: host `{}` has no usable docker (`docker info` failed there); containerized steps do not run on it", h.name());
         h.close().await;
     }
-    cluster.hosts.retain(|h| h.info.docker);
+    cluster.hosts.retain(|h| !without.iter().any(|w| w.index == h.index));
     if cluster.hosts.is_empty() {
         let names: Vec<String> = without.iter().map(|h| h.name().to_string()).collect();
         return Err(Error::JobFailed(format!(

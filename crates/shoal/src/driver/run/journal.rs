@@ -51,6 +51,18 @@ impl Entry {
     }
 }
 
+/// The line of an [`Entry`], written from borrowed parts.
+#[derive(Serialize)]
+struct Line<'a> {
+    task: u32,
+    identity: &'a str,
+    output: &'a str,
+    size: u64,
+    host: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a str>,
+}
+
 /// An open journal file.
 pub struct Journal {
     /// Lines are buffered until the next sync: one write and one fsync
@@ -58,12 +70,14 @@ pub struct Journal {
     file: BufWriter<File>,
     pub path: PathBuf,
     dirty: bool,
+    /// Reused for the base64 of outputs kept in their lines.
+    scratch: String,
 }
 
 impl Journal {
     pub fn create(path: &Path) -> std::io::Result<Journal> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Journal { file: BufWriter::with_capacity(1 << 16, file), path: path.to_path_buf(), dirty: false })
+        Ok(Journal { file: BufWriter::with_capacity(1 << 16, file), path: path.to_path_buf(), dirty: false, scratch: String::new() })
     }
 
     /// Appends one entry. It becomes durable at the next [`Journal::sync`]:
@@ -71,7 +85,27 @@ impl Journal {
     /// its output file was already synced before the line was written, so
     /// the journal never names an output that is not on disk.
     pub fn append(&mut self, e: &Entry) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.file, e).map_err(std::io::Error::other)?;
+        let line = Line { task: e.task, identity: &e.identity, output: &e.output, size: e.size, host: &e.host, data: e.data.as_deref() };
+        self.write_line(&line)
+    }
+
+    /// Appends the entry of task `task`, committed now: its identity, the
+    /// output's hash (hex) and size, the host it ran on, and the output
+    /// itself when it is kept in the line (as [`Entry::with_data`] does).
+    pub fn commit(&mut self, task: u32, identity: &str, output: &str, size: u64, host: &str, data: Option<&[u8]>) -> std::io::Result<()> {
+        use base64::Engine;
+        let mut b64 = std::mem::take(&mut self.scratch);
+        b64.clear();
+        if let Some(d) = data {
+            base64::engine::general_purpose::STANDARD.encode_string(d, &mut b64);
+        }
+        let written = self.write_line(&Line { task, identity, output, size, host, data: data.map(|_| b64.as_str()) });
+        self.scratch = b64;
+        written
+    }
+
+    fn write_line(&mut self, line: &Line<'_>) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.file, line).map_err(std::io::Error::other)?;
         self.file.write_all(b"\n")?;
         self.dirty = true;
         Ok(())
@@ -138,6 +172,22 @@ mod tests {
         assert_eq!(serde_json::from_str::<Entry>(&line).unwrap().data(), Some(b"42\n".to_vec()));
         let forged = Entry { output: blake3::hash(b"other").to_hex().to_string(), ..e };
         assert_eq!(forged.data(), None, "data that does not match the output hash is not trusted");
+    }
+
+    #[test]
+    fn a_committed_line_reads_back_as_its_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut j = Journal::create(&path).unwrap();
+        let hash = blake3::hash(b"7\n").to_hex().to_string();
+        j.commit(3, "id3", &hash, 2, "h1", Some(b"7\n")).unwrap();
+        j.commit(4, "id4", "ab", 9, "h2", None).unwrap();
+        j.sync().unwrap();
+        let loaded = load(&path).unwrap();
+        let small = Entry { task: 3, identity: "id3".into(), output: hash, size: 2, host: "h1".into(), data: None }.with_data(b"7\n");
+        assert_eq!(loaded["id3"], small);
+        assert_eq!(loaded["id3"].data(), Some(b"7\n".to_vec()));
+        assert_eq!(loaded["id4"], Entry { task: 4, identity: "id4".into(), output: "ab".into(), size: 9, host: "h2".into(), data: None });
     }
 
     #[test]

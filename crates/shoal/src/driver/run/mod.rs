@@ -283,7 +283,7 @@ fn resume(engine: &mut Engine<'_>, opts: &RunOptions) -> Result<()> {
             continue;
         };
         let file = parts_dir.join(format!("part-{t:05}"));
-        let part = |data| Part { partition: task.partition, file: file.clone(), data, input_name: task.input_name.clone() };
+        let part = |data| Part { partition: task.partition, file: file.clone(), data, input_name: std::sync::Arc::clone(&task.input_name) };
         if e.data.is_some() {
             // Kept in the journal line; reused only if it matches its hash.
             if let Some(data) = e.data() {
@@ -335,7 +335,7 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
             start_ms: at(a.started),
             end_ms: a.ended.map(at),
             outcome: a.outcome.to_string(),
-            status: a.status.clone(),
+            status: a.status.as_deref().map(str::to_string),
             speculative: a.speculative,
             cpu_ms: a.cpu_ms,
             stage: engine.plan.tasks[a.task as usize].stage,
@@ -431,7 +431,7 @@ fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
     for t in &plan.tasks {
         rows.push(vec![
             t.partition.to_string(),
-            t.input_name.clone(),
+            t.input_name.to_string(),
             t.input.as_ref().map_or(0, |s| s.len).to_string(),
             assigned[t.partition as usize].clone(),
         ]);

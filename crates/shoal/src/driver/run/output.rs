@@ -23,7 +23,7 @@ pub struct Part {
     /// The bytes of a small output, held in memory (and in the journal).
     pub data: Option<std::sync::Arc<[u8]>>,
     /// Name of the input it came from, for `{name}` patterns.
-    pub input_name: String,
+    pub input_name: std::sync::Arc<str>,
 }
 
 impl Part {
@@ -118,7 +118,7 @@ pub fn part_name(pattern: Option<&str>, p: &Part) -> String {
     let Some(pattern) = pattern else {
         return format!("part-{:05}", p.partition);
     };
-    let path = Path::new(&p.input_name);
+    let path = Path::new(&*p.input_name);
     let stem = path.file_stem().map_or(String::new(), |s| s.to_string_lossy().into_owned());
     let ext = path.extension().map_or(String::new(), |s| s.to_string_lossy().into_owned());
     let name = pattern
@@ -261,7 +261,7 @@ mod tests {
             .map(|(i, t)| {
                 let file = dir.join(format!("p{i}"));
                 fs::write(&file, t).unwrap();
-                Part { partition: i as u32, file, data: None, input_name: format!("in{i}.txt") }
+                Part { partition: i as u32, file, data: None, input_name: format!("in{i}.txt").into() }
             })
             .collect()
     }

@@ -21,8 +21,9 @@ pub struct PlannedTask {
     pub stage: u32,
     pub partition: u32,
     pub input: Option<Source>,
-    /// Name of the input it reads (file name, or the argument).
-    pub input_name: String,
+    /// Name of the input it reads (file name, or the argument); shared
+    /// with the task's output part.
+    pub input_name: std::sync::Arc<str>,
     /// `{}` replacement for argument jobs, already shell-quoted.
     pub arg: Option<String>,
     pub identity: String,
@@ -143,7 +144,15 @@ fn tasks(job: &JobSpec, total_slots: u32, run_dir: &Path, manifest: &[ManifestFi
             .map(|(i, a)| {
                 let arg = quote::word(a).map_err(|e| Error::Usage(format!("[input] args: {e}")))?;
                 let identity = journal::identity(&[&context, a.as_bytes()]);
-                Ok(PlannedTask { stage: 0, partition: i as u32, input: None, input_name: a.clone(), arg: Some(arg), identity, host: None })
+                Ok(PlannedTask {
+                    stage: 0,
+                    partition: i as u32,
+                    input: None,
+                    input_name: a.as_str().into(),
+                    arg: Some(arg),
+                    identity,
+                    host: None,
+                })
             })
             .collect();
     }
@@ -156,7 +165,7 @@ fn tasks(job: &JobSpec, total_slots: u32, run_dir: &Path, manifest: &[ManifestFi
             stage: 0,
             partition: i as u32,
             identity: journal::identity(&[&context, &p.source.hash]),
-            input_name: p.name,
+            input_name: p.name.into(),
             input: Some(p.source),
             arg: None,
             host: hosts.get(i).cloned().flatten(),
@@ -189,7 +198,7 @@ fn reduce_tasks(job: &JobSpec, total_slots: u32, maps: &[PlannedTask]) -> Vec<Pl
             stage: 1,
             partition: r,
             input: None,
-            input_name: format!("reduce-{r:05}"),
+            input_name: format!("reduce-{r:05}").into(),
             arg: None,
             host: None,
             identity: journal::identity(&[ctx.as_bytes(), &r.to_le_bytes()]),

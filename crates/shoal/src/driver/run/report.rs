@@ -70,10 +70,13 @@ fn color(a: &AttemptRecord) -> &'static str {
 }
 
 /// Assigns each attempt a row: one row per slot of its host, first free
-/// row by start time (interval partitioning).
+/// row by start time (interval partitioning). A host never gets more rows
+/// than it has slots: attempts queued behind each other on a resident
+/// executor, or that share a millisecond, go to the row that frees first.
 fn rows(s: &RunSummary) -> (Vec<(String, usize)>, Vec<usize>) {
+    let slots = |host: &str| s.hosts.iter().find(|h| h.host == host).map_or(0, |h| h.slots as usize);
     let mut order: Vec<usize> = (0..s.attempts.len()).collect();
-    order.sort_by_key(|&i| s.attempts[i].start_ms);
+    order.sort_unstable_by_key(|&i| (s.attempts[i].start_ms, i));
     let mut host_rows: Vec<(String, Vec<u64>)> = Vec::new();
     let mut row_of = vec![0; s.attempts.len()];
     for i in order {
@@ -86,11 +89,16 @@ fn rows(s: &RunSummary) -> (Vec<(String, usize)>, Vec<usize>) {
                 host_rows.len() - 1
             }
         };
+        let most = slots(&a.host);
         let busy = &mut host_rows[hi].1;
-        let slot = busy.iter().position(|&free_at| free_at <= a.start_ms).unwrap_or_else(|| {
-            busy.push(0);
-            busy.len() - 1
-        });
+        let slot = match busy.iter().position(|&free_at| free_at <= a.start_ms) {
+            Some(free) => free,
+            None if most > 0 && busy.len() >= most => (0..busy.len()).min_by_key(|&r| busy[r]).unwrap_or(0),
+            None => {
+                busy.push(0);
+                busy.len() - 1
+            }
+        };
         busy[slot] = end;
         row_of[i] = hi * 1000 + slot;
     }
@@ -142,8 +150,9 @@ fn bar(h: &mut String, s: &RunSummary, a: &AttemptRecord, row: usize, span: f64)
 /// their own.
 fn merged_bars(h: &mut String, s: &RunSummary, row: &dyn Fn(usize) -> usize, span: f64) {
     let px = span / WIDTH;
+    let rows: Vec<usize> = (0..s.attempts.len()).map(row).collect();
     let mut order: Vec<usize> = (0..s.attempts.len()).collect();
-    order.sort_by_key(|&i| (row(i), s.attempts[i].start_ms));
+    order.sort_unstable_by_key(|&i| (rows[i], s.attempts[i].start_ms, i));
     let mut run: Option<(usize, u64, u64, &'static str, usize)> = None; // row, start, end, color, count
     let flush = |h: &mut String, r: (usize, u64, u64, &'static str, usize)| {
         let (row, start, end, fill, n) = r;
@@ -161,10 +170,10 @@ fn merged_bars(h: &mut String, s: &RunSummary, row: &dyn Fn(usize) -> usize, spa
     for i in order {
         let a = &s.attempts[i];
         if a.speculative || a.outcome == "failed" {
-            bar(h, s, a, row(i), span);
+            bar(h, s, a, rows[i], span);
             continue;
         }
-        let (r, fill, end) = (row(i), color(a), a.end_ms.unwrap_or(s.wall_ms).max(a.start_ms));
+        let (r, fill, end) = (rows[i], color(a), a.end_ms.unwrap_or(s.wall_ms).max(a.start_ms));
         match &mut run {
             Some((rr, _, e, f, n)) if *rr == r && *f == fill && (a.start_ms as f64) <= *e as f64 + px => {
                 *e = (*e).max(end);
@@ -318,6 +327,7 @@ fn failures(h: &mut String, s: &RunSummary) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::driver::run::summary::HostSummary;
 
     fn attempts(n: u32) -> RunSummary {
         let attempts = (0..n)
@@ -359,6 +369,22 @@ mod tests {
         let merged = html.matches("class=\"attempts\"").count();
         assert!(merged > 0 && merged < 100, "{merged} merged bars");
         assert_eq!(html.matches("class=\"attempt\"").count(), 1, "the failed attempt keeps its own bar");
+        assert!(html.len() < 200_000, "{} bytes", html.len());
+    }
+
+    #[test]
+    fn overlapping_attempts_keep_to_their_hosts_slots() {
+        // Pipelined attempts as the driver sees them: each overlaps the
+        // ones queued with it, many within one millisecond.
+        let mut s = attempts(20_000);
+        for (i, a) in s.attempts.iter_mut().enumerate() {
+            a.start_ms = i as u64 / 40;
+            a.end_ms = Some(i as u64 / 40 + 3);
+        }
+        s.hosts = ["h0", "h1"].map(|h| HostSummary { host: h.into(), slots: 2, ..Default::default() }).to_vec();
+        let (labels, _) = rows(&s);
+        assert_eq!(labels.len(), 4, "{labels:?}");
+        let html = render(&s);
         assert!(html.len() < 200_000, "{} bytes", html.len());
     }
 

@@ -38,7 +38,7 @@ pub struct AttemptInfo {
     pub host: usize,
     pub started: Instant,
     pub ended: Option<Instant>,
-    pub status: Option<String>,
+    pub status: Option<std::borrow::Cow<'static, str>>,
     pub stderr_tail: String,
     pub speculative: bool,
     pub killed: bool,
@@ -140,6 +140,8 @@ pub struct Engine<'a> {
     pacing: pacing::Pacing,
     /// The id of each host's `RunEnv`, once sent.
     env_ids: HashMap<usize, u64>,
+    /// Where committed outputs go: `<run dir>/parts`.
+    parts_dir: PathBuf,
 }
 
 impl<'a> Engine<'a> {
@@ -180,6 +182,7 @@ impl<'a> Engine<'a> {
             stage_sizes: [0, 1].map(|s| plan.tasks.iter().filter(|t| t.stage == s).count()),
             pacing: pacing::Pacing::default(),
             env_ids: HashMap::new(),
+            parts_dir: plan.run_dir.join("parts"),
         }
     }
 
@@ -205,14 +208,26 @@ impl<'a> Engine<'a> {
             self.feed(ev);
         }
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut int, mut term) = (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok());
         while self.ending.is_none() {
             tokio::select! {
-                Some(ev) = events.recv() => self.on_host_event(ev),
+                Some(ev) = events.recv() => {
+                    self.on_host_event(ev);
+                    // Reports come in bursts: handle what is already queued
+                    // before looking at the other sources again.
+                    for _ in 0..BURST {
+                        let Ok(ev) = events.try_recv() else { break };
+                        if self.ending.is_some() {
+                            break;
+                        }
+                        self.on_host_event(ev);
+                    }
+                }
                 Some(ev) = self.internal_rx.recv() => self.on_internal(ev),
                 _ = tick.tick() => self.on_tick(),
-                _ = tokio::signal::ctrl_c() => self.on_interrupt(),
-                Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => self.on_interrupt(),
+                Some(()) = next_signal(&mut int) => self.on_interrupt(),
+                Some(()) = next_signal(&mut term) => self.on_interrupt(),
             }
         }
         self.finish_display();
@@ -462,14 +477,14 @@ impl<'a> Engine<'a> {
         let Some(output) = self.pending_outputs.remove(&attempt.0) else {
             return;
         };
-        let dir = self.plan.run_dir.join("parts");
-        let file = dir.join(format!("part-{:05}", task.0));
+        let file = self.parts_dir.join(format!("part-{:05}", task.0));
         if let Some(data) = self.pending_data.remove(&attempt.0) {
             return self.collect_inline(task.0, attempt.0, file, output.hash, data);
         }
         let h = self.hosts[host.0 as usize].clone();
         let tx = self.internal_tx.clone();
         let hidx = host.0 as usize;
+        let dir = self.parts_dir.clone();
         tokio::spawn(async move {
             let _ = tokio::fs::create_dir_all(&dir).await;
             let tmp = dir.join(format!(".part-{:05}.{}", task.0, attempt.0));
@@ -509,6 +524,18 @@ impl<'a> Engine<'a> {
             };
             let _ = tx.send(msg);
         });
+    }
+}
+
+/// Host events handled in one go before the loop looks at its other
+/// sources (internal completions, the clock, signals) again.
+const BURST: usize = 256;
+
+/// The next delivery of a signal, or never when it could not be watched.
+async fn next_signal(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match s {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
     }
 }
 

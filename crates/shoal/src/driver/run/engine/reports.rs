@@ -1,13 +1,14 @@
 //! The engine's inputs: agent reports, internal completions, the clock and
 //! Ctrl-C. Each becomes scheduler events.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shoal_core::scheduler::{AttemptId, Event, FailureKind, HostId, TaskId};
 use shoal_wire::{LogStream, Message, TaskReport};
 
 use super::{Ending, Engine, Internal};
-use crate::driver::run::journal::Entry;
 use crate::driver::run::output::Part;
 use crate::driver::run::progress::HostLine;
 use crate::driver::HostEvent;
@@ -15,11 +16,16 @@ use crate::driver::HostEvent;
 impl Engine<'_> {
     pub(super) fn on_host_event(&mut self, ev: HostEvent) {
         match ev {
-            HostEvent::Task { host, msg } => {
+            HostEvent::Task { host, msgs } => {
                 let Some(&h) = self.by_spec_index.get(&host) else {
                     return;
                 };
-                self.on_task_message(h, *msg);
+                for msg in msgs {
+                    if self.ending.is_some() {
+                        break;
+                    }
+                    self.on_task_message(h, msg);
+                }
             }
             HostEvent::Lost { host, reason } => {
                 let Some(&h) = self.by_spec_index.get(&host) else {
@@ -62,7 +68,7 @@ impl Engine<'_> {
         }
     }
 
-    fn on_task_done(&mut self, h: usize, r: TaskReport) {
+    fn on_task_done(&mut self, h: usize, mut r: TaskReport) {
         let now = self.now();
         let Some(a) = self.attempts.get_mut(&r.attempt) else {
             return;
@@ -73,8 +79,12 @@ impl Engine<'_> {
         let ran = Duration::from_micros(r.wall_us);
         a.started = a.started.max(ended.checked_sub(ran).unwrap_or(a.started));
         a.ended = Some(ended);
-        a.status = Some(if r.timed_out { format!("timed out ({})", r.status) } else { r.status.to_string() });
-        a.stderr_tail = r.stderr_tail.clone();
+        a.status = Some(match (&r.status, r.timed_out) {
+            (shoal_wire::ExitStatus::Code(0), false) => Cow::Borrowed("exit code 0"),
+            (status, false) => status.to_string().into(),
+            (status, true) => format!("timed out ({status})").into(),
+        });
+        a.stderr_tail = std::mem::take(&mut r.stderr_tail);
         a.cpu_ms = r.cpu_ms;
         let (task, killed) = (TaskId(a.task), a.killed);
         let stats = &mut self.host_stats[h];
@@ -85,7 +95,7 @@ impl Engine<'_> {
         let ok = r.status.success() && !r.timed_out && r.output.is_some();
         if ok {
             if !r.buckets.is_empty() {
-                self.pending_buckets.insert(r.attempt, r.buckets.clone());
+                self.pending_buckets.insert(r.attempt, std::mem::take(&mut r.buckets));
             }
             self.set_outcome(r.attempt, "succeeded");
             self.pending_outputs.insert(r.attempt, r.output.expect("checked"));
@@ -155,7 +165,7 @@ impl Engine<'_> {
                 let now = self.now();
                 if let Some(a) = self.attempts.get_mut(&attempt) {
                     a.ended = Some(Instant::now());
-                    a.status = Some(format!("input from map task {from_task} lost"));
+                    a.status = Some(format!("input from map task {from_task} lost").into());
                 }
                 self.set_outcome(attempt, "fetch-failed");
                 self.map_outputs.remove(&from_task);
@@ -180,7 +190,7 @@ impl Engine<'_> {
                 let now = self.now();
                 if let Some(a) = self.attempts.get_mut(&attempt) {
                     a.ended = Some(Instant::now());
-                    a.status = Some(why.clone());
+                    a.status = Some(why.clone().into());
                     a.stderr_tail = why;
                 }
                 self.set_outcome(attempt, "failed");
@@ -203,18 +213,13 @@ impl Engine<'_> {
         };
         let host = a.host;
         let planned = &self.plan.tasks[task as usize];
-        let mut entry =
-            Entry { task, identity: planned.identity.clone(), output: hash, size, host: self.hosts[host].name().to_string(), data: None };
-        if let Some(d) = &data {
-            entry = entry.with_data(d);
-        }
-        if let Err(e) = self.journal.append(&entry) {
+        if let Err(e) = self.journal.commit(task, &planned.identity, &hash, size, self.hosts[host].name(), data.as_deref()) {
             self.ending = Some(Ending::Failed(format!("cannot write the run journal {}: {e}", self.journal.path.display())));
             return;
         }
         self.host_stats[host].bytes_out += size;
         self.host_stats[host].done += 1;
-        self.parts.insert(task, Part { partition: planned.partition, file, data, input_name: planned.input_name.clone() });
+        self.parts.insert(task, Part { partition: planned.partition, file, data, input_name: Arc::clone(&planned.input_name) });
         self.feed(Event::Collected { task: TaskId(task) });
     }
 
