@@ -329,7 +329,7 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
         .attempts
         .iter()
         .map(|(id, a)| AttemptRecord {
-            attempt: *id,
+            attempt: id,
             task: a.task,
             host: engine.hosts[a.host].name().to_string(),
             start_ms: at(a.started),

@@ -17,10 +17,12 @@ use shoal_core::scheduler::{Action, AttemptId, Event, HostId, Scheduler, TaskId}
 use shoal_wire::{hex, Message, TaskRequest};
 use tokio::sync::mpsc;
 
+mod dense;
 mod pacing;
 mod reports;
 mod shuffle;
 
+pub use self::dense::Dense;
 use self::shuffle::{stage_buckets, MapOutput, StageError};
 
 use super::journal::{Entry, Journal};
@@ -104,8 +106,8 @@ pub struct Engine<'a> {
     pub hosts: Vec<Arc<Host>>,
     pub sched: Scheduler,
     pub started: Instant,
-    pub attempts: BTreeMap<u32, AttemptInfo>,
-    pub parts: BTreeMap<u32, Part>,
+    pub attempts: Dense<AttemptInfo>,
+    pub parts: Dense<Part>,
     pub host_stats: Vec<HostSummary>,
     pub excluded: Vec<String>,
     pub lost: Vec<(String, String)>,
@@ -159,8 +161,8 @@ impl<'a> Engine<'a> {
             hosts,
             sched,
             started,
-            attempts: BTreeMap::new(),
-            parts: BTreeMap::new(),
+            attempts: Dense::with_capacity(plan.tasks.len()),
+            parts: Dense::with_capacity(plan.tasks.len()),
             excluded: Vec::new(),
             lost: Vec::new(),
             reused: 0,
