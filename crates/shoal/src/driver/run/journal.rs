@@ -20,6 +20,10 @@ use serde::{Deserialize, Serialize};
 /// Outputs up to this size live in their journal line (base64).
 pub const DATA_MAX: usize = 4096;
 
+/// Bytes appended after which a sync starts in the background, so that
+/// the sync the run waits for at its end has little left to write.
+const SYNC_EVERY: usize = 256 << 10;
+
 /// One committed task.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
@@ -72,12 +76,24 @@ pub struct Journal {
     dirty: bool,
     /// Reused for the base64 of outputs kept in their lines.
     scratch: String,
+    /// About how many bytes were appended since the last sync began.
+    unsynced: usize,
+    /// A sync running on a thread of its own (the run loop goes on
+    /// meanwhile), and what it will answer.
+    syncing: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Journal {
     pub fn create(path: &Path) -> std::io::Result<Journal> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Journal { file: BufWriter::with_capacity(1 << 16, file), path: path.to_path_buf(), dirty: false, scratch: String::new() })
+        Ok(Journal {
+            file: BufWriter::with_capacity(1 << 16, file),
+            path: path.to_path_buf(),
+            dirty: false,
+            scratch: String::new(),
+            unsynced: 0,
+            syncing: None,
+        })
     }
 
     /// Appends one entry. It becomes durable at the next [`Journal::sync`]:
@@ -86,7 +102,8 @@ impl Journal {
     /// the journal never names an output that is not on disk.
     pub fn append(&mut self, e: &Entry) -> std::io::Result<()> {
         let line = Line { task: e.task, identity: &e.identity, output: &e.output, size: e.size, host: &e.host, data: e.data.as_deref() };
-        self.write_line(&line)
+        self.write_line(&line)?;
+        self.written(line_len(&e.identity, &e.output, &e.host, e.data.as_deref()))
     }
 
     /// Appends the entry of task `task`, committed now: its identity, the
@@ -108,8 +125,19 @@ impl Journal {
         } else {
             self.write_line(&Line { task, identity, output, size, host, data })
         };
+        let len = line_len(identity, output, host, data);
         self.scratch = b64;
-        written
+        written?;
+        self.written(len)
+    }
+
+    /// Counts appended bytes; past [`SYNC_EVERY`], starts a sync.
+    fn written(&mut self, len: usize) -> std::io::Result<()> {
+        self.unsynced += len;
+        if self.unsynced >= SYNC_EVERY && self.syncing.is_none() {
+            self.sync_soon()?;
+        }
+        Ok(())
     }
 
     /// The line of [`Line`], written directly; `identity`, `output` and
@@ -144,14 +172,52 @@ impl Journal {
     }
 
     /// Makes every appended line durable (group commit: one fsync for all
-    /// the lines since the last call).
+    /// the lines since the last call), waiting for it; reports a failed
+    /// background sync too.
     pub fn sync(&mut self) -> std::io::Result<()> {
+        self.finish_sync(true)?;
         if std::mem::take(&mut self.dirty) {
             self.file.flush()?;
             self.file.get_ref().sync_data()?;
         }
+        self.unsynced = 0;
         Ok(())
     }
+
+    /// Starts making the lines appended so far durable, on a thread of its
+    /// own, unless a sync is still running; reports a background sync that
+    /// failed since the last call.
+    pub fn sync_soon(&mut self) -> std::io::Result<()> {
+        self.finish_sync(false)?;
+        if self.syncing.is_some() || !self.dirty {
+            return Ok(());
+        }
+        self.file.flush()?;
+        let file = self.file.get_ref().try_clone()?;
+        self.syncing = Some(std::thread::Builder::new().name("shoal-journal".into()).spawn(move || file.sync_data())?);
+        self.dirty = false;
+        self.unsynced = 0;
+        Ok(())
+    }
+
+    /// Collects the background sync once it is over (or, with `wait`, when
+    /// it is over), with its error.
+    fn finish_sync(&mut self, wait: bool) -> std::io::Result<()> {
+        match self.syncing.take() {
+            Some(t) if wait || t.is_finished() => {
+                t.join().unwrap_or_else(|_| Err(std::io::Error::other("the journal's sync thread panicked")))
+            }
+            running => {
+                self.syncing = running;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// About how long the line of an entry is.
+fn line_len(identity: &str, output: &str, host: &str, data: Option<&str>) -> usize {
+    64 + identity.len() + output.len() + host.len() + data.map_or(0, str::len)
 }
 
 /// Reads the entries of a journal, keyed by identity. A torn last line
@@ -229,6 +295,25 @@ mod tests {
         assert_eq!(loaded["ID6"].task, 6);
         let line = std::fs::read_to_string(&path).unwrap().lines().next().unwrap().to_string();
         assert_eq!(serde_json::to_string(&small).unwrap(), line, "the same line as serde writes");
+    }
+
+    #[test]
+    fn lines_are_synced_in_the_background_and_all_of_them_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut j = Journal::create(&path).unwrap();
+        let data = vec![b'x'; DATA_MAX];
+        let hash = blake3::hash(&data).to_hex().to_string();
+        // Enough lines to pass SYNC_EVERY a few times.
+        for t in 0..300 {
+            j.commit(t, &format!("{t:064x}"), &hash, data.len() as u64, "h", Some(&data)).unwrap();
+        }
+        j.sync_soon().unwrap();
+        j.sync().unwrap();
+        assert!(j.syncing.is_none() && !j.dirty);
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.len(), 300);
+        assert!(loaded.values().all(|e| e.data().as_deref() == Some(&data[..])));
     }
 
     #[test]

@@ -224,7 +224,7 @@ impl Engine<'_> {
     }
 
     pub(super) fn on_tick(&mut self) {
-        if let Err(e) = self.journal.sync() {
+        if let Err(e) = self.journal.sync_soon() {
             self.ending = Some(Ending::Failed(format!("cannot write the run journal {}: {e}", self.journal.path.display())));
         }
         let now = self.now();
