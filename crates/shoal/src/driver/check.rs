@@ -28,15 +28,7 @@ pub struct HostReport {
 /// Connects to every host and reports on each, in cluster-file order.
 pub async fn check(spec: &ClusterSpec) -> Vec<HostReport> {
     let cluster = connect(spec).await;
-    let mut probes = tokio::task::JoinSet::new();
-    for h in &cluster.hosts {
-        let h = std::sync::Arc::clone(h);
-        probes.spawn(async move { (h.index, h.docker_usable().await) });
-    }
-    let mut docker = std::collections::HashMap::new();
-    while let Some(Ok((index, usable))) = probes.join_next().await {
-        docker.insert(index, usable);
-    }
+    let docker = super::host::docker_usable(&cluster.hosts).await;
     let mut rows: Vec<(usize, HostReport)> = Vec::new();
     for h in &cluster.hosts {
         rows.push((
@@ -52,7 +44,7 @@ pub async fn check(spec: &ClusterSpec) -> Vec<HostReport> {
                 slots: Some(h.slots()),
                 mem_bytes: Some(h.info.mem_bytes),
                 disk_free_bytes: Some(h.info.disk_free_bytes),
-                docker: docker.get(&h.index).copied(),
+                docker: Some(docker.contains(&h.index)),
                 connect_ms: h.stats.connect_ms,
                 uploaded_bytes: h.stats.uploaded_bytes,
             },

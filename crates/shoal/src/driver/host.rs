@@ -139,14 +139,21 @@ impl Host {
         rx
     }
 
-    /// Whether Docker works there for this user: `docker info` succeeds
-    /// within 10 s (a hung daemon counts as unusable). Asked only by jobs
-    /// and checks that need it, so that connecting costs no process.
-    pub async fn docker_usable(&self) -> bool {
+    /// Runs a shell command on the host; whether it succeeded, and its
+    /// stderr, trimmed.
+    pub async fn exec(&self, command: String) -> Result<(bool, String), String> {
         let id = self.next_id();
-        let command = "docker info --format '{{.ServerVersion}}' >/dev/null 2>&1".to_string();
-        let reply = tokio::time::timeout(Duration::from_secs(10), self.request(id, Message::Exec { id, command })).await;
-        matches!(reply, Ok(Ok(Message::ExecDone { status, .. })) if status.success())
+        match self.request(id, Message::Exec { id, command }).await {
+            Ok(Message::ExecDone { status, stderr, .. }) => Ok((status.success(), String::from_utf8_lossy(&stderr).trim().to_string())),
+            _ => Err(format!("host `{}` is gone", self.name())),
+        }
+    }
+
+    /// Whether Docker works there for this user: `docker info` succeeds
+    /// within 10 s (a hung daemon counts as unusable).
+    async fn docker_usable(&self) -> bool {
+        let probe = self.exec("docker info --format '{{.ServerVersion}}' >/dev/null".to_string());
+        matches!(tokio::time::timeout(Duration::from_secs(10), probe).await, Ok(Ok((true, _))))
     }
 
     /// Declares the host lost (once): kills the transport and fails waiters.
@@ -224,6 +231,24 @@ impl Host {
             }
         }
     }
+}
+
+/// The hosts (by index) where Docker works, all asked at once. Asked
+/// only by jobs and checks that need it, so that connecting costs no
+/// process.
+pub async fn docker_usable(hosts: &[Arc<Host>]) -> std::collections::HashSet<usize> {
+    let mut probes = tokio::task::JoinSet::new();
+    for h in hosts {
+        let h = Arc::clone(h);
+        probes.spawn(async move { (h.index, h.docker_usable().await) });
+    }
+    let mut usable = std::collections::HashSet::new();
+    while let Some(Ok((index, ok))) = probes.join_next().await {
+        if ok {
+            usable.insert(index);
+        }
+    }
+    usable
 }
 
 async fn receive(host: Arc<Host>, mut reader: FrameReader<ChildStdout>, events: mpsc::UnboundedSender<HostEvent>) {

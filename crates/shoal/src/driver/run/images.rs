@@ -12,10 +12,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use shoal_core::job::JobSpec;
-use shoal_wire::{hex, Message};
+use shoal_wire::hex;
 use tokio::task::JoinSet;
 
 use crate::driver::blocks;
+use crate::driver::host::docker_usable;
 use crate::driver::input::whole_file;
 use crate::driver::{Cluster, Host};
 use crate::{quote, Error, Result};
@@ -42,23 +43,13 @@ pub async fn ensure(cluster: &mut Cluster, job: &JobSpec) -> Result<Vec<String>>
 }
 
 async fn drop_hosts_without_docker(cluster: &mut Cluster, wanted: &BTreeSet<String>) -> Result<()> {
-    let mut probes = JoinSet::new();
-    for h in &cluster.hosts {
-        let h = Arc::clone(h);
-        probes.spawn(async move { (h.docker_usable().await, h) });
-    }
-    let mut without: Vec<Arc<Host>> = Vec::new();
-    while let Some(Ok((usable, h))) = probes.join_next().await {
-        if !usable {
-            without.push(h);
-        }
-    }
-    without.sort_by_key(|h| h.index);
+    let usable = docker_usable(&cluster.hosts).await;
+    let without: Vec<Arc<Host>> = cluster.hosts.iter().filter(|h| !usable.contains(&h.index)).cloned().collect();
     for h in &without {
         eprintln!("shoal: host `{}` has no usable docker (`docker info` failed there); containerized steps do not run on it", h.name());
         h.close().await;
     }
-    cluster.hosts.retain(|h| !without.iter().any(|w| w.index == h.index));
+    cluster.hosts.retain(|h| usable.contains(&h.index));
     if cluster.hosts.is_empty() {
         let names: Vec<String> = without.iter().map(|h| h.name().to_string()).collect();
         return Err(Error::JobFailed(format!(
@@ -70,17 +61,9 @@ async fn drop_hosts_without_docker(cluster: &mut Cluster, wanted: &BTreeSet<Stri
     Ok(())
 }
 
-async fn exec(h: &Host, command: String) -> std::result::Result<(bool, String), String> {
-    let id = h.next_id();
-    match h.request(id, Message::Exec { id, command }).await {
-        Ok(Message::ExecDone { status, stderr, .. }) => Ok((status.success(), String::from_utf8_lossy(&stderr).trim().to_string())),
-        _ => Err(format!("host `{}` is gone", h.name())),
-    }
-}
-
 async fn has_image(h: &Host, image: &str) -> std::result::Result<bool, String> {
     let q = quote::word(image).map_err(|e| e.to_string())?;
-    exec(h, format!("docker image inspect --format '{{{{.Id}}}}' {q}")).await.map(|(ok, _)| ok)
+    h.exec(format!("docker image inspect --format '{{{{.Id}}}}' {q}")).await.map(|(ok, _)| ok)
 }
 
 async fn ensure_image(hosts: &[Arc<Host>], job: &JobSpec, image: &str) -> Result<Vec<String>> {
@@ -132,7 +115,7 @@ async fn load(h: &Host, image: &str, file: &std::path::Path) -> std::result::Res
     let (sent, _) = blocks::ensure(h, &[&part.source]).await.map_err(|e| fail(e.to_string()))?;
     let block = format!("{}/blocks/{}", h.info.workdir, hex(&part.source.hash));
     let q = quote::path(&block).map_err(|e| fail(e.to_string()))?;
-    let (ok, stderr) = exec(h, format!("docker load -q -i {q}")).await.map_err(fail)?;
+    let (ok, stderr) = h.exec(format!("docker load -q -i {q}")).await.map_err(fail)?;
     if !ok {
         return Err(fail(format!("docker load failed: {stderr}")));
     }
