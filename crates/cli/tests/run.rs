@@ -182,6 +182,29 @@ fn params_reach_tasks_as_env_and_json() {
 }
 
 #[test]
+fn short_commands_sent_ahead_never_run_more_at_once_than_the_slots() {
+    // Tasks this short make the driver send an attempt ahead per slot; the
+    // agent must hold it until the slot frees. Each task claims `busy` with
+    // an atomic mkdir and notes any overlap.
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().display();
+    let args: Vec<String> = (0..60).map(|i| format!("\"{i}\"")).collect();
+    let job = format!(
+        "[input]\nargs = [{}]\n[map]\ncommand = \"mkdir {mark}/busy 2>/dev/null || echo {{}} >> {mark}/overlaps; echo {{}}; sleep 0.005; rmdir {mark}/busy\"\n[output]\npath = \"out/all.txt\"\n",
+        args.join(", ")
+    );
+    fs::write(dir.path().join("job.toml"), job).unwrap();
+    let (_c, cluster) = local_cluster(1, 1);
+    let ran = shoal(dir.path()).args(["run", "job.toml", "--json", "--cluster", cluster.to_str().unwrap()]).run().success();
+    assert_eq!(ran.json()["tasks"], 60);
+    let mut out: Vec<u32> = fs::read_to_string(dir.path().join("out/all.txt")).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    out.sort_unstable();
+    assert_eq!(out, (0..60).collect::<Vec<_>>());
+    let overlaps = fs::read_to_string(dir.path().join("overlaps")).unwrap_or_default();
+    assert!(overlaps.is_empty(), "tasks ran while another held the host's one slot: {overlaps}");
+}
+
+#[test]
 fn shuffle_larger_than_the_sort_buffer_is_exact_and_counts_reach_the_summary() {
     // 3 MiB of records through one reducer with a 64 KiB sort buffer: the
     // map side spills dozens of sorted runs and merges them.

@@ -9,6 +9,7 @@
 
 mod blocks;
 pub mod container;
+mod gate;
 mod hostinfo;
 mod resident;
 mod session;

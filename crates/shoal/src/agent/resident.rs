@@ -118,7 +118,7 @@ impl Executors {
             let mut st = self.state.lock().unwrap();
             if st.ended.contains(&req.run) {
                 drop(st);
-                return self.report(task_killed(req.attempt));
+                return self.report(task::killed(req.attempt));
             }
             let k = st.kinds.entry(kind).or_insert_with(|| KindState {
                 run: req.run.clone(),
@@ -161,7 +161,7 @@ impl Executors {
         }
         drop(st);
         if dropped.is_some() {
-            self.report(task_killed(attempt));
+            self.report(task::killed(attempt));
         }
     }
 
@@ -393,7 +393,7 @@ impl Executors {
         };
         drop(st);
         for attempt in dropped {
-            self.report(task_killed(attempt));
+            self.report(task::killed(attempt));
         }
     }
 
@@ -681,13 +681,6 @@ impl FinishArgs {
 }
 
 /// The report of an attempt killed before it ran.
-fn task_killed(attempt: u32) -> TaskReport {
-    let mut report = task::trouble(attempt, Instant::now(), String::new());
-    report.status = ExitStatus::Signal(libc::SIGKILL);
-    report.host_trouble = None;
-    report
-}
-
 fn panicked(attempt: u32, e: tokio::task::JoinError) -> TaskReport {
     task::trouble(attempt, Instant::now(), format!("finishing the task panicked: {e}"))
 }

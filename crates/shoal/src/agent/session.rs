@@ -11,6 +11,7 @@ use shoal_wire::hello::Role;
 use shoal_wire::{frame, spawn_writer, ExitStatus, FrameReader, Hash, Hello, Message, Outbox, TaskRequest};
 use tokio::io::AsyncReadExt;
 
+use super::gate::{Entry, Gates, Permit};
 use super::resident::Executors;
 use super::task::{self, TaskPlace};
 use super::{hostinfo, workdir, AgentOptions, BlockStore, START_MARKER};
@@ -30,6 +31,8 @@ struct Agent {
     runs: Mutex<HashSet<String>>,
     /// Idle resident executors (Dataset programs), by kind.
     executors: Arc<Executors>,
+    /// Command attempts sent ahead wait here for one of the host's slots.
+    gates: Arc<Gates>,
     /// The variables of each run's tasks (`RunEnv`), by id, with their run.
     envs: Mutex<HashMap<u64, RunEnv>>,
 }
@@ -50,6 +53,7 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
         containers: Mutex::new(HashMap::new()),
         runs: Mutex::new(HashSet::new()),
         executors,
+        gates: Arc::new(Gates::default()),
         envs: Mutex::new(HashMap::new()),
     });
     let mut reader = FrameReader::new(stdin);
@@ -165,15 +169,35 @@ impl Agent {
             Err(e) => return self.reply(Message::Error { id: attempt as u64, message: e }),
         };
         req.inputs.iter().for_each(|h| self.store.pin(*h));
-        if let Some(c) = &req.container {
-            self.containers.lock().unwrap().insert(attempt, c.name.clone());
-        }
         let place = TaskPlace { work: dir.join("work"), scratch: dir.join("tasks").join(attempt.to_string()) };
         if req.resident && req.container.is_none() {
             return self.executors.start(req, place);
         }
-        match task::start(req, place, self.store.clone(), self.outbox.clone()) {
-            Err(report) => self.reply(Message::TaskDone(*report)),
+        match self.gates.enter(&req.run, req.slots, attempt) {
+            Entry::Now(permit) => self.launch(req, place, permit),
+            Entry::Later(wait) => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Some(permit) = wait.await {
+                        me.launch(req, place, permit);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Starts a command attempt that holds one of the host's slots (free
+    /// again as soon as its process has ended).
+    fn launch(self: &Arc<Self>, req: TaskRequest, place: TaskPlace, permit: Permit) {
+        let attempt = req.attempt;
+        if let Some(c) = &req.container {
+            self.containers.lock().unwrap().insert(attempt, c.name.clone());
+        }
+        match task::start(req, place, permit, self.store.clone(), self.outbox.clone()) {
+            Err(report) => {
+                self.containers.lock().unwrap().remove(&attempt);
+                self.reply(Message::TaskDone(*report))
+            }
             Ok((pgid, handle)) => {
                 self.running.lock().unwrap().insert(attempt, pgid);
                 let me = self.clone();
@@ -190,6 +214,10 @@ impl Agent {
     }
 
     fn kill(&self, attempt: u32) {
+        if self.gates.cancel(attempt) {
+            // It waited for a slot: it never started, and ends here.
+            return self.reply(Message::TaskDone(task::killed(attempt)));
+        }
         if let Some(pgid) = self.running.lock().unwrap().get(&attempt) {
             task::kill_group(*pgid);
         }
@@ -285,6 +313,7 @@ impl Agent {
 
     fn end_run(&self, run: &str) {
         self.executors.end_run(run);
+        self.gates.end_run(run);
         self.envs.lock().unwrap().retain(|_, (r, _)| r != run);
         if let Ok(dir) = self.run_dir(run) {
             let _ = std::fs::remove_dir_all(dir);

@@ -23,6 +23,7 @@ use shoal_wire::{ExitStatus, LogStream, Message, Outbox, TaskReport, TaskRequest
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
+use super::gate::Permit;
 use super::BlockStore;
 
 /// Where an attempt runs on this host.
@@ -35,11 +36,15 @@ pub struct TaskPlace {
 /// How much of a task's stderr its report carries.
 pub(super) const TAIL_BYTES: usize = 4096;
 
-/// Starts an attempt; returns its process group id and a future that
-/// completes with the report. The caller kills with [`kill_group`].
+/// Starts an attempt that holds `slot` (one of the host's slots, given
+/// back the moment the child is reaped: its output is stored and its
+/// report sent while the next attempt starts); returns its process group
+/// id and a future that completes with the report. The caller kills with
+/// [`kill_group`].
 pub fn start(
     req: TaskRequest,
     place: TaskPlace,
+    slot: Permit,
     store: Arc<BlockStore>,
     outbox: Outbox,
 ) -> Result<(i32, tokio::task::JoinHandle<TaskReport>), Box<TaskReport>> {
@@ -64,6 +69,7 @@ pub fn start(
     let handle = tokio::spawn(supervise(Supervised {
         req,
         pid,
+        slot,
         started,
         output,
         progress,
@@ -85,6 +91,14 @@ pub async fn send_report(outbox: &Outbox, report: TaskReport) {
     let msg = Message::TaskDone(report);
     let logged = matches!(&msg, Message::TaskDone(r) if !r.stderr_tail.is_empty());
     let _ = if logged { outbox.send_after_bulk(msg).await } else { outbox.send_now(msg) };
+}
+
+/// The report of an attempt killed before it started.
+pub(super) fn killed(attempt: u32) -> TaskReport {
+    let mut report = trouble(attempt, Instant::now(), String::new());
+    report.status = ExitStatus::Signal(libc::SIGKILL);
+    report.host_trouble = None;
+    report
 }
 
 /// Sends SIGKILL to a whole process group.
@@ -185,6 +199,7 @@ fn drain(
 struct Supervised {
     req: TaskRequest,
     pid: i32,
+    slot: Permit,
     started: Instant,
     output: PathBuf,
     progress: PathBuf,
@@ -214,6 +229,7 @@ async fn supervise(s: Supervised) -> TaskReport {
     };
     // The group may still hold background children that keep pipes open.
     kill_group(pid);
+    drop(s.slot);
     let oom = match &s.req.container {
         Some(c) => {
             let name = c.name.clone();

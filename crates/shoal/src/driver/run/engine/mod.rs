@@ -138,7 +138,7 @@ pub struct Engine<'a> {
     pub counters: BTreeMap<String, i64>,
     /// Tasks in the map and the reduce stage.
     stage_sizes: [usize; 2],
-    /// Attempts per slot for resident tasks.
+    /// Attempts per slot (`Pipeline`), from how long attempts run.
     pacing: pacing::Pacing,
     /// The id of each host's `RunEnv`, once sent.
     env_ids: HashMap<usize, u64>,
@@ -182,7 +182,7 @@ impl<'a> Engine<'a> {
             shuffled_via_driver: 0,
             counters: BTreeMap::new(),
             stage_sizes: [0, 1].map(|s| plan.tasks.iter().filter(|t| t.stage == s).count()),
-            pacing: pacing::Pacing::default(),
+            pacing: pacing::Pacing::new(job.map.resident || job.reduce.as_ref().is_some_and(|r| r.step.resident)),
             env_ids: HashMap::new(),
             parts_dir: plan.run_dir.join("parts"),
         }

@@ -103,8 +103,7 @@ impl Engine<'_> {
                 self.pending_data.insert(r.attempt, data);
             }
             self.feed(Event::TaskSucceeded { task, attempt, now });
-            let resident = [Some(&self.job.map), self.job.reduce.as_ref().map(|r| &r.step)].into_iter().flatten().any(|s| s.resident);
-            if let Some(per_slot) = self.pacing.observe(ran).filter(|_| resident) {
+            if let Some(per_slot) = self.pacing.observe(ran) {
                 self.feed(Event::Pipeline { per_slot });
             }
             return;
