@@ -680,7 +680,6 @@ impl FinishArgs {
     }
 }
 
-/// The report of an attempt killed before it ran.
 fn panicked(attempt: u32, e: tokio::task::JoinError) -> TaskReport {
     task::trouble(attempt, Instant::now(), format!("finishing the task panicked: {e}"))
 }
