@@ -14,8 +14,8 @@ pub struct MapArgs {
     /// Input file or directory.
     #[arg(long, conflicts_with = "args")]
     pub input: Option<String>,
-    /// One task per argument instead of an input; `{}` in the command is
-    /// replaced by it (shell-quoted).
+    /// One task per argument instead of an input; `{}` in the command
+    /// stands for it (passed as data in `$SHOAL_ARG`).
     #[arg(long, num_args = 1.., value_name = "ARG")]
     pub args: Vec<String>,
     /// lines, files, hash or range.

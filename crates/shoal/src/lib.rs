@@ -8,6 +8,7 @@
 //! binary in `crates/cli` is a thin layer of flags over this crate.
 
 pub mod agent;
+pub mod argument;
 pub mod binary;
 pub mod dataset;
 pub mod driver;

@@ -207,6 +207,9 @@ pub struct TaskRequest {
     pub task: u32,
     pub attempt: u32,
     pub command: String,
+    /// The argument of an `[input] args` task: it reaches the command as
+    /// data, in `$SHOAL_ARG`, never as command text.
+    pub arg: Option<String>,
     /// The [`Message::RunEnv`] whose variables the task gets.
     pub env_id: u64,
     /// Those variables, filled in by the agent from `env_id` (they do not
@@ -253,7 +256,8 @@ impl TaskRequest {
             ("SHOAL_STAGE", self.stage),
             ("SHOAL_ATTEMPT", self.attempt),
         ];
-        self.env.iter().map(|(k, v)| (k.as_str(), v.clone())).chain(own.into_iter().map(|(k, v)| (k, v.to_string())))
+        let arg = self.arg.iter().map(|a| ("SHOAL_ARG", a.clone()));
+        self.env.iter().map(|(k, v)| (k.as_str(), v.clone())).chain(own.into_iter().map(|(k, v)| (k, v.to_string()))).chain(arg)
     }
 }
 
@@ -387,6 +391,7 @@ mod tests {
             task: 3,
             attempt: 7,
             command: "cat".into(),
+            arg: Some("a b".into()),
             env_id: 1,
             env: Default::default(),
             partition: 3,

@@ -11,7 +11,7 @@ use super::journal;
 use crate::driver::blocks::Source;
 use crate::driver::input::{self, Partition, SplitPlan};
 use crate::driver::manifest::{self, ManifestFile, SyncRequest};
-use crate::{quote, Error, Result};
+use crate::{Error, Result};
 
 /// One task of the plan: a map task per input partition, then (for a
 /// keyed reduce) one reduce task per reduce partition.
@@ -24,7 +24,7 @@ pub struct PlannedTask {
     /// Name of the input it reads (file name, or the argument); shared
     /// with the task's output part.
     pub input_name: std::sync::Arc<str>,
-    /// `{}` replacement for argument jobs, already shell-quoted.
+    /// The argument of an argument job, passed to the task as `$SHOAL_ARG`.
     pub arg: Option<String>,
     pub identity: String,
     /// The host it must run on (a program's partition of host-local data).
@@ -142,14 +142,19 @@ fn tasks(job: &JobSpec, total_slots: u32, run_dir: &Path, manifest: &[ManifestFi
             .iter()
             .enumerate()
             .map(|(i, a)| {
-                let arg = quote::word(a).map_err(|e| Error::Usage(format!("[input] args: {e}")))?;
+                if a.contains('\0') {
+                    return Err(Error::Usage(format!(
+                        "[input] args: argument {} ({a:?}) contains a NUL byte, which no command can receive",
+                        i + 1
+                    )));
+                }
                 let identity = journal::identity(&[&context, a.as_bytes()]);
                 Ok(PlannedTask {
                     stage: 0,
                     partition: i as u32,
                     input: None,
                     input_name: a.as_str().into(),
-                    arg: Some(arg),
+                    arg: Some(a.clone()),
                     identity,
                     host: None,
                 })

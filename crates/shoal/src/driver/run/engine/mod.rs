@@ -360,14 +360,15 @@ impl<'a> Engine<'a> {
             return self.reduce_request(h, task, attempt);
         }
         let mut command = self.job.command_for(&self.job.map, h.name()).to_string();
-        if let Some(arg) = &planned.arg {
-            command = if command.contains("{}") { command.replace("{}", arg) } else { format!("{command} {arg}") };
+        if planned.arg.is_some() {
+            command = crate::argument::bind(&command);
         }
         TaskRequest {
             run: self.plan.run_id.clone(),
             task,
             attempt,
             command,
+            arg: planned.arg.clone(),
             env_id: self.run_env(h),
             env: Default::default(),
             partition: planned.partition,
@@ -395,6 +396,7 @@ impl<'a> Engine<'a> {
             task,
             attempt,
             command: self.job.command_for(&reduce.step, h.name()).to_string(),
+            arg: None,
             env_id: self.run_env(h),
             env: Default::default(),
             partition: planned.partition,
