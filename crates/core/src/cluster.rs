@@ -339,7 +339,7 @@ impl Cx<'_> {
             "identity" => h.identity = Some(self.string(e, owner)?),
             "agent_binary" => h.agent_binary = Some(self.string(e, owner)?),
             "transport" => h.transport = self.transport(e, owner)?,
-            "ssh_options" => h.ssh_options = self.strings(e, owner)?,
+            "ssh_options" => h.ssh_options = self.ssh_options(e, owner)?,
             // A host's variables are added to the defaults', not swapped
             // for them: defaults usually carry PATH-like settings for all.
             "env" => h.env.extend(self.env(e, owner)?),
@@ -360,6 +360,34 @@ impl Cx<'_> {
                 .bad(e, owner, format_args!("{} must be a string, not {}", e.key, v.kind()))
                 .hint(format!("put the value in quotes: {} = \"...\"", e.key))),
         }
+    }
+
+    /// `ssh_options`, refusing the flags that would hand the host your
+    /// ssh agent or X display (`-A`, `-X`, `-Y`, alone or in a cluster of
+    /// flags): a job runs code from its job file on the host, and that code
+    /// could use them. `-o` options cannot do it: Shoal's own `-o` come
+    /// first, and ssh keeps the first value it sees.
+    fn ssh_options(&self, e: &Entry, owner: Owner<'_>) -> R<Vec<String>> {
+        let words = self.strings(e, owner)?;
+        let Val::Arr(items) = &e.node.val else { return Ok(words) };
+        let mut takes_arg = false;
+        for (w, item) in words.iter().zip(items) {
+            if std::mem::take(&mut takes_arg) || !w.starts_with('-') || w.starts_with("--") {
+                continue;
+            }
+            for (i, c) in w.char_indices().skip(1) {
+                if "AXY".contains(c) {
+                    return Err(self
+                        .err(item.pos.or(e.key_pos), format!("{owner}: ssh_options must not turn on agent or X11 forwarding (`-{c}` in {w:?}): the host runs code from the job file, which could use them"))
+                        .hint("remove it; Shoal runs ssh with ForwardAgent=no and ForwardX11=no"));
+                }
+                if "BbcDEeFIiJLlmOoPpQRSWw".contains(c) {
+                    takes_arg = i + c.len_utf8() == w.len();
+                    break;
+                }
+            }
+        }
+        Ok(words)
     }
 
     fn strings(&self, e: &Entry, owner: Owner<'_>) -> R<Vec<String>> {

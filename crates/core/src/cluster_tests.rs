@@ -303,6 +303,20 @@ fn bad_durations() {
 }
 
 #[test]
+fn ssh_options_cannot_forward_the_agent() {
+    assert_eq!(
+        err("[hosts.a]\naddress = \"x\"\nssh_options = [\"-o\", \"ProxyJump=b\", \"-vA\"]\n"),
+        "cluster.toml:3:37: host `a`: ssh_options must not turn on agent or X11 forwarding (`-A` in \"-vA\"): the host runs code from the job file, which could use them\n  hint: remove it; Shoal runs ssh with ForwardAgent=no and ForwardX11=no"
+    );
+    assert!(err("[defaults]\nssh_options = [\"-Y\"]\n[hosts.a]\naddress = \"x\"\n").contains("(`-Y` in \"-Y\")"));
+    // An option's argument is not a flag: `-l X` and `-oX` are fine.
+    for ok in ["[\"-l\", \"-X\"]", "[\"-oForwardX11=no\"]", "[\"-o\", \"ForwardAgent=yes\"]", "[\"-C\", \"-4\"]"] {
+        let text = format!("[hosts.a]\naddress = \"x\"\nssh_options = {ok}\n");
+        assert!(parse(&text).is_ok(), "{ok}");
+    }
+}
+
+#[test]
 fn wrong_types() {
     assert_eq!(
         err("[hosts.a]\naddress = \"x\"\nssh_options = \"-v\"\n"),

@@ -29,19 +29,25 @@ pub fn ssh_command(host: &HostSpec) -> Command {
     cmd
 }
 
-/// Arguments before the remote command. The user's `ssh_options` come
-/// first because ssh keeps the first value it sees for each option, so the
-/// cluster file can override any of our defaults.
+/// Options that keep a host from reaching back into this machine (your ssh
+/// agent, X display, forwarded ports, a local command): a job runs code
+/// from its job file there. They come before the user's `ssh_options`
+/// because ssh keeps the first value it sees for each option, so neither
+/// the cluster file nor `~/.ssh/config` can turn them back on (the flags
+/// `-A`, `-X` and `-Y`, which would, are refused by the cluster parser).
+const LOCKED: [&str; 5] = ["ForwardAgent=no", "ForwardX11=no", "ClearAllForwardings=yes", "PermitLocalCommand=no", "BatchMode=yes"];
+
+/// Arguments before the remote command: the locked options, then the
+/// user's `ssh_options` (which can override the defaults after them), then
+/// those defaults.
 pub fn ssh_args(host: &HostSpec) -> Vec<String> {
-    let mut a: Vec<String> = host.ssh_options.clone();
+    let mut a: Vec<String> = LOCKED.iter().flat_map(|o| ["-o".to_string(), o.to_string()]).collect();
+    a.extend(host.ssh_options.iter().cloned());
     let interval = (host.heartbeat_timeout.as_secs() / 3).max(1);
     for opt in [
-        "BatchMode=yes".to_string(),
         format!("ConnectTimeout={}", host.connect_timeout.as_secs().max(1)),
         format!("ServerAliveInterval={interval}"),
         "ServerAliveCountMax=3".to_string(),
-        "ForwardAgent=no".to_string(),
-        "ForwardX11=no".to_string(),
         "LogLevel=ERROR".to_string(),
     ] {
         a.push("-o".into());
@@ -223,5 +229,37 @@ mod tests {
         assert!(explain("root@10.0.0.1: Permission denied (publickey).").contains("authorized_keys"));
         assert!(explain("Host key verification failed.").contains("known_hosts"));
         assert_eq!(explain("something else"), "");
+    }
+
+    /// What the real ssh client would use (`ssh -G` prints its effective
+    /// configuration without connecting).
+    fn effective(options: &[&str]) -> String {
+        let mut host = shoal_core::cluster::ClusterSpec::local().hosts.remove(0);
+        host.address = "example.invalid".into();
+        host.ssh_options = options.iter().map(|s| s.to_string()).collect();
+        let out = std::process::Command::new("ssh").arg("-G").args(ssh_args(&host)).output().expect("run ssh -G");
+        assert!(out.status.success(), "ssh -G failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn cluster_file_options_cannot_turn_forwarding_back_on() {
+        let cfg = effective(&[
+            "-o",
+            "ForwardAgent=yes",
+            "-oForwardX11=yes",
+            "-o",
+            "PermitLocalCommand=yes",
+            "-L",
+            "8080:localhost:80",
+            "-o",
+            "ProxyJump=bastion",
+        ]);
+        for want in
+            ["forwardagent no", "forwardx11 no", "clearallforwardings yes", "permitlocalcommand no", "batchmode yes", "proxyjump bastion"]
+        {
+            assert!(cfg.lines().any(|l| l == want), "ssh -G lacks {want:?}:\n{cfg}");
+        }
+        assert!(!cfg.lines().any(|l| l.starts_with("localforward")), "a forward survived:\n{cfg}");
     }
 }
