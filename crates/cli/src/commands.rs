@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use shoal::driver;
+use shoal::printable::printable;
 use shoal_core::cluster::ClusterSpec;
 use shoal_core::templates;
 
@@ -82,7 +83,7 @@ async fn check(arg: &ClusterArg, json: bool) -> anyhow::Result<i32> {
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print!("{}", driver::check::render(&rows));
+        print!("{}", printable(&driver::check::render(&rows)));
     }
     let failed = rows.iter().filter(|r| !r.ready).count();
     Ok(if failed == 0 { 0 } else { 3 })
@@ -96,7 +97,7 @@ async fn exec(arg: &ClusterArg, json: bool, command: &str) -> anyhow::Result<i32
     if json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
-        print!("{}", driver::exec::render(&results));
+        print!("{}", printable(&driver::exec::render(&results)));
     }
     let failed: Vec<&str> = results.iter().filter(|r| !r.ok).map(|r| r.host.as_str()).collect();
     if failed.is_empty() {
@@ -160,7 +161,7 @@ async fn execute(job: shoal_core::job::JobSpec, a: RunArgs) -> anyhow::Result<i3
     let result = shoal::driver::run::run(&spec, &job, &opts).await;
     match result {
         Ok(summary) if a.json => println!("{}", serde_json::to_string_pretty(&summary)?),
-        Ok(summary) if !a.dry_run => eprint!("{}", summary.render()),
+        Ok(summary) if !a.dry_run => eprint!("{}", printable(&summary.render())),
         Ok(_) => {}
         Err(e) => return Err(e.into()),
     }
@@ -214,7 +215,7 @@ fn transfer_result(rows: Vec<driver::transfer::TransferRow>, cluster: &driver::C
         for f in &cluster.failed {
             table.push(vec![f.spec.name.clone(), "-".into(), "-".into(), "-".into(), f.reason.clone()]);
         }
-        print!("{}", driver::check::align(&table));
+        print!("{}", printable(&driver::check::align(&table)));
     }
     let failed: Vec<&str> = rows
         .iter()
@@ -225,6 +226,6 @@ fn transfer_result(rows: Vec<driver::transfer::TransferRow>, cluster: &driver::C
     if failed.is_empty() {
         return Ok(0);
     }
-    eprintln!("error: {what} failed on {}", failed.join(", "));
+    eprintln!("error: {what} failed on {}", printable(&failed.join(", ")));
     Ok(if rows.iter().all(|r| r.error.is_some()) { 3 } else { 1 })
 }

@@ -15,7 +15,7 @@ fn main() {
     let code = match commands::dispatch(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", chain(&e));
+            eprintln!("error: {}", shoal::printable::printable(&chain(&e)));
             exit_code(&e)
         }
     };

@@ -6,6 +6,7 @@ use anyhow::Context;
 use shoal::driver::check::align;
 use shoal::driver::run::logs;
 use shoal::driver::run::summary::RunSummary;
+use shoal::printable::printable;
 
 /// The driver's state dir: `./.shoal`.
 pub fn state_dir() -> PathBuf {
@@ -108,10 +109,15 @@ fn print_line(l: &logs::LogLine, a: &LogArgs) -> anyhow::Result<()> {
             "{}",
             serde_json::json!({"ms": l.ms, "host": l.host, "task": l.task, "attempt": l.attempt, "stream": if l.stderr {"stderr"} else {"stdout"}, "text": l.text})
         );
-    } else if a.merged || (a.host.is_none() && a.task.is_none()) {
-        println!("[{} task {}] {}", l.host, l.task, l.text);
+        return Ok(());
+    }
+    // A terminal gets control characters made visible; a pipe or a file
+    // gets the task's bytes as they were.
+    let text = if std::io::IsTerminal::is_terminal(&std::io::stdout()) { printable(&l.text) } else { l.text.as_str().into() };
+    if a.merged || (a.host.is_none() && a.task.is_none()) {
+        println!("[{} task {}] {text}", l.host, l.task);
     } else {
-        println!("{}", l.text);
+        println!("{text}");
     }
     Ok(())
 }

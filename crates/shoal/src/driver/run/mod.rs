@@ -68,7 +68,7 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     let (sent, skipped) = sync_all(&mut cluster, &plan).await?;
     stranded_partitions(&cluster, &plan)?;
     for note in images::ensure(&mut cluster, job).await? {
-        eprintln!("shoal: {note}");
+        eprintln!("shoal: {}", crate::printable::printable(&note.to_string()));
     }
     let journal = Journal::create(&plan.run_dir.join("journal.jsonl")).map_err(|e| Error::io("cannot create the run journal", e))?;
     let sched = scheduler(job, &plan, &cluster.hosts, opts).await;
@@ -142,7 +142,7 @@ fn report_unreachable(cluster: &Cluster) -> Result<()> {
         return Err(Error::Unreachable(reasons.join("\n")));
     }
     for r in &reasons {
-        eprintln!("shoal: host unreachable, running without it:\n{r}");
+        eprintln!("shoal: host unreachable, running without it:\n{}", crate::printable::printable(&r.to_string()));
     }
     Ok(())
 }
@@ -182,7 +182,7 @@ async fn sync_all(cluster: &mut Cluster, plan: &Plan) -> Result<(u64, u64)> {
         }
     }
     for (index, why) in &errors {
-        eprintln!("shoal: {why}; running without this host");
+        eprintln!("shoal: {}; running without this host", crate::printable::printable(&why.to_string()));
         if let Some(h) = cluster.hosts.iter().find(|h| h.index == *index) {
             h.close().await;
         }

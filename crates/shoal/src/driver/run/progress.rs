@@ -61,6 +61,7 @@ impl Progress {
 
     /// Prints a line above the bars (or plainly).
     pub fn println(&self, line: &str) {
+        let line = &*crate::printable::printable(line);
         match &self.bars {
             Some((multi, _, _)) => {
                 let _ = multi.println(line);

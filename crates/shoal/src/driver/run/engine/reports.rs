@@ -38,6 +38,8 @@ impl Engine<'_> {
 
     fn on_task_message(&mut self, h: usize, msg: Message) {
         match msg {
+            Message::TaskDone(report) if !self.sent_to(h, report.attempt, true) => self.foreign_report(h, report.attempt),
+            Message::TaskLog { attempt, .. } if !self.sent_to(h, attempt, false) => self.foreign_report(h, attempt),
             Message::TaskDone(report) if self.killed_from_outside(&report) => {
                 // SIGKILL that we did not send: the host may be going down
                 // (everything on it killed at once). Wait before charging
@@ -55,6 +57,24 @@ impl Engine<'_> {
         }
     }
 
+    /// Whether `attempt` was sent to host `h` (and, for its end, has not
+    /// reported one yet). A report is matched by its attempt id, which a
+    /// confused or hostile agent could name for an attempt it never ran:
+    /// only the host that runs an attempt may speak for it, and its end
+    /// counts once.
+    fn sent_to(&self, h: usize, attempt: u32, end: bool) -> bool {
+        self.attempts.get(&attempt).is_some_and(|a| a.host == h && !(end && a.status.is_some()))
+    }
+
+    fn foreign_report(&self, h: usize, attempt: u32) {
+        let why = match self.attempts.get(&attempt).map(|a| a.host) {
+            None => "an attempt that was never sent".to_string(),
+            Some(owner) if owner != h => format!("an attempt sent to `{}`", self.hosts[owner].name()),
+            Some(_) => "an attempt that had already reported its end".to_string(),
+        };
+        tracing::warn!(host = self.hosts[h].name(), attempt, "ignored a report for {why}");
+    }
+
     fn on_log(&mut self, h: usize, attempt: u32, stream: LogStream, data: &[u8]) {
         let Some(task) = self.attempts.get(&attempt).map(|a| a.task) else {
             return;
@@ -63,7 +83,9 @@ impl Engine<'_> {
         let Some(logs) = &mut self.logs else { return };
         for line in logs.write(&host, task, attempt, stream, data) {
             if let Some((name, amount)) = line.strip_prefix("reporter:counter:").and_then(parse_counter) {
-                *self.counters.entry(name).or_default() += amount;
+                let total = self.counters.entry(name).or_default();
+                // Saturates: a wrapped total would be a plausible wrong number.
+                *total = total.saturating_add(amount);
             }
         }
     }
