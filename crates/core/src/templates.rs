@@ -53,7 +53,7 @@ seed = 0                       # fixes task order and distribution
 # max_attempts = 4             # tries per task before the job fails
 # exclude_after = 3            # task failures in a row that exclude a host
 # speculate = false            # copy straggling tasks to idle hosts
-# skip_bad_records = 0         # records a task may skip before it fails
+# skip_bad_records = 0         # bad input lines the job may leave out (skip mode after 2 failures)
 
 [sync]
 files = []                     # files and directories shipped to every host, e.g. ["score.py", "lib/"]

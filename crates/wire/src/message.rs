@@ -244,6 +244,9 @@ pub struct TaskRequest {
     pub resident: bool,
     /// The host's slots: at most this many executors of a kind run at once.
     pub slots: u32,
+    /// Skip mode: the task failed before, so run its input in pieces and
+    /// leave out the records the command fails on, at most this many.
+    pub skip_bad: Option<u32>,
 }
 
 impl TaskRequest {
@@ -328,6 +331,18 @@ pub struct TaskReport {
     pub buckets: Vec<Bucket>,
     /// Records the task wrote (lines of its output, before bucketing).
     pub records: u64,
+    /// Records left out in skip mode (see [`TaskRequest::skip_bad`]).
+    pub skipped: Vec<SkippedRecord>,
+}
+
+/// A record that a task in skip mode failed on and left out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedRecord {
+    /// Where it starts in the task's input, in bytes.
+    pub offset: u64,
+    pub len: u64,
+    /// Its first bytes, for the report.
+    pub head: String,
 }
 
 /// A block and its size.
@@ -407,6 +422,7 @@ mod tests {
             container: None,
             resident: true,
             slots: 2,
+            skip_bad: None,
         });
         let mut buf = Vec::new();
         m.encode_frame(&mut buf).unwrap();

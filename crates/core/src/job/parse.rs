@@ -29,6 +29,12 @@ impl Cx<'_> {
         let job = self.meta(self.section(top, "job")?, stem)?;
         let sync = self.sync(self.section(top, "sync")?)?;
         let input = self.input(self.section(top, "input")?, find(top, "input"))?;
+        if job.skip_bad_records > 0 && input.args.is_some() {
+            let e = find(self.section(top, "job")?, "skip_bad_records");
+            return Err(self
+                .err(e.and_then(|e| e.key_pos), "[job] skip_bad_records skips lines of an input file, and an [input] args job has none")
+                .hint("remove skip_bad_records, or read the arguments from a file: [input] path = \"args.txt\""));
+        }
         let map = self.map(top)?;
         let combine = match find(top, "combine") {
             Some(e) => Some(self.step(self.section(top, "combine")?, "combine", e)?),
@@ -78,6 +84,12 @@ impl Cx<'_> {
                 "skip_bad_records" => m.skip_bad_records = self.count(e, "job", 0)?,
                 _ => {}
             }
+        }
+        if m.skip_bad_records > 0 && m.max_attempts < 3 {
+            // Skip mode starts with a task's third attempt, after two failures.
+            return Err(self
+                .err(find(t, "skip_bad_records").and_then(|e| e.key_pos), format!("[job] skip_bad_records needs max_attempts of at least 3, not {}", m.max_attempts))
+                .hint("a task skips bad records from its third attempt on, after failing twice; raise max_attempts or remove skip_bad_records"));
         }
         Ok(m)
     }

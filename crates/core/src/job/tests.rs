@@ -19,7 +19,7 @@ const FULL: &str = r#"
 [job]
 name = "score"
 seed = 42
-max_attempts = 2
+max_attempts = 3
 exclude_after = 5
 speculate = true
 skip_bad_records = 10
@@ -81,9 +81,21 @@ fn minimal_job_gets_defaults() {
 }
 
 #[test]
+fn skip_bad_records_needs_a_third_attempt_and_lines() {
+    assert_eq!(
+        err(&format!("[job]\nmax_attempts = 2\nskip_bad_records = 1\n{MIN}")),
+        "jobs/job.toml:3:1: [job] skip_bad_records needs max_attempts of at least 3, not 2\n  hint: a task skips bad records from its third attempt on, after failing twice; raise max_attempts or remove skip_bad_records"
+    );
+    assert_eq!(
+        err("[job]\nskip_bad_records = 1\n[input]\nargs = [\"a\"]\n[map]\ncommand = \"cat\"\n"),
+        "jobs/job.toml:2:1: [job] skip_bad_records skips lines of an input file, and an [input] args job has none\n  hint: remove skip_bad_records, or read the arguments from a file: [input] path = \"args.txt\""
+    );
+}
+
+#[test]
 fn full_job_parses() {
     let j = parse(FULL).unwrap();
-    assert_eq!((j.job.name.as_str(), j.job.seed, j.job.max_attempts, j.job.skip_bad_records), ("score", 42, 2, 10));
+    assert_eq!((j.job.name.as_str(), j.job.seed, j.job.max_attempts, j.job.skip_bad_records), ("score", 42, 3, 10));
     assert_eq!(j.sync.list_file.as_deref(), Some("files.txt"));
     assert_eq!(j.input.key, Some(KeySpec { field: 2, sep: ",".into() }));
     assert_eq!((j.input.split, j.input.partitioner, j.input.weighted), (Some(Split::Hash), Partitioner::Modulo, true));

@@ -14,6 +14,7 @@ mod hostinfo;
 mod resident;
 mod session;
 pub mod shuffle;
+mod skip;
 mod stdio;
 mod task;
 mod workdir;

@@ -676,6 +676,7 @@ impl FinishArgs {
             host_trouble: None,
             buckets: vec![],
             records: 0,
+            skipped: vec![],
         }
     }
 }

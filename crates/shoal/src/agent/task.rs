@@ -48,6 +48,9 @@ pub fn start(
     store: Arc<BlockStore>,
     outbox: Outbox,
 ) -> Result<(i32, tokio::task::JoinHandle<TaskReport>), Box<TaskReport>> {
+    if req.skip_bad.is_some() {
+        return super::skip::start(req, place, slot, store);
+    }
     let started = Instant::now();
     let fail = |why: String| Box::new(trouble(req.attempt, started, why));
     fs::create_dir_all(&place.scratch).map_err(|e| fail(format!("cannot create task dir: {e}")))?;
@@ -307,6 +310,7 @@ pub(super) fn finish(a: FinishArgs) -> TaskReport {
         host_trouble: None,
         buckets: vec![],
         records: 0,
+        skipped: vec![],
     };
     if report.status.success() && !a.timed_out {
         if !a.output.exists() {
@@ -512,6 +516,7 @@ pub(super) fn trouble(attempt: u32, started: Instant, why: String) -> TaskReport
         host_trouble: Some(why),
         buckets: vec![],
         records: 0,
+        skipped: vec![],
     }
 }
 

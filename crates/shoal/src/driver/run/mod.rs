@@ -82,6 +82,7 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
         summary.shuffle = Some(summary::ShuffleSummary::new(engine.partition_sizes(), engine.shuffled_via_driver));
     }
     summary.counters = engine.counters.clone();
+    summary.skipped_records = engine.skipped.clone();
     end_run(&cluster, &plan.run_id).await;
     let result = finish(ending, &engine, job, &plan, &mut summary, opts);
     let report = plan.run_dir.join("report.html");
@@ -363,6 +364,7 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
         output: None,
         error: None,
         counters: Default::default(),
+        skipped_records: Vec::new(),
         shuffle: None,
         report: None,
     }
@@ -469,6 +471,7 @@ fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
         output: None,
         error: None,
         counters: Default::default(),
+        skipped_records: Vec::new(),
         shuffle: None,
         report: None,
     }

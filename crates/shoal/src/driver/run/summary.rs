@@ -76,6 +76,22 @@ pub struct RunSummary {
     /// Path of the HTML run report.
     #[serde(default)]
     pub report: Option<String>,
+    /// Bad records left out under `[job] skip_bad_records`.
+    #[serde(default)]
+    pub skipped_records: Vec<SkippedSummary>,
+}
+
+/// A bad record that a task left out in skip mode.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SkippedSummary {
+    pub task: u32,
+    pub partition: u32,
+    /// The input it came from, and where it starts there in bytes.
+    pub input: String,
+    pub offset: u64,
+    pub len: u64,
+    /// Its first bytes.
+    pub head: String,
 }
 
 /// What a keyed shuffle moved.
@@ -164,6 +180,12 @@ impl RunSummary {
             if let Some(w) = &sh.skew_warning {
                 out.push_str(&format!("warning: {w}\n"));
             }
+        }
+        for s in &self.skipped_records {
+            out.push_str(&format!(
+                "skipped bad record: task {} (partition {}), {} at byte {} ({} bytes): {:?}\n",
+                s.task, s.partition, s.input, s.offset, s.len, s.head
+            ));
         }
         for (name, total) in &self.counters {
             out.push_str(&format!("counter {name}: {total}\n"));

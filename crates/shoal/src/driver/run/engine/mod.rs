@@ -30,7 +30,7 @@ use super::logs::LogSink;
 use super::output::Part;
 use super::prepare::{Plan, PARAMS_PATH};
 use super::progress::Progress;
-use super::summary::HostSummary;
+use super::summary::{HostSummary, SkippedSummary};
 use crate::driver::{blocks, Host, HostEvent};
 
 /// What happened to one attempt, as the driver saw it.
@@ -136,6 +136,13 @@ pub struct Engine<'a> {
     pub shuffled_via_driver: u64,
     /// Hadoop-style counters from `reporter:counter:group,name,amount`.
     pub counters: BTreeMap<String, i64>,
+    /// Failures of each task's command (exits, not host trouble or loss):
+    /// after two, its next attempt runs in skip mode.
+    exit_failures: HashMap<u32, u32>,
+    /// Records left out by finished attempts in skip mode, until commit.
+    pending_skipped: HashMap<u32, Vec<shoal_wire::SkippedRecord>>,
+    /// Records left out by committed attempts.
+    pub skipped: Vec<SkippedSummary>,
     /// Tasks in the map and the reduce stage.
     stage_sizes: [usize; 2],
     /// Attempts per slot (`Pipeline`), from how long attempts run.
@@ -181,6 +188,9 @@ impl<'a> Engine<'a> {
             map_outputs: HashMap::new(),
             shuffled_via_driver: 0,
             counters: BTreeMap::new(),
+            exit_failures: HashMap::new(),
+            pending_skipped: HashMap::new(),
+            skipped: Vec::new(),
             stage_sizes: [0, 1].map(|s| plan.tasks.iter().filter(|t| t.stage == s).count()),
             pacing: pacing::Pacing::new(job.map.resident || job.reduce.as_ref().is_some_and(|r| r.step.resident)),
             env_ids: HashMap::new(),
@@ -264,6 +274,7 @@ impl<'a> Engine<'a> {
                 self.pending_outputs.remove(&attempt.0);
                 self.pending_data.remove(&attempt.0);
                 self.pending_buckets.remove(&attempt.0);
+                self.pending_skipped.remove(&attempt.0);
                 self.set_outcome(attempt.0, "superseded")
             }
             Action::Exclude { host } => self.exclude(host),
@@ -353,6 +364,47 @@ impl<'a> Engine<'a> {
         });
     }
 
+    /// `skip_bad` of a map task's next attempt: skip mode once its command
+    /// failed twice, when the job allows skipping and the task reads lines.
+    fn skip_mode(&self, task: u32) -> Option<u32> {
+        let limit = self.job.job.skip_bad_records;
+        let planned = &self.plan.tasks[task as usize];
+        let failed = self.exit_failures.get(&task).copied().unwrap_or(0);
+        (limit > 0 && planned.stage == 0 && planned.input.is_some() && failed >= 2).then_some(limit)
+    }
+
+    /// Records what a committed attempt skipped, at its offset in the
+    /// input file, and stops the run when the job skipped more than
+    /// `[job] skip_bad_records` in all.
+    fn note_skipped(&mut self, task: u32, records: Vec<shoal_wire::SkippedRecord>) {
+        let planned = &self.plan.tasks[task as usize];
+        let base = planned.input.as_ref().map_or(0, |s| s.offset);
+        for r in records {
+            self.note(&format!(
+                "task {task} (input {}) skipped a bad record at byte {}: {:?}",
+                planned.input_name,
+                base + r.offset,
+                r.head
+            ));
+            let input = planned.input_name.to_string();
+            self.skipped.push(SkippedSummary {
+                task,
+                partition: planned.partition,
+                input,
+                offset: base + r.offset,
+                len: r.len,
+                head: r.head,
+            });
+        }
+        let limit = self.job.job.skip_bad_records;
+        if self.skipped.len() > limit as usize && self.ending.is_none() {
+            self.ending = Some(Ending::Failed(format!(
+                "{} bad records were skipped, more than [job] skip_bad_records = {limit} allows; they are listed above and in the summary",
+                self.skipped.len()
+            )));
+        }
+    }
+
     fn request(&mut self, h: &Host, task: u32, attempt: u32) -> TaskRequest {
         let plan = self.plan;
         let planned = &plan.tasks[task as usize];
@@ -384,6 +436,7 @@ impl<'a> Engine<'a> {
             container: self.container(&self.job.map, attempt),
             resident: self.job.map.resident,
             slots: h.slots(),
+            skip_bad: self.skip_mode(task),
         }
     }
 
@@ -412,6 +465,7 @@ impl<'a> Engine<'a> {
             container: self.container(&reduce.step, attempt),
             resident: reduce.step.resident,
             slots: h.slots(),
+            skip_bad: None,
         }
     }
 
@@ -469,6 +523,9 @@ impl<'a> Engine<'a> {
     }
 
     fn collect(&mut self, task: TaskId, attempt: AttemptId, host: HostId) {
+        if let Some(records) = self.pending_skipped.remove(&attempt.0) {
+            self.note_skipped(task.0, records);
+        }
         if self.plan.tasks[task.0 as usize].stage == 0 && self.job.reduce.is_some() {
             // A map output of a shuffle stays on its host as buckets.
             let buckets = self.pending_buckets.remove(&attempt.0).unwrap_or_default();

@@ -119,6 +119,9 @@ impl Engine<'_> {
             if !r.buckets.is_empty() {
                 self.pending_buckets.insert(r.attempt, std::mem::take(&mut r.buckets));
             }
+            if !r.skipped.is_empty() {
+                self.pending_skipped.insert(r.attempt, std::mem::take(&mut r.skipped));
+            }
             self.set_outcome(r.attempt, "succeeded");
             self.pending_outputs.insert(r.attempt, r.output.expect("checked"));
             if let Some(data) = r.output_data {
@@ -138,6 +141,9 @@ impl Engine<'_> {
         };
         if let Some(why) = &r.host_trouble {
             self.note(&format!("host `{}`: {why}", self.hosts[h].name()));
+        }
+        if kind == FailureKind::Exit {
+            *self.exit_failures.entry(task.0).or_default() += 1;
         }
         self.set_outcome(r.attempt, if killed { "killed" } else { "failed" });
         self.feed(Event::TaskFailed { task, attempt, now, kind });
