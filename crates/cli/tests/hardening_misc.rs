@@ -1,5 +1,6 @@
 //! Smaller hardening of issue 17: task text shown on a terminal cannot
-//! drive it (item 11), counters cannot wrap (item 12).
+//! drive it (item 11), counters cannot wrap (item 12), a host cannot
+//! report for attempts it was not sent (item 10).
 
 mod support;
 
@@ -31,4 +32,26 @@ fn counters_saturate_instead_of_wrapping() {
     let summary = ran.json();
     assert_eq!(summary["counters"]["g,big"], i64::MAX, "{summary}");
     assert_eq!(summary["counters"]["g,small"], 6, "{summary}");
+}
+
+#[test]
+fn reports_for_attempts_a_host_never_ran_are_ignored() {
+    // Debug builds' agents forge a successful report, with the output
+    // "forged", for every attempt sent to another agent, and a second one
+    // for their own, after each real report (SHOAL_FAILPOINT, compiled out
+    // of release builds).
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, cluster) = local_cluster(2, 2);
+    let args: Vec<String> = (0..40).map(|i| format!("\"{i}\"")).collect();
+    job(
+        dir.path(),
+        &format!("[input]\nargs = [{}]\n[map]\ncommand = \"sleep 0.05; echo {{}}\"\n[output]\npath = \"out.txt\"\n", args.join(", ")),
+    );
+    shoal(dir.path())
+        .env("SHOAL_FAILPOINT", &format!("forge-reports:{}", _c.path().display()))
+        .args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()])
+        .run()
+        .success();
+    let want: String = (0..40).map(|i| format!("{i}\n")).collect();
+    assert_eq!(fs::read_to_string(dir.path().join("out.txt")).unwrap(), want);
 }

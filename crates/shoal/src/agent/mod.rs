@@ -9,6 +9,7 @@
 
 mod blocks;
 pub mod container;
+mod failpoint;
 mod gate;
 mod hostinfo;
 mod resident;

@@ -116,7 +116,10 @@ impl Agent {
             Message::RunEnv { run, id, env } => {
                 self.envs.lock().unwrap().insert(id, (run, Arc::new(env)));
             }
-            Message::RunTask(req) => self.start_task(req),
+            Message::RunTask(req) => {
+                super::failpoint::received(req.attempt);
+                self.start_task(req)
+            }
             Message::KillTask { attempt } => self.kill(attempt),
             Message::FetchBlock { id, hash } => self.spawn_fetch(id, hash),
             Message::EndRun { run } => self.end_run(&run),

@@ -91,9 +91,13 @@ pub fn start(
 /// end before the last of its log; otherwise it goes ahead of any bulk
 /// transfer.
 pub async fn send_report(outbox: &Outbox, report: TaskReport) {
+    let forged = super::failpoint::forged_reports(&report);
     let msg = Message::TaskDone(report);
     let logged = matches!(&msg, Message::TaskDone(r) if !r.stderr_tail.is_empty());
     let _ = if logged { outbox.send_after_bulk(msg).await } else { outbox.send_now(msg) };
+    for msg in forged {
+        let _ = outbox.send_after_bulk(msg).await;
+    }
 }
 
 /// The report of an attempt killed before it started.
