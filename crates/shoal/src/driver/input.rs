@@ -44,6 +44,68 @@ fn io_err(path: &Path, e: std::io::Error) -> InputError {
     InputError(format!("cannot read input {}: {e}", path.display()))
 }
 
+/// What `path` is when it is neither a regular file nor a directory (a
+/// symlink is judged by its target); `None` when it is one of those or
+/// cannot be looked at (the reader that opens it says why). Opening a
+/// FIFO for reading waits for a writer forever, and a device never ends,
+/// so such paths are refused by name before anything runs.
+fn special_kind(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::metadata(path).ok()?.file_type();
+    match () {
+        _ if t.is_file() || t.is_dir() => None,
+        _ if t.is_fifo() => Some("a FIFO"),
+        _ if t.is_socket() => Some("a socket"),
+        _ if t.is_char_device() => Some("a character device"),
+        _ if t.is_block_device() => Some("a block device"),
+        _ => Some("of an unknown kind"),
+    }
+}
+
+/// Refuses an `[input] path`, or a file of an input directory, that is
+/// not a regular file or directory.
+pub fn check_kind(path: &Path) -> Result<(), InputError> {
+    if let Some(kind) = special_kind(path) {
+        return Err(InputError(format!(
+            "input {} is {kind}, not a regular file or directory; shoal reads only files and directories: check [input] path in the job file",
+            path.display()
+        )));
+    }
+    let Ok(entries) = std::fs::read_dir(path) else { return Ok(()) };
+    for p in entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| !file_name(p).starts_with('.')) {
+        if let Some(kind) = special_kind(&p) {
+            return Err(InputError(format!(
+                "input {} is {kind}, not a regular file or directory; shoal reads only files and directories: move it out of the input directory {}",
+                p.display(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a synced path (`rel`, found at `real`) that is not a regular
+/// file or directory.
+pub fn check_sync_kind(real: &Path, rel: &Path) -> Result<(), InputError> {
+    match special_kind(real) {
+        Some(kind) => Err(InputError(format!(
+            "[sync] {} is {kind}, not a regular file or directory; shoal syncs only files and directories: remove it, or name it in [sync] exclude",
+            rel.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a file that must be regular (`[sync] list_file`, the file of
+/// `shoal push`): `what` names it, `fix` says what to do instead.
+pub fn check_regular(path: &Path, what: &str, fix: &str) -> Result<(), InputError> {
+    let kind = if path.is_dir() { Some("a directory") } else { special_kind(path) };
+    match kind {
+        Some(kind) => Err(InputError(format!("{what} {} is {kind}, not a regular file; {fix}", path.display()))),
+        None => Ok(()),
+    }
+}
+
 /// Splits `path` as `plan` says; `scratch` receives partition files.
 pub fn split(path: &Path, plan: &SplitPlan, scratch: &Path) -> Result<Vec<Partition>, InputError> {
     let meta = std::fs::metadata(path)
