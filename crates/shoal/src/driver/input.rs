@@ -147,8 +147,12 @@ fn by_files(dir: &Path) -> Result<Vec<Partition>, InputError> {
     files.into_iter().map(|p| whole_file(&p)).collect()
 }
 
-/// A whole file as one partition.
+/// A whole file as one partition (also an `[images]` archive, a pushed
+/// file): never a FIFO or device, whose reading would not end.
 pub fn whole_file(path: &Path) -> Result<Partition, InputError> {
+    if let Some(kind) = special_kind(path) {
+        return Err(InputError(format!("{} is {kind}, not a regular file; shoal reads only regular files", path.display())));
+    }
     let len = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
     let hash = hash_range(path, 0, len).map_err(|e| io_err(path, e))?;
     Ok(Partition { source: Source { path: path.to_path_buf(), offset: 0, len, hash, data: None }, name: file_name(path) })
@@ -382,5 +386,23 @@ mod tests {
         let plan = SplitPlan::Range { partitions: 2, field: 1, sep: b" ".to_vec() };
         let parts = split(&path, &plan, &dir.path().join("s")).unwrap();
         assert_eq!(parts.iter().map(read).collect::<Vec<_>>(), ["1\n3\n", "9\n5\n7\n"]);
+    }
+
+    #[test]
+    fn special_files_are_refused_and_links_to_files_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let err = whole_file(&fifo).unwrap_err();
+        assert_eq!(err.to_string(), format!("{} is a FIFO, not a regular file; shoal reads only regular files", fifo.display()));
+        assert!(check_kind(Path::new("/dev/null")).unwrap_err().to_string().starts_with("input /dev/null is a character device"));
+        std::fs::write(dir.path().join("real.txt"), "a\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real.txt"), dir.path().join("link.txt")).unwrap();
+        assert!(check_kind(&dir.path().join("link.txt")).is_ok());
+        let err = check_regular(dir.path(), "[sync] list_file", "point list_file at a regular file").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("[sync] list_file {} is a directory, not a regular file; point list_file at a regular file", dir.path().display())
+        );
     }
 }

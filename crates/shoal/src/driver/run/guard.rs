@@ -3,11 +3,12 @@
 //! Committing replaces the output path whole (a directory by exchange, a
 //! file by rename), so an output that is, contains or lies inside the
 //! input, a synced path, the list file or an image archive would destroy
-//! it; one that is or contains the job file or the run state (`.shoal`)
-//! would take those along. Paths are compared canonical (symlinks
-//! resolved, `..` applied), an output that does not exist yet by its
-//! deepest existing ancestor, and an output that is a symlink both as the
-//! link and as its target. Checked before anything is created.
+//! it; one that is or contains the job file or the run state (`.shoal`),
+//! or lies in `.shoal/runs`, would take those along. Paths are compared
+//! canonical (symlinks resolved, `..` applied), an output that does not
+//! exist yet by its deepest existing ancestor, and an output that is a
+//! symlink both as the link and as its target. Checked before anything
+//! is created.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -84,6 +85,10 @@ fn guarded(job: &JobSpec, sync_paths: &[(String, &str)], state_dir: &Path) -> Ve
     if let Some(p) = &job.path {
         wanted.push((p.clone(), format!("the job file {:?}", p.display().to_string()), true));
     }
+    // A Dataset program's job outputs live in `.shoal/dataset/`; nothing
+    // may go into `.shoal/runs/`, where this run's parts are.
+    let runs = state_dir.join("runs");
+    wanted.push((runs.clone(), format!("the run state {:?}", runs.display().to_string()), false));
     wanted.push((state_dir.to_path_buf(), format!("the run state {:?}", state_dir.display().to_string()), true));
     wanted.into_iter().filter_map(|(p, label, inside_ok)| p.canonicalize().ok().map(|path| Guarded { path, label, inside_ok })).collect()
 }
@@ -137,5 +142,28 @@ mod tests {
         assert_eq!(relation(Path::new("/j/inner"), &g), None, "a shared prefix of names is no overlap");
         let state = Guarded { inside_ok: true, ..g };
         assert_eq!(relation(Path::new("/j/in/out"), &state), None);
+    }
+
+    #[test]
+    fn run_state_is_guarded_but_dataset_outputs_may_live_in_it() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join(".shoal/runs")).unwrap();
+        std::fs::write(base.join("data.txt"), "x\n").unwrap();
+        let state = base.join(".shoal");
+        let check = |out: &str| {
+            let text = format!("[input]\npath = \"data.txt\"\n[map]\ncommand = \"cat\"\n[output]\npath = \"{out}\"\n");
+            let job = JobSpec::parse(&text, &base.join("job.toml")).unwrap();
+            check_output(&job, &[], &state).map_err(|e| e.to_string())
+        };
+        assert_eq!(check(".shoal/dataset/s/jobs/1"), Ok(()));
+        assert_eq!(check("out/all.txt"), Ok(()));
+        let runs = format!("{:?}", state.join("runs").display().to_string());
+        assert_eq!(
+            check(".shoal/runs/x"),
+            Err(format!("[output] path \".shoal/runs/x\" lies inside the run state {runs}; committing the output would destroy it, so nothing was run: change [output] path so that the two do not overlap"))
+        );
+        assert!(check(".shoal").unwrap_err().contains("\" contains the run state "));
+        assert!(check("data.txt/..").unwrap_err().contains("contains the input \"data.txt\" ([input] path)"));
     }
 }
