@@ -502,4 +502,18 @@ mod tests {
         assert_eq!(fs::read_to_string(&dest).unwrap(), "mine");
         assert!(!d.path().join(".out.shoal-tmp-r1").exists(), "the built output is not left beside it");
     }
+
+    #[test]
+    fn without_an_exchange_the_old_output_is_moved_aside_then_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let (tmp, dest) = (d.path().join(".out.shoal-tmp-r1"), d.path().join("out"));
+        fs::create_dir(&tmp).unwrap();
+        fs::write(tmp.join("new"), "n").unwrap();
+        fs::create_dir(&dest).unwrap();
+        fs::write(dest.join("old"), "o").unwrap();
+        let old = aside(&tmp, &dest, "r1").unwrap();
+        assert_eq!(fs::read_to_string(dest.join("new")).unwrap(), "n");
+        assert_eq!(fs::read_to_string(old.join("old")).unwrap(), "o");
+        assert_eq!(old, d.path().join(".out.shoal-old-r1"));
+    }
 }

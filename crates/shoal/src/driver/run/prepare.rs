@@ -283,7 +283,12 @@ fn partitions(job: &JobSpec, total_slots: u32, run_dir: &Path, state_dir: &Path)
         // Split exactly as `shoal push --split` did: every chunk is already on a host.
         return input::at_cuts(&full, &cuts).map_err(|e| Error::Usage(e.to_string()));
     }
-    input::split(&full, &plan, &run_dir.join("input")).map_err(|e| Error::Usage(e.to_string()))
+    let scratch = run_dir.join("input");
+    if matches!(plan, SplitPlan::Hash { .. } | SplitPlan::Range { .. }) {
+        // Routed partitions are copies of the input: owner-only, like the run.
+        private::dir(&scratch).map_err(|e| Error::io(format!("cannot create {}", scratch.display()), e))?;
+    }
+    input::split(&full, &plan, &scratch).map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// Partitions a program handed over (the Dataset API), each hashed so that
