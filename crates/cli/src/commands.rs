@@ -182,9 +182,17 @@ fn latest_of(state: &Path, job: &str) -> anyhow::Result<String> {
 }
 
 async fn push(arg: &ClusterArg, file: &Path, to: &str, split: bool, json: bool) -> anyhow::Result<i32> {
+    // A FIFO would hang the hashing forever: refuse it before connecting.
+    driver::input::check_regular(file, "shoal push:", "shoal push sends regular files only")
+        .map_err(|e| shoal::Error::Usage(e.to_string()))?;
     let spec = load_cluster(arg)?;
+    let state = crate::runs::state_dir();
+    if split {
+        // It records the cut there (`.shoal/pushed/`): owner-only, like all state.
+        driver::run::private::dir(&state).with_context(|| format!("cannot create {}", state.display()))?;
+    }
     let cluster = driver::connect(&spec).await;
-    let rows = driver::transfer::push(&cluster, file, to, split, &crate::runs::state_dir()).await;
+    let rows = driver::transfer::push(&cluster, file, to, split, &state).await;
     cluster.close().await;
     transfer_result(rows?, &cluster, json, "push")
 }

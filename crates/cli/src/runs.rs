@@ -132,7 +132,8 @@ pub fn report(run: &str, open: bool) -> anyhow::Result<i32> {
             shoal::Error::Usage(format!("run {id} has no summary yet (still running, or its driver was killed); resume it to finish it"))
         })?;
     let path = dir.join("report.html");
-    std::fs::write(&path, shoal::driver::run::report::render(&summary)).with_context(|| format!("cannot write {}", path.display()))?;
+    shoal::driver::run::private::write_bytes(&path, shoal::driver::run::report::render(&summary).as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     println!("{}", path.display());
     if open {
         let _ = std::process::Command::new("xdg-open").arg(&path).status();

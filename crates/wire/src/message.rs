@@ -14,6 +14,9 @@ use crate::{Hello, WireError};
 /// BLAKE3 hash naming a block.
 pub type Hash = [u8; 32];
 
+/// Where a run's params file (`$SHOAL_PARAMS`) is, relative to its work dir.
+pub const PARAMS_PATH: &str = ".shoal/params.json";
+
 /// Input partitions and task outputs up to this size travel inside
 /// [`TaskRequest`] and [`TaskReport`] instead of as blocks: for a tiny
 /// task, a block file on each side and a fetch round trip cost far more
@@ -78,11 +81,15 @@ pub enum Message {
         error: Option<String>,
     },
     /// Driver -> agent: the variables every task of a run shares on this
-    /// host, sent once before the tasks that name it by `id`.
+    /// host, sent once before the tasks that name it by `id`, and the
+    /// run's params as JSON, which the agent writes to [`PARAMS_PATH`] in
+    /// the run's work dir (0600; never a cached block, gone with the run).
     RunEnv {
         run: String,
         id: u64,
         env: Vec<(String, String)>,
+        #[serde(with = "serde_bytes")]
+        params: Vec<u8>,
     },
     /// Driver -> agent: start one task attempt.
     RunTask(TaskRequest),

@@ -16,8 +16,9 @@ use super::resident::Executors;
 use super::task::{self, TaskPlace};
 use super::{hostinfo, workdir, AgentOptions, BlockStore, START_MARKER};
 
-/// The variables of a run's tasks, and that run.
-type RunEnv = (String, Arc<Vec<(String, String)>>);
+/// The variables of a run's tasks (or why its params file could not be
+/// written), and that run.
+type RunEnv = (String, Result<Arc<Vec<(String, String)>>, String>);
 
 /// Shared state of one agent process.
 struct Agent {
@@ -113,9 +114,7 @@ impl Agent {
             }
             Message::Chunk { stream, hash, data, last } => self.receive_chunk(stream, hash, &data, last),
             Message::MakeWorkdir { id, run, files } => self.make_workdir(id, run, files),
-            Message::RunEnv { run, id, env } => {
-                self.envs.lock().unwrap().insert(id, (run, Arc::new(env)));
-            }
+            Message::RunEnv { run, id, env, params } => self.run_env(run, id, env, &params),
             Message::RunTask(req) => {
                 super::failpoint::received(req.attempt);
                 self.start_task(req)
@@ -149,6 +148,14 @@ impl Agent {
         Ok(self.opts.workdir.join("runs").join(run))
     }
 
+    /// Keeps a run's variables and writes its params file into the run's
+    /// work dir: params may be secrets, so they are never a cached block
+    /// (which outlives the run), and `EndRun` removes them with the run.
+    fn run_env(&self, run: String, id: u64, env: Vec<(String, String)>, params: &[u8]) {
+        let written = self.run_dir(&run).and_then(|dir| write_params(&dir.join("work"), params));
+        self.envs.lock().unwrap().insert(id, (run, written.map(|()| Arc::new(env))));
+    }
+
     fn make_workdir(&self, id: u64, run: String, files: Vec<shoal_wire::FileEntry>) {
         let result = self.run_dir(&run).and_then(|dir| {
             self.runs.lock().unwrap().insert(run.clone());
@@ -161,7 +168,8 @@ impl Agent {
     fn start_task(self: &Arc<Self>, mut req: TaskRequest) {
         let attempt = req.attempt;
         match self.envs.lock().unwrap().get(&req.env_id) {
-            Some((_, env)) => req.env = env.clone(),
+            Some((_, Ok(env))) => req.env = env.clone(),
+            Some((_, Err(why))) => return self.reply(Message::TaskDone(task::trouble(attempt, std::time::Instant::now(), why.clone()))),
             None => {
                 let why = format!("the driver named variables ({}) it never sent; the driver and this agent disagree", req.env_id);
                 return self.reply(Message::TaskDone(task::trouble(attempt, std::time::Instant::now(), why)));
@@ -389,4 +397,17 @@ fn exit_status(s: std::process::ExitStatus) -> ExitStatus {
         (Some(c), _) => ExitStatus::Code(c),
         (None, sig) => ExitStatus::Signal(sig.unwrap_or(0)),
     }
+}
+
+/// Writes `params` to the params file of work dir `work`, owner-only and
+/// fresh (a stale file or a link planted there is removed, not followed).
+fn write_params(work: &std::path::Path, params: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = work.join(shoal_wire::PARAMS_PATH);
+    let why = |e: std::io::Error| format!("cannot write the run's params to {}: {e}", path.display());
+    let dir = path.parent().unwrap_or(work);
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(why)?;
+    let _ = std::fs::remove_file(&path);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(why)?;
+    f.write_all(params).map_err(why)
 }

@@ -44,6 +44,68 @@ fn io_err(path: &Path, e: std::io::Error) -> InputError {
     InputError(format!("cannot read input {}: {e}", path.display()))
 }
 
+/// What `path` is when it is neither a regular file nor a directory (a
+/// symlink is judged by its target); `None` when it is one of those or
+/// cannot be looked at (the reader that opens it says why). Opening a
+/// FIFO for reading waits for a writer forever, and a device never ends,
+/// so such paths are refused by name before anything runs.
+fn special_kind(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::metadata(path).ok()?.file_type();
+    match () {
+        _ if t.is_file() || t.is_dir() => None,
+        _ if t.is_fifo() => Some("a FIFO"),
+        _ if t.is_socket() => Some("a socket"),
+        _ if t.is_char_device() => Some("a character device"),
+        _ if t.is_block_device() => Some("a block device"),
+        _ => Some("of an unknown kind"),
+    }
+}
+
+/// Refuses an `[input] path`, or a file of an input directory, that is
+/// not a regular file or directory.
+pub fn check_kind(path: &Path) -> Result<(), InputError> {
+    if let Some(kind) = special_kind(path) {
+        return Err(InputError(format!(
+            "input {} is {kind}, not a regular file or directory; shoal reads only files and directories: check [input] path in the job file",
+            path.display()
+        )));
+    }
+    let Ok(entries) = std::fs::read_dir(path) else { return Ok(()) };
+    for p in entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| !file_name(p).starts_with('.')) {
+        if let Some(kind) = special_kind(&p) {
+            return Err(InputError(format!(
+                "input {} is {kind}, not a regular file or directory; shoal reads only files and directories: move it out of the input directory {}",
+                p.display(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a synced path (`rel`, found at `real`) that is not a regular
+/// file or directory.
+pub fn check_sync_kind(real: &Path, rel: &Path) -> Result<(), InputError> {
+    match special_kind(real) {
+        Some(kind) => Err(InputError(format!(
+            "[sync] {} is {kind}, not a regular file or directory; shoal syncs only files and directories: remove it, or name it in [sync] exclude",
+            rel.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a file that must be regular (`[sync] list_file`, the file of
+/// `shoal push`): `what` names it, `fix` says what to do instead.
+pub fn check_regular(path: &Path, what: &str, fix: &str) -> Result<(), InputError> {
+    let kind = if path.is_dir() { Some("a directory") } else { special_kind(path) };
+    match kind {
+        Some(kind) => Err(InputError(format!("{what} {} is {kind}, not a regular file; {fix}", path.display()))),
+        None => Ok(()),
+    }
+}
+
 /// Splits `path` as `plan` says; `scratch` receives partition files.
 pub fn split(path: &Path, plan: &SplitPlan, scratch: &Path) -> Result<Vec<Partition>, InputError> {
     let meta = std::fs::metadata(path)
@@ -85,8 +147,12 @@ fn by_files(dir: &Path) -> Result<Vec<Partition>, InputError> {
     files.into_iter().map(|p| whole_file(&p)).collect()
 }
 
-/// A whole file as one partition.
+/// A whole file as one partition (also an `[images]` archive, a pushed
+/// file): never a FIFO or device, whose reading would not end.
 pub fn whole_file(path: &Path) -> Result<Partition, InputError> {
+    if let Some(kind) = special_kind(path) {
+        return Err(InputError(format!("{} is {kind}, not a regular file; shoal reads only regular files", path.display())));
+    }
     let len = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
     let hash = hash_range(path, 0, len).map_err(|e| io_err(path, e))?;
     Ok(Partition { source: Source { path: path.to_path_buf(), offset: 0, len, hash, data: None }, name: file_name(path) })
@@ -320,5 +386,23 @@ mod tests {
         let plan = SplitPlan::Range { partitions: 2, field: 1, sep: b" ".to_vec() };
         let parts = split(&path, &plan, &dir.path().join("s")).unwrap();
         assert_eq!(parts.iter().map(read).collect::<Vec<_>>(), ["1\n3\n", "9\n5\n7\n"]);
+    }
+
+    #[test]
+    fn special_files_are_refused_and_links_to_files_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let err = whole_file(&fifo).unwrap_err();
+        assert_eq!(err.to_string(), format!("{} is a FIFO, not a regular file; shoal reads only regular files", fifo.display()));
+        assert!(check_kind(Path::new("/dev/null")).unwrap_err().to_string().starts_with("input /dev/null is a character device"));
+        std::fs::write(dir.path().join("real.txt"), "a\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real.txt"), dir.path().join("link.txt")).unwrap();
+        assert!(check_kind(&dir.path().join("link.txt")).is_ok());
+        let err = check_regular(dir.path(), "[sync] list_file", "point list_file at a regular file").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("[sync] list_file {} is a directory, not a regular file; point list_file at a regular file", dir.path().display())
+        );
     }
 }

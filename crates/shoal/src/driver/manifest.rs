@@ -85,6 +85,7 @@ fn walk(base: &Path, rel: &Path, req: &SyncRequest<'_>, out: &mut Vec<ManifestFi
         entries.sort();
         return entries.iter().try_for_each(|e| walk(base, e, req, out));
     }
+    super::input::check_sync_kind(&real, rel).map_err(|e| SyncError(e.0))?;
     out.push(file(&real, rel, req)?);
     Ok(())
 }

@@ -11,7 +11,7 @@
 //! run of many tiny tasks writes no file per task.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -85,7 +85,7 @@ pub struct Journal {
 
 impl Journal {
     pub fn create(path: &Path) -> std::io::Result<Journal> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = super::private::append(path)?;
         Ok(Journal {
             file: BufWriter::with_capacity(1 << 16, file),
             path: path.to_path_buf(),

@@ -6,11 +6,13 @@
 //! output atomically, summarise, and end the run on every host.
 
 pub mod engine;
+pub mod guard;
 pub mod images;
 pub mod journal;
 pub mod logs;
 pub mod output;
 pub mod prepare;
+pub mod private;
 pub mod progress;
 pub mod report;
 pub mod summary;
@@ -56,7 +58,7 @@ pub struct RunOptions {
 pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result<RunSummary> {
     let slots_guess: u32 = spec.hosts.iter().map(|h| h.slots.unwrap_or(cores())).sum();
     let plan = prepare::prepare(job, slots_guess, &opts.state_dir)?;
-    let _ = std::fs::write(opts.state_dir.join("runs").join(".latest"), &plan.run_id);
+    let _ = private::write_bytes(&opts.state_dir.join("runs").join(".latest"), plan.run_id.as_bytes());
     if opts.dry_run {
         return Ok(dry_run(spec, job, &plan));
     }
@@ -86,7 +88,7 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     end_run(&cluster, &plan.run_id).await;
     let result = finish(ending, &engine, job, &plan, &mut summary, opts);
     let report = plan.run_dir.join("report.html");
-    if std::fs::write(&report, report::render(&summary)).is_ok() {
+    if private::write_bytes(&report, report::render(&summary).as_bytes()).is_ok() {
         summary.report = Some(report.display().to_string());
     }
     write_summary(&plan.run_dir.join("summary.json"), &summary);
@@ -99,18 +101,22 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     }
 }
 
-/// Writes `summary.json` (pretty, for people, while it is small; a run of
-/// many thousand attempts gets one line, which writes several times
-/// faster).
+/// Writes `summary.json` whole, by temp file and rename (pretty, for
+/// people, while it is small; a run of many thousand attempts gets one
+/// line, which writes several times faster).
 fn write_summary(path: &Path, summary: &RunSummary) {
-    let Ok(file) = std::fs::File::create(path) else { return };
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let _ = if summary.attempts.len() > 2000 {
-        serde_json::to_writer(&mut out, summary)
-    } else {
-        serde_json::to_writer_pretty(&mut out, summary)
-    };
-    let _ = std::io::Write::flush(&mut out);
+    let written = private::write_atomic(path, |file| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        if summary.attempts.len() > 2000 {
+            serde_json::to_writer(&mut out, summary)?;
+        } else {
+            serde_json::to_writer_pretty(&mut out, summary)?;
+        }
+        std::io::Write::flush(&mut out)
+    });
+    if let Err(e) = written {
+        eprintln!("shoal: warning: cannot write {}: {e}", path.display());
+    }
 }
 
 /// A partition whose data lives only on one host cannot run without it.

@@ -2,11 +2,20 @@
 //!
 //! Task outputs are collected into the run dir (`parts/`) as they commit.
 //! Only when the whole job succeeded is the final output built next to its
-//! destination under a temporary name, fsynced, and moved into place by
-//! rename: a failed or interrupted run leaves the previous output as it
-//! was. A directory output gets its `_SUCCESS` marker last.
+//! destination under a temporary name, fsynced, and moved into place: a
+//! file by rename, a directory by an atomic exchange with the old one
+//! (`renameat2(RENAME_EXCHANGE)` on Linux; elsewhere the old one is moved
+//! aside first), then the parent directory is fsynced. A failed or
+//! interrupted run leaves the previous output as it was. A directory
+//! output gets its `_SUCCESS` marker last.
+//!
+//! Every file made here is created new (`O_EXCL`): nothing is ever opened
+//! for writing where a file or link already is, so a part that is a hard
+//! link to other data can never be written through. Where the output may
+//! go at all is `guard.rs`'s question, answered before the run.
 
-use std::fs::{self, File};
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -34,14 +43,15 @@ impl Part {
         }
     }
 
-    /// Writes a part held in memory to its file (once).
+    /// Writes a part held in memory to its file (once). The file may
+    /// become an output file (a hard link), so it gets the user's modes.
     fn ensure_file(&self) -> Result<(), OutputError> {
         match &self.data {
             Some(data) if !self.file.exists() => {
                 let tmp = self.file.with_extension("tmp");
-                let dir = self.file.parent().unwrap_or(Path::new("."));
-                fs::create_dir_all(dir)
-                    .and_then(|()| fs::write(&tmp, data))
+                let _ = fs::remove_file(&tmp);
+                fresh(&tmp)
+                    .and_then(|mut f| f.write_all(data))
                     .and_then(|()| fs::rename(&tmp, &self.file))
                     .map_err(|e| io("write", &self.file, e))
             }
@@ -57,6 +67,40 @@ pub struct OutputError(pub String);
 
 fn io(what: &str, p: &Path, e: io::Error) -> OutputError {
     OutputError(format!("cannot {what} {}: {e}", p.display()))
+}
+
+/// The marker a directory output gets last.
+pub const MARKER: &str = "_SUCCESS";
+
+/// A new file (the user's umask decides its modes); never an existing
+/// file or a link.
+fn fresh(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+/// Refuses output names (`merge = "none"`) that collide with each other
+/// or with the marker, or are no file name; `parts` are (partition,
+/// input name) of every output, so this can run before the job does.
+pub fn check_names<'a>(pattern: Option<&str>, parts: impl Iterator<Item = (u32, &'a str)>) -> Result<(), OutputError> {
+    let mut seen = HashSet::new();
+    for (partition, input) in parts {
+        let name = part_name(pattern, partition, input);
+        let clash = match name.as_str() {
+            MARKER => "which is the success marker of a directory output",
+            "" | "." | ".." => "which is not a file name",
+            _ if !seen.insert(name.clone()) => return Err(duplicate(&name)),
+            _ => continue,
+        };
+        let pattern = pattern.unwrap_or_default();
+        return Err(OutputError(format!(
+            "[output] name {pattern:?} names the output of partition {partition} (input {input}) {name:?}, {clash}; change [output] name, e.g. to \"{pattern}.out\""
+        )));
+    }
+    Ok(())
+}
+
+fn duplicate(name: &str) -> OutputError {
+    OutputError(format!("two outputs would both be named {name:?}; make the [output] name pattern unique, e.g. add {{partition}}"))
 }
 
 /// Builds and commits the output; returns its final path.
@@ -77,55 +121,56 @@ pub fn commit(
         parts.iter().try_for_each(|p| p.ensure_file())?;
     }
     let built = match merge {
-        Merge::None => build_dir(&tmp, pattern, parts),
+        Merge::None => {
+            check_names(pattern, parts.iter().map(|p| (p.partition, &*p.input_name))).and_then(|()| build_dir(&tmp, pattern, parts))
+        }
         Merge::Concat => build_file(&tmp, |out| concat(parts, out)),
         Merge::Csv => build_file(&tmp, |out| csv(parts, out)),
         Merge::JsonList => build_file(&tmp, |out| json_list(parts, out)),
         Merge::Command(cmd) => build_file(&tmp, |out| merge_command(cmd, parts, out, base)),
     };
-    if let Err(e) = built {
+    if let Err(e) = built.and_then(|()| replace(&tmp, dest, run_id)) {
         let _ = fs::remove_dir_all(&tmp).or_else(|_| fs::remove_file(&tmp));
         return Err(e);
     }
-    replace(&tmp, dest, run_id)?;
     Ok(dest.to_path_buf())
 }
 
 fn build_file(tmp: &Path, fill: impl FnOnce(&mut File) -> Result<(), OutputError>) -> Result<(), OutputError> {
-    let mut out = File::create(tmp).map_err(|e| io("create", tmp, e))?;
+    let mut out = fresh(tmp).map_err(|e| io("create", tmp, e))?;
     fill(&mut out)?;
     out.sync_all().map_err(|e| io("sync", tmp, e))
 }
 
+/// Part files are linked in (they are fresh files of this run's, synced
+/// when collected), then the marker is created new, then the directory
+/// is synced so that its entries survive a crash.
 fn build_dir(tmp: &Path, pattern: Option<&str>, parts: &[&Part]) -> Result<(), OutputError> {
-    fs::create_dir_all(tmp).map_err(|e| io("create", tmp, e))?;
+    fs::create_dir(tmp).map_err(|e| io("create", tmp, e))?;
     for p in parts {
-        let name = part_name(pattern, p);
+        let name = part_name(pattern, p.partition, &p.input_name);
         let dest = tmp.join(&name);
-        if dest.exists() {
-            return Err(OutputError(format!(
-                "two outputs would both be named {name:?}; make the [output] name pattern unique, e.g. add {{partition}}"
-            )));
+        if fs::symlink_metadata(&dest).is_ok() {
+            return Err(duplicate(&name));
         }
         fs::hard_link(&p.file, &dest).or_else(|_| fs::copy(&p.file, &dest).map(|_| ())).map_err(|e| io("write", &dest, e))?;
     }
-    let marker = tmp.join("_SUCCESS");
-    File::create(&marker).and_then(|f| f.sync_all()).map_err(|e| io("write", &marker, e))
+    let marker = tmp.join(MARKER);
+    fresh(&marker).and_then(|f| f.sync_all()).map_err(|e| io("write", &marker, e))?;
+    File::open(tmp).and_then(|d| d.sync_all()).map_err(|e| io("sync", tmp, e))
 }
 
-/// Expands `{name}`, `{stem}`, `{ext}`, `{partition}`.
-pub fn part_name(pattern: Option<&str>, p: &Part) -> String {
+/// Expands `{name}`, `{stem}`, `{ext}`, `{partition}` for the output of
+/// `partition`, which read the input named `input`.
+pub fn part_name(pattern: Option<&str>, partition: u32, input: &str) -> String {
     let Some(pattern) = pattern else {
-        return format!("part-{:05}", p.partition);
+        return format!("part-{partition:05}");
     };
-    let path = Path::new(&*p.input_name);
+    let path = Path::new(input);
     let stem = path.file_stem().map_or(String::new(), |s| s.to_string_lossy().into_owned());
     let ext = path.extension().map_or(String::new(), |s| s.to_string_lossy().into_owned());
-    let name = pattern
-        .replace("{name}", &p.input_name)
-        .replace("{stem}", &stem)
-        .replace("{ext}", &ext)
-        .replace("{partition}", &format!("{:05}", p.partition));
+    let name =
+        pattern.replace("{name}", input).replace("{stem}", &stem).replace("{ext}", &ext).replace("{partition}", &format!("{partition:05}"));
     name.replace('/', "_")
 }
 
@@ -232,22 +277,81 @@ fn merge_command(cmd: &str, parts: &[&Part], out: &mut File, base: &Path) -> Res
     Ok(())
 }
 
-/// Moves `tmp` to `dest`, replacing what was there only at the last step.
+/// Moves `tmp` to `dest`, replacing what was there only at the last
+/// step, and makes the move durable. A symlink at `dest` is replaced
+/// itself; what it points to is never touched.
 fn replace(tmp: &Path, dest: &Path, run_id: &str) -> Result<(), OutputError> {
-    if dest.is_dir() && tmp.is_dir() {
-        let old = dest.with_file_name(format!(".{}.shoal-old-{run_id}", dest.file_name().unwrap_or_default().to_string_lossy()));
-        fs::rename(dest, &old).map_err(|e| io("move aside", dest, e))?;
-        fs::rename(tmp, dest).map_err(|e| io("commit", dest, e))?;
-        let _ = fs::remove_dir_all(&old);
-        return Ok(());
+    let old = fs::symlink_metadata(dest).ok().map(|m| m.file_type());
+    match old {
+        Some(t) if tmp.is_dir() && t.is_file() => {
+            return Err(OutputError(format!(
+                "output {} is a file but this job writes a directory (merge = \"none\"); remove it or change [output] path",
+                dest.display()
+            )))
+        }
+        Some(_) if tmp.is_dir() => swap(tmp, dest, run_id)?,
+        Some(t) if t.is_dir() => {
+            return Err(OutputError(format!(
+                "output {} is a directory but this job writes one file (merge is not \"none\"); remove it or change [output] path",
+                dest.display()
+            )))
+        }
+        _ => fs::rename(tmp, dest).map_err(|e| io("commit", dest, e))?,
     }
-    if dest.is_dir() {
-        return Err(OutputError(format!(
-            "output {} is a directory but this job writes one file (merge is not \"none\"); remove it or change [output] path",
-            dest.display()
-        )));
+    super::private::sync_parent(dest).map_err(|e| io("sync the directory of", dest, e))
+}
+
+/// Puts the new directory `tmp` at `dest` in one step and removes the old
+/// entry (a directory, or a symlink), which the exchange left at `tmp`.
+fn swap(tmp: &Path, dest: &Path, run_id: &str) -> Result<(), OutputError> {
+    let old = match exchange(tmp, dest) {
+        Ok(()) => tmp.to_path_buf(),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS | libc::ENOTSUP)) => aside(tmp, dest, run_id)?,
+        Err(e) => return Err(io("commit", dest, e)),
+    };
+    let removed = match fs::symlink_metadata(&old) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(&old),
+        _ => fs::remove_file(&old),
+    };
+    // The new output is in place; a leftover old one is only clutter.
+    if let Err(e) = removed {
+        eprintln!("shoal: warning: cannot remove the previous output, now at {}: {e}", old.display());
     }
-    fs::rename(tmp, dest).map_err(|e| io("commit", dest, e))
+    Ok(())
+}
+
+/// The fallback where the file system cannot exchange: move the old
+/// output aside, then the new one in (a crash between the two leaves no
+/// output, but the old one beside it); returns where the old one is.
+fn aside(tmp: &Path, dest: &Path, run_id: &str) -> Result<PathBuf, OutputError> {
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let old = dest.with_file_name(format!(".{name}.shoal-old-{run_id}"));
+    fs::rename(dest, &old).map_err(|e| io("move aside", dest, e))?;
+    if let Err(e) = fs::rename(tmp, dest) {
+        let _ = fs::rename(&old, dest);
+        return Err(io("commit", dest, e));
+    }
+    Ok(old)
+}
+
+/// Swaps two directory entries atomically.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let (a, b) = (CString::new(a.as_os_str().as_bytes())?, CString::new(b.as_os_str().as_bytes())?);
+    // SAFETY: both are NUL-terminated paths that live across the call.
+    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
 #[cfg(test)]
@@ -334,5 +438,82 @@ mod tests {
         let err = commit(&dest, &Merge::Command("echo broken >&2; exit 3".into()), None, &refs(&ps), "r1", d.path()).unwrap_err();
         assert_eq!(err.to_string(), "the merge command \"echo broken >&2; exit 3\" failed (exit status: 3); its stderr:\nbroken");
         assert_eq!(fs::read_to_string(&dest).unwrap(), "previous");
+    }
+
+    #[test]
+    fn the_marker_never_writes_through_a_part_named_like_it() {
+        let d = tempfile::tempdir().unwrap();
+        let mut ps = parts(d.path(), &["keep me\n"]);
+        ps[0].input_name = "_SUCCESS".into();
+        let err = commit(&d.path().join("out"), &Merge::None, Some("{name}"), &refs(&ps), "r1", d.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "[output] name \"{name}\" names the output of partition 0 (input _SUCCESS) \"_SUCCESS\", which is the success marker of a directory output; change [output] name, e.g. to \"{name}.out\""
+        );
+        assert_eq!(fs::read_to_string(&ps[0].file).unwrap(), "keep me\n");
+        assert!(!d.path().join("out").exists() && !d.path().join(".out.shoal-tmp-r1").exists());
+    }
+
+    #[test]
+    fn names_that_are_no_file_names_or_collide_are_refused() {
+        let check = |pattern, inputs: &[&str]| {
+            check_names(Some(pattern), inputs.iter().enumerate().map(|(i, n)| (i as u32, *n))).map_err(|e| e.to_string())
+        };
+        assert_eq!(check("{stem}.out", &["a.txt", "b.txt"]), Ok(()));
+        assert_eq!(
+            check("{stem}", &["a.txt", "a.csv"]),
+            Err("two outputs would both be named \"a\"; make the [output] name pattern unique, e.g. add {partition}".into())
+        );
+        assert_eq!(
+            check("{name}", &[".."]),
+            Err("[output] name \"{name}\" names the output of partition 0 (input ..) \"..\", which is not a file name; change [output] name, e.g. to \"{name}.out\"".into())
+        );
+    }
+
+    #[test]
+    fn a_symlink_at_the_output_is_replaced_and_its_target_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let elsewhere = d.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::write(elsewhere.join("precious"), "data").unwrap();
+        let dest = d.path().join("out");
+        std::os::unix::fs::symlink(&elsewhere, &dest).unwrap();
+        let ps = parts(d.path(), &["a"]);
+        commit(&dest, &Merge::None, None, &refs(&ps), "r1", d.path()).unwrap();
+        assert!(fs::symlink_metadata(&dest).unwrap().is_dir(), "the link is replaced by the output");
+        assert_eq!(fs::read_to_string(elsewhere.join("precious")).unwrap(), "data");
+        assert_eq!(fs::read_to_string(dest.join("part-00000")).unwrap(), "a");
+    }
+
+    #[test]
+    fn a_file_where_a_directory_output_goes_is_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("out");
+        fs::write(&dest, "mine").unwrap();
+        let ps = parts(d.path(), &["a"]);
+        let err = commit(&dest, &Merge::None, None, &refs(&ps), "r1", d.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "output {} is a file but this job writes a directory (merge = \"none\"); remove it or change [output] path",
+                dest.display()
+            )
+        );
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "mine");
+        assert!(!d.path().join(".out.shoal-tmp-r1").exists(), "the built output is not left beside it");
+    }
+
+    #[test]
+    fn without_an_exchange_the_old_output_is_moved_aside_then_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let (tmp, dest) = (d.path().join(".out.shoal-tmp-r1"), d.path().join("out"));
+        fs::create_dir(&tmp).unwrap();
+        fs::write(tmp.join("new"), "n").unwrap();
+        fs::create_dir(&dest).unwrap();
+        fs::write(dest.join("old"), "o").unwrap();
+        let old = aside(&tmp, &dest, "r1").unwrap();
+        assert_eq!(fs::read_to_string(dest.join("new")).unwrap(), "n");
+        assert_eq!(fs::read_to_string(old.join("old")).unwrap(), "o");
+        assert_eq!(old, d.path().join(".out.shoal-old-r1"));
     }
 }

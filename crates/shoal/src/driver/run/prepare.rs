@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use shoal_core::job::{JobSpec, Split};
 use shoal_wire::hex;
 
-use super::journal;
+use super::{guard, journal, output, private};
 use crate::driver::blocks::Source;
 use crate::driver::input::{self, Partition, SplitPlan};
 use crate::driver::manifest::{self, ManifestFile, SyncRequest};
@@ -37,31 +37,81 @@ pub struct Plan {
     pub run_dir: PathBuf,
     pub manifest: Vec<ManifestFile>,
     pub tasks: Vec<PlannedTask>,
+    /// The params as JSON: they travel in each host's `RunEnv` and are
+    /// written to the run's scratch there, never to a shared cache block.
+    pub params: Vec<u8>,
 }
 
 /// Default partitions when the job file says nothing: a few per slot.
 pub const PARTITIONS_PER_SLOT: u32 = 4;
 
-/// Resolves the job against the local files.
+/// Resolves the job against the local files. Everything that can be
+/// checked without cutting the input is checked before the run dir is
+/// made; a failure after it removes the run dir again.
 pub fn prepare(job: &JobSpec, total_slots: u32, state_dir: &Path) -> Result<Plan> {
     supported(job)?;
+    check_input_kind(job)?;
+    let sync_paths = sync_paths(job)?;
+    guard::check_output(job, &sync_paths, state_dir)?;
+    let manifest = sync_manifest(job, sync_paths)?;
+    let params = params_json(job)?;
     let run_id = new_run_id(&job.job.name);
     let run_dir = state_dir.join("runs").join(&run_id);
-    std::fs::create_dir_all(&run_dir).map_err(|e| Error::io(format!("cannot create {}", run_dir.display()), e))?;
-    let planned = sync_manifest(job, &run_dir).and_then(|manifest| {
-        let mut tasks = tasks(job, total_slots, &run_dir, &manifest, state_dir)?;
+    make_run_dir(state_dir, &run_dir)?;
+    let planned = tasks(job, total_slots, &run_dir, &manifest, &params, state_dir).and_then(|mut tasks| {
         tasks.extend(reduce_tasks(job, total_slots, &tasks));
-        Ok((manifest, tasks))
+        output_names(job, &tasks)?;
+        Ok(tasks)
     });
-    let (manifest, tasks) = match planned {
-        Ok(p) => p,
+    match planned {
+        Ok(tasks) => Ok(Plan { run_id, run_dir, manifest, tasks, params }),
         Err(e) => {
             // Bad input: leave no half-made run behind.
             let _ = std::fs::remove_dir_all(&run_dir);
-            return Err(e);
+            Err(e)
         }
-    };
-    Ok(Plan { run_id, run_dir, manifest, tasks })
+    }
+}
+
+/// The run dir and the dirs the run fills, owner-only (`.shoal` too).
+fn make_run_dir(state_dir: &Path, run_dir: &Path) -> Result<()> {
+    [state_dir, run_dir, &run_dir.join("parts"), &run_dir.join("logs")]
+        .into_iter()
+        .try_for_each(private::dir)
+        .map_err(|e| Error::io(format!("cannot create {}", run_dir.display()), e))
+}
+
+/// Refuses an input that is not a regular file or directory (a FIFO would
+/// hang the split forever).
+fn check_input_kind(job: &JobSpec) -> Result<()> {
+    match &job.input.path {
+        Some(p) if job.input.parts.is_none() => input::check_kind(&job.resolve(p)).map_err(|e| Error::Usage(e.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// Every path the job syncs, with the key that names it.
+fn sync_paths(job: &JobSpec) -> Result<Vec<(String, &'static str)>> {
+    let mut paths: Vec<(String, &'static str)> = job.sync.files.iter().map(|f| (f.clone(), "[sync] files")).collect();
+    if let Some(list) = &job.sync.list_file {
+        let full = job.resolve(list);
+        input::check_regular(&full, "[sync] list_file", "point list_file at a regular file").map_err(|e| Error::Usage(e.to_string()))?;
+        let text = input::read_to_string(&full).map_err(|e| Error::Usage(format!("[sync] list_file: {e}")))?;
+        let listed = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+        paths.extend(listed.map(|l| (l.to_string(), "[sync] list_file")));
+    }
+    Ok(paths)
+}
+
+/// With `merge = "none"` every output file is named by the `[output]
+/// name` pattern: refuse names that collide, before anything runs.
+fn output_names(job: &JobSpec, tasks: &[PlannedTask]) -> Result<()> {
+    if job.output.merge != shoal_core::job::Merge::None {
+        return Ok(());
+    }
+    let collected = tasks.iter().filter(|t| t.stage == 1 || job.reduce.is_none());
+    output::check_names(job.output.name.as_deref(), collected.map(|t| (t.partition, &*t.input_name)))
+        .map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// Refuses job features this build cannot run, before anything starts.
@@ -107,36 +157,30 @@ fn civil(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn sync_manifest(job: &JobSpec, run_dir: &Path) -> Result<Vec<ManifestFile>> {
-    let mut paths = job.sync.files.clone();
-    if let Some(list) = &job.sync.list_file {
-        let text = input::read_to_string(&job.resolve(list)).map_err(|e| Error::Usage(format!("[sync] list_file: {e}")))?;
-        paths.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
-    }
+fn sync_manifest(job: &JobSpec, sync_paths: Vec<(String, &str)>) -> Result<Vec<ManifestFile>> {
+    let paths = sync_paths.into_iter().map(|(p, _)| p).collect();
     let req = SyncRequest { base: &job.base_dir, paths, max_size: job.sync.max_size, force: &job.sync.force, exclude: &job.sync.exclude };
-    let mut files = manifest::build(&req).map_err(|e| Error::Usage(e.to_string()))?;
-    files.push(params_file(job, run_dir)?);
-    Ok(files)
+    manifest::build(&req).map_err(|e| Error::Usage(e.to_string()))
 }
 
-/// The params as JSON, shipped as `.shoal/params.json` in the work dir.
-fn params_file(job: &JobSpec, run_dir: &Path) -> Result<ManifestFile> {
+/// The params as JSON, the content of `$SHOAL_PARAMS` on every host.
+fn params_json(job: &JobSpec) -> Result<Vec<u8>> {
     let json: serde_json::Map<String, serde_json::Value> = job.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
-    let text = serde_json::to_vec_pretty(&json).map_err(|e| Error::Usage(e.to_string()))?;
-    let path = run_dir.join("params.json");
-    std::fs::write(&path, &text).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-    let hash = *blake3::hash(&text).as_bytes();
-    Ok(ManifestFile {
-        entry: shoal_wire::FileEntry { path: PARAMS_PATH.into(), hash, size: text.len() as u64, executable: false },
-        source: Source { path, offset: 0, len: text.len() as u64, hash, data: None },
-    })
+    serde_json::to_vec_pretty(&json).map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// Where the params file lands in every work dir.
-pub const PARAMS_PATH: &str = ".shoal/params.json";
+pub const PARAMS_PATH: &str = shoal_wire::PARAMS_PATH;
 
-fn tasks(job: &JobSpec, total_slots: u32, run_dir: &Path, manifest: &[ManifestFile], state_dir: &Path) -> Result<Vec<PlannedTask>> {
-    let context = context_hash(job, manifest);
+fn tasks(
+    job: &JobSpec,
+    total_slots: u32,
+    run_dir: &Path,
+    manifest: &[ManifestFile],
+    params: &[u8],
+    state_dir: &Path,
+) -> Result<Vec<PlannedTask>> {
+    let context = context_hash(job, manifest, params);
     if let Some(args) = job.input.args.as_ref().filter(|_| job.input.parts.is_none()) {
         return args
             .iter()
@@ -212,7 +256,7 @@ fn reduce_tasks(job: &JobSpec, total_slots: u32, maps: &[PlannedTask]) -> Vec<Pl
 }
 
 /// Everything but the input that determines a map task's output.
-fn context_hash(job: &JobSpec, manifest: &[ManifestFile]) -> Vec<u8> {
+fn context_hash(job: &JobSpec, manifest: &[ManifestFile], params: &[u8]) -> Vec<u8> {
     let mut h = blake3::Hasher::new();
     h.update(b"map\0");
     h.update(job.map.command.as_bytes());
@@ -225,6 +269,8 @@ fn context_hash(job: &JobSpec, manifest: &[ManifestFile]) -> Vec<u8> {
         h.update(m.entry.path.as_bytes());
         h.update(&m.entry.hash);
     }
+    h.update(b"params\0");
+    h.update(params);
     h.finalize().as_bytes().to_vec()
 }
 
@@ -242,7 +288,12 @@ fn partitions(job: &JobSpec, total_slots: u32, run_dir: &Path, state_dir: &Path)
         // Split exactly as `shoal push --split` did: every chunk is already on a host.
         return input::at_cuts(&full, &cuts).map_err(|e| Error::Usage(e.to_string()));
     }
-    input::split(&full, &plan, &run_dir.join("input")).map_err(|e| Error::Usage(e.to_string()))
+    let scratch = run_dir.join("input");
+    if matches!(plan, SplitPlan::Hash { .. } | SplitPlan::Range { .. }) {
+        // Routed partitions are copies of the input: owner-only, like the run.
+        private::dir(&scratch).map_err(|e| Error::io(format!("cannot create {}", scratch.display()), e))?;
+    }
+    input::split(&full, &plan, &scratch).map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// Partitions a program handed over (the Dataset API), each hashed so that

@@ -501,7 +501,7 @@ impl<'a> Engine<'a> {
         }
         let id = h.next_id();
         // A host that is gone gets no task either; its loss is reported on its own.
-        let _ = h.send_now(Message::RunEnv { run: self.plan.run_id.clone(), id, env });
+        let _ = h.send_now(Message::RunEnv { run: self.plan.run_id.clone(), id, env, params: self.plan.params.clone() });
         self.env_ids.insert(h.index, id);
         id
     }
