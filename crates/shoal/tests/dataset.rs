@@ -125,6 +125,12 @@ fn bad_arguments_and_missing_input_are_usage_errors() {
     run(dir.path(), "wordcount", &[]).code(2).stderr_has("error: usage: wordcount CORPUS [OUT] [--simple]\n");
     std::fs::write(dir.path().join("empty.txt"), "").unwrap();
     run(dir.path(), "wordcount", &["empty.txt"]).code(2).stderr_has("is empty: there is nothing to run");
+    // A FIFO would hang the driver's read (issue 17, item 9).
+    let fifo = dir.path().join("pipe");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    run(dir.path(), "wordcount", &["pipe"])
+        .code(2)
+        .stderr_has("error: text_file(\"pipe\"): pipe is a FIFO, not a regular file or directory; text_file reads only files\n");
 }
 
 #[test]

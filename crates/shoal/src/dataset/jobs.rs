@@ -89,12 +89,23 @@ impl Driver {
         self.flags.partitions.unwrap_or(self.slots)
     }
 
-    /// Refuses a missing input at the call that names it.
+    /// Refuses a missing input, or one that is not a regular file or
+    /// directory (a FIFO would hang the read), at the call that names it.
     pub fn check_input(&self, path: &str) -> Result<()> {
-        std::fs::metadata(path).map(|_| ()).map_err(|e| {
+        std::fs::metadata(path).map_err(|e| {
             let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
             Error::Usage(format!("text_file({path:?}): cannot read it ({e}); relative paths start in {cwd}, where the program was started"))
-        })
+        })?;
+        let inner = std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| e.path());
+        for p in std::iter::once(PathBuf::from(path)).chain(inner) {
+            if let Some(kind) = crate::driver::input::special_kind(&p) {
+                return Err(Error::Usage(format!(
+                    "text_file({path:?}): {} is {kind}, not a regular file or directory; text_file reads only files",
+                    p.display()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Runs one job to the end; returns its raw result for `Purpose::Result`.

@@ -49,7 +49,7 @@ fn io_err(path: &Path, e: std::io::Error) -> InputError {
 /// cannot be looked at (the reader that opens it says why). Opening a
 /// FIFO for reading waits for a writer forever, and a device never ends,
 /// so such paths are refused by name before anything runs.
-fn special_kind(path: &Path) -> Option<&'static str> {
+pub(crate) fn special_kind(path: &Path) -> Option<&'static str> {
     use std::os::unix::fs::FileTypeExt;
     let t = std::fs::metadata(path).ok()?.file_type();
     match () {
