@@ -11,6 +11,7 @@ mod blocks;
 pub mod container;
 mod gate;
 mod hostinfo;
+mod private;
 mod resident;
 mod session;
 pub mod shuffle;

@@ -1,0 +1,101 @@
+//! Issue 17, items 2, 6 and 7 on the local transport: a task cannot
+//! change the agent's cached blocks, the agent's files are private, and
+//! the agent refuses a work dir that others could tamper with.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use support::{local_cluster, shoal};
+
+/// A job whose one task appends to a synced file and to `$SHOAL_INPUT`
+/// (a single block: the input is larger than what travels inline), and
+/// prints what it saw first.
+const POISON: &str = r#"[sync]
+files = ["tool.txt"]
+[input]
+path = "data.txt"
+partitions = 1
+[map]
+command = "cat tool.txt; wc -c < \"$SHOAL_INPUT\"; head -c 5 \"$SHOAL_INPUT\"; echo; echo poison >> tool.txt; echo poison >> \"$SHOAL_INPUT\""
+[output]
+path = "out/OUT.txt"
+"#;
+
+fn poison_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let data: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    fs::write(dir.path().join("data.txt"), data).unwrap();
+    fs::write(dir.path().join("tool.txt"), "from the driver\n").unwrap();
+    dir
+}
+
+fn run_poison(dir: &Path, cluster: &Path, out: &str) -> String {
+    fs::write(dir.join("job.toml"), POISON.replace("OUT", out)).unwrap();
+    shoal(dir).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
+    fs::read_to_string(dir.join(format!("out/{out}.txt"))).unwrap()
+}
+
+/// Every file in the cache is named by the hash of what it holds.
+fn assert_blocks_hash_to_their_names(blocks: &Path) {
+    let mut seen = 0;
+    for entry in fs::read_dir(blocks).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let hash = blake3::hash(&fs::read(&path).unwrap()).to_hex().to_string();
+        assert_eq!(hash, name, "cached block {} no longer holds what its name says", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 2, "the synced file and the input are cached");
+}
+
+#[test]
+fn a_task_that_appends_to_synced_files_and_its_input_cannot_poison_the_cache() {
+    let (cdir, cluster) = local_cluster(1, 1);
+    let dir = poison_dir();
+    let size = fs::metadata(dir.path().join("data.txt")).unwrap().len();
+    let want = format!("from the driver\n{size}\nline \n");
+    assert_eq!(run_poison(dir.path(), &cluster, "first"), want);
+    assert_eq!(run_poison(dir.path(), &cluster, "second"), want, "the second run on the same host saw what the first task wrote");
+    assert_blocks_hash_to_their_names(&cdir.path().join("hosts/a/blocks"));
+}
+
+#[test]
+fn the_agent_keeps_its_work_dir_private() {
+    let (cdir, cluster) = local_cluster(1, 1);
+    let work = cdir.path().join("hosts/a");
+    fs::create_dir_all(&work).unwrap();
+    fs::set_permissions(&work, fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = poison_dir();
+    run_poison(dir.path(), &cluster, "out");
+    let mode = |p: &Path| format!("{:o}", fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777);
+    for d in ["", "blocks", "runs", "bin"] {
+        assert_eq!(mode(&work.join(d)), "700", "{} is open to other users", work.join(d).display());
+    }
+    for entry in fs::read_dir(work.join("blocks")).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), "400", "cached block {} is not read-only and private", path.display());
+    }
+}
+
+#[test]
+fn a_work_dir_that_others_can_write_is_refused() {
+    let (cdir, cluster) = local_cluster(1, 1);
+    let work = cdir.path().join("hosts/a");
+    fs::create_dir_all(&work).unwrap();
+    fs::set_permissions(&work, fs::Permissions::from_mode(0o777)).unwrap();
+    let dir = poison_dir();
+    fs::write(dir.path().join("job.toml"), POISON.replace("OUT", "out")).unwrap();
+    let ran = shoal(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().code(3);
+    let want = format!(
+        "the work dir {w} is writable by other users (mode 777); they could replace the agent or its cached blocks: run `chmod 700 {w}` on that host, or use another work dir",
+        w = work.display()
+    );
+    assert!(ran.stderr.contains(&want), "stderr lacks the reason:\n{}", ran.stderr);
+    assert!(!work.join("blocks").exists(), "nothing was written into the refused work dir");
+}
