@@ -7,6 +7,7 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Command;
 
 use support::{local_cluster, shoal};
 
@@ -98,4 +99,48 @@ fn a_work_dir_that_others_can_write_is_refused() {
     );
     assert!(ran.stderr.contains(&want), "stderr lacks the reason:\n{}", ran.stderr);
     assert!(!work.join("blocks").exists(), "nothing was written into the refused work dir");
+}
+
+/// Builds a tiny image `FROM scratch` with a static busybox; None when
+/// Docker is not usable here (which fails the test in CI).
+fn busybox_image(tag: &str) -> Option<()> {
+    let usable = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output().is_ok_and(|o| o.status.success());
+    if !usable || !Path::new("/bin/busybox").exists() {
+        assert!(std::env::var("CI").is_err(), "Docker and busybox-static must be usable in CI");
+        eprintln!("skipping: docker or /bin/busybox is missing");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("rootfs/bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    for tool in ["sh", "cat", "echo", "wc", "head"] {
+        std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
+    }
+    fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").unwrap();
+    let built = Command::new("docker").args(["build", "-q", "-t", tag]).arg(dir.path()).output().unwrap();
+    assert!(built.status.success(), "docker build: {}", String::from_utf8_lossy(&built.stderr));
+    Some(())
+}
+
+#[test]
+fn a_container_cannot_poison_the_cache_and_gets_its_params_from_a_file() {
+    let Some(()) = busybox_image("shoal-test-busybox:cache") else { return };
+    let (cdir, cluster) = local_cluster(1, 1);
+    let dir = poison_dir();
+    let job = POISON
+        .replace("[map]\n", "[map]\nimage = \"shoal-test-busybox:cache\"\n")
+        .replace("cat tool.txt;", "cat tool.txt; echo \\\"$SHOAL_PARAM_TOKEN\\\";")
+        .replace("; echo poison >> \\\"$SHOAL_INPUT\\\"", "")
+        + "[params]\ntoken = \"s3cret\"\n";
+    let size = fs::metadata(dir.path().join("data.txt")).unwrap().len();
+    let want = format!("from the driver\ns3cret\n{size}\nline \n");
+    for out in ["first", "second"] {
+        fs::write(dir.path().join("job.toml"), job.replace("OUT", out)).unwrap();
+        shoal(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
+        assert_eq!(fs::read_to_string(dir.path().join(format!("out/{out}.txt"))).unwrap(), want, "run {out}");
+    }
+    assert_blocks_hash_to_their_names(&cdir.path().join("hosts/a/blocks"));
+    let left: Vec<_> = fs::read_dir(cdir.path().join("hosts/a/runs")).unwrap().collect();
+    assert!(left.is_empty(), "the run's scratch (and its environment file) is removed: {left:?}");
 }

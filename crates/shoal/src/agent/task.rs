@@ -54,7 +54,7 @@ pub fn start(
     let input = prepare_input(&req, &place.scratch, &store).map_err(|e| fail(format!("cannot prepare input: {e}")))?;
     let output = place.scratch.join("output");
     let progress = place.scratch.join("progress");
-    let mut cmd = command(&req, &place, &input, &output, &progress);
+    let mut cmd = command(&req, &place, &input, &output, &progress).map_err(|why| Box::new(refused(req.attempt, started, why)))?;
     let stdout_target = if req.stdout_is_output {
         Stdio::from(private::create(&output).map_err(|e| fail(format!("cannot create output: {e}")))?)
     } else {
@@ -109,20 +109,21 @@ pub fn kill_group(pgid: i32) {
     }
 }
 
-fn command(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, progress: &Path) -> Command {
+fn command(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, progress: &Path) -> Result<Command, String> {
     if let Some(c) = &req.container {
         // Bind mounts need the files to exist (else Docker makes directories).
         let _ = private::create_new(output);
         let _ = private::create_new(progress);
-        let mut cmd = super::container::command(req, c, &place.work, input, output, progress);
+        let mounts = super::container::Mounts { work: &place.work, input, output, progress, scratch: &place.scratch };
+        let mut cmd = super::container::command(req, c, &mounts).map_err(|e| e.to_string())?;
         let stdin = if req.stdin { File::open(input).map(Stdio::from).unwrap_or_else(|_| Stdio::null()) } else { Stdio::null() };
         cmd.current_dir(&place.work).stdin(stdin).stderr(Stdio::piped()).process_group(0);
-        return cmd;
+        return Ok(cmd);
     }
     let mut cmd = shell(req, place, input, output, progress);
     let stdin = if req.stdin { File::open(input).map(Stdio::from).unwrap_or_else(|_| Stdio::null()) } else { Stdio::null() };
     cmd.stdin(stdin).stderr(Stdio::piped());
-    cmd
+    Ok(cmd)
 }
 
 /// `/bin/sh -c COMMAND` in the work dir, in a process group of its own,
@@ -498,6 +499,15 @@ fn wait4(pid: i32, flags: i32) -> Option<(ExitStatus, u64)> {
 
 fn tv_ms(tv: libc::timeval) -> u64 {
     tv.tv_sec as u64 * 1000 + tv.tv_usec as u64 / 1000
+}
+
+/// The report of an attempt that could not run for its own sake (what
+/// the job asks cannot be done): a task failure, not the host's.
+fn refused(attempt: u32, started: Instant, why: String) -> TaskReport {
+    let mut report = trouble(attempt, started, why.clone());
+    report.host_trouble = None;
+    report.stderr_tail = format!("shoal: {why}");
+    report
 }
 
 /// The report of an attempt that could not run for the host's sake.
