@@ -313,7 +313,7 @@ pub(super) fn finish(a: FinishArgs) -> TaskReport {
     };
     if report.status.success() && !a.timed_out {
         if !a.output.exists() {
-            let _ = File::create(&a.output);
+            let _ = private::create_new(&a.output);
         }
         keep_output(&a, &mut report);
     } else if disk_is_full(&a.scratch, &report.stderr_tail) {
@@ -377,7 +377,7 @@ fn run_combiner(a: &FinishArgs, input: &Path, output: &Path) -> Result<(), Strin
     let Some(cmd) = a.req.shuffle_out.as_ref().and_then(|s| s.combine.as_ref()) else {
         return Ok(());
     };
-    let out = File::create(output).map_err(|e| format!("combiner: {e}"))?;
+    let out = private::create_new(output).map_err(|e| format!("combiner: {e}"))?;
     let inp = File::open(input).map_err(|e| format!("combiner: {e}"))?;
     let result = Command::new("/bin/sh")
         .arg("-c")
