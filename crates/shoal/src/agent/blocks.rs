@@ -1,19 +1,38 @@
 //! The agent's block cache: immutable files named by the BLAKE3 of their
 //! content, under `<workdir>/blocks/`.
 //!
-//! Blocks arrive in chunks and become visible only by an atomic rename
-//! after their hash was verified, so a torn upload never poisons the cache.
-//! The cache is bounded: least recently used blocks (by mtime, touched on
-//! every use) are evicted, except those pinned by a live run.
+//! Blocks arrive in chunks into a temp file with a random name, opened
+//! exclusively, and become visible only by an atomic rename after their
+//! hash was verified, so a torn upload never poisons the cache.
+//!
+//! A published block is *sealed*: mode 0400, and the nanoseconds of its
+//! mtime set to a function of its hash and size. Any write, append or
+//! truncation sets the mtime to the current time (and the size changes
+//! the expected seal), so one `stat` tells whether a block may have
+//! changed since it was verified; such a block (or one from a version
+//! without seals) is hashed again before use, and removed when it no
+//! longer matches its name. Tasks never get a link to a block (see
+//! [`super::private::copy`]); the seal catches what else may change it.
+//!
+//! The cache is bounded: least recently used blocks (by the seconds of
+//! their mtime, set on every use) are evicted, except those pinned by a
+//! live run.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use shoal_wire::{hex, BlockRef, Hash};
+use tempfile::NamedTempFile;
+
+use super::private;
+
+/// Temp files older than this are left over from an agent that died.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 /// A block store rooted at one directory.
 pub struct BlockStore {
@@ -25,29 +44,37 @@ pub struct BlockStore {
 }
 
 struct Upload {
-    file: File,
-    tmp: PathBuf,
+    file: NamedTempFile,
     hasher: blake3::Hasher,
 }
 
 impl BlockStore {
     pub fn open(dir: PathBuf) -> io::Result<Self> {
-        fs::create_dir_all(&dir)?;
+        private::create_dir(&dir)?;
+        remove_stale_temps(&dir);
         Ok(BlockStore { dir, uploads: Mutex::new(HashMap::new()), pinned: Mutex::new(HashSet::new()) })
     }
 
+    /// Where the block lives; use [`Self::verified`] before reading it.
     pub fn path(&self, hash: &Hash) -> PathBuf {
         self.dir.join(hex(hash))
     }
 
-    /// True when the block is present; touches it so it counts as used.
+    /// True when the block is present and intact; touches it so it counts
+    /// as used.
     pub fn has(&self, hash: &Hash) -> bool {
-        let path = self.path(hash);
-        let present = path.is_file();
-        if present {
-            touch(&path);
+        self.verify(hash)
+    }
+
+    /// The path of a present, intact block.
+    pub fn verified(&self, hash: &Hash) -> io::Result<PathBuf> {
+        if self.verify(hash) {
+            return Ok(self.path(hash));
         }
-        present
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("block {} is not in the cache, or no longer holds what its name says", hex(hash)),
+        ))
     }
 
     pub fn pin(&self, hash: Hash) {
@@ -59,17 +86,13 @@ impl BlockStore {
         let mut uploads = self.uploads.lock().unwrap();
         let up = match uploads.entry((hash, stream)) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let tmp = self.dir.join(format!(".{}.{stream}.part", hex(&hash)));
-                let file = File::create(&tmp)?;
-                v.insert(Upload { file, tmp, hasher: blake3::Hasher::new() })
-            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(Upload { file: self.temp()?, hasher: blake3::Hasher::new() }),
         };
-        let written = up.file.write_all(data);
+        let written = up.file.as_file_mut().write_all(data);
         up.hasher.update(data);
         if let Err(e) = written {
-            let up = uploads.remove(&(hash, stream)).expect("present");
-            let _ = fs::remove_file(&up.tmp);
+            // Dropping the upload removes its temp file.
+            uploads.remove(&(hash, stream));
             return Err(e);
         }
         if !last {
@@ -82,31 +105,83 @@ impl BlockStore {
 
     fn publish(&self, up: Upload, hash: Hash) -> io::Result<bool> {
         if *up.hasher.finalize().as_bytes() != hash {
-            let _ = fs::remove_file(&up.tmp);
             return Err(io::Error::new(io::ErrorKind::InvalidData, "block content does not match its hash"));
         }
-        up.file.sync_data()?;
-        fs::rename(&up.tmp, self.path(&hash))?;
+        up.file.as_file().sync_data()?;
+        seal(up.file.as_file(), &hash, up.hasher.count())?;
+        up.file.persist(self.path(&hash)).map_err(|e| e.error)?;
         Ok(true)
     }
 
     /// Moves a finished file (a task's output) into the store.
     pub fn insert_file(&self, file: &Path) -> io::Result<BlockRef> {
+        let f = private::open_nofollow(file)?;
+        let meta = f.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a regular file", file.display())));
+        }
+        if meta.nlink() == 1 {
+            return self.adopt(&f, file);
+        }
+        // Another name shares this inode (a task linked its output to some
+        // file): sealing it would change that file, and writes through the
+        // other name would change the block. Keep a copy instead.
+        let tmp = self.temp()?;
+        io::copy(&mut &f, &mut tmp.as_file())?;
+        let (copy, path) = tmp.keep().map_err(|e| e.error)?;
+        let _ = fs::remove_file(file);
+        let adopted = self.adopt(&copy, &path);
+        if adopted.is_err() {
+            let _ = fs::remove_file(&path);
+        }
+        adopted
+    }
+
+    /// Makes the file `f`, open at `path`, the block its content names.
+    fn adopt(&self, mut f: &File, path: &Path) -> io::Result<BlockRef> {
+        f.rewind()?;
         let mut hasher = blake3::Hasher::new();
-        hasher.update_reader(File::open(file)?)?;
-        let hash = *hasher.finalize().as_bytes();
-        let size = fs::metadata(file)?.len();
-        let dest = self.path(&hash);
-        if dest.exists() {
-            fs::remove_file(file)?;
-            touch(&dest);
+        hasher.update_reader(f)?;
+        let (hash, size) = (*hasher.finalize().as_bytes(), hasher.count());
+        if self.verify(&hash) {
+            fs::remove_file(path)?;
         } else {
-            fs::rename(file, &dest)?;
+            f.sync_data()?;
+            seal(f, &hash, size)?;
+            fs::rename(path, self.path(&hash))?;
         }
         self.pin(hash);
         Ok(BlockRef { hash, size })
     }
 
+    /// A new temp file in the store: random name, created exclusively,
+    /// 0600, removed when dropped.
+    fn temp(&self) -> io::Result<NamedTempFile> {
+        tempfile::Builder::new().prefix(".tmp-").suffix(".part").tempfile_in(&self.dir)
+    }
+
+    /// True when the block is present and intact (sealed, or hashed again
+    /// and sealed now); a block that no longer matches its name is
+    /// removed. Touches an intact block.
+    fn verify(&self, hash: &Hash) -> bool {
+        let path = self.path(hash);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return false;
+        };
+        if meta.is_file() && meta.mtime_nsec() == seal_nanos(hash, meta.len()) as i64 {
+            touch(&path, hash, meta.len());
+            return true;
+        }
+        match rehash(&path, hash) {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!("cached block {} no longer holds what its name says; removed", path.display());
+                let _ = fs::remove_file(&path);
+                false
+            }
+            Err(_) => false,
+        }
+    }
     /// Evicts least recently used, unpinned blocks until the cache holds at
     /// most `bound` bytes.
     pub fn evict(&self, bound: u64) -> io::Result<u64> {
@@ -149,9 +224,69 @@ impl BlockStore {
 /// A cached block: path, last use, size, hash.
 type Listed = (PathBuf, SystemTime, u64, Option<Hash>);
 
-fn touch(path: &Path) {
-    if let Ok(f) = File::options().append(true).open(path) {
-        let _ = f.set_modified(SystemTime::now());
+/// Hashes the block at `path` again; on a match, seals it (it predates
+/// seals, or something set its mtime without changing it).
+fn rehash(path: &Path, hash: &Hash) -> io::Result<bool> {
+    let f = private::open_nofollow(path)?;
+    if !f.metadata()?.is_file() {
+        return Ok(false);
+    }
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(&f)?;
+    if hasher.finalize().as_bytes() != hash {
+        return Ok(false);
+    }
+    seal(&f, hash, hasher.count())?;
+    Ok(true)
+}
+
+/// The nanoseconds of a sealed block's mtime: a function of its hash and
+/// size that a write at the current time matches by chance once in 10^9.
+fn seal_nanos(hash: &Hash, size: u64) -> u32 {
+    let mut h = blake3::Hasher::new();
+    h.update(b"shoal block seal");
+    h.update(hash);
+    h.update(&size.to_le_bytes());
+    let b = h.finalize();
+    u32::from_le_bytes([b.as_bytes()[0], b.as_bytes()[1], b.as_bytes()[2], b.as_bytes()[3]]) % 1_000_000_000
+}
+
+/// Now, to the second (the eviction order), with the seal's nanoseconds.
+fn sealed_now(hash: &Hash, size: u64) -> SystemTime {
+    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    SystemTime::UNIX_EPOCH + Duration::new(secs, seal_nanos(hash, size))
+}
+
+/// Marks a verified block: read-only, and sealed in its mtime.
+fn seal(f: &File, hash: &Hash, size: u64) -> io::Result<()> {
+    f.set_permissions(fs::Permissions::from_mode(0o400))?;
+    f.set_modified(sealed_now(hash, size))
+}
+
+/// Marks a verified block as used now, keeping its seal. Setting times
+/// needs ownership, not write access, so the block stays read-only.
+fn touch(path: &Path, hash: &Hash, size: u64) {
+    if let Ok(f) = private::open_nofollow(path) {
+        let _ = f.set_modified(sealed_now(hash, size));
+    }
+}
+
+/// Removes temp files that an agent which died mid-upload left behind
+/// (another agent sharing this work dir may be writing young ones).
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with('.') && name.ends_with(".part")) {
+            continue;
+        }
+        let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TEMP));
+        if old {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -186,6 +321,81 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
+    fn store_with(data: &[u8]) -> (tempfile::TempDir, BlockStore, Hash) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(dir.path().join("blocks")).unwrap();
+        let h = hash(data);
+        store.receive_chunk(1, h, data, true).unwrap();
+        (dir, store, h)
+    }
+
+    #[test]
+    fn a_published_block_is_read_only_and_sealed() {
+        let (_d, store, h) = store_with(b"sealed");
+        let meta = fs::metadata(store.path(&h)).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o400);
+        assert_eq!(meta.mtime_nsec(), seal_nanos(&h, 6) as i64);
+        assert!(store.has(&h));
+    }
+
+    #[test]
+    fn a_block_changed_in_place_is_found_out_and_removed() {
+        let (_d, store, h) = store_with(b"original");
+        let path = store.path(&h);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        File::options().append(true).open(&path).unwrap().write_all(b" poison").unwrap();
+        assert!(!store.has(&h), "a changed block must not be reused");
+        assert!(!path.exists(), "a changed block is removed, so that it is sent again");
+        let err = store.verified(&h).unwrap_err().to_string();
+        assert_eq!(err, format!("block {} is not in the cache, or no longer holds what its name says", hex(&h)));
+    }
+
+    #[test]
+    fn a_block_whose_seal_is_lost_but_content_is_intact_is_hashed_and_kept() {
+        let (_d, store, h) = store_with(b"intact");
+        let path = store.path(&h);
+        File::open(&path).unwrap().set_modified(SystemTime::UNIX_EPOCH + Duration::new(5, 1)).unwrap();
+        assert!(store.has(&h));
+        assert_eq!(fs::metadata(&path).unwrap().mtime_nsec(), seal_nanos(&h, 6) as i64, "sealed again");
+    }
+
+    #[test]
+    fn an_output_is_moved_in_sealed_and_one_linked_elsewhere_is_copied() {
+        let (dir, store, _) = store_with(b"x");
+        let out = dir.path().join("output");
+        fs::write(&out, b"task output").unwrap();
+        let block = store.insert_file(&out).unwrap();
+        assert!(!out.exists());
+        assert!(store.has(&block.hash));
+        let user = dir.path().join("user-file");
+        fs::write(&user, b"user data").unwrap();
+        fs::hard_link(&user, &out).unwrap();
+        let block = store.insert_file(&out).unwrap();
+        assert_eq!(fs::read(store.path(&block.hash)).unwrap(), b"user data");
+        assert_eq!(fs::metadata(&user).unwrap().mode() & 0o777, 0o644, "the user's file is left alone");
+        assert_eq!(fs::metadata(&user).unwrap().nlink(), 1);
+    }
+
+    #[test]
+    fn an_output_that_is_a_symlink_is_refused() {
+        let (dir, store, _) = store_with(b"x");
+        let out = dir.path().join("output");
+        std::os::unix::fs::symlink("/etc/hostname", &out).unwrap();
+        assert!(store.insert_file(&out).is_err());
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_and_young_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, young) = (dir.path().join(".tmp-old.part"), dir.path().join(".tmp-young.part"));
+        fs::write(&old, b"torn").unwrap();
+        fs::write(&young, b"in flight").unwrap();
+        File::open(&old).unwrap().set_modified(SystemTime::now() - 2 * STALE_TEMP).unwrap();
+        BlockStore::open(dir.path().to_path_buf()).unwrap();
+        assert!(!old.exists());
+        assert!(young.exists());
+    }
+
     #[test]
     fn eviction_removes_oldest_unpinned_first() {
         let dir = tempfile::tempdir().unwrap();
@@ -196,7 +406,7 @@ mod tests {
                 let h = hash(&data);
                 store.receive_chunk(1, h, &data, true).unwrap();
                 let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
-                File::options().append(true).open(store.path(&h)).unwrap().set_modified(t).unwrap();
+                File::open(store.path(&h)).unwrap().set_modified(t).unwrap();
                 h
             })
             .collect();

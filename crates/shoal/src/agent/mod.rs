@@ -12,6 +12,7 @@ pub mod container;
 mod failpoint;
 mod gate;
 mod hostinfo;
+mod private;
 mod resident;
 mod session;
 pub mod shuffle;

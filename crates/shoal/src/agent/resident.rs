@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -278,9 +278,8 @@ impl Executors {
         let path = dir.join(format!("{id}.log"));
         // The executor appends: after the agent empties the file, its next
         // write lands at the new start.
-        let stderr = OpenOptions::new().create(true).append(true).open(&path)?;
-        stderr.set_len(0)?;
-        let log = OpenOptions::new().read(true).write(true).open(&path)?;
+        let stderr = OpenOptions::new().create_new(true).append(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&path)?;
+        let log = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(&path)?;
         let (input, output, progress) = (place.scratch.join("input"), place.scratch.join("output"), place.scratch.join("progress"));
         let mut cmd = tokio::process::Command::from(task::shell(req, place, &input, &output, &progress));
         cmd.env(EXECUTOR_ENV, "1").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr).kill_on_drop(true);
@@ -618,7 +617,11 @@ fn kind_of(req: &TaskRequest) -> Kind {
 async fn exec_task(req: &mut TaskRequest, place: &TaskPlace, store: &Arc<BlockStore>) -> Result<ExecTask, String> {
     let input = match (req.input_data.take(), req.inputs.as_slice()) {
         (Some(data), _) => ExecInput::Data(data),
-        (None, [one]) if req.merge_in.is_none() => ExecInput::File(store.path(one).display().to_string()),
+        // The executor is the Dataset library, which only reads its input:
+        // no copy, even of a large block.
+        (None, [one]) if req.merge_in.is_none() => {
+            ExecInput::File(store.verified(one).map_err(|e| format!("cannot prepare input: {e}"))?.display().to_string())
+        }
         (None, _) => {
             // A reducer's merge of sorted runs, or several blocks: heavy
             // I/O, off the runtime's threads.

@@ -40,7 +40,7 @@ struct Agent {
 
 /// Runs the agent on stdin/stdout until the driver goes away.
 pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&opts.workdir)?;
+    super::private::secure_workdir(&opts.workdir, &["bin", "blocks", "runs"])?;
     let store = Arc::new(BlockStore::open(opts.workdir.join("blocks"))?);
     announce()?;
     let (stdin, stdout) = super::stdio::link();
@@ -108,12 +108,13 @@ impl Agent {
         match msg {
             Message::Heartbeat => {}
             Message::Exec { id, command } => self.spawn_exec(id, command),
-            Message::QueryBlocks { id, hashes } => {
-                let hashes = hashes.into_iter().filter(|h| !self.store.has(h)).collect();
-                self.reply(Message::MissingBlocks { id, hashes });
-            }
+            Message::QueryBlocks { id, hashes } => self.spawn_blocking(move |me| {
+                // A block whose seal is broken is hashed again here.
+                let hashes = hashes.into_iter().filter(|h| !me.store.has(h)).collect();
+                me.reply(Message::MissingBlocks { id, hashes });
+            }),
             Message::Chunk { stream, hash, data, last } => self.receive_chunk(stream, hash, &data, last),
-            Message::MakeWorkdir { id, run, files } => self.make_workdir(id, run, files),
+            Message::MakeWorkdir { id, run, files } => self.spawn_blocking(move |me| me.make_workdir(id, run, files)),
             Message::RunEnv { run, id, env, params } => self.run_env(run, id, env, &params),
             Message::RunTask(req) => {
                 super::failpoint::received(req.attempt);
@@ -129,6 +130,13 @@ impl Agent {
             Message::FetchPath { id, path } => self.spawn_fetch_path(id, path),
             other => self.reply(Message::Error { id: 0, message: format!("unexpected message {other:?}") }),
         }
+    }
+
+    /// Runs file work (hashing, copying) off the runtime's threads, so
+    /// that heartbeats and other requests never wait behind it.
+    fn spawn_blocking(self: &Arc<Self>, work: impl FnOnce(&Agent) + Send + 'static) {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || work(&me));
     }
 
     fn reply(&self, msg: Message) {
@@ -295,17 +303,21 @@ impl Agent {
         Ok(self.opts.workdir.join(p))
     }
 
+    /// Copies a cached block to a user path (`shoal push`), by a temp
+    /// file with a random name, opened exclusively, and a rename: nothing
+    /// planted beside the destination is written through.
     fn place(&self, hash: Hash, path: &str) -> Result<(), String> {
         let dest = self.user_path(path)?;
-        if !self.store.has(&hash) {
-            return Err("the block is not in the cache".into());
-        }
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        }
-        let tmp = dest.with_extension("shoal-tmp");
-        std::fs::copy(self.store.path(&hash), &tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))
+        let src = self.store.verified(&hash).map_err(|e| e.to_string())?;
+        let parent = dest.parent().unwrap_or(std::path::Path::new("/"));
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let write = |e: std::io::Error| format!("cannot write {}: {e}", dest.display());
+        // The user's file, not ours: the usual mode (less the umask).
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+        let mut tmp = tempfile::Builder::new().prefix(".shoal-").suffix(".tmp").permissions(mode).tempfile_in(parent).map_err(write)?;
+        std::io::copy(&mut std::fs::File::open(src).map_err(write)?, tmp.as_file_mut()).map_err(write)?;
+        tmp.persist(&dest).map_err(|e| write(e.error))?;
+        Ok(())
     }
 
     fn spawn_fetch_path(&self, id: u64, path: String) {

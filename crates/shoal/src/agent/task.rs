@@ -11,7 +11,7 @@
 //! pipe. Kill, timeout and lease expiry all act on the whole process group.
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use super::gate::Permit;
-use super::BlockStore;
+use super::{private, BlockStore};
 
 /// Where an attempt runs on this host.
 #[derive(Clone, Debug)]
@@ -53,13 +53,13 @@ pub fn start(
     }
     let started = Instant::now();
     let fail = |why: String| Box::new(trouble(req.attempt, started, why));
-    fs::create_dir_all(&place.scratch).map_err(|e| fail(format!("cannot create task dir: {e}")))?;
+    private::create_fresh_dir(&place.scratch).map_err(|e| fail(format!("cannot create task dir {}: {e}", place.scratch.display())))?;
     let input = prepare_input(&req, &place.scratch, &store).map_err(|e| fail(format!("cannot prepare input: {e}")))?;
     let output = place.scratch.join("output");
     let progress = place.scratch.join("progress");
-    let mut cmd = command(&req, &place, &input, &output, &progress);
+    let mut cmd = command(&req, &place, &input, &output, &progress).map_err(|why| Box::new(refused(req.attempt, started, why)))?;
     let stdout_target = if req.stdout_is_output {
-        Stdio::from(File::create(&output).map_err(|e| fail(format!("cannot create output: {e}")))?)
+        Stdio::from(private::create(&output).map_err(|e| fail(format!("cannot create output: {e}")))?)
     } else {
         Stdio::piped()
     };
@@ -116,20 +116,21 @@ pub fn kill_group(pgid: i32) {
     }
 }
 
-fn command(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, progress: &Path) -> Command {
+fn command(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, progress: &Path) -> Result<Command, String> {
     if let Some(c) = &req.container {
         // Bind mounts need the files to exist (else Docker makes directories).
-        let _ = File::create(output);
-        let _ = File::create(progress);
-        let mut cmd = super::container::command(req, c, &place.work, input, output, progress);
+        let _ = private::create_new(output);
+        let _ = private::create_new(progress);
+        let mounts = super::container::Mounts { work: &place.work, input, output, progress, scratch: &place.scratch };
+        let mut cmd = super::container::command(req, c, &mounts).map_err(|e| e.to_string())?;
         let stdin = if req.stdin { File::open(input).map(Stdio::from).unwrap_or_else(|_| Stdio::null()) } else { Stdio::null() };
         cmd.current_dir(&place.work).stdin(stdin).stderr(Stdio::piped()).process_group(0);
-        return cmd;
+        return Ok(cmd);
     }
     let mut cmd = shell(req, place, input, output, progress);
     let stdin = if req.stdin { File::open(input).map(Stdio::from).unwrap_or_else(|_| Stdio::null()) } else { Stdio::null() };
     cmd.stdin(stdin).stderr(Stdio::piped());
-    cmd
+    Ok(cmd)
 }
 
 /// `/bin/sh -c COMMAND` in the work dir, in a process group of its own,
@@ -152,29 +153,31 @@ pub(super) fn shell(req: &TaskRequest, place: &TaskPlace, input: &Path, output: 
     cmd
 }
 
-/// The task's input as one file: its block, a concatenation of blocks, a
-/// merge of sorted runs (a reducer), or the bytes that came inline.
+/// The task's input as one file of its own: a private copy of its block
+/// (a reflink where the file system can; a container gets the block
+/// itself, mounted read-only), a concatenation of blocks, a merge of
+/// sorted runs (a reducer), or the bytes that came inline. Never a cached
+/// block a task could write to.
 pub(super) fn prepare_input(req: &TaskRequest, scratch: &Path, store: &BlockStore) -> io::Result<PathBuf> {
+    let path = scratch.join("input");
     if let Some(data) = &req.input_data {
-        let path = scratch.join("input");
-        fs::write(&path, data)?;
+        private::create_new(&path)?.write_all(data)?;
         return Ok(path);
     }
+    let blocks = req.inputs.iter().map(|h| store.verified(h)).collect::<io::Result<Vec<PathBuf>>>()?;
     if let Some(key) = &req.merge_in {
         // A reducer's input: sorted runs from every map, merged by key.
-        let path = scratch.join("input");
-        let runs: Vec<PathBuf> = req.inputs.iter().map(|h| store.path(h)).collect();
-        let mut out = io::BufWriter::with_capacity(1 << 20, File::create(&path)?);
-        super::shuffle::merge_into(&runs, key, &mut out)?;
+        let mut out = io::BufWriter::with_capacity(1 << 20, private::create_new(&path)?);
+        super::shuffle::merge_into(&blocks, key, &mut out)?;
         return Ok(path);
     }
-    match req.inputs.as_slice() {
-        [one] => Ok(store.path(one)),
+    match blocks.as_slice() {
+        [one] if req.container.is_some() => Ok(one.clone()),
+        [one] => private::copy(one, &path, private::FILE_MODE).map(|_| path),
         many => {
-            let path = scratch.join("input");
-            let mut out = File::create(&path)?;
-            for h in many {
-                io::copy(&mut File::open(store.path(h))?, &mut out)?;
+            let mut out = private::create_new(&path)?;
+            for block in many {
+                io::copy(&mut File::open(block)?, &mut out)?;
             }
             Ok(path)
         }
@@ -318,7 +321,7 @@ pub(super) fn finish(a: FinishArgs) -> TaskReport {
     };
     if report.status.success() && !a.timed_out {
         if !a.output.exists() {
-            let _ = File::create(&a.output);
+            let _ = private::create_new(&a.output);
         }
         keep_output(&a, &mut report);
     } else if disk_is_full(&a.scratch, &report.stderr_tail) {
@@ -382,7 +385,7 @@ fn run_combiner(a: &FinishArgs, input: &Path, output: &Path) -> Result<(), Strin
     let Some(cmd) = a.req.shuffle_out.as_ref().and_then(|s| s.combine.as_ref()) else {
         return Ok(());
     };
-    let out = File::create(output).map_err(|e| format!("combiner: {e}"))?;
+    let out = private::create_new(output).map_err(|e| format!("combiner: {e}"))?;
     let inp = File::open(input).map_err(|e| format!("combiner: {e}"))?;
     let result = Command::new("/bin/sh")
         .arg("-c")
@@ -504,6 +507,15 @@ fn wait4(pid: i32, flags: i32) -> Option<(ExitStatus, u64)> {
 
 fn tv_ms(tv: libc::timeval) -> u64 {
     tv.tv_sec as u64 * 1000 + tv.tv_usec as u64 / 1000
+}
+
+/// The report of an attempt that could not run for its own sake (what
+/// the job asks cannot be done): a task failure, not the host's.
+fn refused(attempt: u32, started: Instant, why: String) -> TaskReport {
+    let mut report = trouble(attempt, started, why.clone());
+    report.host_trouble = None;
+    report.stderr_tail = format!("shoal: {why}");
+    report
 }
 
 /// The report of an attempt that could not run for the host's sake.

@@ -1,20 +1,20 @@
 //! A run's work dir on this host: `<workdir>/runs/<run>/work`, built from
-//! cached blocks by hard links.
+//! cached blocks by private copies (reflinks where the file system can).
 //!
 //! Paths come from the driver and are checked again here: relative, no
 //! `..`, no empty or `.` components. The work dir is created fresh and only
 //! ever holds directories and files that we made, so no symlink can lead a
 //! later write outside it (compare scp CVE-2019-6111, rsync CVE-2024-12087).
-//! Synced files are hard links into the cache: tasks may read them and may
-//! replace them, but must not modify them in place.
+//! Synced files are the run's own copies, never links into the cache (a
+//! task that appends to one would change every later run's file): tasks
+//! may change them at will. Files are 0600, executables 0700.
 
 use std::fs;
-use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use shoal_wire::FileEntry;
 
+use super::private::{self, EXEC_MODE, FILE_MODE};
 use super::BlockStore;
 
 /// Checks that `path` stays inside the directory it is relative to.
@@ -37,7 +37,7 @@ pub fn build(root: &Path, store: &BlockStore, files: &[FileEntry]) -> Result<(),
     if root.exists() {
         fs::remove_dir_all(root).map_err(|e| format!("cannot clear {}: {e}", root.display()))?;
     }
-    fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    private::create_dir(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     for f in files {
         place(root, store, f)?;
     }
@@ -48,21 +48,11 @@ fn place(root: &Path, store: &BlockStore, f: &FileEntry) -> Result<(), String> {
     let rel = confined(&f.path)?;
     let dest = root.join(&rel);
     if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        private::create_dir(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
-    let src = store.path(&f.hash);
-    link_or_copy(&src, &dest).map_err(|e| format!("cannot place {}: {e}", f.path))?;
-    if f.executable {
-        let _ = fs::set_permissions(&dest, fs::Permissions::from_mode(0o755));
-    }
-    Ok(())
-}
-
-fn link_or_copy(src: &Path, dest: &Path) -> io::Result<()> {
-    if fs::hard_link(src, dest).is_ok() {
-        return Ok(());
-    }
-    fs::copy(src, dest).map(|_| ())
+    let src = store.verified(&f.hash).map_err(|e| format!("cannot place {}: {e}; run the job again to send it anew", f.path))?;
+    let mode = if f.executable { EXEC_MODE } else { FILE_MODE };
+    private::copy(&src, &dest, mode).map_err(|e| format!("cannot place {}: {e}", f.path))
 }
 
 #[cfg(test)]

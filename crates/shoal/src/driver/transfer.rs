@@ -167,8 +167,8 @@ async fn fetch_path(h: &super::Host, path: &str, dest: &Path) -> std::result::Re
     let id = h.next_id();
     let mut rx = h.open_stream(id);
     h.send(Message::FetchPath { id, path: path.to_string() }).await.map_err(|e| e.to_string())?;
-    let tmp = dest.with_extension("shoal-tmp");
-    let mut out = tokio::fs::File::create(&tmp).await.map_err(|e| e.to_string())?;
+    let tmp = temp_beside(dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
+    let mut out = tokio::fs::File::from_std(tmp.as_file().try_clone().map_err(|e| e.to_string())?);
     let mut total = 0;
     loop {
         match rx.recv().await {
@@ -179,25 +179,33 @@ async fn fetch_path(h: &super::Host, path: &str, dest: &Path) -> std::result::Re
                     break;
                 }
             }
-            Some(Message::FetchFailed { error, .. }) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(error);
-            }
+            // Dropping `tmp` removes it.
+            Some(Message::FetchFailed { error, .. }) => return Err(error),
             _ => return Err(format!("host `{}` is gone", h.name())),
         }
     }
-    tokio::fs::rename(&tmp, dest).await.map_err(|e| e.to_string())?;
+    tokio::io::AsyncWriteExt::flush(&mut out).await.map_err(|e| e.to_string())?;
+    tmp.persist(dest).map_err(|e| format!("cannot write {}: {}", dest.display(), e.error))?;
     Ok(total)
 }
 
+/// A temp file beside `dest`: random name, created exclusively (nothing
+/// planted at a guessable name is written through), removed unless
+/// persisted; the usual mode for a user's file (less the umask).
+fn temp_beside(dest: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+    tempfile::Builder::new().prefix(".shoal-").suffix(".tmp").permissions(mode).tempfile_in(dir)
+}
+
 fn combine_files(rows: &[TransferRow], out: &Path) -> Result<()> {
-    let tmp = out.with_extension("shoal-tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+    let write = |e| Error::io(format!("cannot write {}", out.display()), e);
+    let mut tmp = temp_beside(out).map_err(write)?;
     for r in rows.iter().filter(|r| r.error.is_none()) {
         let mut part = std::fs::File::open(&r.path).map_err(|e| Error::io(format!("cannot read {}", r.path), e))?;
-        std::io::copy(&mut part, &mut f).map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+        std::io::copy(&mut part, tmp.as_file_mut()).map_err(write)?;
     }
-    std::fs::rename(&tmp, out).map_err(|e| Error::io(format!("cannot write {}", out.display()), e))
+    tmp.persist(out).map(|_| ()).map_err(|e| write(e.error))
 }
 
 async fn collect(mut set: JoinSet<(usize, TransferRow)>) -> Vec<TransferRow> {
@@ -207,4 +215,26 @@ async fn collect(mut set: JoinSet<(usize, TransferRow)>) -> Vec<TransferRow> {
     }
     rows.sort_by_key(|(i, _)| *i);
     rows.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combining_pulled_files_never_writes_through_a_planted_temp_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("part");
+        std::fs::write(&part, b"pulled\n").unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep\n").unwrap();
+        let out = dir.path().join("all.txt");
+        // The name the temp file used to have, always the same.
+        std::os::unix::fs::symlink(&victim, dir.path().join("all.shoal-tmp")).unwrap();
+        let row = TransferRow { host: "a".into(), path: part.display().to_string(), bytes: 7, skipped: 0, error: None };
+        combine_files(&[row], &out).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep\n", "the planted symlink was written through");
+        assert_eq!(std::fs::read(&out).unwrap(), b"pulled\n");
+        assert!(!std::fs::symlink_metadata(&out).unwrap().file_type().is_symlink());
+    }
 }

@@ -3,8 +3,15 @@
 //! One connection normally suffices: a bootstrap script starts
 //! `<workdir>/bin/shoal-<hash> agent` if that file exists, or else prints
 //! `SHOAL-NEED <uname -sm>`. Only then do we compare architectures, upload
-//! the binary (temp file, fsync, chmod, atomic rename: two drivers at once
-//! never run half a binary) and try once more.
+//! the binary (temp file created exclusively, fsync, chmod 700, atomic
+//! rename: two drivers at once never run half a binary) and try once more.
+//!
+//! The bootstrap runs nothing that another user could have put there: the
+//! work dir, its `bin/` and the binary must belong to the login user and
+//! be closed to writes by others, and neither `bin/` nor the binary may be
+//! a symlink; otherwise it prints `SHOAL-UNSAFE <why>` and the connection
+//! fails with that sentence. The agent then checks its work dir again
+//! (and closes it to 0700) before it touches anything in it.
 //!
 //! Every remote command line is built by [`crate::quote`]. Host keys are
 //! checked as the user's ssh config says; we never pass
@@ -107,31 +114,63 @@ fn agent_binary(host: &HostSpec) -> Result<Binary, TransportError> {
     bin.map_err(|e| failed(format!("cannot read the agent binary: {e}")))
 }
 
-fn bin_dir(host: &HostSpec) -> Result<String, TransportError> {
-    let dir = format!("{}/bin", host.workdir.trim_end_matches('/'));
-    quote::path(&dir).map_err(|e| failed(e.to_string()))
+/// Marks the line of a bootstrap that refused to run the agent.
+const UNSAFE: &str = "SHOAL-UNSAFE ";
+
+/// POSIX sh functions of both scripts: `owned PATH` refuses what PATH
+/// leads to unless this user owns it and others cannot write it; `plain
+/// PATH` also refuses a symlink. `ls -ldn` is the portable way to read an
+/// owner and a mode (`stat` differs between GNU, BSD and busybox).
+const CHECKS: &str = r#"set -f; me=$(id -u)
+unsafe() { printf 'SHOAL-UNSAFE %s\n' "$1"; exit 1; }
+owned() {
+  set -- "$1" $(ls -ldn "$1")
+  [ "$4" = "$me" ] || unsafe "$1 belongs to uid $4, not to this user (uid $me), so another user could replace the agent: use a work dir of your own (the host's workdir in the cluster file)"
+  case "$2" in ?????w*|????????w*) unsafe "$1 is writable by other users ($2), so they could replace the agent: run chmod 700 $1 on that host (or remove it, and shoal uploads the agent again)";; esac
 }
+plain() {
+  if [ -L "$1" ]; then unsafe "$1 is a symlink, which could lead anywhere: remove it on that host, and shoal uploads the agent again"; fi
+  owned "$1"
+}
+"#;
 
 /// The script that starts the agent or asks for its binary.
 fn bootstrap(host: &HostSpec, bin: &Binary, lease: Duration) -> Result<String, TransportError> {
-    let q = |s: &str| quote::word(s).map_err(|e| failed(e.to_string()));
-    let script = format!(
-        "w={dir}; b=\"$w/bin/shoal-{hash}\"; if [ -x \"$b\" ]; then exec \"$b\" agent --workdir \"$w\" --lease-ms {lease}; fi; printf 'SHOAL-NEED %s\\n' \"$(uname -sm)\"",
-        dir = quote::path(&host.workdir).map_err(|e| failed(e.to_string()))?,
-        hash = q(&bin.hash)?,
-        lease = lease.as_millis(),
-    );
-    quote::sh_script(&script).map_err(|e| failed(e.to_string()))
+    quote::sh_script(&bootstrap_script(host, bin, lease)?).map_err(|e| failed(e.to_string()))
 }
 
-/// The script that installs the binary from stdin, atomically.
+fn bootstrap_script(host: &HostSpec, bin: &Binary, lease: Duration) -> Result<String, TransportError> {
+    let body = r#"w=@DIR@; b="$w/bin/shoal-@HASH@"
+if [ -e "$b" ] || [ -L "$b" ]; then
+  owned "$w/."; plain "$w/bin"; plain "$b"
+  if [ -x "$b" ]; then exec "$b" agent --workdir "$w" --lease-ms @LEASE@; fi
+fi
+printf 'SHOAL-NEED %s\n' "$(uname -sm)""#;
+    let script = body
+        .replace("@DIR@", &quote::path(&host.workdir).map_err(|e| failed(e.to_string()))?)
+        .replace("@HASH@", &quote::word(&bin.hash).map_err(|e| failed(e.to_string()))?)
+        .replace("@LEASE@", &lease.as_millis().to_string());
+    Ok(format!("{CHECKS}{script}"))
+}
+
+/// The script that installs the binary from stdin, atomically: the temp
+/// file is created exclusively (`set -C`: the shells open it with
+/// `O_EXCL`, so nothing planted at that name is written through), in a
+/// directory the checks found private.
 fn installer(host: &HostSpec, bin: &Binary) -> Result<String, TransportError> {
-    let script = format!(
-        "set -e; d={dir}; mkdir -p \"$d\"; t=\"$d/.shoal-{hash}.$$\"; trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; sync \"$t\" 2>/dev/null || sync; chmod 755 \"$t\"; mv -f \"$t\" \"$d/shoal-{hash}\"; trap - EXIT",
-        dir = bin_dir(host)?,
-        hash = bin.hash,
-    );
-    quote::sh_script(&script).map_err(|e| failed(e.to_string()))
+    quote::sh_script(&installer_script(host, bin)?).map_err(|e| failed(e.to_string()))
+}
+
+fn installer_script(host: &HostSpec, bin: &Binary) -> Result<String, TransportError> {
+    let body = r#"set -e; umask 077; w=@DIR@; d="$w/bin"; mkdir -p "$d"
+owned "$w/."; plain "$d"
+t="$d/.shoal-@HASH@.$$"; trap 'rm -f "$t"' EXIT
+set -C; cat > "$t"; set +C
+sync "$t" 2>/dev/null || sync; chmod 700 "$t"; mv -f "$t" "$d/shoal-@HASH@"; trap - EXIT"#;
+    let script = body
+        .replace("@DIR@", &quote::path(&host.workdir).map_err(|e| failed(e.to_string()))?)
+        .replace("@HASH@", &quote::word(&bin.hash).map_err(|e| failed(e.to_string()))?);
+    Ok(format!("{CHECKS}{script}"))
 }
 
 fn spawn(host: &HostSpec, remote: &str) -> Result<(tokio::process::Child, StderrTail), TransportError> {
@@ -154,6 +193,9 @@ async fn upload(host: &HostSpec, bin: &Binary) -> Result<(), TransportError> {
     let copy = tokio::io::copy(&mut file, &mut stdin).await;
     drop(stdin);
     let status = child.wait().await.map_err(|e| failed(e.to_string()))?;
+    if let Some(why) = refusal(&child_stdout(&mut child).await) {
+        return Err(failed(format!("the agent was not uploaded: {why}")));
+    }
     if copy.is_err() || !status.success() {
         return Err(failed(format!("uploading the agent to {}/bin failed ({status}){}", host.workdir, stderr.suffix())));
     }
@@ -187,6 +229,9 @@ fn timed_out(host: &HostSpec, stderr: &StderrTail) -> TransportError {
 
 async fn ssh_failed(host: &HostSpec, mut child: tokio::process::Child, stderr: &StderrTail, out: &[u8]) -> TransportError {
     let status = child.wait().await.ok().and_then(|s| s.code());
+    if let Some(why) = refusal(out) {
+        return failed(format!("the agent was not started: {why}"));
+    }
     // Let the stderr task catch up with the last bytes ssh wrote.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let text = stderr.text();
@@ -200,6 +245,22 @@ async fn ssh_failed(host: &HostSpec, mut child: tokio::process::Child, stderr: &
         out.trim(),
         stderr.suffix()
     ))
+}
+
+/// What is left on a finished child's stdout.
+async fn child_stdout(child: &mut tokio::process::Child) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut out).await;
+    }
+    out
+}
+
+/// The sentence of a bootstrap or installer that refused the work dir.
+fn refusal(out: &[u8]) -> Option<String> {
+    let out = String::from_utf8_lossy(out);
+    let line = out.lines().find_map(|l| l.strip_prefix(UNSAFE))?;
+    Some(line.trim().to_string())
 }
 
 fn last_line(s: &str) -> &str {
@@ -223,6 +284,116 @@ pub fn explain(stderr: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    fn host(workdir: &Path) -> HostSpec {
+        let text = format!("[hosts.h]\naddress = \"h\"\nworkdir = \"{}\"\n", workdir.display());
+        shoal_core::cluster::ClusterSpec::parse(&text, Path::new("cluster.toml")).unwrap().hosts.remove(0)
+    }
+
+    /// A work dir whose "agent" is a script that says it ran.
+    fn deployed() -> (tempfile::TempDir, PathBuf, Binary) {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("w");
+        std::fs::create_dir_all(work.join("bin")).unwrap();
+        let bin = Binary { path: PathBuf::new(), hash: "abc".into(), size: 0 };
+        let exe = work.join("bin/shoal-abc");
+        std::fs::write(&exe, "#!/bin/sh\necho AGENT-RAN \"$@\"\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o700)).unwrap();
+        (dir, work, bin)
+    }
+
+    /// Runs a script as the remote shell would (`/bin/sh -c`).
+    fn sh(script: &str, stdin: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    }
+
+    fn boot(work: &Path, bin: &Binary) -> String {
+        sh(&bootstrap_script(&host(work), bin, Duration::from_secs(9)).unwrap(), b"")
+    }
+
+    #[test]
+    fn the_bootstrap_runs_a_private_agent_and_asks_for_a_missing_one() {
+        let (_d, work, bin) = deployed();
+        assert_eq!(boot(&work, &bin), format!("AGENT-RAN agent --workdir {} --lease-ms 9000\n", work.display()));
+        std::fs::remove_file(work.join("bin/shoal-abc")).unwrap();
+        assert_eq!(boot(&work, &bin), format!("SHOAL-NEED {}\n", sh("uname -sm", b"").trim()));
+    }
+
+    #[test]
+    fn the_bootstrap_refuses_an_agent_others_can_write() {
+        let (_d, work, bin) = deployed();
+        let exe = work.join("bin/shoal-abc");
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = exe.display();
+        assert_eq!(
+            boot(&work, &bin),
+            format!("SHOAL-UNSAFE {e} is writable by other users (-rwxrwxrwx), so they could replace the agent: run chmod 700 {e} on that host (or remove it, and shoal uploads the agent again)\n")
+        );
+    }
+
+    #[test]
+    fn the_bootstrap_refuses_an_agent_of_another_user() {
+        // SAFETY: a plain getter.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // only root can give a file away
+        }
+        let (_d, work, bin) = deployed();
+        let exe = work.join("bin/shoal-abc");
+        std::os::unix::fs::chown(&exe, Some(65534), None).unwrap();
+        assert_eq!(
+            boot(&work, &bin),
+            format!("SHOAL-UNSAFE {} belongs to uid 65534, not to this user (uid 0), so another user could replace the agent: use a work dir of your own (the host's workdir in the cluster file)\n", exe.display())
+        );
+        std::os::unix::fs::chown(&exe, Some(0), None).unwrap();
+        std::os::unix::fs::chown(work.join("bin"), Some(65534), None).unwrap();
+        assert!(boot(&work, &bin).starts_with(&format!("SHOAL-UNSAFE {} belongs to uid 65534", work.join("bin").display())));
+    }
+
+    #[test]
+    fn the_bootstrap_refuses_a_symlinked_agent_and_an_open_work_dir() {
+        let (d, work, bin) = deployed();
+        let exe = work.join("bin/shoal-abc");
+        std::fs::rename(&exe, d.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("elsewhere"), &exe).unwrap();
+        assert_eq!(
+            boot(&work, &bin),
+            format!(
+                "SHOAL-UNSAFE {} is a symlink, which could lead anywhere: remove it on that host, and shoal uploads the agent again\n",
+                exe.display()
+            )
+        );
+        std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(boot(&work, &bin).starts_with(&format!("SHOAL-UNSAFE {}/. is writable by other users (drwxrwxrwt)", work.display())));
+    }
+
+    #[test]
+    fn the_installer_writes_a_private_binary_and_refuses_an_open_bin_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("w");
+        let bin = Binary { path: PathBuf::new(), hash: "abc".into(), size: 0 };
+        let script = installer_script(&host(&work), &bin).unwrap();
+        assert_eq!(sh(&script, b"#!/bin/sh\n"), "");
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&work.join("bin/shoal-abc")), 0o700);
+        assert_eq!(mode(&work.join("bin")), 0o700);
+        std::fs::set_permissions(work.join("bin"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(sh(&script, b"x").starts_with("SHOAL-UNSAFE "), "an open bin dir is refused");
+        assert_eq!(refusal(b"motd\nSHOAL-UNSAFE why it is\n").as_deref(), Some("why it is"));
+    }
 
     #[test]
     fn hints_for_common_failures() {

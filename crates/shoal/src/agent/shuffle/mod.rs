@@ -84,8 +84,8 @@ fn combined(sorted: &Path, b: usize, spec: &ShuffleOut, scratch: &Path, combine:
     let raw = scratch.join(format!("combined-{b}"));
     combine(sorted, &raw)?;
     let _ = std::fs::remove_file(sorted);
-    let mut again =
-        Spiller::new(KeyOrder::new(&spec.key), 1, spec.sort_buffer, &scratch.join("spill-combined")).map_err(|e| e.to_string())?;
+    let mut again = Spiller::new(KeyOrder::new(&spec.key), 1, spec.sort_buffer, &scratch.join(format!("spill-combined-{b}")))
+        .map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(File::open(&raw).map_err(|e| e.to_string())?);
     let mut line = Vec::new();
     while reader.read_until(b'\n', &mut line).map_err(|e| e.to_string())? > 0 {
@@ -188,5 +188,24 @@ mod tests {
         std::fs::write(&out, "1\ta\nx\tb\n").unwrap();
         let err = bucketize(&out, &spec(2, true), &dir.path().join("s"), &store, &|_, _| Ok(())).unwrap_err();
         assert_eq!(err, "partitioner = \"modulo\": key \"x\" is not an integer (record 2 of the map output)");
+    }
+
+    #[test]
+    fn combined_buckets_that_spill_each_sort_in_files_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(dir.path().join("blocks")).unwrap();
+        let out = dir.path().join("out");
+        let text: String = (0..30_000).map(|i| format!("key{:05}\t{i}\n", (i * 7919) % 30_000)).collect();
+        std::fs::write(&out, &text).unwrap();
+        let mut spec = spec(3, false);
+        spec.combine = Some("copy".into());
+        let copy = |input: &Path, output: &Path| std::fs::copy(input, output).map(|_| ()).map_err(|e| e.to_string());
+        let (buckets, records) = bucketize(&out, &spec, &dir.path().join("s"), &store, &copy).unwrap();
+        assert_eq!(records, 30_000);
+        for b in &buckets {
+            let data = std::fs::read_to_string(store.path(&b.block.hash)).unwrap();
+            let keys: Vec<&str> = data.lines().map(|l| l.split('\t').next().unwrap()).collect();
+            assert!(keys.windows(2).all(|w| w[0] <= w[1]));
+        }
     }
 }

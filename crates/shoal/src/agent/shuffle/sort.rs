@@ -12,6 +12,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::order::{cmp_keys, KeyOrder, SortKey};
+use crate::agent::private;
 
 /// Lines of one bucket kept in memory: an arena and (start, end, key end)
 /// ranges. The key's end is found once per line, not once per comparison.
@@ -89,7 +90,7 @@ impl Spiller {
             // Byte keys, then the whole line (without its newline), as KeyOrder::compare.
             lines.sort_unstable_by(|x, y| b[x.0..x.2].cmp(&b[y.0..y.2]).then_with(|| b[x.0..x.1 - 1].cmp(&b[y.0..y.1 - 1])));
         }
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+        let mut out = BufWriter::with_capacity(1 << 20, private::create_new(path)?);
         for (s, e, _) in lines {
             out.write_all(&m.bytes[s..e])?;
         }
@@ -112,7 +113,7 @@ impl Spiller {
             self.runs[b].push(path);
         }
         let runs = std::mem::take(&mut self.runs[b]);
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(dest)?);
+        let mut out = BufWriter::with_capacity(1 << 20, private::create_new(dest)?);
         merge(&runs, &self.order, &mut out)?;
         out.flush()?;
         runs.iter().for_each(|r| {
