@@ -118,3 +118,15 @@ fn a_5_mb_param_is_refused_up_front() {
         &ran.stderr[..ran.stderr.len().min(2000)]
     );
 }
+
+#[test]
+fn a_reduce_over_more_map_tasks_than_a_request_can_name_is_refused_up_front() {
+    let args: Vec<String> = (0..100_001).map(|i| format!("\"{i}\"")).collect();
+    let job = format!("[input]\nargs = [{}]\n[map]\ncommand = \"echo\"\n[reduce]\ncommand = \"cat\"\n", args.join(", "));
+    let dir = job_dir(&job);
+    let ran = run(dir.path(), 1).code(2);
+    assert_eq!(
+        ran.stderr.trim(),
+        "error: the input makes 100001 map tasks, and a [reduce] can merge the output of at most 100000: each reduce task names a bucket of every map task; give it fewer map tasks (fewer [input] partitions, a larger chunk, or fewer files or args)"
+    );
+}

@@ -125,7 +125,7 @@ fn shuffle_fits(job: &JobSpec, plan: &Plan) -> Result<()> {
     }
     Err(Error::Usage(format!(
         "the input makes {maps} map tasks, and a [reduce] can merge the output of at most {MAX_TASK_INPUTS}: \
-         each reduce task names a bucket of every map task; cut the input into fewer, larger partitions ([input] partitions or chunk)"
+         each reduce task names a bucket of every map task; give it fewer map tasks (fewer [input] partitions, a larger chunk, or fewer files or args)"
     )))
 }
 

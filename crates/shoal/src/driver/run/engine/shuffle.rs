@@ -123,3 +123,11 @@ pub async fn stage_buckets(dest: &Host, needed: Vec<Needed>, dir: PathBuf) -> Re
     }
     Ok(moved)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_job_file_allows_no_more_reduce_partitions_than_a_report_can_carry() {
+        assert_eq!(shoal_core::job::MAX_REDUCE_PARTITIONS as usize, shoal_wire::MAX_BUCKETS);
+    }
+}
