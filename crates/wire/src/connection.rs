@@ -221,7 +221,7 @@ mod tests {
             stderr_cut: 0,
         };
         let err = outbox.send_now(big.clone()).unwrap_err();
-        assert_eq!(err.to_string(), "a ExecDone message of 4194315 bytes is over the link's limit of 4194304 bytes");
+        assert_eq!(err.to_string(), "the ExecDone message is 4194315 bytes, over the link's limit of 4194304 bytes");
         assert!(matches!(outbox.send(big.clone()).await, Err(WireError::Unsendable { what: "ExecDone", .. })));
         assert!(matches!(outbox.send_after_bulk(big).await, Err(WireError::Unsendable { .. })));
         outbox.send_now(Message::Heartbeat).unwrap();

@@ -20,6 +20,6 @@ pub enum WireError {
     Closed(&'static str),
     /// A message too large for one frame. Only the message fails: it is
     /// refused before it is queued, and the link goes on.
-    #[error("a {what} message of {len} bytes is over the link's limit of {max} bytes", max = crate::frame::MAX_FRAME)]
+    #[error("the {what} message is {len} bytes, over the link's limit of {max} bytes", max = crate::frame::MAX_FRAME)]
     Unsendable { what: &'static str, len: usize },
 }
