@@ -130,3 +130,26 @@ fn a_reduce_over_more_map_tasks_than_a_request_can_name_is_refused_up_front() {
         "error: the input makes 100001 map tasks, and a [reduce] can merge the output of at most 100000: each reduce task names a bucket of every map task; give it fewer map tasks (fewer [input] partitions, a larger chunk, or fewer files or args)"
     );
 }
+
+#[test]
+fn an_unsendable_request_fails_the_run_with_its_reason_not_a_lost_host() {
+    // The cluster file's host env is not the job file's to limit: the
+    // variables every task gets then make a message too large to send.
+    let dir = job_dir("[input]\npath = \"data.txt\"\n[map]\ncommand = \"cat\"\n");
+    let (_c, cluster) = local_cluster(1, 1);
+    let text = fs::read_to_string(&cluster).unwrap();
+    fs::write(&cluster, format!("{text}env = {{ BIG = \"{}\" }}\n", "b".repeat(5_000_000))).unwrap();
+    let ran = shoal(dir.path())
+        .env("HOME", dir.path().join("home").to_str().unwrap())
+        .args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()])
+        .run();
+    assert_no_lost_host(&ran);
+    let ran = ran.code(1);
+    assert!(
+        ran.stderr.contains(
+            "failed: the run's task variables (the host's env and [params]) are too large: cannot send to host `a`: the RunEnv message is 5000"
+        ),
+        "{}",
+        ran.stderr
+    );
+}

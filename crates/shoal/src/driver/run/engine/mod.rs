@@ -447,7 +447,8 @@ impl<'a> Engine<'a> {
         // A host that is gone gets no task either; its loss is reported on its own.
         if let Err(e) = h.send_now(Message::RunEnv { run: self.plan.run_id.clone(), id, env }) {
             if !e.is_gone() {
-                let why = format!("the run's task variables (the host's env and [params]) are too large: {e}");
+                let why =
+                    format!("the run's task variables (the host's env and [params]) are too large: {e}; put big data in a [sync] file");
                 self.ending = Some(Ending::Failed(why));
             }
         }
