@@ -71,6 +71,15 @@ fn the_argument_is_in_shoal_arg() {
 }
 
 #[test]
+fn an_argument_too_long_for_the_environment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(200_000);
+    fs::write(dir.path().join("job.toml"), format!("[input]\nargs = [\"ok\", \"{long}\"]\n[map]\ncommand = \"echo {{}}\"\n")).unwrap();
+    let ran = shoal(dir.path()).args(["run", "job.toml"]).run().code(2);
+    assert_eq!(ran.stderr.trim(), "error: [input] args: argument 2 is 200000 bytes; it reaches its task as the variable $SHOAL_ARG, and Linux refuses one over 131061 bytes: put long data in a file and pass its name");
+}
+
+#[test]
 fn a_nul_in_an_argument_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("job.toml"), "[input]\nargs = [\"ok\", \"a\\u0000b\"]\n[map]\ncommand = \"echo {}\"\n").unwrap();

@@ -69,24 +69,33 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 }
 
 /// Sends messages to the writer task of one link. Cheap to clone.
+///
+/// Every message is encoded here, by its sender, before it is queued: a
+/// message too large for a frame fails its sender with
+/// [`WireError::Unsendable`], and the writer (and with it the link and
+/// every other message on it) never sees it.
 #[derive(Clone)]
 pub struct Outbox {
-    control: mpsc::UnboundedSender<Message>,
-    bulk: mpsc::Sender<Message>,
+    control: mpsc::UnboundedSender<Vec<u8>>,
+    bulk: mpsc::Sender<Vec<u8>>,
     close: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// How many bulk messages (about 1 MiB each) may wait in memory.
 const BULK_QUEUE: usize = 4;
 
+fn closed() -> WireError {
+    WireError::Closed("while sending")
+}
+
 impl Outbox {
     /// Queues a message; bulk messages wait when the queue is full.
     pub async fn send(&self, msg: Message) -> Result<(), WireError> {
-        let closed = || WireError::Closed("while sending");
+        let frame = msg.to_frame()?;
         if msg.is_bulk() {
-            self.bulk.send(msg).await.map_err(|_| closed())
+            self.bulk.send(frame).await.map_err(|_| closed())
         } else {
-            self.control.send(msg).map_err(|_| closed())
+            self.control.send(frame).map_err(|_| closed())
         }
     }
 
@@ -101,13 +110,14 @@ impl Outbox {
     /// when that queue is full: for a message that must not overtake
     /// them (a task's report after its log).
     pub async fn send_after_bulk(&self, msg: Message) -> Result<(), WireError> {
-        self.bulk.send(msg).await.map_err(|_| WireError::Closed("while sending"))
+        let frame = msg.to_frame()?;
+        self.bulk.send(frame).await.map_err(|_| closed())
     }
 
     /// Queues a control message without waiting. Bulk messages are refused.
     pub fn send_now(&self, msg: Message) -> Result<(), WireError> {
         debug_assert!(!msg.is_bulk());
-        self.control.send(msg).map_err(|_| WireError::Closed("while sending"))
+        self.control.send(msg.to_frame()?).map_err(|_| closed())
     }
 }
 
@@ -125,10 +135,12 @@ where
     (outbox, handle)
 }
 
+/// Writes encoded frames, control ones first. Only a failed write ends it:
+/// nothing it is given can fail to encode.
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut w: W,
-    mut control: mpsc::UnboundedReceiver<Message>,
-    mut bulk: mpsc::Receiver<Message>,
+    mut control: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut bulk: mpsc::Receiver<Vec<u8>>,
     close: std::sync::Arc<tokio::sync::Notify>,
 ) -> Result<(), WireError> {
     let mut out = Vec::with_capacity(frame::CHUNK + 64);
@@ -140,21 +152,21 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             m = bulk.recv(), if bulk_open => m.ok_or(&mut bulk_open),
             _ = close.notified() => break,
         };
-        let msg = match next {
-            Ok(m) => m,
+        let first = match next {
+            Ok(f) => f,
             Err(open) => {
                 *open = false;
                 continue;
             }
         };
-        out.clear();
-        msg.encode_frame(&mut out)?;
-        // Control messages queued meanwhile share the write: at thousands
+        // Control frames queued meanwhile share the write: at thousands
         // of small task messages a second, one write per message is what
         // the link would spend its time on.
+        out.clear();
+        out.extend_from_slice(&first);
         while out.len() < frame::CHUNK {
             match control.try_recv() {
-                Ok(m) => m.encode_frame(&mut out)?,
+                Ok(f) => out.extend_from_slice(&f),
                 Err(_) => break,
             }
         }
@@ -194,6 +206,39 @@ mod tests {
         let mut r = FrameReader::new(&buf[..]);
         let err = r.read_message().await.unwrap_err();
         assert_eq!(err.to_string(), "the connection closed in the middle of a frame");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_message_fails_its_sender_and_the_link_goes_on() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (outbox, writer) = spawn_writer(a);
+        let big = Message::ExecDone {
+            id: 9,
+            status: crate::ExitStatus::Code(0),
+            stdout: vec![b'x'; frame::MAX_FRAME],
+            stderr: vec![],
+            stdout_cut: 0,
+            stderr_cut: 0,
+        };
+        let err = outbox.send_now(big.clone()).unwrap_err();
+        assert_eq!(err.to_string(), "the ExecDone message is 4194315 bytes, over the link's limit of 4194304 bytes");
+        assert!(matches!(outbox.send(big.clone()).await, Err(WireError::Unsendable { what: "ExecDone", .. })));
+        assert!(matches!(outbox.send_after_bulk(big).await, Err(WireError::Unsendable { .. })));
+        outbox.send_now(Message::Heartbeat).unwrap();
+        drop(outbox);
+        writer.await.unwrap().unwrap();
+        let mut r = FrameReader::new(b);
+        assert_eq!(r.read_message().await.unwrap(), Some(Message::Heartbeat));
+        assert_eq!(r.read_message().await.unwrap(), None);
+    }
+
+    #[test]
+    fn a_message_of_exactly_the_limit_is_sent() {
+        // The largest payload that fits: a Chunk's data plus its fields.
+        let overhead = Message::Chunk { stream: 1, hash: [0; 32], data: vec![], last: true }.to_frame().unwrap().len() - 4 - 1;
+        let data = vec![7u8; frame::MAX_FRAME - overhead - 4];
+        let frame = Message::Chunk { stream: 1, hash: [0; 32], data, last: true }.to_frame().unwrap();
+        assert_eq!(frame.len(), frame::MAX_FRAME + 4);
     }
 
     #[tokio::test]

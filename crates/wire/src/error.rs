@@ -18,4 +18,8 @@ pub enum WireError {
     Version { ours: u32, theirs: u32 },
     #[error("the connection closed {0}")]
     Closed(&'static str),
+    /// A message too large for one frame. Only the message fails: it is
+    /// refused before it is queued, and the link goes on.
+    #[error("the {what} message is {len} bytes, over the link's limit of {max} bytes", max = crate::frame::MAX_FRAME)]
+    Unsendable { what: &'static str, len: usize },
 }

@@ -8,11 +8,15 @@
 //! - [`message`]: the typed meaning, encoded with postcard, plus the
 //!   [`hello`] handshake that both sides send first.
 //!
+//! - [`bounded`]: tails of process output cut to a size, so that what a
+//!   user's command prints always fits in a message.
+//!
 //! - [`executor`]: the frames between an agent and a resident executor
 //!   (a Dataset program that runs many tasks of one run).
 //!
 //! This crate knows nothing of ssh, processes or tasks: it moves messages.
 
+pub mod bounded;
 pub mod connection;
 pub mod error;
 pub mod executor;

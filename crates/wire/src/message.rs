@@ -24,6 +24,22 @@ pub const PARAMS_PATH: &str = ".shoal/params.json";
 /// reason).
 pub const INLINE_MAX: usize = 64 << 10;
 
+/// Most hashes in one [`Message::QueryBlocks`] (1 MiB of them).
+pub const HASHES_PER_QUERY: usize = 32 << 10;
+
+/// Most bytes of file entries in one [`Message::MakeWorkdir`].
+pub const MANIFEST_PIECE: usize = 1 << 20;
+
+/// Most buckets a map task's report can carry: one per reduce partition,
+/// all in one [`Message::TaskDone`], which must fit in a frame (each
+/// bucket takes at most 52 bytes, so these take at most 3.25 MiB).
+pub const MAX_BUCKETS: usize = 64 << 10;
+
+/// Most input blocks one task can name: a reduce task names one bucket of
+/// every map task, all in its [`Message::RunTask`] (32 bytes each, so at
+/// most 3.05 MiB).
+pub const MAX_TASK_INPUTS: usize = 100_000;
+
 /// Everything one side can tell the other.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Message {
@@ -37,13 +53,20 @@ pub enum Message {
         id: u64,
         command: String,
     },
+    /// The output is cut to its last [`crate::bounded::EXEC_OUTPUT_MAX`]
+    /// bytes per stream; `*_cut` say how many bytes went before them.
     ExecDone {
         id: u64,
         status: ExitStatus,
+        #[serde(with = "serde_bytes")]
         stdout: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         stderr: Vec<u8>,
+        stdout_cut: u64,
+        stderr_cut: u64,
     },
-    /// Driver -> agent: which of these blocks do you lack?
+    /// Driver -> agent: which of these blocks do you lack? At most
+    /// [`HASHES_PER_QUERY`] hashes: a longer list is asked in pieces.
     QueryBlocks {
         id: u64,
         hashes: Vec<Hash>,
@@ -69,11 +92,15 @@ pub enum Message {
         hash: Hash,
         error: Option<String>,
     },
-    /// Driver -> agent: build a run's work dir from cached blocks.
+    /// Driver -> agent: build a run's work dir from cached blocks. A
+    /// long file list comes in pieces ([`manifest_pieces`]), one request
+    /// each: the first (`fresh`) starts the work dir afresh, the others
+    /// add to it.
     MakeWorkdir {
         id: u64,
         run: String,
         files: Vec<FileEntry>,
+        fresh: bool,
     },
     /// Agent -> driver: `None` when the work dir is ready, else why not.
     WorkdirReady {
@@ -173,6 +200,31 @@ pub struct FileEntry {
     pub hash: Hash,
     pub size: u64,
     pub executable: bool,
+}
+
+impl FileEntry {
+    /// The most bytes it can take encoded: the path, its length, the hash,
+    /// the size and the flag.
+    fn encoded_max(&self) -> usize {
+        self.path.len() + 5 + 32 + 10 + 1
+    }
+}
+
+/// Cuts a work dir's file list into pieces of at most [`MANIFEST_PIECE`]
+/// encoded bytes, each sent in its own [`Message::MakeWorkdir`]. Always at
+/// least one piece, so that an empty work dir is still made.
+pub fn manifest_pieces(files: &[FileEntry]) -> Vec<&[FileEntry]> {
+    let mut pieces = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, f) in files.iter().enumerate() {
+        if bytes + f.encoded_max() > MANIFEST_PIECE && i > start {
+            pieces.push(&files[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += f.encoded_max();
+    }
+    pieces.push(&files[start..]);
+    pieces
 }
 
 /// How a process ended.
@@ -342,6 +394,13 @@ pub struct TaskReport {
     pub skipped: Vec<SkippedRecord>,
 }
 
+/// The most records one task may skip (`[job] skip_bad_records` is
+/// checked against it), so that a report always fits in a frame.
+pub const MAX_SKIPPED: usize = 1000;
+
+/// The most bytes of a skipped record kept in its report.
+pub const SKIPPED_HEAD: usize = 100;
+
 /// A record that a task in skip mode failed on and left out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedRecord {
@@ -360,11 +419,66 @@ pub struct BlockRef {
 }
 
 impl Message {
+    /// Encodes the message as one whole frame (length and payload). A
+    /// message too large for a frame is [`WireError::Unsendable`].
+    pub fn to_frame(&self) -> Result<Vec<u8>, WireError> {
+        let mut out = postcard::to_extend(self, vec![0u8; 4])?;
+        let len = out.len() - 4;
+        if len > frame::MAX_FRAME {
+            return Err(WireError::Unsendable { what: self.kind(), len });
+        }
+        out[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        Ok(out)
+    }
+
     /// Encodes the message as one frame appended to `out`.
     pub fn encode_frame(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
-        let payload = postcard::to_stdvec(self)?;
-        frame::encode(&payload, out)?;
+        out.extend_from_slice(&self.to_frame()?);
         Ok(())
+    }
+
+    /// The variant's name, for messages about it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "Hello",
+            Message::HostInfo(_) => "HostInfo",
+            Message::Heartbeat => "Heartbeat",
+            Message::Exec { .. } => "Exec",
+            Message::ExecDone { .. } => "ExecDone",
+            Message::QueryBlocks { .. } => "QueryBlocks",
+            Message::MissingBlocks { .. } => "MissingBlocks",
+            Message::Chunk { .. } => "Chunk",
+            Message::BlockStored { .. } => "BlockStored",
+            Message::MakeWorkdir { .. } => "MakeWorkdir",
+            Message::WorkdirReady { .. } => "WorkdirReady",
+            Message::RunEnv { .. } => "RunEnv",
+            Message::RunTask(_) => "RunTask",
+            Message::TaskProgress { .. } => "TaskProgress",
+            Message::TaskLog { .. } => "TaskLog",
+            Message::TaskDone(_) => "TaskDone",
+            Message::KillTask { .. } => "KillTask",
+            Message::FetchBlock { .. } => "FetchBlock",
+            Message::FetchFailed { .. } => "FetchFailed",
+            Message::PlaceBlock { .. } => "PlaceBlock",
+            Message::Placed { .. } => "Placed",
+            Message::FetchPath { .. } => "FetchPath",
+            Message::EndRun { .. } => "EndRun",
+            Message::Error { .. } => "Error",
+        }
+    }
+
+    /// The request id a reply answers, for replies that answer one: an
+    /// unsendable reply is answered with an [`Message::Error`] instead.
+    pub fn reply_id(&self) -> Option<u64> {
+        match self {
+            Message::ExecDone { id, .. }
+            | Message::MissingBlocks { id, .. }
+            | Message::WorkdirReady { id, .. }
+            | Message::Placed { id, .. }
+            | Message::FetchFailed { id, .. }
+            | Message::Error { id, .. } => Some(*id),
+            _ => None,
+        }
     }
 
     /// Decodes a frame payload.
@@ -435,6 +549,90 @@ mod tests {
         m.encode_frame(&mut buf).unwrap();
         let crate::frame::Parsed::Frame { payload, .. } = crate::frame::parse(&buf).unwrap() else { panic!("incomplete") };
         assert_eq!(Message::decode(payload).unwrap(), m);
+    }
+
+    fn entry(i: usize, name_len: usize) -> FileEntry {
+        FileEntry { path: format!("{}{i}", "p".repeat(name_len)), hash: [0xff; 32], size: u64::MAX, executable: true }
+    }
+
+    #[test]
+    fn manifest_pieces_each_fit_and_keep_every_file_in_order() {
+        let files: Vec<FileEntry> = (0..50_000).map(|i| entry(i, 100)).collect();
+        let pieces = manifest_pieces(&files);
+        assert!(pieces.len() > 4, "{} pieces", pieces.len());
+        let mut again = Vec::new();
+        for p in &pieces {
+            let m = Message::MakeWorkdir { id: u64::MAX, run: "r".repeat(64), files: p.to_vec(), fresh: false };
+            assert!(m.to_frame().unwrap().len() <= MANIFEST_PIECE + 200);
+            again.extend_from_slice(p);
+        }
+        assert_eq!(again, files);
+        assert_eq!(manifest_pieces(&[]), vec![&[] as &[FileEntry]], "an empty work dir is one empty piece");
+        let huge = [entry(1, MANIFEST_PIECE)];
+        assert_eq!(manifest_pieces(&huge).len(), 1, "an entry larger than a piece is a piece of its own");
+    }
+
+    fn worst_report() -> TaskReport {
+        TaskReport {
+            attempt: u32::MAX,
+            status: ExitStatus::SpawnFailed("s".repeat(crate::bounded::STDERR_TAIL_MAX)),
+            output: Some(BlockRef { hash: [0xff; 32], size: u64::MAX }),
+            output_data: None,
+            stderr_tail: "e".repeat(2 * crate::bounded::STDERR_TAIL_MAX),
+            wall_us: u64::MAX,
+            cpu_ms: u64::MAX,
+            timed_out: true,
+            host_trouble: Some("h".repeat(4096)),
+            buckets: vec![Bucket { block: BlockRef { hash: [0xff; 32], size: u64::MAX }, records: u64::MAX }; MAX_BUCKETS],
+            records: u64::MAX,
+            // Each head is at most SKIPPED_HEAD bytes, each invalid one a
+            // three-byte U+FFFD.
+            skipped: vec![SkippedRecord { offset: u64::MAX, len: u64::MAX, head: "\u{fffd}".repeat(SKIPPED_HEAD) }; MAX_SKIPPED],
+        }
+    }
+
+    #[test]
+    fn a_report_with_the_most_buckets_fits_in_a_frame() {
+        Message::TaskDone(worst_report()).to_frame().unwrap();
+        let mut over = worst_report();
+        over.buckets.extend(vec![over.buckets[0]; MAX_BUCKETS / 4]);
+        assert!(matches!(Message::TaskDone(over).to_frame(), Err(WireError::Unsendable { what: "TaskDone", .. })));
+    }
+
+    #[test]
+    fn a_task_with_the_most_inputs_fits_in_a_frame() {
+        let m = Message::RunTask(TaskRequest {
+            run: "r".repeat(64),
+            task: u32::MAX,
+            attempt: u32::MAX,
+            // Linux refuses a longer argument to `sh -c`.
+            command: "c".repeat(128 << 10),
+            // Linux refuses a longer environment variable.
+            arg: Some("a".repeat(128 << 10)),
+            env_id: u64::MAX,
+            env: Default::default(),
+            partition: u32::MAX,
+            stage: 1,
+            partitions: u32::MAX,
+            inputs: vec![[0xff; 32]; MAX_TASK_INPUTS],
+            input_data: None,
+            stdin: true,
+            stdout_is_output: true,
+            timeout_ms: Some(u64::MAX),
+            shuffle_out: None,
+            merge_in: Some(KeyFormat { sep: b"\t".to_vec(), fields: u32::MAX, numeric: true }),
+            container: Some(Container {
+                image: "i".repeat(4096),
+                name: "n".repeat(200),
+                memory: Some(u64::MAX),
+                cpus: Some(1.0),
+                network: true,
+            }),
+            resident: true,
+            slots: u32::MAX,
+            skip_bad: Some(u32::MAX),
+        });
+        m.to_frame().unwrap();
     }
 
     #[test]

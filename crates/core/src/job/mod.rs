@@ -203,6 +203,23 @@ pub struct ReduceSpec {
     pub sort_buffer: u64,
 }
 
+/// Most reduce partitions: every map task reports one bucket per reduce
+/// partition, all in one message of at most 4 MiB (`shoal_wire::MAX_BUCKETS`).
+pub const MAX_REDUCE_PARTITIONS: u32 = 64 << 10;
+
+/// The most `[job] skip_bad_records`: a task reports its skipped records
+/// in one message (`shoal_wire::MAX_SKIPPED`).
+pub const MAX_SKIP_BAD_RECORDS: u32 = 1000;
+
+/// Longest string Linux passes as one argument or one environment
+/// variable (`MAX_ARG_STRLEN`, with its closing NUL): a longer command or
+/// param fails every task with "Argument list too long".
+pub const ARG_MAX_BYTES: usize = 128 << 10;
+
+/// Most bytes of `[params]` in all (names and values): they reach every
+/// task in its environment, and every task request on every host.
+pub const PARAMS_MAX_BYTES: usize = 1 << 20;
+
 /// A scalar from `[params]`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]

@@ -21,6 +21,8 @@ fn nested(parent: &str, e: &Entry) -> Entry {
 
 const PLACEHOLDERS: &[&str] = &["name", "stem", "ext", "partition"];
 
+const PARAMS_HINT: &str = "put big data in a file listed in [sync] and pass its name as the param";
+
 impl Cx<'_> {
     /// The whole file; `path` and `base_dir` are the caller's to fill in.
     pub fn job_file(&self, root: &Node, stem: &str) -> R<JobSpec> {
@@ -84,6 +86,14 @@ impl Cx<'_> {
                 "skip_bad_records" => m.skip_bad_records = self.count(e, "job", 0)?,
                 _ => {}
             }
+        }
+        if m.skip_bad_records > MAX_SKIP_BAD_RECORDS {
+            return Err(self
+                .err(
+                    find(t, "skip_bad_records").and_then(|e| e.key_pos),
+                    format!("[job] skip_bad_records is {}, over the limit of {MAX_SKIP_BAD_RECORDS}", m.skip_bad_records),
+                )
+                .hint("a job with that many bad lines needs its input cleaned first; skipping is for the odd record"));
         }
         if m.skip_bad_records > 0 && m.max_attempts < 3 {
             // Skip mode starts with a task's third attempt, after two failures.
@@ -214,6 +224,7 @@ impl Cx<'_> {
                 _ => {}
             }
         }
+        self.commands_fit(t, section, &s)?;
         if s.command.trim().is_empty() {
             let pos = find(t, "command").and_then(|e| e.node.pos).or(at.key_pos);
             return Err(self
@@ -221,6 +232,29 @@ impl Cx<'_> {
                 .hint(format!("add command = \"...\" to [{section}]: a shell command that reads stdin and writes stdout")));
         }
         Ok(s)
+    }
+
+    /// A command reaches `sh -c` as one argument, which Linux caps.
+    fn commands_fit(&self, t: &[Entry], section: &str, s: &StepSpec) -> R<()> {
+        for e in t {
+            let len = match e.key.as_str() {
+                "command" => s.command.len(),
+                "command_on" => s.command_on.values().map(String::len).max().unwrap_or(0),
+                _ => continue,
+            };
+            if len + 1 > ARG_MAX_BYTES {
+                return Err(self
+                    .bad(
+                        e,
+                        section,
+                        format_args!(
+                            "is {len} bytes; a command reaches the shell as one argument, and Linux refuses an argument over 128 KiB"
+                        ),
+                    )
+                    .hint("put the script in a file listed in [sync] and run that file"));
+            }
+        }
+        Ok(())
     }
 
     fn reduce(&self, t: &[Entry], at: &Entry) -> R<ReduceSpec> {
@@ -234,7 +268,7 @@ impl Cx<'_> {
         };
         for e in t {
             match e.key.as_str() {
-                "partitions" => r.partitions = Some(self.count(e, "reduce", 1)?),
+                "partitions" => r.partitions = Some(self.reduce_partitions(e)?),
                 "partitioner" => r.partitioner = self.partitioner(e, "reduce")?,
                 "key" => r.key = self.shuffle_key(e)?,
                 "sort" => r.sort = self.choice(e, "reduce", &[("bytes", SortOrder::Bytes), ("numeric", SortOrder::Numeric)])?,
@@ -244,6 +278,16 @@ impl Cx<'_> {
             }
         }
         Ok(r)
+    }
+
+    fn reduce_partitions(&self, e: &Entry) -> R<u32> {
+        let n = self.count(e, "reduce", 1)?;
+        if n <= MAX_REDUCE_PARTITIONS {
+            return Ok(n);
+        }
+        Err(self
+            .bad(e, "reduce", format_args!("is {n}, over the limit of {MAX_REDUCE_PARTITIONS}: every map task reports one bucket per reduce partition in one message"))
+            .hint("use fewer reduce partitions: each is a task, and a few per slot of the cluster is plenty"))
     }
 
     fn shuffle_key(&self, e: &Entry) -> R<ShuffleKey> {
@@ -263,7 +307,26 @@ impl Cx<'_> {
     }
 
     fn params(&self, t: &[Entry]) -> R<BTreeMap<String, ParamValue>> {
-        t.iter().map(|e| Ok((self.param_name(e)?, self.param_value(e)?))).collect()
+        let mut total = 0;
+        let mut out = BTreeMap::new();
+        for e in t {
+            let (name, value) = (self.param_name(e)?, self.param_value(e)?);
+            // As the variable reaches a task: SHOAL_PARAM_<NAME>=<value> and a NUL.
+            let bytes = "SHOAL_PARAM_=".len() + name.len() + value.to_env().len() + 1;
+            if bytes > ARG_MAX_BYTES {
+                return Err(self
+                    .bad(e, "params", format_args!("is {} bytes; each param reaches every task as one environment variable, and Linux refuses a variable over 128 KiB", value.to_env().len()))
+                    .hint(PARAMS_HINT));
+            }
+            total += bytes;
+            if total > PARAMS_MAX_BYTES {
+                return Err(self
+                    .err(e.key_pos, format!("[params] {} brings the params to {total} bytes; they reach every task in its environment, keep them under 1 MiB in all", e.key))
+                    .hint(PARAMS_HINT));
+            }
+            out.insert(name, value);
+        }
+        Ok(out)
     }
 
     /// Params become `SHOAL_PARAM_<NAME>`, so names must suit a variable.

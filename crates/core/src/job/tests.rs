@@ -83,6 +83,10 @@ fn minimal_job_gets_defaults() {
 #[test]
 fn skip_bad_records_needs_a_third_attempt_and_lines() {
     assert_eq!(
+        err(&format!("[job]\nskip_bad_records = 1001\n{MIN}")),
+        "jobs/job.toml:2:1: [job] skip_bad_records is 1001, over the limit of 1000\n  hint: a job with that many bad lines needs its input cleaned first; skipping is for the odd record"
+    );
+    assert_eq!(
         err(&format!("[job]\nmax_attempts = 2\nskip_bad_records = 1\n{MIN}")),
         "jobs/job.toml:3:1: [job] skip_bad_records needs max_attempts of at least 3, not 2\n  hint: a task skips bad records from its third attempt on, after failing twice; raise max_attempts or remove skip_bad_records"
     );
@@ -418,4 +422,40 @@ mod never_panics {
             }
         }
     }
+}
+
+#[test]
+fn params_that_cannot_reach_a_task_are_refused() {
+    let big = "p".repeat(200_000);
+    assert_eq!(
+        err(&format!("{MIN}[params]\nbig = \"{big}\"\n")),
+        "jobs/job.toml:6:7: [params] big is 200000 bytes; each param reaches every task as one environment variable, and Linux refuses a variable over 128 KiB\n  hint: put big data in a file listed in [sync] and pass its name as the param"
+    );
+    let many: String = (0..10).map(|i| format!("p{i} = \"{}\"\n", "v".repeat(120_000))).collect();
+    assert_eq!(
+        err(&format!("{MIN}[params]\n{many}")),
+        "jobs/job.toml:14:1: [params] p8 brings the params to 1080144 bytes; they reach every task in its environment, keep them under 1 MiB in all\n  hint: put big data in a file listed in [sync] and pass its name as the param"
+    );
+    let fits = format!("{MIN}[params]\nbig = \"{}\"\n", "p".repeat(ARG_MAX_BYTES - "SHOAL_PARAM_big=".len() - 1));
+    assert!(parse(&fits).is_ok());
+}
+
+#[test]
+fn reduce_partitions_over_the_limit_are_refused() {
+    assert_eq!(
+        err(&format!("{MIN}[reduce]\ncommand = \"cat\"\npartitions = 130000\n")),
+        "jobs/job.toml:7:14: [reduce] partitions is 130000, over the limit of 65536: every map task reports one bucket per reduce partition in one message\n  hint: use fewer reduce partitions: each is a task, and a few per slot of the cluster is plenty"
+    );
+    assert!(parse(&format!("{MIN}[reduce]\ncommand = \"cat\"\npartitions = 65536\n")).is_ok());
+}
+
+#[test]
+fn a_command_longer_than_an_argument_is_refused() {
+    let long = "x".repeat(ARG_MAX_BYTES);
+    assert_eq!(
+        err(&format!("[input]\npath = \"d.txt\"\n[map]\ncommand = \"{long}\"\n")),
+        "jobs/job.toml:4:11: [map] command is 131072 bytes; a command reaches the shell as one argument, and Linux refuses an argument over 128 KiB\n  hint: put the script in a file listed in [sync] and run that file"
+    );
+    assert!(err(&format!("{MIN}[reduce]\ncommand = \"cat\"\ncommand_on = {{ a = \"{long}\" }}\n"))
+        .contains("[reduce] command_on is 131072 bytes"));
 }

@@ -190,8 +190,7 @@ impl Executors {
     /// Sends a report; one that follows log lines queues behind them.
     fn report(&self, report: TaskReport) {
         if report.stderr_tail.is_empty() {
-            let _ = self.outbox.send_now(Message::TaskDone(report));
-            return;
+            return task::send_report_now(&self.outbox, report);
         }
         let outbox = self.outbox.clone();
         tokio::spawn(async move { task::send_report(&outbox, report).await });

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use shoal_wire::bounded::{Tail, EXEC_OUTPUT_MAX};
 use shoal_wire::hello::Role;
-use shoal_wire::{frame, spawn_writer, ExitStatus, FrameReader, Hash, Hello, Message, Outbox, TaskRequest};
+use shoal_wire::{frame, spawn_writer, ExitStatus, FrameReader, Hash, Hello, Message, Outbox, TaskRequest, WireError};
 use tokio::io::AsyncReadExt;
 
 use super::gate::{Entry, Gates, Permit};
@@ -114,7 +115,7 @@ impl Agent {
                 me.reply(Message::MissingBlocks { id, hashes });
             }),
             Message::Chunk { stream, hash, data, last } => self.receive_chunk(stream, hash, &data, last),
-            Message::MakeWorkdir { id, run, files } => self.spawn_blocking(move |me| me.make_workdir(id, run, files)),
+            Message::MakeWorkdir { id, run, files, fresh } => self.spawn_blocking(move |me| me.make_workdir(id, run, files, fresh)),
             Message::RunEnv { run, id, env, params } => self.run_env(run, id, env, &params),
             Message::RunTask(req) => {
                 super::failpoint::received(req.attempt);
@@ -140,7 +141,7 @@ impl Agent {
     }
 
     fn reply(&self, msg: Message) {
-        let _ = self.outbox.send_now(msg);
+        reply(&self.outbox, msg);
     }
 
     fn receive_chunk(&self, stream: u64, hash: Hash, data: &[u8], last: bool) {
@@ -164,11 +165,15 @@ impl Agent {
         self.envs.lock().unwrap().insert(id, (run, written.map(|()| Arc::new(env))));
     }
 
-    fn make_workdir(&self, id: u64, run: String, files: Vec<shoal_wire::FileEntry>) {
+    fn make_workdir(&self, id: u64, run: String, files: Vec<shoal_wire::FileEntry>, fresh: bool) {
         let result = self.run_dir(&run).and_then(|dir| {
             self.runs.lock().unwrap().insert(run.clone());
             files.iter().for_each(|f| self.store.pin(f.hash));
-            workdir::build(&dir.join("work"), &self.store, &files)
+            if fresh {
+                workdir::build(&dir.join("work"), &self.store, &files)
+            } else {
+                workdir::add(&dir.join("work"), &self.store, &files)
+            }
         });
         self.reply(Message::WorkdirReady { id, error: result.err() });
     }
@@ -250,12 +255,14 @@ impl Agent {
         let me = self.clone();
         tokio::spawn(async move {
             let msg = me.exec(id, &command).await;
-            let _ = me.outbox.send_now(msg);
+            reply(&me.outbox, msg);
         });
     }
 
     /// Runs a `shoal exec` command in its own process group, registered
-    /// like a task so that shutdown kills it too.
+    /// like a task so that shutdown kills it too. Only the tail of each
+    /// output stream is kept ([`EXEC_OUTPUT_MAX`]): what a command prints
+    /// must never make a reply too large to send.
     async fn exec(&self, id: u64, command: &str) -> Message {
         let spawned = tokio::process::Command::new("/bin/sh")
             .arg("-c")
@@ -267,19 +274,29 @@ impl Agent {
             .process_group(0)
             .kill_on_drop(true)
             .spawn();
-        let child = match spawned {
+        let failed = |why: String| Message::ExecDone {
+            id,
+            status: ExitStatus::SpawnFailed(why),
+            stdout: vec![],
+            stderr: vec![],
+            stdout_cut: 0,
+            stderr_cut: 0,
+        };
+        let mut child = match spawned {
             Ok(c) => c,
-            Err(e) => return Message::ExecDone { id, status: ExitStatus::SpawnFailed(e.to_string()), stdout: vec![], stderr: vec![] },
+            Err(e) => return failed(e.to_string()),
         };
         let key = u32::MAX - (id as u32);
         if let Some(pid) = child.id() {
             self.running.lock().unwrap().insert(key, pid as i32);
         }
-        let out = child.wait_with_output().await;
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let (stdout, stderr, status) = tokio::join!(read_tail(stdout), read_tail(stderr), child.wait());
         self.running.lock().unwrap().remove(&key);
-        match out {
-            Ok(o) => Message::ExecDone { id, status: exit_status(o.status), stdout: o.stdout, stderr: o.stderr },
-            Err(e) => Message::ExecDone { id, status: ExitStatus::SpawnFailed(e.to_string()), stdout: vec![], stderr: vec![] },
+        let ((stdout, stdout_cut), (stderr, stderr_cut)) = (stdout.finish(), stderr.finish());
+        match status {
+            Ok(s) => Message::ExecDone { id, status: exit_status(s), stdout, stderr, stdout_cut, stderr_cut },
+            Err(e) => failed(e.to_string()),
         }
     }
 
@@ -361,6 +378,33 @@ impl Agent {
             }
         }
     }
+}
+
+/// Sends a reply to the driver. One too large to send (it should never
+/// be: whatever a user controls is bounded before) is answered with an
+/// `Error` for its request, so that the driver's caller hears why and the
+/// link goes on.
+fn reply(outbox: &Outbox, msg: Message) {
+    let id = msg.reply_id();
+    if let (Err(e @ WireError::Unsendable { .. }), Some(id)) = (outbox.send_now(msg), id) {
+        let _ = outbox.send_now(Message::Error { id, message: format!("the agent cannot send its reply: {e}") });
+    }
+}
+
+/// The last [`EXEC_OUTPUT_MAX`] bytes of a pipe, read to its end.
+async fn read_tail(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Tail {
+    let mut tail = Tail::new(EXEC_OUTPUT_MAX);
+    let Some(mut pipe) = pipe else {
+        return tail;
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        tail.push(&buf[..n]);
+    }
+    tail
 }
 
 /// Streams a block in chunks; the bounded bulk queue paces us.

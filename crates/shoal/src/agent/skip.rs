@@ -61,7 +61,7 @@ pub enum Skipping {
 }
 
 /// The most of a skipped record kept in its report.
-const HEAD_BYTES: usize = 200;
+const HEAD_BYTES: usize = shoal_wire::SKIPPED_HEAD;
 
 /// Runs `input` in pieces through `runner`, writing the joined outputs to
 /// `output`; `scratch` holds the pieces.

@@ -19,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shoal_wire::bounded::{Tail, STDERR_TAIL_MAX};
 use shoal_wire::{ExitStatus, LogStream, Message, Outbox, TaskReport, TaskRequest};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -92,11 +93,33 @@ pub fn start(
 /// transfer.
 pub async fn send_report(outbox: &Outbox, report: TaskReport) {
     let forged = super::failpoint::forged_reports(&report);
-    let msg = Message::TaskDone(report);
-    let logged = matches!(&msg, Message::TaskDone(r) if !r.stderr_tail.is_empty());
-    let _ = if logged { outbox.send_after_bulk(msg).await } else { outbox.send_now(msg) };
+    if report.stderr_tail.is_empty() {
+        send_report_now(outbox, report);
+    } else {
+        let attempt = report.attempt;
+        if let Err(e) = outbox.send_after_bulk(Message::TaskDone(report)).await {
+            unsendable_report(outbox, attempt, e);
+        }
+    }
     for msg in forged {
         let _ = outbox.send_after_bulk(msg).await;
+    }
+}
+
+/// Sends an attempt's report ahead of any bulk transfer.
+pub(super) fn send_report_now(outbox: &Outbox, report: TaskReport) {
+    let attempt = report.attempt;
+    if let Err(e) = outbox.send_now(Message::TaskDone(report)) {
+        unsendable_report(outbox, attempt, e);
+    }
+}
+
+/// A report too large for a message (never expected: what a task
+/// controls is bounded before) still ends its attempt, as a failure.
+fn unsendable_report(outbox: &Outbox, attempt: u32, e: shoal_wire::WireError) {
+    if matches!(e, shoal_wire::WireError::Unsendable { .. }) {
+        let why = format!("the task's report cannot be sent: {e}");
+        let _ = outbox.send_now(Message::TaskDone(trouble(attempt, Instant::now(), why)));
     }
 }
 
@@ -357,7 +380,7 @@ fn keep_output(a: &FinishArgs, report: &mut TaskReport) {
         }
         Err(why) if disk_is_full(&a.scratch, &why) => report.host_trouble = Some(why),
         Err(why) => {
-            report.status = ExitStatus::SpawnFailed(why.clone());
+            report.status = ExitStatus::SpawnFailed(why.lines().next().unwrap_or_default().to_string());
             report.stderr_tail.push_str(&format!("\n{why}"));
         }
     }
@@ -387,7 +410,7 @@ fn run_combiner(a: &FinishArgs, input: &Path, output: &Path) -> Result<(), Strin
     };
     let out = private::create_new(output).map_err(|e| format!("combiner: {e}"))?;
     let inp = File::open(input).map_err(|e| format!("combiner: {e}"))?;
-    let result = Command::new("/bin/sh")
+    let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(cmd)
         .current_dir(&a.work)
@@ -396,13 +419,34 @@ fn run_combiner(a: &FinishArgs, input: &Path, output: &Path) -> Result<(), Strin
         .stdout(out)
         .stderr(Stdio::piped())
         .process_group(0)
-        .output()
+        .spawn()
         .map_err(|e| format!("cannot start the combiner {cmd:?}: {e}"))?;
-    if result.status.success() {
+    // Only the tail of its stderr is kept: it goes into the task's
+    // report, which must fit in one message whatever the combiner prints.
+    let stderr = stderr_tail(child.stderr.take());
+    let status = child.wait().map_err(|e| format!("the combiner {cmd:?}: {e}"))?;
+    if status.success() {
         return Ok(());
     }
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    Err(format!("the combiner {cmd:?} failed ({}): {}", result.status, stderr.trim_end()))
+    Err(format!("the combiner {cmd:?} failed ({status}); the end of its stderr:\n{}", stderr.trim_end()))
+}
+
+/// The last [`STDERR_TAIL_MAX`] bytes of a pipe read to its end, as text,
+/// with a note when the front was cut.
+fn stderr_tail(pipe: Option<impl io::Read>) -> String {
+    let mut tail = Tail::new(STDERR_TAIL_MAX);
+    let mut buf = vec![0u8; 64 << 10];
+    if let Some(mut pipe) = pipe {
+        while let Ok(n @ 1..) = pipe.read(&mut buf) {
+            tail.push(&buf[..n]);
+        }
+    }
+    let (kept, cut) = tail.finish();
+    let text = String::from_utf8_lossy(&kept);
+    if cut == 0 {
+        return text.into_owned();
+    }
+    format!("(the first {cut} of {} bytes are cut)\n{text}", cut + kept.len() as u64)
 }
 
 pub(super) fn disk_is_full(scratch: &Path, stderr_tail: &str) -> bool {

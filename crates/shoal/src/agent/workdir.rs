@@ -38,10 +38,13 @@ pub fn build(root: &Path, store: &BlockStore, files: &[FileEntry]) -> Result<(),
         fs::remove_dir_all(root).map_err(|e| format!("cannot clear {}: {e}", root.display()))?;
     }
     private::create_dir(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-    for f in files {
-        place(root, store, f)?;
-    }
-    Ok(())
+    add(root, store, files)
+}
+
+/// Adds `files` to a work dir that [`build`] made (a long file list comes
+/// in pieces).
+pub fn add(root: &Path, store: &BlockStore, files: &[FileEntry]) -> Result<(), String> {
+    files.iter().try_for_each(|f| place(root, store, f))
 }
 
 fn place(root: &Path, store: &BlockStore, f: &FileEntry) -> Result<(), String> {

@@ -15,6 +15,7 @@ use std::io::{self, BufReader, BufWriter, Write};
 use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 
+use shoal_wire::bounded::{tail_text, STDERR_TAIL_MAX};
 use shoal_wire::executor::{read_frame, write_frame, ExecDone, ExecInput, ExecOutput, ExecTask};
 use shoal_wire::frame::{self, Parsed};
 
@@ -42,7 +43,9 @@ pub(super) fn serve(role: &TaskRole, plan: &JobPlan, finish: &StageFn, replies: 
             }
         };
         let attempt = task.attempt;
-        let result = run(role, plan, finish, task).map_err(|e| format!("shoal: task of job {} failed: {e}", plan.index));
+        // The error's text is the program's: cut, so that the reply fits a frame.
+        let result = run(role, plan, finish, task)
+            .map_err(|e| tail_text(&format!("shoal: task of job {} failed: {e}", plan.index), STDERR_TAIL_MAX));
         let now = cpu_us();
         let done = ExecDone { attempt, result, cpu_us: now.saturating_sub(last), log_end: stderr_len() };
         last = now;

@@ -6,10 +6,11 @@
 //! lacks, so a block is sent at most once per host; fetches stream a block
 //! into a local file.
 
+use std::collections::HashSet;
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
-use shoal_wire::{frame, Hash, Message};
+use shoal_wire::{frame, Hash, Message, HASHES_PER_QUERY};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::Host;
@@ -41,16 +42,22 @@ pub enum TransferError {
     Fetch { host: String, why: String },
 }
 
-/// Hashes of `hashes` that `host` does not hold.
-pub async fn missing(host: &Host, hashes: Vec<Hash>) -> Result<Vec<Hash>, TransferError> {
-    if hashes.is_empty() {
-        return Ok(vec![]);
+/// Hashes of `hashes` that `host` does not hold, each asked once, in
+/// pieces of at most [`HASHES_PER_QUERY`] so that any number fits in
+/// messages.
+pub async fn missing(host: &Host, mut hashes: Vec<Hash>) -> Result<HashSet<Hash>, TransferError> {
+    hashes.sort_unstable();
+    hashes.dedup();
+    let mut lacking = HashSet::new();
+    for piece in hashes.chunks(HASHES_PER_QUERY) {
+        let id = host.next_id();
+        match host.request(id, Message::QueryBlocks { id, hashes: piece.to_vec() }).await {
+            Ok(Message::MissingBlocks { hashes, .. }) => lacking.extend(hashes),
+            Err(e) if !e.is_gone() => return Err(TransferError::Refused { host: host.name().into(), why: e.to_string() }),
+            _ => return Err(TransferError::Gone(host.name().into())),
+        }
     }
-    let id = host.next_id();
-    match host.request(id, Message::QueryBlocks { id, hashes }).await {
-        Ok(Message::MissingBlocks { hashes, .. }) => Ok(hashes),
-        _ => Err(TransferError::Gone(host.name().into())),
-    }
+    Ok(lacking)
 }
 
 /// Sends blocks the host lacks; returns (bytes sent, bytes skipped).
@@ -60,7 +67,7 @@ pub async fn ensure(host: &Host, sources: &[&Source]) -> Result<(u64, u64), Tran
     let lacking = missing(host, sources.iter().map(|s| s.hash).collect()).await?;
     let mut sent = 0;
     let mut skipped = 0;
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for s in sources {
         if !lacking.contains(&s.hash) || !seen.insert(s.hash) {
             skipped += s.len;

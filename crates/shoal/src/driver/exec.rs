@@ -8,6 +8,7 @@ use serde::Serialize;
 use shoal_wire::{ExitStatus, Message};
 use tokio::task::JoinSet;
 
+use super::host::RequestError;
 use super::Cluster;
 
 /// What one host answered.
@@ -19,6 +20,9 @@ pub struct ExecResult {
     pub ok: bool,
     pub stdout: String,
     pub stderr: String,
+    /// What the user should know about the output: that it was cut.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Runs `command` on every connected host of `cluster`.
@@ -39,27 +43,47 @@ pub async fn exec(cluster: &Cluster, command: &str) -> Vec<ExecResult> {
     for f in &cluster.failed {
         out.push((
             usize::MAX,
-            ExecResult { host: f.spec.name.clone(), status: None, ok: false, stdout: String::new(), stderr: f.reason.clone() },
+            ExecResult {
+                host: f.spec.name.clone(),
+                status: None,
+                ok: false,
+                stdout: String::new(),
+                stderr: f.reason.clone(),
+                notes: vec![],
+            },
         ));
     }
     out.sort_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, r)| r).collect()
 }
 
-fn result(host: &str, reply: Result<Message, super::host::HostGone>) -> ExecResult {
+fn result(host: &str, reply: Result<Message, RequestError>) -> ExecResult {
+    let failed = |stderr: String| ExecResult { host: host.into(), status: None, ok: false, stdout: String::new(), stderr, notes: vec![] };
     match reply {
-        Ok(Message::ExecDone { status, stdout, stderr, .. }) => ExecResult {
+        Ok(Message::ExecDone { status, stdout, stderr, stdout_cut, stderr_cut, .. }) => ExecResult {
             host: host.to_string(),
             ok: status.success(),
             status: Some(describe(&status)),
+            notes: [cut_note("stdout", stdout.len(), stdout_cut), cut_note("stderr", stderr.len(), stderr_cut)]
+                .into_iter()
+                .flatten()
+                .collect(),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         },
-        Ok(other) => {
-            ExecResult { host: host.into(), status: None, ok: false, stdout: String::new(), stderr: format!("unexpected reply {other:?}") }
-        }
-        Err(e) => ExecResult { host: host.into(), status: None, ok: false, stdout: String::new(), stderr: e.to_string() },
+        Ok(other) => failed(format!("unexpected reply {}", other.kind())),
+        Err(e) => failed(e.to_string()),
     }
+}
+
+/// Says that a stream was cut to its tail, and how to keep all of it.
+fn cut_note(stream: &str, kept: usize, cut: u64) -> Option<String> {
+    (cut > 0).then(|| {
+        format!(
+            "only the last {kept} of {} bytes of {stream} are shown; to keep it all, redirect it to a file on the host and fetch that with `shoal pull`",
+            kept as u64 + cut
+        )
+    })
 }
 
 fn describe(s: &ExitStatus) -> String {
@@ -70,7 +94,7 @@ fn describe(s: &ExitStatus) -> String {
 pub fn render(results: &[ExecResult]) -> String {
     let mut groups: Vec<(Vec<&str>, &ExecResult)> = Vec::new();
     for r in results {
-        match groups.iter_mut().find(|(_, g)| g.stdout == r.stdout && g.stderr == r.stderr && g.status == r.status) {
+        match groups.iter_mut().find(|(_, g)| g.stdout == r.stdout && g.stderr == r.stderr && g.status == r.status && g.notes == r.notes) {
             Some((hosts, _)) => hosts.push(&r.host),
             None => groups.push((vec![&r.host], r)),
         }
@@ -88,6 +112,9 @@ pub fn render(results: &[ExecResult]) -> String {
                 out.push_str(&format!("stderr: {line}\n"));
             }
         }
+        for note in &r.notes {
+            out.push_str(&format!("shoal: {note}\n"));
+        }
     }
     out
 }
@@ -103,6 +130,7 @@ mod tests {
             ok,
             stdout: out.into(),
             stderr: String::new(),
+            notes: vec![],
         }
     }
 

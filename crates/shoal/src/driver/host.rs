@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shoal_core::cluster::HostSpec;
-use shoal_wire::{FrameReader, Hash, HostInfo, Message, Outbox};
+use shoal_wire::{FrameReader, Hash, HostInfo, Message, Outbox, WireError};
 use tokio::process::{Child, ChildStdout};
 use tokio::sync::{mpsc, oneshot};
 
@@ -55,6 +55,25 @@ pub struct Host {
 #[error("host `{host}` is gone")]
 pub struct HostGone {
     pub host: String,
+}
+
+/// Why a message or a request to a host failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Gone(#[from] HostGone),
+    /// Too large for one frame: only this message failed; the link goes on.
+    #[error("cannot send to host `{host}`: {why}")]
+    Unsendable { host: String, why: WireError },
+    /// The agent answered the request with an error.
+    #[error("host `{host}`: {message}")]
+    Refused { host: String, message: String },
+}
+
+impl RequestError {
+    pub fn is_gone(&self) -> bool {
+        matches!(self, RequestError::Gone(_))
+    }
 }
 
 impl Host {
@@ -102,27 +121,42 @@ impl Host {
     }
 
     /// Sends a message without waiting for an answer.
-    pub async fn send(&self, msg: Message) -> Result<(), HostGone> {
+    pub async fn send(&self, msg: Message) -> Result<(), RequestError> {
         if self.is_lost() {
-            return Err(self.gone());
+            return Err(self.gone().into());
         }
-        self.outbox.send(msg).await.map_err(|_| self.gone())
+        self.outbox.send(msg).await.map_err(|e| self.send_error(e))
     }
 
     /// Queues a control message without waiting (never a bulk chunk).
-    pub fn send_now(&self, msg: Message) -> Result<(), HostGone> {
+    pub fn send_now(&self, msg: Message) -> Result<(), RequestError> {
         if self.is_lost() {
-            return Err(self.gone());
+            return Err(self.gone().into());
         }
-        self.outbox.send_now(msg).map_err(|_| self.gone())
+        self.outbox.send_now(msg).map_err(|e| self.send_error(e))
     }
 
-    /// Sends a request carrying `id` and waits for the reply with that id.
-    pub async fn request(&self, id: u64, msg: Message) -> Result<Message, HostGone> {
+    fn send_error(&self, e: WireError) -> RequestError {
+        match e {
+            why @ WireError::Unsendable { .. } => RequestError::Unsendable { host: self.spec.name.clone(), why },
+            _ => self.gone().into(),
+        }
+    }
+
+    /// Sends a request carrying `id` and waits for the reply with that id;
+    /// an `Error` reply is [`RequestError::Refused`].
+    pub async fn request(&self, id: u64, msg: Message) -> Result<Message, RequestError> {
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().unwrap().insert(id, tx);
-        self.send(msg).await?;
-        rx.await.map_err(|_| self.gone())
+        if let Err(e) = self.send(msg).await {
+            self.waiters.lock().unwrap().remove(&id);
+            return Err(e);
+        }
+        match rx.await {
+            Ok(Message::Error { message, .. }) => Err(RequestError::Refused { host: self.spec.name.clone(), message }),
+            Ok(reply) => Ok(reply),
+            Err(_) => Err(self.gone().into()),
+        }
     }
 
     /// Opens a stream for the chunks of fetch `id`.

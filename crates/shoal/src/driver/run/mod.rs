@@ -25,7 +25,7 @@ use shoal_core::cluster::ClusterSpec;
 use shoal_core::job::JobSpec;
 use shoal_core::plan::{seeded_order, weighted_shares};
 use shoal_core::scheduler::{HostId, Scheduler, SchedulerConfig, TaskId, TaskSpec};
-use shoal_wire::{hex, Message};
+use shoal_wire::{hex, manifest_pieces, FileEntry, Message, MAX_TASK_INPUTS};
 use tokio::task::JoinSet;
 
 use self::engine::{Ending, Engine};
@@ -58,6 +58,10 @@ pub struct RunOptions {
 pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result<RunSummary> {
     let slots_guess: u32 = spec.hosts.iter().map(|h| h.slots.unwrap_or(cores())).sum();
     let plan = prepare::prepare(job, slots_guess, &opts.state_dir)?;
+    if let Err(e) = shuffle_fits(job, &plan) {
+        let _ = std::fs::remove_dir_all(&plan.run_dir);
+        return Err(e);
+    }
     let _ = private::write_bytes(&opts.state_dir.join("runs").join(".latest"), plan.run_id.as_bytes());
     if opts.dry_run {
         return Ok(dry_run(spec, job, &plan));
@@ -119,6 +123,19 @@ fn write_summary(path: &Path, summary: &RunSummary) {
     }
 }
 
+/// A reduce task names a bucket of every map task in its request, which
+/// must fit in one message: so many map tasks cannot feed a reduce.
+fn shuffle_fits(job: &JobSpec, plan: &Plan) -> Result<()> {
+    let maps = plan.tasks.iter().filter(|t| t.stage == 0).count();
+    if job.reduce.is_none() || maps <= MAX_TASK_INPUTS {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "the input makes {maps} map tasks, and a [reduce] can merge the output of at most {MAX_TASK_INPUTS}: \
+         each reduce task names a bucket of every map task; give it fewer map tasks (fewer [input] partitions, a larger chunk, or fewer files or args)"
+    )))
+}
+
 /// A partition whose data lives only on one host cannot run without it.
 fn stranded_partitions(cluster: &Cluster, plan: &Plan) -> Result<()> {
     let up = |name: &str| cluster.hosts.iter().any(|h| h.name() == name);
@@ -166,14 +183,8 @@ async fn sync_all(cluster: &mut Cluster, plan: &Plan) -> Result<(u64, u64)> {
         set.spawn(async move {
             let sources: Vec<&blocks::Source> = files.iter().map(|f| &f.source).collect();
             let (sent, skipped) = blocks::ensure(&h, &sources).await.map_err(|e| (h.index, format!("host `{}`: {e}", h.name())))?;
-            let id = h.next_id();
-            let entries = files.iter().map(|f| f.entry.clone()).collect();
-            let result = match h.request(id, Message::MakeWorkdir { id, run, files: entries }).await {
-                Ok(Message::WorkdirReady { error: None, .. }) => Ok((sent, skipped)),
-                Ok(Message::WorkdirReady { error: Some(e), .. }) => Err(format!("host `{}`: cannot build the work dir: {e}", h.name())),
-                _ => Err(format!("host `{}` was lost during sync", h.name())),
-            };
-            result.map_err(|e| (h.index, e))
+            let entries: Vec<FileEntry> = files.iter().map(|f| f.entry.clone()).collect();
+            make_workdir(&h, &run, &entries).await.map(|()| (sent, skipped)).map_err(|e| (h.index, e))
         });
     }
     let mut totals = (0, 0);
@@ -200,6 +211,22 @@ async fn sync_all(cluster: &mut Cluster, plan: &Plan) -> Result<(u64, u64)> {
         return Err(Error::JobFailed(format!("sync failed on every host:\n  {}", reasons.join("\n  "))));
     }
     Ok(totals)
+}
+
+/// Builds the run's work dir on `h` from the blocks it holds, the file list
+/// in pieces that each fit in a message.
+async fn make_workdir(h: &Host, run: &str, entries: &[FileEntry]) -> std::result::Result<(), String> {
+    for (i, piece) in manifest_pieces(entries).into_iter().enumerate() {
+        let id = h.next_id();
+        let msg = Message::MakeWorkdir { id, run: run.to_string(), files: piece.to_vec(), fresh: i == 0 };
+        match h.request(id, msg).await {
+            Ok(Message::WorkdirReady { error: None, .. }) => {}
+            Ok(Message::WorkdirReady { error: Some(e), .. }) => return Err(format!("host `{}`: cannot build the work dir: {e}", h.name())),
+            Err(e) if !e.is_gone() => return Err(format!("cannot build the work dir: {e}")),
+            _ => return Err(format!("host `{}` was lost during sync", h.name())),
+        }
+    }
+    Ok(())
 }
 
 /// Builds the scheduler: seeded task order, locality from the blocks each

@@ -42,6 +42,10 @@ pub struct Plan {
     pub params: Vec<u8>,
 }
 
+/// The longest argument of an argument job: Linux refuses an environment
+/// variable (`$SHOAL_ARG`) over 128 KiB.
+const MAX_ARG: usize = (128 << 10) - "SHOAL_ARG=".len() - 1;
+
 /// Default partitions when the job file says nothing: a few per slot.
 pub const PARTITIONS_PER_SLOT: u32 = 4;
 
@@ -190,6 +194,13 @@ fn tasks(
                     return Err(Error::Usage(format!(
                         "[input] args: argument {} ({a:?}) contains a NUL byte, which no command can receive",
                         i + 1
+                    )));
+                }
+                if a.len() > MAX_ARG {
+                    return Err(Error::Usage(format!(
+                        "[input] args: argument {} is {} bytes; it reaches its task as the variable $SHOAL_ARG, and Linux refuses one over {MAX_ARG} bytes: put long data in a file and pass its name",
+                        i + 1,
+                        a.len()
                     )));
                 }
                 let identity = journal::identity(&[&context, a.as_bytes()]);

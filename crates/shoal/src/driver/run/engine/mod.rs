@@ -317,8 +317,8 @@ impl<'a> Engine<'a> {
                 self.host_stats[hidx].bytes_in += sent;
                 self.input_sent += sent;
                 if let Err(e) = h.send_now(Message::RunTask(req)) {
-                    let _ =
-                        self.internal_tx.send(Internal::LaunchFailed { task: task.0, attempt: attempt.0, why: e.to_string(), gone: true });
+                    let (why, gone) = (e.to_string(), e.is_gone());
+                    let _ = self.internal_tx.send(Internal::LaunchFailed { task: task.0, attempt: attempt.0, why, gone });
                 }
             }
         }
@@ -333,7 +333,7 @@ impl<'a> Engine<'a> {
                 let _ = tx.send(Internal::Uploaded { host: hidx, sent, skipped });
             });
             let result = match sent {
-                Ok(_) => h.send(Message::RunTask(req)).await.map_err(|e| (e.to_string(), true)),
+                Ok(_) => h.send(Message::RunTask(req)).await.map_err(|e| (e.to_string(), e.is_gone())),
                 Err(e) => Err((e.to_string(), h.is_lost())),
             };
             if let Err((why, gone)) = result {
@@ -353,7 +353,7 @@ impl<'a> Engine<'a> {
                     let _ = tx.send(Internal::Shuffled { bytes });
                     match h.send(Message::RunTask(req)).await {
                         Ok(()) => return,
-                        Err(e) => Internal::LaunchFailed { task, attempt, why: e.to_string(), gone: true },
+                        Err(e) => Internal::LaunchFailed { task, attempt, why: e.to_string(), gone: e.is_gone() },
                     }
                 }
                 Err(StageError::Lost { map }) => Internal::FetchFailed { task, attempt, from_task: map },
@@ -501,7 +501,13 @@ impl<'a> Engine<'a> {
         }
         let id = h.next_id();
         // A host that is gone gets no task either; its loss is reported on its own.
-        let _ = h.send_now(Message::RunEnv { run: self.plan.run_id.clone(), id, env, params: self.plan.params.clone() });
+        if let Err(e) = h.send_now(Message::RunEnv { run: self.plan.run_id.clone(), id, env, params: self.plan.params.clone() }) {
+            if !e.is_gone() {
+                let why =
+                    format!("the run's task variables (the host's env and [params]) are too large: {e}; put big data in a [sync] file");
+                self.ending = Some(Ending::Failed(why));
+            }
+        }
         self.env_ids.insert(h.index, id);
         id
     }

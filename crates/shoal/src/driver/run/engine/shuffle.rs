@@ -123,3 +123,12 @@ pub async fn stage_buckets(dest: &Host, needed: Vec<Needed>, dir: PathBuf) -> Re
     }
     Ok(moved)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_job_file_allows_no_more_buckets_or_skipped_records_than_a_report_can_carry() {
+        assert_eq!(shoal_core::job::MAX_REDUCE_PARTITIONS as usize, shoal_wire::MAX_BUCKETS);
+        assert_eq!(shoal_core::job::MAX_SKIP_BAD_RECORDS as usize, shoal_wire::MAX_SKIPPED);
+    }
+}
