@@ -204,3 +204,48 @@ fn wait_with_deadline(child: &mut std::process::Child, within: Duration) -> bool
     let _ = child.kill();
     false
 }
+
+#[test]
+fn a_long_stderr_line_without_a_newline_is_logged_in_reasonable_time() {
+    // 24 MB on one line: the driver once rescanned the whole pending line
+    // for a newline on every 64 KiB chunk.
+    let command = "yes x | tr -d '\\n' | head -c 24000000 >&2; echo done";
+    let dir = job_dir(&job(command, ""));
+    let (_c, cluster) = local_cluster(1, 1);
+    let started = Instant::now();
+    run_job(dir.path(), &cluster).success();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "a 24 MB stderr line took {took:?} to log");
+    let logs = shoal(dir.path()).args(["logs", "latest", "--task", "0"]).run().success();
+    let xs: usize = logs.stdout.bytes().filter(|b| *b == b'x').count();
+    assert_eq!(xs, 24_000_000, "every byte of the line is in the log");
+}
+
+/// A data file whose second line is 70 MiB long.
+fn long_line_input(dir: &Path) {
+    let mut data = b"1\tshort\n2\t".to_vec();
+    data.resize(data.len() + (70 << 20), b'v');
+    data.extend_from_slice(b"\n3\tshort\n");
+    fs::write(dir.join("data.txt"), data).unwrap();
+}
+
+#[test]
+fn an_input_line_over_the_limit_is_refused_by_hash_and_range_splits() {
+    for split in ["hash", "range"] {
+        let dir = job_dir("");
+        long_line_input(dir.path());
+        let text = format!(
+            "[input]\npath = \"data.txt\"\nsplit = \"{split}\"\npartitions = 2\nkey = {{ field = 1, sep = \"\\t\" }}\n[map]\ncommand = \"cat\"\n[output]\npath = \"out/all.txt\"\n"
+        );
+        fs::write(dir.path().join("job.toml"), text).unwrap();
+        let (_c, cluster) = local_cluster(1, 1);
+        let ran = run_job(dir.path(), &cluster).code(2);
+        assert_eq!(
+            ran.stderr.trim(),
+            format!(
+                "error: input data.txt: line 2 (at byte 8) is longer than 64 MiB, the longest line split = \"{split}\" reads; \
+                 break it into shorter lines, or use split = \"lines\" or \"files\", which never hold a line in memory"
+            )
+        );
+    }
+}
