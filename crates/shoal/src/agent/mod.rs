@@ -4,8 +4,10 @@
 //! local child), stores blocks in its cache, builds run work dirs, runs
 //! task attempts in their own process groups and serves their outputs.
 //! It owns nothing that outlives the driver: when the driver's link ends
-//! (EOF) or goes silent for longer than the lease, the agent kills every
-//! process group it started, removes the scratch of its runs and exits.
+//! (EOF), goes silent for longer than the lease, or the agent is sent
+//! SIGTERM, SIGHUP or SIGINT, it kills every process it started and
+//! everything those started (`tree`), removes the scratch of its runs and
+//! exits.
 
 mod blocks;
 pub mod container;
@@ -19,6 +21,7 @@ pub mod shuffle;
 mod skip;
 mod stdio;
 mod task;
+mod tree;
 mod workdir;
 
 use std::path::PathBuf;
@@ -40,4 +43,20 @@ pub struct AgentOptions {
     pub lease: Duration,
     /// Upper bound of the block cache in bytes.
     pub cache_bytes: u64,
+}
+
+/// The first SIGTERM, SIGHUP or SIGINT: whoever sends it wants the agent
+/// gone, and it goes the way it does at EOF, ending what it started.
+pub(crate) async fn asked_to_stop() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut watched: Vec<_> =
+        [SignalKind::terminate(), SignalKind::hangup(), SignalKind::interrupt()].into_iter().filter_map(|k| signal(k).ok()).collect();
+    let [term, hup, int] = &mut watched[..] else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+        _ = int.recv() => {}
+    }
 }

@@ -34,7 +34,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::Notify;
 
-use super::task::{self, FinishArgs, TaskPlace, TAIL_BYTES};
+use super::task::{self, FinishArgs, LogCap, Tail, TaskPlace, LOG_CAP, TAIL_BYTES};
+use super::tree::{self, Mark};
 use super::BlockStore;
 
 /// Attempts written ahead into one executor's stdin.
@@ -103,6 +104,8 @@ struct Executor {
     /// bytes in it, so that a write never waits for the executor while the
     /// executor waits for the agent to read its replies.
     pipe_bytes: usize,
+    /// Dropped with the executor: what it left running is ended.
+    _mark: Mark,
 }
 
 impl Executors {
@@ -150,7 +153,7 @@ impl Executors {
         let mut st = self.state.lock().unwrap();
         if let Some(pgid) = st.running.get(&attempt).copied() {
             st.kills.insert(pgid, attempt);
-            task::kill_group(pgid);
+            tree::kill_running(pgid, None);
             return;
         }
         let mut dropped = None;
@@ -172,7 +175,7 @@ impl Executors {
         let kinds: Vec<Kind> = st.kinds.iter().filter(|(_, k)| k.run == run).map(|(kind, _)| *kind).collect();
         for kind in kinds {
             if let Some(k) = st.kinds.remove(&kind) {
-                k.groups.values().for_each(|g| task::kill_group(*g));
+                k.groups.values().for_each(|g| tree::kill_running(*g, None));
                 k.wake.notify_waiters();
             }
         }
@@ -182,7 +185,7 @@ impl Executors {
     pub fn shutdown(&self) {
         let mut st = self.state.lock().unwrap();
         for (_, k) in st.kinds.drain() {
-            k.groups.values().for_each(|g| task::kill_group(*g));
+            k.groups.values().for_each(|g| tree::kill_running(*g, None));
             k.wake.notify_waiters();
         }
     }
@@ -214,7 +217,7 @@ impl Executors {
                     Some(k) => {
                         k.groups.insert(exec.id, exec.pgid);
                     }
-                    None => return task::kill_group(exec.pgid), // the run ended meanwhile
+                    None => return tree::kill_running(exec.pgid, None), // the run ended meanwhile
                 }
                 drop(st);
                 let me = self.clone();
@@ -281,7 +284,13 @@ impl Executors {
         let log = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(&path)?;
         let (input, output, progress) = (place.scratch.join("input"), place.scratch.join("output"), place.scratch.join("progress"));
         let mut cmd = tokio::process::Command::from(task::shell(req, place, &input, &output, &progress));
-        cmd.env(EXECUTOR_ENV, "1").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr).kill_on_drop(true);
+        let mark = Mark::new();
+        cmd.env(tree::MARK_ENV, mark.value())
+            .env(EXECUTOR_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true);
         let mut child = cmd.spawn()?;
         let pgid = child.id().map(|p| p as i32).ok_or_else(|| io::Error::other("the program exited at once"))?;
         let requests = child.stdin.take().ok_or_else(|| io::Error::other("no stdin"))?;
@@ -289,7 +298,7 @@ impl Executors {
         // SAFETY: fcntl on a pipe this process holds open.
         let capacity = unsafe { libc::fcntl(requests.as_raw_fd(), libc::F_GETPIPE_SZ) };
         let pipe_bytes = usize::try_from(capacity).ok().filter(|&c| c > 0).unwrap_or(4096);
-        Ok(Executor { id, child, requests, replies, log, log_start: 0, pgid, pipe_bytes })
+        Ok(Executor { id, child, requests, replies, log, log_start: 0, pgid, pipe_bytes, _mark: mark })
     }
 }
 
@@ -483,7 +492,7 @@ impl Executors {
         // Its pipe closes while a panic unwinds, a moment before it exits:
         // let it finish, so that its own exit status is what is reported.
         if timed_out {
-            task::kill_group(exec.pgid);
+            tree::kill_running(exec.pgid, None);
         }
         let status = match tokio::time::timeout(Duration::from_secs(2), exec.child.wait()).await {
             Ok(Ok(s)) => exit_status(s),
@@ -575,7 +584,8 @@ impl Executor {
         if end <= self.log_start {
             return String::new();
         }
-        let mut tail: Vec<u8> = Vec::new();
+        let mut tail = Tail::new(TAIL_BYTES);
+        let mut cap = LogCap::new(LOG_CAP);
         let mut buf = vec![0u8; (end - self.log_start).min(64 << 10) as usize];
         while self.log_start < end {
             let want = ((end - self.log_start) as usize).min(buf.len());
@@ -584,14 +594,16 @@ impl Executor {
                 Ok(n) => n,
             };
             self.log_start += n as u64;
-            tail.extend_from_slice(&buf[..n]);
-            if tail.len() > 2 * TAIL_BYTES {
-                tail.drain(..tail.len() - TAIL_BYTES);
+            tail.push(&buf[..n]);
+            match cap.admit(buf[..n].to_vec()) {
+                Some(data) => {
+                    let _ = outbox.send(Message::TaskLog { attempt, stream: LogStream::Stderr, data }).await;
+                }
+                // Past the cap only the tail is wanted: skip to it.
+                None => self.log_start = self.log_start.max(end.saturating_sub(TAIL_BYTES as u64)),
             }
-            let _ = outbox.send(Message::TaskLog { attempt, stream: LogStream::Stderr, data: buf[..n].to_vec() }).await;
         }
-        let start = tail.len().saturating_sub(TAIL_BYTES);
-        String::from_utf8_lossy(&tail[start..]).into_owned()
+        task::tail_text(tail)
     }
 }
 

@@ -15,6 +15,7 @@ use tokio::io::AsyncReadExt;
 use super::gate::{Entry, Gates, Permit};
 use super::resident::Executors;
 use super::task::{self, TaskPlace};
+use super::tree;
 use super::{hostinfo, workdir, AgentOptions, BlockStore, START_MARKER};
 
 /// The variables of a run's tasks (or why its params file could not be
@@ -42,6 +43,8 @@ struct Agent {
 /// Runs the agent on stdin/stdout until the driver goes away.
 pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     super::private::secure_workdir(&opts.workdir, &["bin", "blocks", "runs"])?;
+    // Orphans of tasks become ours, so that they can be found and ended.
+    tree::become_subreaper();
     let store = Arc::new(BlockStore::open(opts.workdir.join("blocks"))?);
     announce()?;
     let (stdin, stdout) = super::stdio::link();
@@ -59,7 +62,10 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
         envs: Mutex::new(HashMap::new()),
     });
     let mut reader = FrameReader::new(stdin);
-    let result = serve(&agent, &mut reader).await;
+    let result = tokio::select! {
+        r = serve(&agent, &mut reader) => r,
+        () = super::asked_to_stop() => Ok(()),
+    };
     agent.shutdown();
     agent.outbox.close();
     drop(agent);
@@ -243,7 +249,7 @@ impl Agent {
             return self.reply(Message::TaskDone(task::killed(attempt)));
         }
         if let Some(pgid) = self.running.lock().unwrap().get(&attempt) {
-            task::kill_group(*pgid);
+            tree::kill_running(*pgid, None);
         }
         self.executors.kill(attempt);
         if let Some(name) = self.containers.lock().unwrap().get(&attempt).cloned() {
@@ -362,7 +368,7 @@ impl Agent {
         let _ = self.store.evict(self.opts.cache_bytes);
     }
 
-    /// Kills every process group we started and removes run scratch.
+    /// Kills every process we started, and theirs, and removes run scratch.
     fn shutdown(&self) {
         self.executors.shutdown();
         for name in self.containers.lock().unwrap().values() {
@@ -371,6 +377,8 @@ impl Agent {
         for pgid in self.running.lock().unwrap().values() {
             task::kill_group(*pgid);
         }
+        // And whatever escaped its group: everything below the agent.
+        tree::kill_all();
         let runs: Vec<String> = self.runs.lock().unwrap().drain().collect();
         for run in runs {
             if let Ok(dir) = self.run_dir(&run) {

@@ -30,6 +30,7 @@ use shoal_wire::{ExitStatus, SkippedRecord, TaskReport, TaskRequest};
 
 use super::gate::Permit;
 use super::task::{self, TaskPlace};
+use super::tree;
 use super::BlockStore;
 
 /// How the run of one piece ended.
@@ -250,6 +251,8 @@ impl Runner for Pieces<'_> {
             File::create(output)?;
         }
         let stdin = if self.req.stdin { Stdio::from(File::open(input)?) } else { Stdio::null() };
+        let mark = tree::Mark::new();
+        cmd.env(tree::MARK_ENV, mark.value());
         let mut child = cmd.stdin(stdin).stdout(stdout).stderr(File::create(&stderr_path)?).spawn()?;
         let group = child.id() as i32;
         let deadline = self.timeout.map(|t| Instant::now() + t);
@@ -258,18 +261,19 @@ impl Runner for Pieces<'_> {
                 break Some(status);
             }
             if self.sentinel.try_wait()?.is_some() {
-                task::kill_group(group);
+                tree::end_running(group, Some(mark.id()));
                 let _ = child.wait();
                 return Ok(PieceEnd::Killed);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                task::kill_group(group);
+                tree::end_running(group, Some(mark.id()));
                 let _ = child.wait();
                 break None;
             }
             std::thread::sleep(Duration::from_millis(5));
         };
         // What the piece left running ends with it.
+        tree::end_leftovers(mark.id());
         task::kill_group(group);
         let tail = tail_of(&stderr_path);
         Ok(match status {

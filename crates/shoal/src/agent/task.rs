@@ -8,7 +8,16 @@
 //! stdout when stdout is not the output) is drained by tasks of its own on
 //! the runtime's poller (not a thread per pipe, whose start and stack cost
 //! more than a no-op task), so a chatty child can never block on a full
-//! pipe. Kill, timeout and lease expiry all act on the whole process group.
+//! pipe, and never faster than the link takes it: the channel to the
+//! driver is bounded, so a chatty child waits on a full pipe instead of
+//! filling the agent's memory. At most [`LOG_CAP`] of an attempt's output
+//! is forwarded, then a note.
+//!
+//! Kill, timeout and lease expiry act on the whole tree (see `tree`):
+//! the process group, and descendants that left it. Once the child is
+//! reaped, its leftovers are ended too, and a pipe that a process outside
+//! every group we know still holds is given up after [`PIPE_GRACE`], so a
+//! task can never outlast its timeout by holding stderr.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -19,12 +28,14 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_wire::bounded::{Tail, STDERR_TAIL_MAX};
+pub(super) use shoal_wire::bounded::Tail;
+use shoal_wire::bounded::STDERR_TAIL_MAX;
 use shoal_wire::{ExitStatus, LogStream, Message, Outbox, TaskReport, TaskRequest};
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::gate::Permit;
+use super::tree::{self, Mark};
 use super::{private, BlockStore};
 
 /// Where an attempt runs on this host.
@@ -36,6 +47,17 @@ pub struct TaskPlace {
 
 /// How much of a task's stderr its report carries.
 pub(super) const TAIL_BYTES: usize = 4096;
+
+/// The most of one attempt's output (stderr, and stdout when it is not
+/// the output) forwarded to the driver's log.
+pub(super) const LOG_CAP: u64 = 256 << 20;
+
+/// How long the pipes of an ended task may stay silent before they are
+/// given up: only a process that escaped every kill still holds them.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
+
+/// Log chunks in flight between a task's pipes and the driver.
+const LOG_QUEUE: usize = 16;
 
 /// Starts an attempt that holds `slot` (one of the host's slots, given
 /// back the moment the child is reaped: its output is stored and its
@@ -59,6 +81,8 @@ pub fn start(
     let output = place.scratch.join("output");
     let progress = place.scratch.join("progress");
     let mut cmd = command(&req, &place, &input, &output, &progress).map_err(|why| Box::new(refused(req.attempt, started, why)))?;
+    let mark = Mark::new();
+    cmd.env(tree::MARK_ENV, mark.value());
     let stdout_target = if req.stdout_is_output {
         Stdio::from(private::create(&output).map_err(|e| fail(format!("cannot create output: {e}")))?)
     } else {
@@ -67,12 +91,15 @@ pub fn start(
     cmd.stdout(stdout_target);
     let mut child = cmd.spawn().map_err(|e| fail(format!("cannot start /bin/sh in {}: {e}", place.work.display())))?;
     let pid = child.id() as i32;
-    let (log_tx, log_rx) = mpsc::unbounded_channel();
-    let stderr = drain(child.stderr.take(), LogStream::Stderr, log_tx.clone());
-    let stdout = drain(child.stdout.take(), LogStream::Stdout, log_tx);
+    let (log_tx, log_rx) = mpsc::channel(LOG_QUEUE);
+    let (ended, ended_rx) = watch::channel(None);
+    let stderr = drain(child.stderr.take(), LogStream::Stderr, log_tx.clone(), ended_rx.clone());
+    let stdout = drain(child.stdout.take(), LogStream::Stdout, log_tx, ended_rx);
     let handle = tokio::spawn(supervise(Supervised {
         req,
         pid,
+        mark,
+        ended,
         slot,
         started,
         output,
@@ -207,31 +234,54 @@ pub(super) fn prepare_input(req: &TaskRequest, scratch: &Path, store: &BlockStor
     }
 }
 
-type LogRx = mpsc::UnboundedReceiver<(LogStream, Vec<u8>)>;
+type LogRx = mpsc::Receiver<(LogStream, Vec<u8>)>;
 
-/// Forwards what the child writes to `pipe` until it closes. Call it
+/// When the pipes of an ended task are given up (None while it runs).
+type Ended = watch::Receiver<Option<tokio::time::Instant>>;
+
+/// Forwards what the child writes to `pipe` until it closes, or until
+/// the deadline `ended` names passes with nothing left to read. Call it
 /// inside the runtime.
 fn drain(
     pipe: Option<impl Into<OwnedFd>>,
     stream: LogStream,
-    tx: mpsc::UnboundedSender<(LogStream, Vec<u8>)>,
+    tx: mpsc::Sender<(LogStream, Vec<u8>)>,
+    mut ended: Ended,
 ) -> Option<tokio::task::JoinHandle<()>> {
     // Always a pipe (`Stdio::piped`): the conversion only fails outside a
     // runtime, and then the child's writes end with EPIPE, not a hang.
     let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe?.into()).ok()?;
     Some(tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = pipe.read(&mut buf).await {
-            if n == 0 || tx.send((stream, buf[..n].to_vec())).is_err() {
+        loop {
+            let n = tokio::select! {
+                // What is already in the pipe is read before any deadline.
+                biased;
+                r = pipe.read(&mut buf) => r.unwrap_or(0),
+                () = past_deadline(&mut ended) => 0,
+            };
+            if n == 0 || tx.send((stream, buf[..n].to_vec())).await.is_err() {
                 break;
             }
         }
     }))
 }
 
+/// Completes once `ended` names a deadline and it has passed.
+async fn past_deadline(ended: &mut Ended) {
+    let Ok(deadline) = ended.wait_for(Option::is_some).await.map(|d| d.expect("waited for Some")) else {
+        return std::future::pending().await;
+    };
+    tokio::time::sleep_until(deadline).await;
+}
+
 struct Supervised {
     req: TaskRequest,
     pid: i32,
+    /// Dropped when the attempt is over: what it left running is ended.
+    mark: Mark,
+    /// Tells the drains when to give up the pipes.
+    ended: watch::Sender<Option<tokio::time::Instant>>,
     slot: Permit,
     started: Instant,
     output: PathBuf,
@@ -255,7 +305,7 @@ async fn supervise(s: Supervised) -> TaskReport {
     let (status, cpu_ms, timed_out) = tokio::select! {
         (st, cpu) = &mut wait => (st, cpu, false),
         _ = tokio::time::sleep(timeout) => {
-            kill_group(pid);
+            tree::kill_running(pid, Some(s.mark.id()));
             let (st, cpu) = wait.await;
             (st, cpu, true)
         }
@@ -263,6 +313,8 @@ async fn supervise(s: Supervised) -> TaskReport {
     // The group may still hold background children that keep pipes open.
     kill_group(pid);
     drop(s.slot);
+    let drains: Vec<_> = s.drains.into_iter().flatten().collect();
+    close_pipes(drains, &s.mark, &s.ended).await;
     let oom = match &s.req.container {
         Some(c) => {
             let name = c.name.clone();
@@ -276,9 +328,6 @@ async fn supervise(s: Supervised) -> TaskReport {
         }
         None => false,
     };
-    for d in s.drains.into_iter().flatten() {
-        let _ = d.await;
-    }
     watch.abort();
     let mut stderr_tail = forward.await.unwrap_or_default();
     if oom {
@@ -453,19 +502,76 @@ pub(super) fn disk_is_full(scratch: &Path, stderr_tail: &str) -> bool {
     stderr_tail.contains("No space left on device") || super::hostinfo::disk_free(scratch) == Some(0)
 }
 
+/// Waits for the drains of an ended task to read their pipes to the end.
+/// A pipe still open a moment later is held by a process the task left
+/// behind: its leftovers are ended now, and what still holds a pipe after
+/// that (a process that shed every trace of the task) is given up after
+/// [`PIPE_GRACE`] of silence.
+async fn close_pipes(mut drains: Vec<tokio::task::JoinHandle<()>>, mark: &Mark, ended: &watch::Sender<Option<tokio::time::Instant>>) {
+    let quick = tokio::time::timeout(Duration::from_millis(100), join_all(&mut drains)).await;
+    if quick.is_err() {
+        let id = mark.id();
+        let _ = tokio::task::spawn_blocking(move || tree::end_leftovers(id)).await;
+        let _ = ended.send(Some(tokio::time::Instant::now() + PIPE_GRACE));
+        join_all(&mut drains).await;
+    }
+}
+
+async fn join_all(drains: &mut [tokio::task::JoinHandle<()>]) {
+    for d in drains.iter_mut().filter(|d| !d.is_finished()) {
+        let _ = d.await;
+    }
+}
+
 async fn forward_logs(attempt: u32, mut rx: LogRx, outbox: Outbox) -> String {
-    let mut tail: Vec<u8> = Vec::new();
+    let mut tail = Tail::new(TAIL_BYTES);
+    let mut cap = LogCap::new(LOG_CAP);
     while let Some((stream, data)) = rx.recv().await {
         if stream == LogStream::Stderr {
-            tail.extend_from_slice(&data);
-            if tail.len() > 2 * TAIL_BYTES {
-                tail.drain(..tail.len() - TAIL_BYTES);
-            }
+            tail.push(&data);
         }
-        let _ = outbox.send(Message::TaskLog { attempt, stream, data }).await;
+        if let Some(data) = cap.admit(data) {
+            let _ = outbox.send(Message::TaskLog { attempt, stream, data }).await;
+        }
     }
-    let start = tail.len().saturating_sub(TAIL_BYTES);
-    String::from_utf8_lossy(&tail[start..]).into_owned()
+    tail_text(tail)
+}
+
+/// A stream's last [`TAIL_BYTES`], as text for a report.
+pub(super) fn tail_text(tail: Tail) -> String {
+    String::from_utf8_lossy(&tail.finish().0).into_owned()
+}
+
+/// How much of an attempt's log still goes to the driver: up to `cap`
+/// bytes, then one note, then nothing (the report's tail still shows how
+/// it ended).
+pub(super) struct LogCap {
+    cap: u64,
+    left: u64,
+    cut: bool,
+}
+
+impl LogCap {
+    pub fn new(cap: u64) -> Self {
+        LogCap { cap, left: cap, cut: false }
+    }
+
+    /// The part of `data` to forward, or None once the cap is reached.
+    pub fn admit(&mut self, mut data: Vec<u8>) -> Option<Vec<u8>> {
+        if self.cut {
+            return None;
+        }
+        if (data.len() as u64) <= self.left {
+            self.left -= data.len() as u64;
+            return Some(data);
+        }
+        data.truncate(self.left as usize);
+        self.cut = true;
+        data.extend_from_slice(
+            format!("\nshoal: log cut at {} MiB; the rest of this attempt's output is not kept\n", self.cap >> 20).as_bytes(),
+        );
+        Some(data)
+    }
 }
 
 /// Polls the file behind `$SHOAL_PROGRESS`; its last line is `n/m` or a
@@ -582,7 +688,31 @@ pub(super) fn trouble(attempt: u32, started: Instant, why: String) -> TaskReport
 
 #[cfg(test)]
 mod tests {
-    use super::parse_progress;
+    use super::*;
+
+    #[test]
+    fn a_log_is_cut_at_its_cap_with_a_note() {
+        let mut cap = LogCap::new(1 << 20);
+        assert_eq!(cap.admit(vec![b'a'; 1000]).map(|d| d.len()), Some(1000));
+        let cut = cap.admit(vec![b'b'; 2 << 20]).unwrap();
+        let note = b"\nshoal: log cut at 1 MiB; the rest of this attempt's output is not kept\n";
+        assert_eq!(cut.len(), (1 << 20) - 1000 + note.len());
+        assert!(cut.ends_with(note));
+        assert_eq!(cap.admit(b"more".to_vec()), None, "nothing after the note");
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_bytes_of_a_long_stream() {
+        let mut tail = Tail::new(TAIL_BYTES);
+        for i in 0..10_000u32 {
+            tail.push(format!("{i:08}\n").as_bytes());
+        }
+        tail.push(&vec![b'x'; 3 * TAIL_BYTES]);
+        tail.push(b"end");
+        let text = tail_text(tail);
+        assert_eq!(text.len(), TAIL_BYTES);
+        assert!(text.ends_with("xxend"));
+    }
 
     #[test]
     fn progress_formats() {

@@ -5,8 +5,10 @@
 //! stream they belong to, task reports to the driver's event channel. When
 //! the link ends (ssh exits, agent EOF) or stays silent past the heartbeat
 //! timeout (a frozen agent or a cut link, where ssh keepalives may not help
-//! for a while), the host is declared lost exactly once: the child is
-//! killed, every waiting request fails, and a [`HostEvent::Lost`] is sent.
+//! for a while), the host is declared lost exactly once: the agent is
+//! asked to stop (its stdin closed, then SIGTERM, and only then SIGKILL,
+//! see [`transport::stop`]), every waiting request fails, and a
+//! [`HostEvent::Lost`] is sent.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,7 +20,7 @@ use shoal_wire::{FrameReader, Hash, HostInfo, Message, Outbox, WireError};
 use tokio::process::{Child, ChildStdout};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::transport::{ConnectStats, Link, StderrTail};
+use crate::transport::{self, ConnectStats, Link, StderrTail, STOP_GRACE};
 
 /// Something a host reported that the run loop must handle.
 #[derive(Debug)]
@@ -47,6 +49,8 @@ pub struct Host {
     uploads: Uploads,
     lost: AtomicBool,
     child: Mutex<Option<Child>>,
+    /// The stop of a lost host's agent, which [`Host::close`] waits for.
+    stopping: Mutex<Option<tokio::task::JoinHandle<()>>>,
     stderr: StderrTail,
 }
 
@@ -92,6 +96,7 @@ impl Host {
             uploads: Mutex::new(HashMap::new()),
             lost: AtomicBool::new(false),
             child: Mutex::new(Some(child)),
+            stopping: Mutex::new(None),
             stderr,
         });
         tokio::spawn(receive(host.clone(), reader, events));
@@ -190,13 +195,14 @@ impl Host {
         matches!(tokio::time::timeout(Duration::from_secs(10), probe).await, Ok(Ok((true, _))))
     }
 
-    /// Declares the host lost (once): kills the transport and fails waiters.
+    /// Declares the host lost (once): stops the transport and fails waiters.
     pub fn mark_lost(&self, reason: &str, events: &mpsc::UnboundedSender<HostEvent>) {
         if self.lost.swap(true, Ordering::SeqCst) {
             return;
         }
-        if let Some(mut child) = self.child.lock().unwrap().take() {
-            let _ = child.start_kill();
+        self.outbox.close();
+        if let Some(child) = self.child.lock().unwrap().take() {
+            *self.stopping.lock().unwrap() = Some(tokio::spawn(transport::stop(child, STOP_GRACE)));
         }
         self.waiters.lock().unwrap().clear();
         self.streams.lock().unwrap().clear();
@@ -204,16 +210,19 @@ impl Host {
         let _ = events.send(HostEvent::Lost { host: self.index, reason: reason.to_string() });
     }
 
-    /// Closes the link politely: the agent sees EOF, cleans up and exits.
+    /// Closes the link politely: the agent sees EOF, cleans up and exits
+    /// (or is made to, see [`transport::stop`]). Waits for the stop of a
+    /// lost host's agent too, so that the driver does not exit before it.
     pub async fn close(&self) {
         self.lost.store(true, Ordering::SeqCst);
         self.outbox.close();
         let child = self.child.lock().unwrap().take();
-        if let Some(mut child) = child {
-            // EOF on its stdin ends the agent; give it a moment to clean up.
-            if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
-                let _ = child.start_kill();
-            }
+        if let Some(child) = child {
+            transport::stop(child, STOP_GRACE).await;
+        }
+        let stopping = self.stopping.lock().unwrap().take();
+        if let Some(stopping) = stopping {
+            let _ = stopping.await;
         }
     }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use shoal_core::partitioner;
 
 use super::blocks::{hash_range, Source};
+use crate::agent::shuffle::sort::{read_line, LineError, MAX_LINE, MAX_LINE_TEXT};
 
 /// One partition of the input.
 #[derive(Clone, Debug)]
@@ -203,13 +204,49 @@ pub fn at_cuts(path: &Path, cuts: &[u64]) -> Result<Vec<Partition>, InputError> 
         .collect()
 }
 
-/// The offset just after the first newline at or after `from`.
+/// The offset just after the first newline at or after `from`. The
+/// bytes skipped are never held: a line may be longer than memory.
 fn next_line_start(file: &mut File, from: u64, size: u64) -> std::io::Result<u64> {
-    file.seek(SeekFrom::Start(from.saturating_sub(1)))?;
+    let start = from.saturating_sub(1);
+    file.seek(SeekFrom::Start(start))?;
     let mut reader = BufReader::new(file);
-    let mut skipped = Vec::new();
-    let n = reader.read_until(b'\n', &mut skipped)? as u64;
-    Ok((from.saturating_sub(1) + n).min(size))
+    let mut skipped = 0u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(size);
+        }
+        if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            return Ok((start + skipped + i as u64 + 1).min(size));
+        }
+        let n = buf.len();
+        skipped += n as u64;
+        reader.consume(n);
+    }
+}
+
+/// Reads the next line of an input cut by key, refusing one too long to
+/// hold in memory with a sentence that says where it is.
+fn next_line(r: &mut impl BufRead, line: &mut Vec<u8>, at: Place<'_>) -> Result<usize, InputError> {
+    read_line(r, line, MAX_LINE).map_err(|e| match e {
+        LineError::TooLong { .. } => InputError(format!(
+            "input {}: line {} (at byte {}) is longer than {MAX_LINE_TEXT}, the longest line split = \"{}\" reads; \
+             break it into shorter lines, or use split = \"lines\" or \"files\", which never hold a line in memory",
+            at.path.display(),
+            at.number,
+            at.offset,
+            at.split
+        )),
+        LineError::Io(e) => io_err(at.path, e),
+    })
+}
+
+/// Where a line of an input is, for messages.
+struct Place<'a> {
+    path: &'a Path,
+    split: &'a str,
+    number: u64,
+    offset: u64,
 }
 
 type Router<'a> = dyn FnMut(&[u8], u32) -> Result<u32, String> + 'a;
@@ -220,10 +257,10 @@ fn by_key(
     partitions: u32,
     mut route: impl FnMut(&[u8], u32) -> Result<u32, String>,
 ) -> Result<Vec<Partition>, InputError> {
-    write_routed(path, scratch, partitions, &mut route)
+    write_routed(path, "hash", scratch, partitions, &mut route)
 }
 
-fn write_routed(path: &Path, scratch: &Path, partitions: u32, route: &mut Router<'_>) -> Result<Vec<Partition>, InputError> {
+fn write_routed(path: &Path, split: &str, scratch: &Path, partitions: u32, route: &mut Router<'_>) -> Result<Vec<Partition>, InputError> {
     std::fs::create_dir_all(scratch).map_err(|e| io_err(scratch, e))?;
     let names: Vec<PathBuf> = (0..partitions).map(|i| scratch.join(format!("input-{i:05}"))).collect();
     let mut outs = names
@@ -233,9 +270,10 @@ fn write_routed(path: &Path, scratch: &Path, partitions: u32, route: &mut Router
         .map_err(|e| io_err(scratch, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| io_err(path, e))?);
     let mut line = Vec::new();
-    let mut number = 0u64;
-    while reader.read_until(b'\n', &mut line).map_err(|e| io_err(path, e))? > 0 {
+    let (mut number, mut offset) = (0u64, 0u64);
+    while let n @ 1.. = next_line(&mut reader, &mut line, Place { path, split, number: number + 1, offset })? {
         number += 1;
+        offset += n as u64;
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
         let p = route(body, partitions).map_err(|why| InputError(format!("{}:{number}: {why}", path.display())))?;
         outs[p as usize].write_all(&line).map_err(|e| io_err(scratch, e))?;
@@ -292,9 +330,10 @@ fn by_range(path: &Path, scratch: &Path, partitions: u32, field: usize, sep: &[u
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     let mut reader = BufReader::new(File::open(path).map_err(|e| io_err(path, e))?);
     let mut line = Vec::new();
-    let mut number = 0u64;
-    while reader.read_until(b'\n', &mut line).map_err(|e| io_err(path, e))? > 0 {
+    let (mut number, mut offset) = (0u64, 0u64);
+    while let n @ 1.. = next_line(&mut reader, &mut line, Place { path, split: "range", number: number + 1, offset })? {
         number += 1;
+        offset += n as u64;
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
         let k = numeric_key(body, field, sep).map_err(|why| InputError(format!("{}:{number}: {why}", path.display())))?;
         lo = lo.min(k);
@@ -302,7 +341,7 @@ fn by_range(path: &Path, scratch: &Path, partitions: u32, field: usize, sep: &[u
         line.clear();
     }
     let width = ((hi - lo) / partitions as f64).max(f64::MIN_POSITIVE);
-    write_routed(path, scratch, partitions, &mut |l: &[u8], n: u32| {
+    write_routed(path, "range", scratch, partitions, &mut |l: &[u8], n: u32| {
         let k = numeric_key(l, field, sep)?;
         Ok((((k - lo) / width) as u32).min(n - 1))
     })
@@ -366,6 +405,19 @@ mod tests {
         let plan = SplitPlan::Hash { partitions: 2, field: 2, sep: b"\t".to_vec(), modulo: false };
         let err = split(&path, &plan, &dir.path().join("s")).unwrap_err();
         assert_eq!(err.to_string(), format!("{}:2: line has no key field 2 (separator \"\\t\"): \"b\"", path.display()));
+    }
+
+    #[test]
+    fn line_cuts_skip_a_line_longer_than_the_limit_without_holding_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        let mut data = b"a\n".to_vec();
+        data.resize(data.len() + MAX_LINE + 10, b'x');
+        data.extend_from_slice(b"\nb\n");
+        std::fs::write(&path, &data).unwrap();
+        let parts = split(&path, &SplitPlan::Lines { partitions: 2 }, dir.path()).unwrap();
+        assert_eq!(parts.iter().map(|p| p.source.len).sum::<u64>(), data.len() as u64);
+        assert!(parts.iter().all(|p| p.source.offset == 0 || data[p.source.offset as usize - 1] == b'\n'));
     }
 
     #[test]

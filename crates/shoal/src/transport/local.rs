@@ -1,6 +1,12 @@
 //! The `local` transport: this machine, with `shoal agent` as a child
 //! process on piped stdio. Nothing is deployed; the driver's own
 //! executable is the agent.
+//!
+//! The agent leads a process group of its own, so that Ctrl-C in the
+//! terminal reaches only the driver, which cancels and then stops its
+//! agents in order; and it is not killed when its handle is dropped: the
+//! end of its stdin (the driver exiting, even by SIGKILL) is what ends
+//! it, after it has ended its tasks.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -33,7 +39,7 @@ pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportEr
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
+        .process_group(0)
         .spawn()
         .map_err(|e| failed(format!("cannot start a local agent: {e}")))?;
     let stderr = StderrTail::spawn(child.stderr.take());

@@ -110,6 +110,32 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// How long an agent has to end on its own once its stdin is closed, and
+/// again after SIGTERM, before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Ends an agent's transport the polite way. The caller has closed its
+/// stdin (EOF: the agent ends what it started and exits); one still
+/// there after `grace` is continued (it may be frozen) and sent SIGTERM,
+/// which it handles the same way; only one that survives that too is
+/// killed, and then its tasks may be left to their own lease.
+pub async fn stop(mut child: Child, grace: Duration) {
+    if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+        return;
+    }
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: plain syscalls on our own child, not yet reaped.
+        unsafe {
+            libc::kill(pid, libc::SIGCONT);
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+        return;
+    }
+    let _ = child.kill().await;
+}
+
 /// Exchanges `Hello`s and reads `HostInfo` on a freshly started agent.
 pub(crate) async fn handshake(mut child: Child, stdout: ChildStdout, prefix: Vec<u8>, stderr: StderrTail) -> Result<Link, TransportError> {
     let stdin = child.stdin.take().ok_or_else(|| failed("agent stdin is not piped"))?;

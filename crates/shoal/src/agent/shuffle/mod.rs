@@ -19,7 +19,7 @@ use shoal_core::partitioner::{hash_partition, modulo_partition};
 use shoal_wire::{Bucket, KeyFormat, ShuffleOut};
 
 use self::order::KeyOrder;
-use self::sort::Spiller;
+use self::sort::{read_line, LineError, Spiller, MAX_LINE, MAX_LINE_TEXT};
 use super::BlockStore;
 
 /// Runs a combiner: reads the first path, writes the second.
@@ -40,8 +40,10 @@ pub fn bucketize(
     let mut reader = BufReader::with_capacity(1 << 20, File::open(output).map_err(io)?);
     let mut line = Vec::new();
     let mut records = 0u64;
-    while reader.read_until(b'\n', &mut line).map_err(io)? > 0 {
+    let mut offset = 0u64;
+    while let n @ 1.. = read_line(&mut reader, &mut line, MAX_LINE).map_err(|e| too_long(e, "the map output", records + 1, offset))? {
         records += 1;
+        offset += n as u64;
         let key = order.key(&line);
         let b = if spec.modulo {
             modulo_partition(key, r as u32).map_err(|e| format!("partitioner = \"modulo\": {e} (record {records} of the map output)"))?
@@ -87,8 +89,12 @@ fn combined(sorted: &Path, b: usize, spec: &ShuffleOut, scratch: &Path, combine:
     let mut again = Spiller::new(KeyOrder::new(&spec.key), 1, spec.sort_buffer, &scratch.join(format!("spill-combined-{b}")))
         .map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(File::open(&raw).map_err(|e| e.to_string())?);
-    let mut line = Vec::new();
-    while reader.read_until(b'\n', &mut line).map_err(|e| e.to_string())? > 0 {
+    let (mut line, mut records, mut offset) = (Vec::new(), 0u64, 0u64);
+    while let n @ 1.. =
+        read_line(&mut reader, &mut line, MAX_LINE).map_err(|e| too_long(e, "the combiner's output", records + 1, offset))?
+    {
+        records += 1;
+        offset += n as u64;
         again.push(0, &line).map_err(|e| e.to_string())?;
         line.clear();
     }
@@ -96,6 +102,17 @@ fn combined(sorted: &Path, b: usize, spec: &ShuffleOut, scratch: &Path, combine:
     again.finish(0, &dest).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&raw);
     Ok(dest)
+}
+
+/// The sentence for a record the shuffle cannot hold.
+fn too_long(e: LineError, what: &str, record: u64, offset: u64) -> String {
+    match e {
+        LineError::TooLong { .. } => format!(
+            "shuffle: record {record} of {what} (at byte {offset}) is longer than {MAX_LINE_TEXT}, the longest record a shuffle sorts; \
+             write shorter lines (a record is one line)"
+        ),
+        LineError::Io(e) => format!("shuffle: {e}"),
+    }
 }
 
 fn count_lines(path: &Path) -> io::Result<u64> {
@@ -178,6 +195,22 @@ mod tests {
         let keys: Vec<&str> = data.lines().map(|l| l.split('\t').next().unwrap()).collect();
         assert_eq!(keys, ["key0", "key1", "key2", "key3", "key4", "key5", "key6", "key7"]);
         assert!(data.lines().all(|l| l.len() == 4 + 1 + (1 << 20) + 1));
+    }
+
+    #[test]
+    fn a_record_over_the_line_limit_is_refused_with_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(dir.path().join("blocks")).unwrap();
+        let out = dir.path().join("out");
+        let mut data = b"k\tv\nk\t".to_vec();
+        data.resize(data.len() + MAX_LINE, b'v');
+        std::fs::write(&out, data).unwrap();
+        let err = bucketize(&out, &spec(2, false), &dir.path().join("s"), &store, &|_, _| Ok(())).unwrap_err();
+        assert_eq!(
+            err,
+            "shuffle: record 2 of the map output (at byte 4) is longer than 64 MiB, the longest record a shuffle sorts; \
+             write shorter lines (a record is one line)"
+        );
     }
 
     #[test]

@@ -4,15 +4,46 @@
 //! budget is full every bucket's lines are sorted and written out as a
 //! run. [`merge`] is the k-way merge of sorted files, used both to finish
 //! a bucket from its runs and to feed a reducer its sorted input.
+//! [`read_line`] is how every line that is held whole in memory is read
+//! (here, by the driver's input splitters): never longer than a limit.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::order::{cmp_keys, KeyOrder, SortKey};
 use crate::agent::private;
+
+/// The longest line held whole in memory: a shuffle record, or an input
+/// line cut by key. Longer ones are refused with a sentence, not an abort
+/// for want of memory (a file of zeros has no newline at all).
+pub const MAX_LINE: usize = 64 << 20;
+
+/// The human size of [`MAX_LINE`], for error messages.
+pub const MAX_LINE_TEXT: &str = "64 MiB";
+
+/// Why [`read_line`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("the line is longer than {limit} bytes")]
+    TooLong { limit: usize },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Reads one line with its newline into `line` (appending, like
+/// `read_until`), but never more than `limit` bytes of it. Ok(0) at the end.
+pub fn read_line(r: &mut impl BufRead, line: &mut Vec<u8>, limit: usize) -> Result<usize, LineError> {
+    let start = line.len();
+    let n = r.by_ref().take(limit as u64 + 1).read_until(b'\n', line)?;
+    if n > limit && line.last() != Some(&b'\n') {
+        line.truncate(start);
+        return Err(LineError::TooLong { limit });
+    }
+    Ok(n)
+}
 
 /// Lines of one bucket kept in memory: an arena and (start, end, key end)
 /// ranges. The key's end is found once per line, not once per comparison.
@@ -187,7 +218,12 @@ pub fn merge(inputs: &[PathBuf], order: &KeyOrder, out: &mut impl Write) -> io::
 
 fn next(r: &mut BufReader<File>, src: usize, order: &KeyOrder) -> io::Result<Option<Head>> {
     let mut line = Vec::new();
-    if r.read_until(b'\n', &mut line)? == 0 {
+    // Runs are written by the shuffle, whose lines are already bounded.
+    let n = read_line(r, &mut line, MAX_LINE).map_err(|e| match e {
+        LineError::Io(e) => e,
+        too_long => io::Error::new(io::ErrorKind::InvalidData, too_long),
+    })?;
+    if n == 0 {
         return Ok(None);
     }
     if !line.ends_with(b"\n") {
@@ -204,6 +240,22 @@ fn next(r: &mut BufReader<File>, src: usize, order: &KeyOrder) -> io::Result<Opt
 mod tests {
     use super::*;
     use shoal_wire::KeyFormat;
+
+    #[test]
+    fn lines_are_read_up_to_the_limit_and_no_further() {
+        let mut r = io::Cursor::new(b"abc\nabcd\nabcde\nxy".to_vec());
+        let mut line = Vec::new();
+        assert_eq!(read_line(&mut r, &mut line, 4).unwrap(), 4);
+        assert_eq!(line, b"abc\n");
+        line.clear();
+        assert_eq!(read_line(&mut r, &mut line, 4).unwrap(), 5, "four bytes and the newline");
+        line.clear();
+        assert!(matches!(read_line(&mut r, &mut line, 4), Err(LineError::TooLong { limit: 4 })));
+        assert!(line.is_empty(), "a refused line is not kept");
+        let mut r = io::Cursor::new(b"xy".to_vec());
+        assert_eq!(read_line(&mut r, &mut line, 4).unwrap(), 2, "a last line without a newline");
+        assert_eq!(read_line(&mut r, &mut line, 4).unwrap(), 0);
+    }
 
     #[test]
     fn spilled_buckets_come_out_sorted_and_complete() {

@@ -2,8 +2,14 @@
 //!
 //! Each line is stored as `<ms since run start> <attempt> <o|e> <text>` so
 //! that `shoal logs --merged` can interleave every task's lines by time.
-//! Files are compressed with zstd when the run ends (`.log.zst`); readers
-//! accept both.
+//! Files are compressed with zstd when the run ends (`.log.zst`), as a
+//! stream (a log may be larger than memory); readers accept both.
+//!
+//! Every byte that arrives is looked at once: a line still open keeps
+//! only what came after its last newline, and a line longer than
+//! [`PIECE`] is stored in pieces of that size, so neither memory nor time
+//! grows with the length of one line. The agent cuts each attempt's log
+//! at its cap (`agent/task.rs`), so a file stays bounded too.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -13,11 +19,20 @@ use std::time::Instant;
 
 use shoal_wire::LogStream;
 
+/// The longest piece of one line stored as one log line; the rest of a
+/// longer line follows in further pieces.
+pub const PIECE: usize = 1 << 20;
+
+/// What the engine inspects: Hadoop Streaming's `reporter:` lines.
+const INSPECTED: &[u8] = b"reporter:";
+
 /// Writes task log lines as they arrive.
 pub struct LogSink {
     dir: PathBuf,
     started: Instant,
-    open: HashMap<(String, u32), (File, Vec<u8>)>,
+    /// Per (host, task): the file, the line still open, and the prefix
+    /// of that line (when and from which attempt it began).
+    open: HashMap<(String, u32), (File, Vec<u8>, String)>,
 }
 
 impl LogSink {
@@ -30,8 +45,7 @@ impl LogSink {
     }
 
     /// Appends bytes of one stream; complete lines are written at once.
-    /// Returns the complete lines this chunk finished, for inspection
-    /// (Hadoop Streaming `reporter:` lines).
+    /// Returns the Hadoop Streaming `reporter:` lines this chunk finished.
     pub fn write(&mut self, host: &str, task: u32, attempt: u32, stream: LogStream, data: &[u8]) -> Vec<String> {
         let mut done = Vec::new();
         let ms = self.started.elapsed().as_millis();
@@ -42,26 +56,49 @@ impl LogSink {
             let Ok(f) = File::options().create(true).append(true).open(&path) else {
                 return done;
             };
-            self.open.insert(key.clone(), (f, Vec::new()));
+            self.open.insert(key.clone(), (f, Vec::new(), String::new()));
         }
-        let Some((file, pending)) = self.open.get_mut(&key) else {
+        let Some((file, pending, open_prefix)) = self.open.get_mut(&key) else {
             return done;
         };
-        pending.extend_from_slice(data);
         let tag = if stream == LogStream::Stderr { 'e' } else { 'o' };
-        while let Some(i) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=i).collect();
-            let _ = write!(file, "{ms} {attempt} {tag} ");
-            let _ = file.write_all(&line);
-            done.push(String::from_utf8_lossy(&line).trim_end().to_string());
+        let mut put = |line: &[u8]| {
+            let _ = file.write_all(format!("{ms} {attempt} {tag} ").as_bytes());
+            let _ = file.write_all(line);
+        };
+        let mut rest = data;
+        while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+            let (end, after) = rest.split_at(i + 1);
+            let line = if pending.is_empty() {
+                end
+            } else {
+                pending.extend_from_slice(end);
+                &pending[..]
+            };
+            put(line);
+            if line.starts_with(INSPECTED) {
+                done.push(String::from_utf8_lossy(line).trim_end().to_string());
+            }
+            pending.clear();
+            rest = after;
+        }
+        if pending.is_empty() && !rest.is_empty() {
+            *open_prefix = format!("{ms} {attempt} {tag} ");
+        }
+        pending.extend_from_slice(rest);
+        while pending.len() >= PIECE {
+            let mut piece: Vec<u8> = pending.drain(..PIECE).collect();
+            piece.push(b'\n');
+            put(&piece);
         }
         done
     }
 
     /// Flushes partial lines and compresses every log file.
     pub fn finish(mut self) {
-        for ((_, _), (mut f, pending)) in self.open.drain() {
+        for ((_, _), (mut f, pending, prefix)) in self.open.drain() {
             if !pending.is_empty() {
+                let _ = f.write_all(prefix.as_bytes());
                 let _ = f.write_all(&pending);
                 let _ = f.write_all(b"\n");
             }
@@ -86,11 +123,11 @@ fn compress_all(dir: &Path) {
 }
 
 fn compress(p: &Path) -> std::io::Result<()> {
-    let data = fs::read(p)?;
-    let packed = zstd::encode_all(&data[..], 3)?;
     let mut dest = p.as_os_str().to_owned();
     dest.push(".zst");
-    fs::write(&dest, packed)?;
+    let mut out = std::io::BufWriter::new(File::create(&dest)?);
+    zstd::stream::copy_encode(File::open(p)?, &mut out, 3)?;
+    out.flush()?;
     fs::remove_file(p)
 }
 
@@ -172,5 +209,25 @@ mod tests {
         let only_b = read_all(dir.path(), Some("b"), None).unwrap();
         assert_eq!(only_b.len(), 1);
         assert!(!only_b[0].stderr);
+    }
+
+    #[test]
+    fn a_line_longer_than_a_piece_is_stored_in_pieces_as_it_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = LogSink::new(dir.path().to_path_buf(), Instant::now());
+        let chunk = vec![b'x'; 64 << 10];
+        for _ in 0..(2 * PIECE / chunk.len() + 1) {
+            sink.write("a", 1, 7, LogStream::Stderr, &chunk);
+        }
+        let stored = fs::read(LogSink::path(dir.path(), "a", 1)).unwrap();
+        assert_eq!(stored.iter().filter(|b| **b == b'\n').count(), 2, "two whole pieces are on disk before the line ends");
+        let counters = sink.write("a", 1, 7, LogStream::Stderr, b"y\nreporter:counter:g,n,1\nz\n");
+        assert_eq!(counters, ["reporter:counter:g,n,1"], "only reporter lines are handed back");
+        sink.write("a", 1, 7, LogStream::Stderr, b"no newline at the end");
+        sink.finish();
+        let lines = read_all(dir.path(), None, None).unwrap();
+        let texts: Vec<usize> = lines.iter().map(|l| l.text.len()).collect();
+        assert_eq!(texts, [PIECE, PIECE, (64 << 10) + 1, "reporter:counter:g,n,1".len(), 1, "no newline at the end".len()]);
+        assert!(lines.iter().all(|l| l.attempt == 7 && l.stderr), "an open line is flushed with its prefix");
     }
 }
