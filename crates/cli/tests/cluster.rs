@@ -466,11 +466,12 @@ fn in_mounts_of(c: &TestCluster, h: &str, cmd: &str) -> bool {
 fn a_full_disk_on_one_host_moves_its_tasks_elsewhere() {
     let Some((_g, c)) = cluster() else { return };
     heal_all();
-    // h2's work dir on a small tmpfs: room for the agent binary, then none.
+    // h2's work dir on a small tmpfs: room for the agent binary, then none;
+    // private, as the agent accepts only a work dir others cannot write.
     let small = c.dir.join("small-h2");
     std::fs::create_dir_all(&small).unwrap();
     let size = std::fs::metadata(env!("CARGO_BIN_EXE_shoal")).unwrap().len() / (1 << 20) + 8;
-    in_mounts_of(c, "h2", &format!("umount {0} 2>/dev/null; mount -t tmpfs -o size={size}m tmpfs {0}", small.display()));
+    in_mounts_of(c, "h2", &format!("umount {0} 2>/dev/null; mount -t tmpfs -o size={size}m,mode=0700 tmpfs {0}", small.display()));
     let text = std::fs::read_to_string(&c.cluster).unwrap();
     let full = c.dir.join("full-cluster.toml");
     std::fs::write(&full, text.replace(&format!("{}/h2/work", c.dir.display()), &small.display().to_string())).unwrap();
