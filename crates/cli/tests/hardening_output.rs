@@ -256,6 +256,36 @@ fn driver_state_is_owner_only_and_written_whole() {
     assert_eq!(summary["status"], "succeeded");
 }
 
+/// Every file under `.shoal/` is the user's alone and every directory
+/// is closed to others: logs, routed input partitions, parts, journal.
+fn assert_owner_only(state: &Path) {
+    let mut all = vec![state.to_path_buf()];
+    walk(state, &mut all);
+    let open: Vec<String> = all
+        .iter()
+        .filter(|p| mode(p) & if p.is_dir() { 0o077 } else { 0o066 } != 0)
+        .map(|p| format!("{} {:o}", p.strip_prefix(state).unwrap().display(), mode(p)))
+        .collect();
+    assert!(open.is_empty(), "open to others under .shoal: {open:?}");
+}
+
+#[test]
+fn everything_under_the_state_dir_is_owner_only_after_a_hash_split_with_logs() {
+    let job = "[input]\npath = \"data.txt\"\nsplit = \"hash\"\npartitions = 3\nkey = { field = 1 }\n\
+               [map]\ncommand = \"echo a log line >&2; cat\"\n[output]\npath = \"out.txt\"\n";
+    let dir = job_dir(job);
+    fs::write(dir.path().join("data.txt"), "a\t1\nb\t2\nc\t3\nd\t4\n").unwrap();
+    let (code, _, stderr) = run_job(dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    let state = dir.path().join(".shoal");
+    let mut all = Vec::new();
+    walk(&state, &mut all);
+    let names: Vec<String> = all.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().any(|n| n.starts_with("input-")), "the hash split wrote partition files: {names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".log.zst")), "the tasks' logs were kept: {names:?}");
+    assert_owner_only(&state);
+}
+
 #[test]
 fn params_never_reach_a_hosts_block_cache() {
     let dir = job_dir(&secret_job());
