@@ -300,3 +300,40 @@ fn params_never_reach_a_hosts_block_cache() {
         assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "the param value is in {}", p.display());
     }
 }
+
+/// A host file holding `needle`, if any.
+fn host_file_with(hosts: &Path, needle: &str) -> Option<PathBuf> {
+    let mut all = Vec::new();
+    walk(hosts, &mut all);
+    all.into_iter().filter(|p| p.is_file()).find(|p| fs::read(p).unwrap().windows(needle.len()).any(|w| w == needle.as_bytes()))
+}
+
+#[test]
+fn syncing_the_job_dir_never_ships_the_state_dir() {
+    // The first run leaves the secret in its journal (a small output is
+    // kept in its journal line); the second syncs the whole job dir.
+    // Outputs go beside the job dir: one inside a synced dir is refused.
+    let root = tempfile::tempdir().unwrap();
+    let job = root.path().join("job");
+    fs::create_dir_all(job.join("in")).unwrap();
+    fs::create_dir_all(job.join("lib")).unwrap();
+    fs::write(job.join("in/x.txt"), "x data\n").unwrap();
+    fs::write(job.join("lib/tool.sh"), "echo tool\n").unwrap();
+    let first = format!("[input]\npath = \"in/x.txt\"\n[map]\ncommand = \"echo {SECRET}\"\n[output]\npath = \"../out/first.txt\"\n");
+    fs::write(job.join("job.toml"), first).unwrap();
+    let (hosts, cluster) = local_cluster(1, 1);
+    let run = || run_within(&job, &["run", "job.toml", "--cluster", &cluster_arg(&cluster)], Duration::from_secs(60));
+    let (code, _, stderr) = run();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(host_file_with(hosts.path(), SECRET).is_none(), "only the second run may ship the journal");
+    let second = "[input]\npath = \"in/x.txt\"\n[map]\ncommand = \"find . -type f\"\n[output]\npath = \"../out/second.txt\"\n[sync]\nfiles = [\".\"]\n";
+    fs::write(job.join("job.toml"), second).unwrap();
+    let (code, _, stderr) = run();
+    assert_eq!(code, 0, "{stderr}");
+    let listed = fs::read_to_string(root.path().join("out/second.txt")).unwrap();
+    assert!(listed.lines().any(|l| l == "./lib/tool.sh"), "the job dir was synced: {listed}");
+    // The agent puts the run's params at `.shoal/params.json`; nothing else is there.
+    let state: Vec<&str> = listed.lines().filter(|l| l.starts_with("./.shoal/") && *l != "./.shoal/params.json").collect();
+    assert!(state.is_empty(), "the task's work dir has the driver's state: {state:?}");
+    assert_eq!(host_file_with(hosts.path(), SECRET), None, "an earlier run's journal reached the host");
+}
