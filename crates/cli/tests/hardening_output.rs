@@ -270,19 +270,31 @@ fn assert_owner_only(state: &Path) {
 }
 
 #[test]
-fn everything_under_the_state_dir_is_owner_only_after_a_hash_split_with_logs() {
-    let job = "[input]\npath = \"data.txt\"\nsplit = \"hash\"\npartitions = 3\nkey = { field = 1 }\n\
-               [map]\ncommand = \"echo a log line >&2; cat\"\n[output]\npath = \"out.txt\"\n";
+fn everything_under_the_state_dir_is_owner_only_after_a_push_a_hash_split_a_shuffle_and_logs() {
+    // Two hosts, so that the driver stages buckets between them; reduce
+    // outputs over 4 KiB, so that they are written to part files.
+    let job = "[input]\npath = \"data.txt\"\nsplit = \"hash\"\npartitions = 4\nkey = { field = 1 }\n\
+               [map]\ncommand = \"echo a log line >&2; cat\"\n\
+               [reduce]\ncommand = \"cat; head -c 5000 /dev/zero | tr '\\\\0' x; echo\"\npartitions = 2\n[output]\npath = \"out.txt\"\n";
     let dir = job_dir(job);
-    fs::write(dir.path().join("data.txt"), "a\t1\nb\t2\nc\t3\nd\t4\n").unwrap();
-    let (code, _, stderr) = run_job(dir.path());
+    fs::write(dir.path().join("data.txt"), "a\t1\nb\t2\nc\t3\nd\t4\ne\t5\nf\t6\n").unwrap();
+    let (_c, cluster) = local_cluster(2, 1);
+    let pushed = run_within(
+        dir.path(),
+        &["push", "data.txt", "--to", "data/", "--split", "--cluster", &cluster_arg(&cluster)],
+        Duration::from_secs(60),
+    );
+    assert_eq!(pushed.0, 0, "{}", pushed.2);
+    let (code, _, stderr) = run_within(dir.path(), &["run", "job.toml", "--cluster", &cluster_arg(&cluster)], Duration::from_secs(60));
     assert_eq!(code, 0, "{stderr}");
+    assert_eq!(fs::read_to_string(dir.path().join("out.txt")).unwrap().matches('x').count(), 10_000);
     let state = dir.path().join(".shoal");
     let mut all = Vec::new();
     walk(&state, &mut all);
     let names: Vec<String> = all.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert!(names.iter().any(|n| n.starts_with("input-")), "the hash split wrote partition files: {names:?}");
     assert!(names.iter().any(|n| n.ends_with(".log.zst")), "the tasks' logs were kept: {names:?}");
+    assert!(names.iter().any(|n| n == "pushed"), "`shoal push --split` kept its record: {names:?}");
     assert_owner_only(&state);
 }
 
