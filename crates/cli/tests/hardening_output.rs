@@ -256,6 +256,48 @@ fn driver_state_is_owner_only_and_written_whole() {
     assert_eq!(summary["status"], "succeeded");
 }
 
+/// Every file under `.shoal/` is the user's alone and every directory
+/// is closed to others: logs, routed input partitions, parts, journal.
+fn assert_owner_only(state: &Path) {
+    let mut all = vec![state.to_path_buf()];
+    walk(state, &mut all);
+    let open: Vec<String> = all
+        .iter()
+        .filter(|p| mode(p) & if p.is_dir() { 0o077 } else { 0o066 } != 0)
+        .map(|p| format!("{} {:o}", p.strip_prefix(state).unwrap().display(), mode(p)))
+        .collect();
+    assert!(open.is_empty(), "open to others under .shoal: {open:?}");
+}
+
+#[test]
+fn everything_under_the_state_dir_is_owner_only_after_a_push_a_hash_split_a_shuffle_and_logs() {
+    // Two hosts, so that the driver stages buckets between them; reduce
+    // outputs over 4 KiB, so that they are written to part files.
+    let job = "[input]\npath = \"data.txt\"\nsplit = \"hash\"\npartitions = 4\nkey = { field = 1 }\n\
+               [map]\ncommand = \"echo a log line >&2; cat\"\n\
+               [reduce]\ncommand = \"cat; head -c 5000 /dev/zero | tr '\\\\0' x; echo\"\npartitions = 2\n[output]\npath = \"out.txt\"\n";
+    let dir = job_dir(job);
+    fs::write(dir.path().join("data.txt"), "a\t1\nb\t2\nc\t3\nd\t4\ne\t5\nf\t6\n").unwrap();
+    let (_c, cluster) = local_cluster(2, 1);
+    let pushed = run_within(
+        dir.path(),
+        &["push", "data.txt", "--to", "data/", "--split", "--cluster", &cluster_arg(&cluster)],
+        Duration::from_secs(60),
+    );
+    assert_eq!(pushed.0, 0, "{}", pushed.2);
+    let (code, _, stderr) = run_within(dir.path(), &["run", "job.toml", "--cluster", &cluster_arg(&cluster)], Duration::from_secs(60));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(fs::read_to_string(dir.path().join("out.txt")).unwrap().matches('x').count(), 10_000);
+    let state = dir.path().join(".shoal");
+    let mut all = Vec::new();
+    walk(&state, &mut all);
+    let names: Vec<String> = all.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().any(|n| n.starts_with("input-")), "the hash split wrote partition files: {names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".log.zst")), "the tasks' logs were kept: {names:?}");
+    assert!(names.iter().any(|n| n == "pushed"), "`shoal push --split` kept its record: {names:?}");
+    assert_owner_only(&state);
+}
+
 #[test]
 fn params_never_reach_a_hosts_block_cache() {
     let dir = job_dir(&secret_job());
@@ -269,4 +311,41 @@ fn params_never_reach_a_hosts_block_cache() {
         let bytes = fs::read(p).unwrap();
         assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "the param value is in {}", p.display());
     }
+}
+
+/// A host file holding `needle`, if any.
+fn host_file_with(hosts: &Path, needle: &str) -> Option<PathBuf> {
+    let mut all = Vec::new();
+    walk(hosts, &mut all);
+    all.into_iter().filter(|p| p.is_file()).find(|p| fs::read(p).unwrap().windows(needle.len()).any(|w| w == needle.as_bytes()))
+}
+
+#[test]
+fn syncing_the_job_dir_never_ships_the_state_dir() {
+    // The first run leaves the secret in its journal (a small output is
+    // kept in its journal line); the second syncs the whole job dir.
+    // Outputs go beside the job dir: one inside a synced dir is refused.
+    let root = tempfile::tempdir().unwrap();
+    let job = root.path().join("job");
+    fs::create_dir_all(job.join("in")).unwrap();
+    fs::create_dir_all(job.join("lib")).unwrap();
+    fs::write(job.join("in/x.txt"), "x data\n").unwrap();
+    fs::write(job.join("lib/tool.sh"), "echo tool\n").unwrap();
+    let first = format!("[input]\npath = \"in/x.txt\"\n[map]\ncommand = \"echo {SECRET}\"\n[output]\npath = \"../out/first.txt\"\n");
+    fs::write(job.join("job.toml"), first).unwrap();
+    let (hosts, cluster) = local_cluster(1, 1);
+    let run = || run_within(&job, &["run", "job.toml", "--cluster", &cluster_arg(&cluster)], Duration::from_secs(60));
+    let (code, _, stderr) = run();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(host_file_with(hosts.path(), SECRET).is_none(), "only the second run may ship the journal");
+    let second = "[input]\npath = \"in/x.txt\"\n[map]\ncommand = \"find . -type f\"\n[output]\npath = \"../out/second.txt\"\n[sync]\nfiles = [\".\"]\n";
+    fs::write(job.join("job.toml"), second).unwrap();
+    let (code, _, stderr) = run();
+    assert_eq!(code, 0, "{stderr}");
+    let listed = fs::read_to_string(root.path().join("out/second.txt")).unwrap();
+    assert!(listed.lines().any(|l| l == "./lib/tool.sh"), "the job dir was synced: {listed}");
+    // The agent puts the run's params at `.shoal/params.json`; nothing else is there.
+    let state: Vec<&str> = listed.lines().filter(|l| l.starts_with("./.shoal/") && *l != "./.shoal/params.json").collect();
+    assert!(state.is_empty(), "the task's work dir has the driver's state: {state:?}");
+    assert_eq!(host_file_with(hosts.path(), SECRET), None, "an earlier run's journal reached the host");
 }

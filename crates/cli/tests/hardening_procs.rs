@@ -249,3 +249,51 @@ fn an_input_line_over_the_limit_is_refused_by_hash_and_range_splits() {
         );
     }
 }
+
+/// A command that leaves a `setsid` child holding its stdout and stderr
+/// (its pid in `pid`) and returns once the child is up.
+fn setsid_holder(pid: &Path) -> String {
+    let p = pid.display();
+    format!("setsid sh -c 'echo $$ > {p}; exec sleep 30' & while [ ! -s {p} ]; do sleep 0.05; done")
+}
+
+#[test]
+fn exec_returns_when_its_command_ends_even_if_a_setsid_child_holds_the_pipes() {
+    let pids = tempfile::tempdir().unwrap();
+    let held = pids.path().join("held.pid");
+    let (dir, cluster) = local_cluster(1, 1);
+    let command = format!("{}; echo started", setsid_holder(&held));
+    let mut exec = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .args(["exec", "--cluster", cluster.to_str().unwrap(), "--", &command])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ended = wait_with_deadline(&mut exec, Duration::from_secs(15));
+    assert!(ended, "`shoal exec` still ran 15 s later: it waited for the pipes its command's setsid child holds (30 s)");
+    let out = exec.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("started\n"), "{out:?}");
+    assert_ends(&held, Duration::from_secs(5), "the setsid child of an exec command");
+}
+
+#[test]
+fn a_combiner_whose_setsid_child_holds_stderr_does_not_stretch_the_map_task() {
+    let pids = tempfile::tempdir().unwrap();
+    let held = pids.path().join("held.pid");
+    let combine = format!("{}; cat", setsid_holder(&held));
+    let text = format!(
+        "[job]\nmax_attempts = 1\n[input]\npath = \"data.txt\"\npartitions = 1\n[map]\ncommand = \"cat\"\n\
+         [combine]\ncommand = {combine:?}\n[reduce]\ncommand = \"cat\"\npartitions = 1\n[output]\npath = \"out/all.txt\"\n"
+    );
+    let dir = job_dir(&text);
+    let (_c, cluster) = local_cluster(1, 1);
+    let started = Instant::now();
+    run_job(dir.path(), &cluster).success();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "the run took {took:?}: the map task waited for the combiner's setsid child (30 s)");
+    assert_eq!(fs::read_to_string(dir.path().join("out/all.txt")).unwrap(), "1\n2\n");
+    assert_ends(&held, Duration::from_secs(5), "the setsid child of a combiner");
+}

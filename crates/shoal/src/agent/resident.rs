@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 
 use super::task::{self, FinishArgs, LogCap, Tail, TaskPlace, LOG_CAP, TAIL_BYTES};
 use super::tree::{self, Mark};
-use super::BlockStore;
+use super::{private, BlockStore};
 
 /// Attempts written ahead into one executor's stdin.
 pub const PIPE_DEPTH: usize = 32;
@@ -275,7 +275,7 @@ impl Executors {
     fn spawn(&self, req: &TaskRequest, place: &TaskPlace) -> io::Result<Executor> {
         let run_dir = place.work.parent().unwrap_or(&place.work);
         let dir = run_dir.join("executors");
-        std::fs::create_dir_all(&dir)?;
+        private::create_dir(&dir)?;
         let id = self.started.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("{id}.log"));
         // The executor appends: after the agent empties the file, its next
@@ -638,7 +638,7 @@ async fn exec_task(req: &mut TaskRequest, place: &TaskPlace, store: &Arc<BlockSt
             // I/O, off the runtime's threads.
             let (r, scratch, store) = (req.clone(), place.scratch.clone(), store.clone());
             let made = tokio::task::spawn_blocking(move || {
-                std::fs::create_dir_all(&scratch)?;
+                private::create_dir(&scratch)?;
                 task::prepare_input(&r, &scratch, &store)
             })
             .await

@@ -3,13 +3,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shoal_wire::bounded::{Tail, EXEC_OUTPUT_MAX};
 use shoal_wire::hello::Role;
-use shoal_wire::{frame, spawn_writer, ExitStatus, FrameReader, Hash, Hello, Message, Outbox, TaskRequest, WireError};
+use shoal_wire::{frame, spawn_writer, ExitStatus, FrameReader, Hash, Hello, LogStream, Message, Outbox, TaskRequest, WireError};
 use tokio::io::AsyncReadExt;
 
 use super::gate::{Entry, Gates, Permit};
@@ -265,45 +267,49 @@ impl Agent {
         });
     }
 
-    /// Runs a `shoal exec` command in its own process group, registered
-    /// like a task so that shutdown kills it too. Only the tail of each
-    /// output stream is kept ([`EXEC_OUTPUT_MAX`]): what a command prints
-    /// must never make a reply too large to send.
+    /// Runs a `shoal exec` command as a task's shell is run: in its own
+    /// process group, registered so that shutdown kills it too, with a
+    /// [`tree::Mark`] so that what it leaves behind ends with it. It is
+    /// over when its shell ends: a pipe still held a moment later belongs
+    /// to a leftover (a `setsid` child), which is ended, not waited for.
+    /// Only the tail of each output stream is kept ([`EXEC_OUTPUT_MAX`]):
+    /// what a command prints must never make a reply too large to send.
     async fn exec(&self, id: u64, command: &str) -> Message {
-        let spawned = tokio::process::Command::new("/bin/sh")
+        let mark = tree::Mark::new();
+        let spawned = std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(command)
             .current_dir(&self.opts.workdir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .env(tree::MARK_ENV, mark.value())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .process_group(0)
-            .kill_on_drop(true)
             .spawn();
-        let failed = |why: String| Message::ExecDone {
-            id,
-            status: ExitStatus::SpawnFailed(why),
-            stdout: vec![],
-            stderr: vec![],
-            stdout_cut: 0,
-            stderr_cut: 0,
-        };
         let mut child = match spawned {
             Ok(c) => c,
-            Err(e) => return failed(e.to_string()),
+            Err(e) => {
+                let status = ExitStatus::SpawnFailed(e.to_string());
+                return Message::ExecDone { id, status, stdout: vec![], stderr: vec![], stdout_cut: 0, stderr_cut: 0 };
+            }
         };
-        let key = u32::MAX - (id as u32);
-        if let Some(pid) = child.id() {
-            self.running.lock().unwrap().insert(key, pid as i32);
-        }
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        let (stdout, stderr, status) = tokio::join!(read_tail(stdout), read_tail(stderr), child.wait());
+        let (pid, key) = (child.id() as i32, u32::MAX - (id as u32));
+        self.running.lock().unwrap().insert(key, pid);
+        let (tx, rx) = tokio::sync::mpsc::channel(task::LOG_QUEUE);
+        let (ended, ended_rx) = tokio::sync::watch::channel(None);
+        let drains = [
+            task::drain(child.stdout.take(), LogStream::Stdout, tx.clone(), ended_rx.clone()),
+            task::drain(child.stderr.take(), LogStream::Stderr, tx, ended_rx),
+        ];
+        let tails = tokio::spawn(exec_tails(rx));
+        let (status, _cpu_ms) = task::wait_child(pid).await;
         self.running.lock().unwrap().remove(&key);
+        // Its group may still hold background children that keep the pipes open.
+        task::kill_group(pid);
+        task::close_pipes(drains.into_iter().flatten().collect(), &mark, &ended).await;
+        let (stdout, stderr) = tails.await.unwrap_or_else(|_| (Tail::new(0), Tail::new(0)));
         let ((stdout, stdout_cut), (stderr, stderr_cut)) = (stdout.finish(), stderr.finish());
-        match status {
-            Ok(s) => Message::ExecDone { id, status: exit_status(s), stdout, stderr, stdout_cut, stderr_cut },
-            Err(e) => failed(e.to_string()),
-        }
+        Message::ExecDone { id, status, stdout, stderr, stdout_cut, stderr_cut }
     }
 
     fn spawn_fetch(&self, id: u64, hash: Hash) {
@@ -399,20 +405,17 @@ fn reply(outbox: &Outbox, msg: Message) {
     }
 }
 
-/// The last [`EXEC_OUTPUT_MAX`] bytes of a pipe, read to its end.
-async fn read_tail(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Tail {
-    let mut tail = Tail::new(EXEC_OUTPUT_MAX);
-    let Some(mut pipe) = pipe else {
-        return tail;
-    };
-    let mut buf = vec![0u8; 64 << 10];
-    while let Ok(n) = pipe.read(&mut buf).await {
-        if n == 0 {
-            break;
+/// The last [`EXEC_OUTPUT_MAX`] bytes of an exec command's stdout and
+/// of its stderr, from its drains.
+async fn exec_tails(mut rx: tokio::sync::mpsc::Receiver<(LogStream, Vec<u8>)>) -> (Tail, Tail) {
+    let (mut stdout, mut stderr) = (Tail::new(EXEC_OUTPUT_MAX), Tail::new(EXEC_OUTPUT_MAX));
+    while let Some((stream, data)) = rx.recv().await {
+        match stream {
+            LogStream::Stdout => stdout.push(&data),
+            LogStream::Stderr => stderr.push(&data),
         }
-        tail.push(&buf[..n]);
     }
-    tail
+    (stdout, stderr)
 }
 
 /// Streams a block in chunks; the bounded bulk queue paces us.
@@ -453,14 +456,6 @@ async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Resul
         filled += n;
     }
     Ok(filled)
-}
-
-fn exit_status(s: std::process::ExitStatus) -> ExitStatus {
-    use std::os::unix::process::ExitStatusExt;
-    match (s.code(), s.signal()) {
-        (Some(c), _) => ExitStatus::Code(c),
-        (None, sig) => ExitStatus::Signal(sig.unwrap_or(0)),
-    }
 }
 
 /// Writes `params` to the params file of work dir `work`, owner-only and

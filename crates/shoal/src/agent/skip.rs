@@ -18,7 +18,7 @@
 //! outputs; running one piece (a process, its timeout, its kill) is the
 //! a [`Runner`]; [`start`] runs an attempt's pieces as processes.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ use shoal_wire::{ExitStatus, SkippedRecord, TaskReport, TaskRequest};
 use super::gate::Permit;
 use super::task::{self, TaskPlace};
 use super::tree;
-use super::BlockStore;
+use super::{private, BlockStore};
 
 /// How the run of one piece ended.
 pub enum PieceEnd {
@@ -70,7 +70,7 @@ pub fn run(input: &Path, output: &Path, scratch: &Path, limit: u32, runner: &mut
     let len = std::fs::metadata(input)?.len();
     let mut b = Bisection {
         input: File::open(input)?,
-        output: File::create(output)?,
+        output: private::create(output)?,
         piece_in: scratch.join("skip-input"),
         piece_out: scratch.join("skip-output"),
         limit,
@@ -159,7 +159,7 @@ impl Bisection<'_> {
 
     fn write_piece(&mut self, start: u64, end: u64) -> io::Result<()> {
         self.input.seek(SeekFrom::Start(start))?;
-        let mut piece = OpenOptions::new().write(true).create(true).truncate(true).open(&self.piece_in)?;
+        let mut piece = private::create(&self.piece_in)?;
         let copied = io::copy(&mut (&self.input).take(end - start), &mut piece)?;
         if copied != end - start {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the task's input shrank while it ran"));
@@ -181,7 +181,7 @@ pub fn start(
 ) -> Result<(i32, tokio::task::JoinHandle<TaskReport>), Box<TaskReport>> {
     let started = Instant::now();
     let fail = |why: String| Box::new(task::trouble(req.attempt, started, why));
-    fs::create_dir_all(&place.scratch).map_err(|e| fail(format!("cannot create task dir: {e}")))?;
+    private::create_fresh_dir(&place.scratch).map_err(|e| fail(format!("cannot create task dir {}: {e}", place.scratch.display())))?;
     let input = task::prepare_input(&req, &place.scratch, &store).map_err(|e| fail(format!("cannot prepare input: {e}")))?;
     let sentinel = Command::new("/bin/sh")
         .args(["-c", "exec sleep 2147483647"])
@@ -246,14 +246,14 @@ impl Runner for Pieces<'_> {
         let progress = self.place.scratch.join("progress");
         let stderr_path = self.place.scratch.join("skip-stderr");
         let mut cmd = task::shell(self.req, self.place, input, output, &progress);
-        let stdout = if self.req.stdout_is_output { Stdio::from(File::create(output)?) } else { Stdio::null() };
+        let stdout = if self.req.stdout_is_output { Stdio::from(private::create(output)?) } else { Stdio::null() };
         if !self.req.stdout_is_output {
-            File::create(output)?;
+            private::create(output)?;
         }
         let stdin = if self.req.stdin { Stdio::from(File::open(input)?) } else { Stdio::null() };
         let mark = tree::Mark::new();
         cmd.env(tree::MARK_ENV, mark.value());
-        let mut child = cmd.stdin(stdin).stdout(stdout).stderr(File::create(&stderr_path)?).spawn()?;
+        let mut child = cmd.stdin(stdin).stdout(stdout).stderr(private::create(&stderr_path)?).spawn()?;
         let group = child.id() as i32;
         let deadline = self.timeout.map(|t| Instant::now() + t);
         let status = loop {

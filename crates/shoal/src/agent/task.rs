@@ -25,7 +25,8 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub(super) use shoal_wire::bounded::Tail;
@@ -57,7 +58,7 @@ pub(super) const LOG_CAP: u64 = 256 << 20;
 const PIPE_GRACE: Duration = Duration::from_secs(2);
 
 /// Log chunks in flight between a task's pipes and the driver.
-const LOG_QUEUE: usize = 16;
+pub(super) const LOG_QUEUE: usize = 16;
 
 /// Starts an attempt that holds `slot` (one of the host's slots, given
 /// back the moment the child is reaped: its output is stored and its
@@ -242,7 +243,7 @@ type Ended = watch::Receiver<Option<tokio::time::Instant>>;
 /// Forwards what the child writes to `pipe` until it closes, or until
 /// the deadline `ended` names passes with nothing left to read. Call it
 /// inside the runtime.
-fn drain(
+pub(super) fn drain(
     pipe: Option<impl Into<OwnedFd>>,
     stream: LogStream,
     tx: mpsc::Sender<(LogStream, Vec<u8>)>,
@@ -452,18 +453,23 @@ pub(super) fn inline_output(report: &mut TaskReport, data: Vec<u8>) {
 }
 
 /// Runs the job's combiner over one sorted bucket, in the work dir with
-/// the task's environment.
+/// the task's environment. Like a task, it is over when its shell ends:
+/// its group is killed then, and what it left behind is ended (its
+/// [`Mark`]), so a `setsid` child holding its stderr never holds up the
+/// map task.
 fn run_combiner(a: &FinishArgs, input: &Path, output: &Path) -> Result<(), String> {
     let Some(cmd) = a.req.shuffle_out.as_ref().and_then(|s| s.combine.as_ref()) else {
         return Ok(());
     };
     let out = private::create_new(output).map_err(|e| format!("combiner: {e}"))?;
-    let inp = File::open(input).map_err(|e| format!("combiner: {e}"))?;
+    let inp = private::open_nofollow(input).map_err(|e| format!("combiner: {e}"))?;
+    let mark = Mark::new();
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(cmd)
         .current_dir(&a.work)
         .envs(a.req.all_env())
+        .env(tree::MARK_ENV, mark.value())
         .stdin(inp)
         .stdout(out)
         .stderr(Stdio::piped())
@@ -472,30 +478,62 @@ fn run_combiner(a: &FinishArgs, input: &Path, output: &Path) -> Result<(), Strin
         .map_err(|e| format!("cannot start the combiner {cmd:?}: {e}"))?;
     // Only the tail of its stderr is kept: it goes into the task's
     // report, which must fit in one message whatever the combiner prints.
-    let stderr = stderr_tail(child.stderr.take());
-    let status = child.wait().map_err(|e| format!("the combiner {cmd:?}: {e}"))?;
+    let stderr = StderrTail::start(child.stderr.take());
+    let status = child.wait();
+    kill_group(child.id() as i32);
+    let stderr = stderr.finish(&mark);
+    let status = status.map_err(|e| format!("the combiner {cmd:?}: {e}"))?;
     if status.success() {
         return Ok(());
     }
     Err(format!("the combiner {cmd:?} failed ({status}); the end of its stderr:\n{}", stderr.trim_end()))
 }
 
-/// The last [`STDERR_TAIL_MAX`] bytes of a pipe read to its end, as text,
-/// with a note when the front was cut.
-fn stderr_tail(pipe: Option<impl io::Read>) -> String {
-    let mut tail = Tail::new(STDERR_TAIL_MAX);
-    let mut buf = vec![0u8; 64 << 10];
-    if let Some(mut pipe) = pipe {
-        while let Ok(n @ 1..) = pipe.read(&mut buf) {
-            tail.push(&buf[..n]);
+/// The last [`STDERR_TAIL_MAX`] bytes of a child's stderr, read on a
+/// thread of its own, so that the child's end, not the pipe's, ends the
+/// wait: a process that escaped the child's group may hold the pipe.
+struct StderrTail {
+    tail: Arc<Mutex<Tail>>,
+    /// Closes when the pipe is read to its end.
+    done: std_mpsc::Receiver<()>,
+}
+
+impl StderrTail {
+    fn start(pipe: Option<impl io::Read + Send + 'static>) -> StderrTail {
+        let tail = Arc::new(Mutex::new(Tail::new(STDERR_TAIL_MAX)));
+        let (done_tx, done) = std_mpsc::channel::<()>();
+        let filled = tail.clone();
+        let read = move || {
+            let _done = done_tx;
+            let mut buf = vec![0u8; 64 << 10];
+            let Some(mut pipe) = pipe else { return };
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                filled.lock().unwrap_or_else(|e| e.into_inner()).push(&buf[..n]);
+            }
+        };
+        // Without a thread the pipe closes and a chatty child gets EPIPE:
+        // it fails, it does not hang.
+        let _ = std::thread::Builder::new().name("shoal-combiner-stderr".into()).spawn(read);
+        StderrTail { tail, done }
+    }
+
+    /// Call it once the child is reaped and its group killed. A pipe
+    /// still open a moment later is held by a leftover: the leftovers of
+    /// `mark` are ended; what still holds it after [`PIPE_GRACE`] shed
+    /// every trace of the child and is given up.
+    fn finish(self, mark: &Mark) -> String {
+        if self.done.recv_timeout(Duration::from_millis(100)) == Err(std_mpsc::RecvTimeoutError::Timeout) {
+            tree::end_leftovers(mark.id());
+            let _ = self.done.recv_timeout(PIPE_GRACE);
         }
+        let tail = std::mem::replace(&mut *self.tail.lock().unwrap_or_else(|e| e.into_inner()), Tail::new(0));
+        let (kept, cut) = tail.finish();
+        let text = String::from_utf8_lossy(&kept);
+        if cut == 0 {
+            return text.into_owned();
+        }
+        format!("(the first {cut} of {} bytes are cut)\n{text}", cut + kept.len() as u64)
     }
-    let (kept, cut) = tail.finish();
-    let text = String::from_utf8_lossy(&kept);
-    if cut == 0 {
-        return text.into_owned();
-    }
-    format!("(the first {cut} of {} bytes are cut)\n{text}", cut + kept.len() as u64)
 }
 
 pub(super) fn disk_is_full(scratch: &Path, stderr_tail: &str) -> bool {
@@ -507,7 +545,11 @@ pub(super) fn disk_is_full(scratch: &Path, stderr_tail: &str) -> bool {
 /// behind: its leftovers are ended now, and what still holds a pipe after
 /// that (a process that shed every trace of the task) is given up after
 /// [`PIPE_GRACE`] of silence.
-async fn close_pipes(mut drains: Vec<tokio::task::JoinHandle<()>>, mark: &Mark, ended: &watch::Sender<Option<tokio::time::Instant>>) {
+pub(super) async fn close_pipes(
+    mut drains: Vec<tokio::task::JoinHandle<()>>,
+    mark: &Mark,
+    ended: &watch::Sender<Option<tokio::time::Instant>>,
+) {
     let quick = tokio::time::timeout(Duration::from_millis(100), join_all(&mut drains)).await;
     if quick.is_err() {
         let id = mark.id();
@@ -604,7 +646,7 @@ pub fn parse_progress(text: &str) -> Option<f32> {
 /// Waits for the child to end and reaps it, with its CPU time. On Linux
 /// 5.3 and later no thread waits: the child's pidfd turns readable on the
 /// runtime's poller when it exits; elsewhere a blocking thread waits.
-async fn wait_child(pid: i32) -> (ExitStatus, u64) {
+pub(super) async fn wait_child(pid: i32) -> (ExitStatus, u64) {
     if let Some(fd) = pidfd(pid) {
         // SAFETY: the AsyncFd owns `fd`, which stays open and the same
         // until it is dropped.

@@ -20,6 +20,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use shoal_core::cluster::ClusterSpec;
@@ -29,7 +30,7 @@ use super::context::{JobPlan, Purpose};
 use super::flags::DriverFlags;
 use super::node::{Kind, Node, NodeId, Source};
 use crate::driver::input::{self, SplitPlan};
-use crate::driver::run::{self, prepare::PARTITIONS_PER_SLOT, RunOptions};
+use crate::driver::run::{self, prepare::PARTITIONS_PER_SLOT, private, RunOptions};
 use crate::{quote, Error, Result};
 
 /// Where a task finds the result of an earlier job (relative to its work dir).
@@ -65,7 +66,7 @@ impl Driver {
         let state_dir = cwd.join(".shoal");
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
         let session = state_dir.join("dataset").join(format!("{program}-{stamp}-{}", std::process::id()));
-        std::fs::create_dir_all(session.join("results")).map_err(|e| Error::io(format!("cannot create {}", session.display()), e))?;
+        private::dir(&session.join("results")).map_err(|e| Error::io(format!("cannot create {}", session.display()), e))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -219,9 +220,11 @@ impl Driver {
                 if bytes.len() <= shoal_wire::INLINE_MAX {
                     return Ok(InputPart { data: Some(bytes.into()), path: PathBuf::new(), offset: 0, len, name, hash, host: None });
                 }
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+                private::dir(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
                 let path = dir.join(format!("part-{i:05}"));
-                std::fs::write(&path, bytes).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+                private::create(&path)
+                    .and_then(|mut f| f.write_all(bytes))
+                    .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
                 Ok(InputPart { data: None, path, offset: 0, len, name, hash, host: None })
             })
             .collect()

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use shoal_wire::{frame, Hash, Message, HASHES_PER_QUERY};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use super::run::private;
 use super::Host;
 
 /// Where the bytes of a block live on the driver.
@@ -114,16 +115,27 @@ pub async fn upload(host: &Host, s: &Source) -> Result<(), TransferError> {
     }
 }
 
-/// Fetches a block from the host into `dest` (created or truncated).
+/// Fetches a block from the host into `dest`, a new file of the driver's
+/// state (0600, created exclusively: `run/private.rs`); a failed fetch
+/// leaves no file behind.
 pub async fn fetch(host: &Host, hash: Hash, dest: &Path) -> Result<u64, TransferError> {
     if let Some(size) = link_local(host, hash, dest) {
         return Ok(size);
     }
     let write_err = |e| TransferError::Write { path: dest.display().to_string(), source: e };
+    let file = private::create(dest).map_err(write_err)?;
+    let fetched = stream_into(host, hash, dest, tokio::fs::File::from_std(file)).await;
+    if fetched.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    fetched
+}
+
+async fn stream_into(host: &Host, hash: Hash, dest: &Path, mut file: tokio::fs::File) -> Result<u64, TransferError> {
+    let write_err = |e| TransferError::Write { path: dest.display().to_string(), source: e };
     let id = host.next_id();
     let mut rx = host.open_stream(id);
     host.send(Message::FetchBlock { id, hash }).await.map_err(|_| TransferError::Gone(host.name().into()))?;
-    let mut file = tokio::fs::File::create(dest).await.map_err(write_err)?;
     let mut hasher = blake3::Hasher::new();
     let mut total = 0;
     loop {
@@ -166,12 +178,15 @@ fn store_local(s: &Source, store: &Path, stream: u64) -> Result<(), TransferErro
     use std::io::{Read, Seek, Write};
     let read_err = |e| TransferError::Read { path: s.path.display().to_string(), source: e };
     let hex = shoal_wire::hex(&s.hash);
-    let tmp = store.join(format!(".{hex}.{stream}.part"));
+    // Unique to this driver (two may share a local work dir), created
+    // exclusively and owner-only as the agent's own temp files are; the
+    // agent removes `.part` files a crash left behind.
+    let tmp = store.join(format!(".{hex}.{}.{stream}.part", std::process::id()));
     let write_err = |e| TransferError::Write { path: tmp.display().to_string(), source: e };
     let mut src = std::fs::File::open(&s.path).map_err(read_err)?;
     src.seek(SeekFrom::Start(s.offset)).map_err(read_err)?;
     let mut src = src.take(s.len);
-    let mut out = std::fs::File::create(&tmp).map_err(write_err)?;
+    let mut out = private::create(&tmp).map_err(write_err)?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; frame::CHUNK];
     let copied = loop {
@@ -211,7 +226,34 @@ fn link_local(host: &Host, hash: Hash, dest: &Path) -> Option<u64> {
         return None;
     }
     let src = Path::new(&host.info.workdir).join("blocks").join(shoal_wire::hex(&hash));
-    let size = std::fs::copy(&src, dest).ok()?;
-    std::fs::File::open(dest).and_then(|f| f.sync_data()).ok()?;
-    Some(size)
+    let mut from = std::fs::File::open(src).ok()?;
+    let mut to = private::create(dest).ok()?;
+    let copied = std::io::copy(&mut from, &mut to).and_then(|size| to.sync_data().map(|()| size));
+    if copied.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    copied.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_block_written_into_a_local_agents_store_is_owner_only_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, store) = (dir.path().join("data"), dir.path().join("blocks"));
+        std::fs::write(&file, "skip\nthe block\n").unwrap();
+        std::fs::create_dir(&store).unwrap();
+        let hash = hash_range(&file, 5, 10).unwrap();
+        store_local(&Source { path: file, offset: 5, len: 10, hash, data: None }, &store, 7).unwrap();
+        let names: Vec<String> =
+            std::fs::read_dir(&store).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, [shoal_wire::hex(&hash)]);
+        let block = store.join(&names[0]);
+        assert_eq!(std::fs::read(&block).unwrap(), b"the block\n");
+        let mode = std::fs::metadata(&block).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "the block is open to others: {mode:o}");
+    }
 }

@@ -4,7 +4,8 @@
 //!   targets. Nothing is copied: a partition is (file, offset, length).
 //! - `files`: each file of a directory is one partition (pre-split data).
 //! - `hash`: lines routed by the stable hash of a key field (or by
-//!   `key mod partitions`), written to partition files under the run dir.
+//!   `key mod partitions`), written to partition files under the run dir
+//!   (copies of the input, so owner-only and created fresh: `private.rs`).
 //! - `range`: lines routed by a numeric key into equal-width key ranges.
 //!
 //! Every partition is hashed, so a host that holds it already (pushed
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use shoal_core::partitioner;
 
 use super::blocks::{hash_range, Source};
+use super::run::private;
 use crate::agent::shuffle::sort::{read_line, LineError, MAX_LINE, MAX_LINE_TEXT};
 
 /// One partition of the input.
@@ -43,6 +45,10 @@ pub struct InputError(pub String);
 
 fn io_err(path: &Path, e: std::io::Error) -> InputError {
     InputError(format!("cannot read input {}: {e}", path.display()))
+}
+
+fn scratch_err(scratch: &Path, e: std::io::Error) -> InputError {
+    InputError(format!("cannot write the input's partitions in {}: {e}", scratch.display()))
 }
 
 /// What `path` is when it is neither a regular file nor a directory (a
@@ -261,13 +267,13 @@ fn by_key(
 }
 
 fn write_routed(path: &Path, split: &str, scratch: &Path, partitions: u32, route: &mut Router<'_>) -> Result<Vec<Partition>, InputError> {
-    std::fs::create_dir_all(scratch).map_err(|e| io_err(scratch, e))?;
+    private::dir(scratch).map_err(|e| scratch_err(scratch, e))?;
     let names: Vec<PathBuf> = (0..partitions).map(|i| scratch.join(format!("input-{i:05}"))).collect();
     let mut outs = names
         .iter()
-        .map(|p| File::create(p).map(|f| BufWriter::with_capacity(256 * 1024, f)))
+        .map(|p| private::create(p).map(|f| BufWriter::with_capacity(256 * 1024, f)))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| io_err(scratch, e))?;
+        .map_err(|e| scratch_err(scratch, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| io_err(path, e))?);
     let mut line = Vec::new();
     let (mut number, mut offset) = (0u64, 0u64);
@@ -276,14 +282,14 @@ fn write_routed(path: &Path, split: &str, scratch: &Path, partitions: u32, route
         offset += n as u64;
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
         let p = route(body, partitions).map_err(|why| InputError(format!("{}:{number}: {why}", path.display())))?;
-        outs[p as usize].write_all(&line).map_err(|e| io_err(scratch, e))?;
+        outs[p as usize].write_all(&line).map_err(|e| scratch_err(scratch, e))?;
         if !line.ends_with(b"\n") {
-            outs[p as usize].write_all(b"\n").map_err(|e| io_err(scratch, e))?;
+            outs[p as usize].write_all(b"\n").map_err(|e| scratch_err(scratch, e))?;
         }
         line.clear();
     }
     for o in &mut outs {
-        o.flush().map_err(|e| io_err(scratch, e))?;
+        o.flush().map_err(|e| scratch_err(scratch, e))?;
     }
     names
         .iter()

@@ -5,6 +5,15 @@
 //! symlinks that lead outside it are refused here, and checked again by
 //! the agent. Files over `max_size` are refused unless listed in `force`,
 //! so a stray data file is not copied to a hundred hosts by accident.
+//!
+//! The driver's state dir is never shipped, nor any other `.shoal`
+//! directory under the job's dir (the state of a run started from
+//! there): it holds earlier runs' journals, logs and parts, which may
+//! carry secrets, and it changes while the run goes on. A directory walk
+//! leaves it out; a path that names it or something in it is refused.
+//! A Dataset program's own results live in its state dir and are synced
+//! from there: when the job's dir is inside the state dir, only `.shoal`
+//! directories below the job's dir are left out.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -27,7 +36,12 @@ pub struct SyncRequest<'a> {
     pub max_size: u64,
     pub force: &'a [String],
     pub exclude: &'a [String],
+    /// The driver's state dir (`.shoal`), never synced.
+    pub state_dir: &'a Path,
 }
+
+/// The name of a state dir: no directory of that name is synced.
+const STATE_NAME: &str = ".shoal";
 
 /// A file that cannot be synced, phrased for the user.
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +51,15 @@ pub struct SyncError(pub String);
 /// Walks the listed files and directories and hashes every file.
 pub fn build(req: &SyncRequest<'_>) -> Result<Vec<ManifestFile>, SyncError> {
     let base = req.base.canonicalize().map_err(|e| SyncError(format!("cannot open the job directory {}: {e}", req.base.display())))?;
+    // Canonical, like the walked paths; `None` for a Dataset job, whose
+    // own dir is inside it, and before the first run made it.
+    let state = req.state_dir.canonicalize().ok().filter(|s| !base.starts_with(s));
+    let walk = Walk { base: &base, state: state.as_deref(), req };
     let mut out = Vec::new();
     for p in &req.paths {
         let rel = relative(p)?;
-        walk(&base, &rel, req, &mut out)?;
+        walk.refuse_state(p, &rel)?;
+        walk.walk(&rel, &mut out)?;
     }
     out.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
     out.dedup_by(|a, b| a.entry.path == b.entry.path);
@@ -64,30 +83,59 @@ fn relative(p: &str) -> Result<PathBuf, SyncError> {
     Ok(clean)
 }
 
-fn walk(base: &Path, rel: &Path, req: &SyncRequest<'_>, out: &mut Vec<ManifestFile>) -> Result<(), SyncError> {
-    let full = base.join(rel);
-    let real = full.canonicalize().map_err(|e| SyncError(format!("[sync] cannot read {}: {e}", full.display())))?;
-    if !real.starts_with(base) {
-        return Err(SyncError(format!(
-            "[sync] {} is a symlink that leads outside the job directory ({}); copy the file in instead",
-            rel.display(),
-            real.display()
-        )));
+/// One walk of the listed paths, confined to `base`.
+struct Walk<'a> {
+    base: &'a Path,
+    /// The driver's state dir, canonical, when the walk could reach it.
+    state: Option<&'a Path>,
+    req: &'a SyncRequest<'a>,
+}
+
+impl Walk<'_> {
+    fn walk(&self, rel: &Path, out: &mut Vec<ManifestFile>) -> Result<(), SyncError> {
+        let full = self.base.join(rel);
+        let real = full.canonicalize().map_err(|e| SyncError(format!("[sync] cannot read {}: {e}", full.display())))?;
+        if !real.starts_with(self.base) {
+            return Err(SyncError(format!(
+                "[sync] {} is a symlink that leads outside the job directory ({}); copy the file in instead",
+                rel.display(),
+                real.display()
+            )));
+        }
+        if excluded(rel, self.req.exclude) || self.is_state(rel, &real) {
+            return Ok(());
+        }
+        if real.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&real)
+                .map_err(|e| SyncError(format!("[sync] cannot list {}: {e}", full.display())))?
+                .filter_map(|e| e.ok().map(|e| rel.join(e.file_name())))
+                .collect();
+            entries.sort();
+            return entries.iter().try_for_each(|e| self.walk(e, out));
+        }
+        super::input::check_sync_kind(&real, rel).map_err(|e| SyncError(e.0))?;
+        out.push(file(&real, rel, self.req)?);
+        Ok(())
     }
-    if excluded(rel, req.exclude) {
-        return Ok(());
+
+    /// Whether `rel` (at `real`) is or lies in a state dir.
+    fn is_state(&self, rel: &Path, real: &Path) -> bool {
+        rel.components().any(|c| c.as_os_str() == STATE_NAME) || self.state.is_some_and(|s| real.starts_with(s))
     }
-    if real.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&real)
-            .map_err(|e| SyncError(format!("[sync] cannot list {}: {e}", full.display())))?
-            .filter_map(|e| e.ok().map(|e| rel.join(e.file_name())))
-            .collect();
-        entries.sort();
-        return entries.iter().try_for_each(|e| walk(base, e, req, out));
+
+    /// Refuses a listed path that is or lies in a state dir: leaving out
+    /// what the job file names would surprise more than this sentence.
+    fn refuse_state(&self, listed: &str, rel: &Path) -> Result<(), SyncError> {
+        let Ok(real) = self.base.join(rel).canonicalize() else {
+            return Ok(()); // the walk says why it cannot be read
+        };
+        if !self.is_state(rel, &real) {
+            return Ok(());
+        }
+        Err(SyncError(format!(
+            "[sync] path {listed:?} is in shoal's state dir {STATE_NAME}, which holds earlier runs' journals, logs and outputs and is never synced; copy the files the tasks need out of it and list those instead"
+        )))
     }
-    super::input::check_sync_kind(&real, rel).map_err(|e| SyncError(e.0))?;
-    out.push(file(&real, rel, req)?);
-    Ok(())
 }
 
 fn file(real: &Path, rel: &Path, req: &SyncRequest<'_>) -> Result<ManifestFile, SyncError> {
@@ -123,7 +171,8 @@ mod tests {
     use super::*;
 
     fn req<'a>(base: &'a Path, paths: &[&str], force: &'a [String]) -> SyncRequest<'a> {
-        SyncRequest { base, paths: paths.iter().map(|s| s.to_string()).collect(), max_size: 10, force, exclude: &[] }
+        let state_dir = Path::new("/nonexistent/.shoal");
+        SyncRequest { base, paths: paths.iter().map(|s| s.to_string()).collect(), max_size: 10, force, exclude: &[], state_dir }
     }
 
     #[test]
@@ -163,5 +212,46 @@ mod tests {
         );
         let force = vec!["model.bin".to_string()];
         assert_eq!(build(&req(dir.path(), &["model.bin"], &force)).unwrap().len(), 1);
+    }
+
+    fn names(m: &[ManifestFile]) -> Vec<&str> {
+        m.iter().map(|f| f.entry.path.as_str()).collect()
+    }
+
+    #[test]
+    fn the_state_dir_is_left_out_of_a_walk_and_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        for d in [".shoal/runs/r1", "lib/.shoal/runs", "elsewhere"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        for f in [".shoal/runs/r1/journal.jsonl", "lib/.shoal/runs/j", "lib/a.py"] {
+            std::fs::write(base.join(f), "x").unwrap();
+        }
+        std::os::unix::fs::symlink("../.shoal/runs", base.join("lib/runs")).unwrap();
+        let state = base.join(".shoal");
+        let walked = |paths: &[&str]| {
+            let paths = paths.iter().map(|s| s.to_string()).collect();
+            build(&SyncRequest { base, paths, max_size: 10, force: &[], exclude: &[], state_dir: &state })
+        };
+        assert_eq!(names(&walked(&["."]).unwrap()), ["lib/a.py"]);
+        assert_eq!(
+            walked(&[".shoal/runs"]).unwrap_err().to_string(),
+            "[sync] path \".shoal/runs\" is in shoal's state dir .shoal, which holds earlier runs' journals, logs and outputs and is never synced; copy the files the tasks need out of it and list those instead"
+        );
+        assert!(walked(&["lib/runs"]).is_err(), "a symlink into the state dir is refused too");
+    }
+
+    #[test]
+    fn a_job_whose_dir_is_inside_the_state_dir_syncs_its_own_files() {
+        // A Dataset program's session dir, with results synced to later jobs.
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(".shoal");
+        let session = state.join("dataset/p-1");
+        std::fs::create_dir_all(session.join("results")).unwrap();
+        std::fs::write(session.join("results/1"), "r").unwrap();
+        let req =
+            SyncRequest { base: &session, paths: vec!["results/1".into()], max_size: 10, force: &[], exclude: &[], state_dir: &state };
+        assert_eq!(names(&build(&req).unwrap()), ["results/1"]);
     }
 }

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use super::blocks::{self, Source};
 use super::input;
+use super::run::private;
 use super::Cluster;
 use crate::{Error, Result};
 
@@ -124,8 +125,8 @@ fn record_path(state: &Path, file: &Path) -> PathBuf {
 
 fn save_record(state: &Path, file: &Path, r: &PushRecord) -> Result<()> {
     let path = record_path(state, file);
-    let _ = std::fs::create_dir_all(path.parent().unwrap_or(state));
-    std::fs::write(&path, serde_json::to_vec_pretty(r).unwrap_or_default())
+    let _ = private::dir(path.parent().unwrap_or(state));
+    private::write_bytes(&path, &serde_json::to_vec_pretty(r).unwrap_or_default())
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 

@@ -66,7 +66,7 @@ pub struct Spiller {
 
 impl Spiller {
     pub fn new(order: KeyOrder, buckets: usize, budget: u64, dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        private::create_dir(dir)?;
         Ok(Spiller {
             order,
             budget: budget.max(1 << 16) as usize,

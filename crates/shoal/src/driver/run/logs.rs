@@ -10,6 +10,9 @@
 //! [`PIECE`] is stored in pieces of that size, so neither memory nor time
 //! grows with the length of one line. The agent cuts each attempt's log
 //! at its cap (`agent/task.rs`), so a file stays bounded too.
+//!
+//! A task's log may print anything it read, secrets included: every
+//! directory here is 0700 and every file 0600 (`private.rs`).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -18,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use shoal_wire::LogStream;
+
+use super::private;
 
 /// The longest piece of one line stored as one log line; the rest of a
 /// longer line follows in further pieces.
@@ -52,8 +57,8 @@ impl LogSink {
         let key = (host.to_string(), task);
         if !self.open.contains_key(&key) {
             let path = Self::path(&self.dir, host, task);
-            let _ = fs::create_dir_all(path.parent().unwrap_or(&self.dir));
-            let Ok(f) = File::options().create(true).append(true).open(&path) else {
+            let _ = private::dir(path.parent().unwrap_or(&self.dir));
+            let Ok(f) = private::append(&path) else {
                 return done;
             };
             self.open.insert(key.clone(), (f, Vec::new(), String::new()));
@@ -125,7 +130,10 @@ fn compress_all(dir: &Path) {
 fn compress(p: &Path) -> std::io::Result<()> {
     let mut dest = p.as_os_str().to_owned();
     dest.push(".zst");
-    let mut out = std::io::BufWriter::new(File::create(&dest)?);
+    // A `.zst` left by a compression that a crash cut short is only a
+    // worse copy of the `.log` still beside it.
+    let _ = fs::remove_file(&dest);
+    let mut out = std::io::BufWriter::new(private::create(Path::new(&dest))?);
     zstd::stream::copy_encode(File::open(p)?, &mut out, 3)?;
     out.flush()?;
     fs::remove_file(p)

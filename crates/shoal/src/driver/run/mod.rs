@@ -310,7 +310,7 @@ fn resume(engine: &mut Engine<'_>, opts: &RunOptions) -> Result<()> {
     let entries = journal::load(&old_dir.join("journal.jsonl"))
         .map_err(|e| Error::Usage(format!("cannot resume run {old}: its journal cannot be read ({e}); see `shoal runs`")))?;
     let parts_dir = engine.plan.run_dir.join("parts");
-    std::fs::create_dir_all(&parts_dir).map_err(|e| Error::io("cannot create the parts dir", e))?;
+    private::dir(&parts_dir).map_err(|e| Error::io("cannot create the parts dir", e))?;
     let tasks = engine.plan.tasks.clone();
     for (t, task) in tasks.iter().enumerate() {
         let Some(e) = entries.get(&task.identity) else {

@@ -17,6 +17,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -154,10 +155,21 @@ fn build_dir(tmp: &Path, pattern: Option<&str>, parts: &[&Part]) -> Result<(), O
             return Err(duplicate(&name));
         }
         fs::hard_link(&p.file, &dest).or_else(|_| fs::copy(&p.file, &dest).map(|_| ())).map_err(|e| io("write", &dest, e))?;
+        // Parts are owner-only in `.shoal`; in the output the file is the
+        // user's (its other name stays behind `.shoal`'s 0700).
+        fs::set_permissions(&dest, fs::Permissions::from_mode(user_file_mode())).map_err(|e| io("write", &dest, e))?;
     }
     let marker = tmp.join(MARKER);
     fresh(&marker).and_then(|f| f.sync_all()).map_err(|e| io("write", &marker, e))?;
     File::open(tmp).and_then(|d| d.sync_all()).map_err(|e| io("sync", tmp, e))
+}
+
+/// The modes a new file of the user's gets: 0666 less the umask (read
+/// from `/proc`, since asking `umask(2)` changes it for every thread).
+fn user_file_mode() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let umask = status.lines().find_map(|l| l.strip_prefix("Umask:")).and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
+    0o666 & !umask.unwrap_or(0o022)
 }
 
 /// Expands `{name}`, `{stem}`, `{ext}`, `{partition}` for the output of
@@ -427,6 +439,17 @@ mod tests {
         let mut names: Vec<String> = fs::read_dir(&dest).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         assert_eq!(names, ["_SUCCESS", "in0.gz", "in1.gz"]);
+    }
+
+    #[test]
+    fn linked_parts_get_the_modes_of_a_new_file_of_the_users() {
+        let d = tempfile::tempdir().unwrap();
+        let ps = parts(d.path(), &["a"]);
+        fs::set_permissions(&ps[0].file, fs::Permissions::from_mode(0o600)).unwrap();
+        let dest = d.path().join("out");
+        commit(&dest, &Merge::None, None, &refs(&ps), "r1", d.path()).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dest.join("part-00000")), mode(&dest.join(MARKER)), "as the marker, which is made new");
     }
 
     #[test]

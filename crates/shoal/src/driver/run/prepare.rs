@@ -57,7 +57,7 @@ pub fn prepare(job: &JobSpec, total_slots: u32, state_dir: &Path) -> Result<Plan
     check_input_kind(job)?;
     let sync_paths = sync_paths(job)?;
     guard::check_output(job, &sync_paths, state_dir)?;
-    let manifest = sync_manifest(job, sync_paths)?;
+    let manifest = sync_manifest(job, sync_paths, state_dir)?;
     let params = params_json(job)?;
     let run_id = new_run_id(&job.job.name);
     let run_dir = state_dir.join("runs").join(&run_id);
@@ -161,9 +161,10 @@ fn civil(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn sync_manifest(job: &JobSpec, sync_paths: Vec<(String, &str)>) -> Result<Vec<ManifestFile>> {
+fn sync_manifest(job: &JobSpec, sync_paths: Vec<(String, &str)>, state_dir: &Path) -> Result<Vec<ManifestFile>> {
     let paths = sync_paths.into_iter().map(|(p, _)| p).collect();
-    let req = SyncRequest { base: &job.base_dir, paths, max_size: job.sync.max_size, force: &job.sync.force, exclude: &job.sync.exclude };
+    let (force, exclude) = (&job.sync.force, &job.sync.exclude);
+    let req = SyncRequest { base: &job.base_dir, paths, max_size: job.sync.max_size, force, exclude, state_dir };
     manifest::build(&req).map_err(|e| Error::Usage(e.to_string()))
 }
 

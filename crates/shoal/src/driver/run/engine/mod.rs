@@ -29,6 +29,7 @@ use super::journal::{Entry, Journal};
 use super::logs::LogSink;
 use super::output::Part;
 use super::prepare::{Plan, PARAMS_PATH};
+use super::private;
 use super::progress::Progress;
 use super::summary::{HostSummary, SkippedSummary};
 use crate::driver::{blocks, Host, HostEvent};
@@ -553,7 +554,7 @@ impl<'a> Engine<'a> {
         let hidx = host.0 as usize;
         let dir = self.parts_dir.clone();
         tokio::spawn(async move {
-            let _ = tokio::fs::create_dir_all(&dir).await;
+            let _ = private::dir(&dir);
             let tmp = dir.join(format!(".part-{:05}.{}", task.0, attempt.0));
             let msg = match blocks::fetch(&h, output.hash, &tmp).await {
                 Ok(size) => match tokio::fs::rename(&tmp, &file).await {
@@ -578,9 +579,9 @@ impl<'a> Engine<'a> {
         }
         let tx = self.internal_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let written = std::fs::create_dir_all(file.parent().unwrap_or(&file)).and_then(|()| {
+            let written = private::dir(file.parent().unwrap_or(&file)).and_then(|()| {
                 let tmp = file.with_extension(format!("{attempt}.tmp"));
-                let mut f = std::fs::File::create(&tmp)?;
+                let mut f = private::create(&tmp)?;
                 std::io::Write::write_all(&mut f, &data)?;
                 f.sync_data()?;
                 std::fs::rename(&tmp, &file)

@@ -9,12 +9,14 @@
 //! `FetchFailed` for the reduce, which makes the scheduler rerun only the
 //! lost map task, without charging the reduce.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use shoal_core::job::{Partitioner, SortOrder};
 use shoal_wire::{hex, Bucket, KeyFormat, ShuffleOut};
 
+use super::super::private;
 use super::Engine;
 use crate::driver::{blocks, Host};
 
@@ -100,10 +102,10 @@ impl Engine<'_> {
 pub async fn stage_buckets(dest: &Host, needed: Vec<Needed>, dir: PathBuf) -> Result<u64, StageError> {
     let hashes = needed.iter().map(|n| n.bucket.block.hash).collect();
     let missing = blocks::missing(dest, hashes).await.map_err(|_| StageError::Gone)?;
-    let _ = tokio::fs::create_dir_all(&dir).await;
+    let _ = private::dir(&dir);
     let mut moved = 0;
     for n in needed.iter().filter(|n| missing.contains(&n.bucket.block.hash)) {
-        let file = dir.join(hex(&n.bucket.block.hash));
+        let file = staging_name(&dir, &n.bucket.block.hash);
         if n.from.is_lost() {
             return Err(StageError::Lost { map: n.map });
         }
@@ -122,6 +124,14 @@ pub async fn stage_buckets(dest: &Host, needed: Vec<Needed>, dir: PathBuf) -> Re
         moved += n.bucket.block.size;
     }
     Ok(moved)
+}
+
+/// A name in the staging dir of the run that no other staging uses:
+/// reducers staged at once may need buckets of the same content (empty
+/// ones, say), and each file is created exclusively and removed after.
+fn staging_name(dir: &Path, hash: &shoal_wire::Hash) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    dir.join(format!("{}.{}", hex(hash), NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 
 #[cfg(test)]
