@@ -7,7 +7,7 @@
 //! - nothing left running: no process in any host but its listening sshd
 //!   (agents cut off or frozen get their lease, plus grace, to go);
 //! - nothing left in scratch: no host's `<workdir>/runs/` holds a run of
-//!   this job (see [`scratch_left`] for why the soak reports this last).
+//!   the soak once a fresh agent has started there (see [`scratch_left`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,8 +30,8 @@ pub fn after_job(cluster: &Cluster, job: &Job, last_run: Option<&str>) -> Result
     nothing_running(cluster)
 }
 
-/// The ids of the job's runs (`.shoal/runs/<id>/`).
-fn run_ids(dir: &Path) -> Vec<String> {
+/// The ids of the runs started in `dir` (`.shoal/runs/<id>/`).
+pub fn run_ids(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir.join(".shoal/runs")) else {
         return Vec::new();
     };
@@ -80,16 +80,17 @@ fn nothing_running(cluster: &Cluster) -> Result<(), String> {
     }
 }
 
-/// The runs of this job whose scratch some host still holds, as
+/// The scratch dirs of `runs` that some host still holds, as
 /// `host: runs/<run>`.
 ///
-/// KNOWN DEFECT (issue 17, reported by the soak): an agent killed with
-/// SIGKILL (`kill -9`, or its whole host killed) leaves its run's
-/// `<workdir>/runs/<run>` behind, and no later agent removes the scratch
-/// of a run whose agent is gone. The fix belongs in `agent/` (a sweep of
-/// dead runs' scratch when an agent starts); until then the soak reports
-/// these at its end, after every other check of every job has run.
-pub fn scratch_left(cluster: &Cluster, job: &Job) -> Vec<String> {
-    let runs = run_ids(&job.dir);
+/// An agent killed with SIGKILL (`kill -9`, or its whole host killed)
+/// cannot clean up, so what the soak asks is that the next agent on that
+/// host does: the soak looks after a last `shoal check` has started a
+/// fresh agent on every host. KNOWN DEFECT (issue 17, reported by the
+/// soak): no agent removes the scratch of a run whose agent is gone, so
+/// today `<workdir>/runs/<run>` of every SIGKILLed agent stays for good.
+/// The fix belongs in `agent/` (say, each agent holds a lock on its runs'
+/// dirs and sweeps the unlocked ones when it starts).
+pub fn scratch_left(cluster: &Cluster, runs: &[String]) -> Vec<String> {
     HOSTS.iter().flat_map(|h| cluster.scratch(h).into_iter().filter(|r| runs.contains(r)).map(move |r| format!("{h}: runs/{r}"))).collect()
 }

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// The hosts `scripts/testcluster up 3` makes.
 pub const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
@@ -27,18 +28,41 @@ pub fn script(args: &[&str]) -> Output {
     Command::new(repo.join("scripts/testcluster")).args(args).env("SHOAL_TESTCLUSTER_DIR", dir()).output().expect("run scripts/testcluster")
 }
 
-/// Brings the cluster up; `None` (skip, with the reason) only outside CI.
-pub fn up() -> Option<Cluster> {
-    let out = script(&["up", "3"]);
-    if out.status.success() {
-        return Some(Cluster { dir: dir(), file: dir().join("cluster.toml") });
+/// Brings the cluster up once per test binary, and takes it for one test
+/// (faults must not reach a neighbour); `None` (skip, with the reason)
+/// only outside CI.
+pub fn up() -> Option<(MutexGuard<'static, ()>, &'static Cluster)> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    static UP: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let up = UP.get_or_init(|| {
+        let out = script(&["up", "3"]);
+        match out.status.success() {
+            true => Ok(Cluster { dir: dir(), file: dir().join("cluster.toml") }),
+            false => Err(format!(
+                "scripts/testcluster up 3 failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )),
+        }
+    });
+    match up {
+        Ok(c) => Some((guard, c)),
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("cluster tests must run in CI: {why}"),
+        Err(why) => {
+            eprintln!("skipping a cluster test: {why}");
+            None
+        }
     }
-    let why = format!("scripts/testcluster up 3 failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("cluster tests must run in CI: {why}");
+}
+
+/// Every link up, every process continued, every sshd (re)started.
+pub fn heal_all() {
+    for h in HOSTS {
+        let _ = script(&["heal", h]);
+        let _ = script(&["thaw", h]);
+        let _ = script(&["restart", h]);
     }
-    eprintln!("skipping the chaos soak: {why}");
-    None
 }
 
 /// The pids a `testcluster` command printed, one a line.
@@ -76,6 +100,14 @@ impl Cluster {
         let mut names: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
         names.sort();
         names
+    }
+}
+
+impl Cluster {
+    /// A fresh agent on every host (`shoal check` starts one each).
+    pub fn start_fresh_agents(&self, cli: &Path) {
+        let out = Command::new(cli).args(["check", "--cluster", &self.file.display().to_string()]).output().expect("run shoal check");
+        assert!(out.status.success(), "shoal check failed on the healed cluster:\n{}", String::from_utf8_lossy(&out.stdout));
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::cluster::{pid_list, script, HOSTS};
+use super::cluster::{heal_all, pid_list, script, HOSTS};
 
 /// Hosts faulted at the same time, at most: never all three.
 const MAX_DOWN: usize = 2;
@@ -148,7 +148,7 @@ impl Drop for Controller {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.shared.heal_everything();
+        heal_all();
         if std::thread::panicking() {
             eprintln!("chaos soak seed {} (replay: SHOAL_CHAOS_SEED={}); faults:\n{}", self.seed, self.seed, self.log());
         }
@@ -207,16 +207,6 @@ impl Shared {
         for a in std::mem::take(&mut s.active) {
             let what = heal(&a);
             self.note(s, what);
-        }
-    }
-
-    /// The end of the soak, whatever happened: every link up, every
-    /// process continued, every sshd (re)started.
-    fn heal_everything(&self) {
-        for h in HOSTS {
-            let _ = script(&["heal", h]);
-            let _ = script(&["thaw", h]);
-            let _ = script(&["restart", h]);
         }
     }
 
