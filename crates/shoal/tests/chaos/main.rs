@@ -4,7 +4,8 @@
 //! kills agents, kills hosts, cuts and heals links and freezes agents at
 //! moments drawn from a seeded RNG. After each job: the output equals the
 //! single-process reference, no task was committed twice, nothing is left
-//! running or in scratch on any host.
+//! running on any host; at the end, once a fresh agent started on every
+//! host, no run of the soak has scratch left anywhere.
 //!
 //! Bounded in time: `SHOAL_CHAOS_SECONDS` (default 90) of jobs, at least
 //! one of each kind. The seed is printed first and in every failure;
