@@ -13,10 +13,12 @@
 //! Several hosts may share one work dir (a home dir on NFS), and a lock
 //! taken on another machine may not show here, so the lock file says
 //! whose it is (the kernel's boot id, and the host name for people): a
-//! sweep takes only dirs whose lock was taken under this very kernel,
-//! where `flock` is the truth. Dirs of an earlier boot are left alone too
-//! (another machine with the same name could look the same), as are dirs
-//! without a lock file (an older Shoal made them).
+//! sweep leaves every dir whose lock was taken under another kernel (an
+//! earlier boot too: another machine with the same name would look the
+//! same). A dir without a lock file is swept like a dir whose lock is
+//! free (the sweep makes the file to take its lock): nothing of this
+//! Shoal uses such a dir, which is what remains when a late task
+//! recreated its scratch under a run that had just been removed.
 //!
 //! A dir is swept by renaming it to a `.gone-*` name while its lock is
 //! held, then removing it: an agent that takes the lock of a run dir checks
@@ -24,7 +26,7 @@
 //! build on a dir that is going away.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,9 +74,9 @@ impl RunLock {
         Ok(RunLock { dir: dir.to_path_buf(), file: None })
     }
 
-    /// Removes the dir, if we hold it.
+    /// Removes the dir if we hold it, or if whoever held it is gone.
     pub fn remove(self) {
-        if self.file.is_some() {
+        if self.file.is_some() || matches!(lock_at(&self.dir), Ok(Some(_))) {
             discard(&self.dir);
         }
     }
@@ -160,18 +162,14 @@ pub fn sweep(runs: &Path, now: bool) {
     }
 }
 
-/// Sets `dir` aside when it is stale: its lock file says this boot of
-/// this machine made it, and its lock is free.
+/// Sets `dir` aside when it is stale: no lock of another boot or machine
+/// is on it, and its lock is free.
 fn take_stale(dir: &Path, me: &Machine) -> Option<PathBuf> {
-    let path = dir.join(LOCK);
-    let mut file = private::open_nofollow(&path).ok()?;
-    let mut text = String::new();
-    file.read_to_string(&mut text).ok()?;
-    if Machine::parse(&text)?.boot != me.boot || me.boot.is_empty() {
+    let stamp = fs::read_to_string(dir.join(LOCK)).ok().and_then(|t| Machine::parse(&t));
+    if stamp.is_some_and(|owner| owner.boot != me.boot) {
         return None;
     }
-    file.try_lock().ok()?;
-    still_there(&file, &path).ok()?;
+    let _held = lock_at(dir).ok()??;
     set_aside(dir)
 }
 
@@ -223,16 +221,16 @@ mod tests {
     }
 
     #[test]
-    fn dirs_of_other_boots_and_of_older_shoals_are_left_alone() {
+    fn dirs_of_other_boots_stay_and_dirs_without_a_lock_go() {
         let runs = tempfile::tempdir().unwrap();
-        for name in ["other-boot", "old-shoal", "set-aside"] {
-            fs::create_dir(runs.path().join(name)).unwrap();
+        for name in ["other-boot", "recreated/tasks", "set-aside"] {
+            fs::create_dir_all(runs.path().join(name)).unwrap();
         }
         let me = Machine::this();
         fs::write(runs.path().join("other-boot/lock"), format!("another-boot {}\n", me.host)).unwrap();
         fs::rename(runs.path().join("set-aside"), runs.path().join(".gone-x-1-0")).unwrap();
         sweep(runs.path(), true);
-        assert_eq!(names(runs.path()), ["old-shoal", "other-boot"]);
+        assert_eq!(names(runs.path()), ["other-boot"]);
     }
 
     #[test]
@@ -242,9 +240,12 @@ mod tests {
         let first = RunLock::take(&dir).unwrap();
         let second = RunLock::take(&dir).unwrap();
         assert!(second.file.is_none(), "two locks on one run");
+        let third = RunLock::take(&dir).unwrap();
         second.remove();
         assert!(dir.exists());
-        first.remove();
+        // Whoever removes it last does, held or not.
+        drop(first);
+        third.remove();
         assert!(!dir.exists());
     }
 

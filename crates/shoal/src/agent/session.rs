@@ -390,6 +390,9 @@ impl Agent {
 
     /// Kills every process we started, and theirs, and removes run scratch.
     fn shutdown(&self) {
+        // Attempts that wait for a slot must not start (and make their
+        // scratch again) while we end the others.
+        self.runs.lock().unwrap().keys().for_each(|run| self.gates.end_run(run));
         self.executors.shutdown();
         for name in self.containers.lock().unwrap().values() {
             super::container::remove(name);
