@@ -43,7 +43,12 @@ pub fn run_ids(dir: &Path) -> Vec<String> {
 
 fn committed_once(job: &Job, run: &str, last: bool) -> Result<(), String> {
     let path = job.dir.join(".shoal/runs").join(run).join("journal.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = match std::fs::read_to_string(&path) {
+        // The driver makes a run's journal once it has synced: a run that
+        // lost every host before that committed nothing.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !last => return Ok(()),
+        read => read.map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+    };
     let mut commits: BTreeMap<u64, usize> = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let entry: serde_json::Value =
@@ -84,13 +89,10 @@ fn nothing_running(cluster: &Cluster) -> Result<(), String> {
 /// `host: runs/<run>`.
 ///
 /// An agent killed with SIGKILL (`kill -9`, or its whole host killed)
-/// cannot clean up, so what the soak asks is that the next agent on that
-/// host does: the soak looks after a last `shoal check` has started a
-/// fresh agent on every host. KNOWN DEFECT (issue 17, reported by the
-/// soak): no agent removes the scratch of a run whose agent is gone, so
-/// today `<workdir>/runs/<run>` of every SIGKILLed agent stays for good.
-/// The fix belongs in `agent/` (say, each agent holds a lock on its runs'
-/// dirs and sweeps the unlocked ones when it starts).
+/// cannot clean up: its guardian removes its runs' scratch the moment it
+/// dies, and when the guardian died too (the host was killed whole), the
+/// next agent on that host does when it starts. So the soak looks after a
+/// last `shoal check` has started a fresh agent on every host.
 pub fn scratch_left(cluster: &Cluster, runs: &[String]) -> Vec<String> {
     HOSTS.iter().flat_map(|h| cluster.scratch(h).into_iter().filter(|r| runs.contains(r)).map(move |r| format!("{h}: runs/{r}"))).collect()
 }

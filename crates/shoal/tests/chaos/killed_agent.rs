@@ -2,11 +2,10 @@
 //! `kill -9` (as the OOM killer or an admin would) while its tasks run.
 //! Nothing it started may keep running, and its run's scratch must go.
 //!
-//! KNOWN DEFECTS (issue 17, reported by the soak; the fixes belong in
-//! `agent/`): today the killed agent's task processes run on until they
-//! end by themselves, holding its ssh session open (so the driver learns
-//! of the loss only from the heartbeat timeout), and `<workdir>/runs/<run>`
-//! stays behind for good, even after the next agent on that host started.
+//! The agent's guardian (`agent/guard.rs`) ends its tasks at once, which
+//! also closes its ssh session, so the driver sees the loss at once; and
+//! it removes the run's scratch (`agent/scratch.rs`), as the next agent on
+//! the host would.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
