@@ -47,12 +47,16 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     super::private::secure_workdir(&opts.workdir, &["bin", "blocks", "runs"])?;
     // Cleans up after us if we are killed: started first, so that it
     // carries neither our mark nor a copy of our link.
-    let _guard = guard::start(&opts.workdir).map_err(|e| eprintln!("warning: cannot start the agent's guardian: {e}")).ok();
+    let _guard = guard::start(&opts.workdir)
+        .map_err(|e| {
+            eprintln!("warning: cannot start the agent's guardian ({e}): if this agent is killed, its tasks run on until they end")
+        })
+        .ok();
     tree::mark_everything_started();
     // Orphans of tasks become ours, so that they can be found and ended.
     tree::become_subreaper();
-    // What agents killed before us left; done before the driver hears
-    // from us, so that it never sees a run of ours half swept.
+    // What agents killed before us left: set aside before the driver
+    // hears from us, so that by then no stale dir bears a run's name.
     scratch::sweep(&opts.workdir.join("runs"), false);
     let store = Arc::new(BlockStore::open(opts.workdir.join("blocks"))?);
     announce()?;
