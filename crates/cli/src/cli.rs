@@ -188,4 +188,14 @@ pub enum Command {
         #[arg(long, default_value_t = 20 << 30)]
         cache_bytes: u64,
     },
+    /// Clean up after an agent that dies (started by the agent itself).
+    #[command(hide = true)]
+    AgentGuard {
+        #[arg(long)]
+        workdir: PathBuf,
+        #[arg(long)]
+        agent: u32,
+        #[arg(long, allow_negative_numbers = true)]
+        group: i32,
+    },
 }

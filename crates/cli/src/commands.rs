@@ -13,6 +13,10 @@ use crate::cli::{ClusterArg, Command};
 
 /// Runs a command and returns the process exit code.
 pub fn dispatch(cli: crate::cli::Cli) -> anyhow::Result<i32> {
+    if let Command::AgentGuard { workdir, agent, group } = cli.command {
+        // No runtime: the guardian only waits, then walks /proc.
+        return Ok(shoal::agent::guard::run(&shoal::agent::guard::GuardOptions { workdir, agent, group }));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Init { dir, force } => init(&dir, force),
@@ -41,6 +45,7 @@ pub fn dispatch(cli: crate::cli::Cli) -> anyhow::Result<i32> {
             rt.block_on(shoal::agent::run(opts))?;
             Ok(0)
         }
+        Command::AgentGuard { .. } => unreachable!("handled above"),
     }
 }
 

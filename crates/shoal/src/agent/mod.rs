@@ -7,15 +7,19 @@
 //! (EOF), goes silent for longer than the lease, or the agent is sent
 //! SIGTERM, SIGHUP or SIGINT, it kills every process it started and
 //! everything those started (`tree`), removes the scratch of its runs and
-//! exits.
+//! exits. When it cannot (SIGKILL), its guardian (`guard`) does the same
+//! for it, and the next agent on the host removes any scratch left
+//! (`scratch`).
 
 mod blocks;
 pub mod container;
 mod failpoint;
 mod gate;
+pub mod guard;
 mod hostinfo;
 mod private;
 mod resident;
+mod scratch;
 mod session;
 pub mod shuffle;
 mod skip;

@@ -1,7 +1,7 @@
 //! The agent's life: handshake, then serve the driver's requests until the
 //! link ends or the lease runs out, then clean up.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -16,9 +16,10 @@ use tokio::io::AsyncReadExt;
 
 use super::gate::{Entry, Gates, Permit};
 use super::resident::Executors;
+use super::scratch::{self, RunLock};
 use super::task::{self, TaskPlace};
 use super::tree;
-use super::{hostinfo, workdir, AgentOptions, BlockStore, START_MARKER};
+use super::{guard, hostinfo, workdir, AgentOptions, BlockStore, START_MARKER};
 
 /// The variables of a run's tasks (or why its params file could not be
 /// written), and that run.
@@ -33,7 +34,8 @@ struct Agent {
     running: Mutex<HashMap<u32, i32>>,
     /// Containers of running attempts, by attempt id.
     containers: Mutex<HashMap<u32, String>>,
-    runs: Mutex<HashSet<String>>,
+    /// The runs this agent serves, each held by its scratch dir's lock.
+    runs: Mutex<HashMap<String, RunLock>>,
     /// Idle resident executors (Dataset programs), by kind.
     executors: Arc<Executors>,
     /// Command attempts sent ahead wait here for one of the host's slots.
@@ -45,8 +47,19 @@ struct Agent {
 /// Runs the agent on stdin/stdout until the driver goes away.
 pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     super::private::secure_workdir(&opts.workdir, &["bin", "blocks", "runs"])?;
+    // Cleans up after us if we are killed: started first, so that it
+    // carries neither our mark nor a copy of our link.
+    let _guard = guard::start(&opts.workdir)
+        .map_err(|e| {
+            eprintln!("warning: cannot start the agent's guardian ({e}): if this agent is killed, its tasks run on until they end")
+        })
+        .ok();
+    tree::mark_everything_started();
     // Orphans of tasks become ours, so that they can be found and ended.
     tree::become_subreaper();
+    // What agents killed before us left: set aside before the driver
+    // hears from us, so that by then no stale dir bears a run's name.
+    scratch::sweep(&opts.workdir.join("runs"), false);
     let store = Arc::new(BlockStore::open(opts.workdir.join("blocks"))?);
     announce()?;
     let (stdin, stdout) = super::stdio::link();
@@ -58,7 +71,7 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
         store,
         running: Mutex::new(HashMap::new()),
         containers: Mutex::new(HashMap::new()),
-        runs: Mutex::new(HashSet::new()),
+        runs: Mutex::new(HashMap::new()),
         executors,
         gates: Arc::new(Gates::default()),
         envs: Mutex::new(HashMap::new()),
@@ -165,17 +178,28 @@ impl Agent {
         Ok(self.opts.workdir.join("runs").join(run))
     }
 
+    /// A run's dir, held by this agent from the run's first message on
+    /// (see `scratch`), so that no sweep takes it while the run lives.
+    fn hold(&self, run: &str) -> Result<PathBuf, String> {
+        let dir = self.run_dir(run)?;
+        let mut runs = self.runs.lock().unwrap();
+        if !runs.contains_key(run) {
+            let lock = RunLock::take(&dir).map_err(|e| format!("cannot make the run's scratch dir {}: {e}", dir.display()))?;
+            runs.insert(run.to_string(), lock);
+        }
+        Ok(dir)
+    }
+
     /// Keeps a run's variables and writes its params file into the run's
     /// work dir: params may be secrets, so they are never a cached block
     /// (which outlives the run), and `EndRun` removes them with the run.
     fn run_env(&self, run: String, id: u64, env: Vec<(String, String)>, params: &[u8]) {
-        let written = self.run_dir(&run).and_then(|dir| write_params(&dir.join("work"), params));
+        let written = self.hold(&run).and_then(|dir| write_params(&dir.join("work"), params));
         self.envs.lock().unwrap().insert(id, (run, written.map(|()| Arc::new(env))));
     }
 
     fn make_workdir(&self, id: u64, run: String, files: Vec<shoal_wire::FileEntry>, fresh: bool) {
-        let result = self.run_dir(&run).and_then(|dir| {
-            self.runs.lock().unwrap().insert(run.clone());
+        let result = self.hold(&run).and_then(|dir| {
             files.iter().for_each(|f| self.store.pin(f.hash));
             if fresh {
                 workdir::build(&dir.join("work"), &self.store, &files)
@@ -367,15 +391,18 @@ impl Agent {
         self.executors.end_run(run);
         self.gates.end_run(run);
         self.envs.lock().unwrap().retain(|_, (r, _)| r != run);
-        if let Ok(dir) = self.run_dir(run) {
-            let _ = std::fs::remove_dir_all(dir);
+        let held = self.runs.lock().unwrap().remove(run);
+        if let Some(lock) = held {
+            lock.remove();
         }
-        self.runs.lock().unwrap().remove(run);
         let _ = self.store.evict(self.opts.cache_bytes);
     }
 
     /// Kills every process we started, and theirs, and removes run scratch.
     fn shutdown(&self) {
+        // Attempts that wait for a slot must not start (and make their
+        // scratch again) while we end the others.
+        self.runs.lock().unwrap().keys().for_each(|run| self.gates.end_run(run));
         self.executors.shutdown();
         for name in self.containers.lock().unwrap().values() {
             super::container::remove(name);
@@ -385,12 +412,8 @@ impl Agent {
         }
         // And whatever escaped its group: everything below the agent.
         tree::kill_all();
-        let runs: Vec<String> = self.runs.lock().unwrap().drain().collect();
-        for run in runs {
-            if let Ok(dir) = self.run_dir(&run) {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
+        let runs: Vec<RunLock> = self.runs.lock().unwrap().drain().map(|(_, lock)| lock).collect();
+        runs.into_iter().for_each(RunLock::remove);
     }
 }
 

@@ -31,9 +31,12 @@ pub fn link() -> (Reader, Writer) {
 }
 
 /// A descriptor of our own for `fd`, so that std's handles stay valid.
+/// Close-on-exec: a task that inherited the link would hold the ssh
+/// session open after the agent died, and the driver would learn of the
+/// loss only from the heartbeat timeout.
 fn dup(fd: i32) -> Option<OwnedFd> {
-    // SAFETY: dup returns a fresh descriptor we then own, or -1.
-    let new = unsafe { libc::dup(fd) };
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) returns a fresh descriptor we then own, or -1.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
     // SAFETY: `new` is open and owned by nobody else.
     (new >= 0).then(|| unsafe { OwnedFd::from_raw_fd(new) })
 }

@@ -19,12 +19,19 @@
 //! that ended on their own. Only adopted children are ever reaped here:
 //! the agent's own children belong to whoever spawned them and waits.
 //!
+//! Everything else the agent starts (an exec command, a combiner, a
+//! `docker` client, a skip-mode sentinel) inherits the agent's own mark,
+//! number [`AGENT_MARK`], which no sweep ends early. So a dead agent's
+//! guardian finds every process the agent left: those with its pid in
+//! their mark, and the rest of their process groups ([`end_orphans`]).
+//!
 //! What is not caught: a process that clears its environment and calls
 //! `setsid` after its parent exited is known only as a descendant of the
-//! agent, and ends when the agent does ([`kill_all`]).
+//! agent, and ends when the agent does ([`kill_all`]), unless the agent
+//! was killed first.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, Once};
 use std::time::Duration;
 
@@ -37,10 +44,17 @@ const ROUNDS: usize = 64;
 /// How long the sweeper waits to batch the marks dropped meanwhile.
 const SWEEP_BATCH: Duration = Duration::from_millis(100);
 
+/// The number of the mark every process the agent starts inherits,
+/// unless it gets a [`Mark`] of its own; live as long as the agent.
+pub const AGENT_MARK: u64 = 0;
+
 static NEXT: AtomicU64 = AtomicU64::new(1);
 static LIVE: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
 static SWEEP: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
 static SWEEPER: Once = Once::new();
+/// A child that [`kill_all`] leaves running: the agent's guardian, which
+/// must outlive the agent.
+static SPARED: AtomicI32 = AtomicI32::new(0);
 
 /// Makes this process the reaper of its orphaned descendants. Without it
 /// (not Linux, or refused) orphans go to init and only what is still in
@@ -48,6 +62,20 @@ static SWEEPER: Once = Once::new();
 pub fn become_subreaper() -> bool {
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 }
+}
+
+/// Gives every process this agent starts from now on the agent's own
+/// mark ([`AGENT_MARK`]), through this process's environment. Call it
+/// before the agent starts any work (no other thread may read the
+/// environment meanwhile), and after starting its guardian, which must
+/// not carry the mark of the agent it outlives.
+pub fn mark_everything_started() {
+    std::env::set_var(MARK_ENV, format!("{}.{AGENT_MARK}", std::process::id()));
+}
+
+/// Keeps [`kill_all`] from ending child `pid`.
+pub fn spare(pid: i32) {
+    SPARED.store(pid, Ordering::Relaxed);
 }
 
 /// The mark of one process the agent starts (a task, an executor, a
@@ -110,10 +138,21 @@ pub fn end_leftovers(mark: u64) {
     end_where(|t| t.adopted_marked(|n| n == mark));
 }
 
-/// Ends every process this agent started, and theirs (the agent exits).
+/// Ends every process this agent started, and theirs (the agent exits),
+/// but its guardian.
 pub fn kill_all() {
     let me = std::process::id() as i32;
-    end_where(|t| t.children_of(me));
+    let spared = SPARED.load(Ordering::Relaxed);
+    end_where(|t| t.children_of(me).into_iter().filter(|&pid| pid != spared).collect());
+}
+
+/// Ends what agent `agent` (dead) left running: every process that
+/// carries its mark, the other members of their process groups (one that
+/// cleared its environment is still in its task's group), and what those
+/// started. The agent's own group `spare` is left: any other member of it
+/// is whoever started the agent.
+pub fn end_orphans(agent: u32, spare: i32) {
+    end_where(|t| t.left_by(agent, spare));
 }
 
 fn request_sweep() {
@@ -136,7 +175,7 @@ fn sweeper() {
         }
         std::thread::sleep(SWEEP_BATCH);
         let live = LIVE.lock().unwrap().clone().unwrap_or_default();
-        end_where(|t| t.adopted_marked(|n| !live.contains(&n)));
+        end_where(|t| t.adopted_marked(|n| n != AGENT_MARK && !live.contains(&n)));
     }
 }
 
@@ -234,6 +273,16 @@ impl Table {
             .collect()
     }
 
+    /// The processes with `agent`'s mark, and the members of their
+    /// groups but `spare` and ours.
+    fn left_by(&self, agent: u32, spare: i32) -> Vec<i32> {
+        let marked: Vec<&Proc> =
+            self.procs.values().filter(|p| !p.zombie && p.pid != self.me.pid && mark_of(p.pid).is_some_and(|(a, _)| a == agent)).collect();
+        let groups: HashSet<i32> = marked.iter().map(|p| p.pgrp).filter(|&g| g != spare && g != self.me.pgrp).collect();
+        let members = self.procs.values().filter(|p| groups.contains(&p.pgrp)).map(|p| p.pid);
+        marked.iter().map(|p| p.pid).chain(members).collect()
+    }
+
     fn reap_adopted(&self) {
         for p in self.procs.values().filter(|p| p.zombie && self.is_adopted(p)) {
             let mut status = 0;
@@ -304,6 +353,31 @@ mod tests {
             assert!(Instant::now() < deadline, "no pid in {}", path.display());
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn a_dead_agents_marked_processes_and_their_groups_end() {
+        // An agent that no longer runs: no pid is this large.
+        let agent = u32::MAX - 7;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        // The shell carries the agent's mark; its child cleared its
+        // environment but stayed in the shell's group.
+        let script = format!("env -i sh -c 'echo $$ > {d}/cleared; exec sleep 300' & echo $$ > {d}/marked; sleep 300");
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .env(MARK_ENV, format!("{agent}.3"))
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let (marked, cleared) = (wait_for_pid(&dir.path().join("marked")), wait_for_pid(&dir.path().join("cleared")));
+        end_orphans(agent, 0);
+        let _ = child.wait();
+        let left: Vec<i32> = [marked, cleared].into_iter().filter(|&p| running(p)).collect();
+        left.iter().for_each(|&p| signal(p, libc::SIGKILL));
+        assert!(left.is_empty(), "processes of the dead agent still run: {left:?}");
     }
 
     #[test]

@@ -71,9 +71,20 @@ pub fn parse(args: &[String]) -> Result<DriverFlags, Error> {
     Ok(f)
 }
 
-/// When a driver started this executable as `agent --workdir DIR ...`,
-/// runs the agent and returns its exit code.
+/// When a driver started this executable as `agent --workdir DIR ...`
+/// (or an agent started it as its guardian), runs the agent (or the
+/// guardian) and returns its exit code.
 pub fn maybe_agent(args: &[String]) -> Option<i32> {
+    use crate::agent::guard;
+    if args.first().map(String::as_str) == Some(guard::SUBCOMMAND) && args.get(1).map(String::as_str) == Some("--workdir") {
+        return Some(match guard::parse(&args[1..]) {
+            Ok(opts) => guard::run(&opts),
+            Err(e) => {
+                eprintln!("error: {e}");
+                2
+            }
+        });
+    }
     if args.first().map(String::as_str) != Some("agent") || args.get(1).map(String::as_str) != Some("--workdir") {
         return None;
     }
@@ -151,6 +162,7 @@ mod tests {
     #[test]
     fn only_the_driver_form_is_the_agent() {
         assert_eq!(maybe_agent(&args(&["agent", "x"])), None);
+        assert_eq!(maybe_agent(&args(&["agent-guard", "x"])), None);
         assert_eq!(maybe_agent(&args(&["data.txt"])), None);
     }
 }

@@ -1,0 +1,67 @@
+//! The soak's most common leftover, made on purpose: one agent killed with
+//! `kill -9` (as the OOM killer or an admin would) while its tasks run.
+//! Nothing it started may keep running, and its run's scratch must go.
+//!
+//! The agent's guardian (`agent/guard.rs`) ends its tasks at once, which
+//! also closes its ssh session, so the driver sees the loss at once; and
+//! it removes the run's scratch (`agent/scratch.rs`), as the next agent on
+//! the host would.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::checks::{run_ids, scratch_left};
+use super::cluster::{self, pid_list, script, Cluster};
+
+/// Waits until `pred` holds or `secs` pass; whether it held.
+fn wait_for(secs: u64, mut pred: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if pred() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn start(dir: &std::path::Path, c: &Cluster) -> Child {
+    let data: String = (0..600).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(dir.join("data.txt"), data).unwrap();
+    let job = "[input]\npath = \"data.txt\"\npartitions = 6\n[map]\ncommand = \"sleep 60; cat\"\n[output]\npath = \"out/result.txt\"\n";
+    std::fs::write(dir.join("job.toml"), job).unwrap();
+    Command::new(cluster::shoal_cli())
+        .args(["run", "job.toml", "--json", "--cluster", &c.file.display().to_string()])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn an_agent_killed_with_kill_9_leaves_no_task_running_and_no_scratch() {
+    let Some((_g, c)) = cluster::up() else { return };
+    cluster::heal_all();
+    let dir = tempfile::tempdir().unwrap();
+    let mut driver = start(dir.path(), c);
+    let tasks_on_h2 = || c.strays("h2").into_iter().filter(|p| p.contains("sleep 60")).collect::<Vec<_>>();
+    assert!(wait_for(30, || !tasks_on_h2().is_empty()), "no task of the job ever ran on h2");
+    let agents = pid_list(&script(&["agents", "h2"]));
+    let _ = Command::new("kill").arg("-9").args(agents.iter().map(u32::to_string)).status();
+    wait_for(5, || tasks_on_h2().is_empty());
+    let running = tasks_on_h2();
+    let _ = Command::new("kill").args(["-INT", &driver.id().to_string()]).status();
+    let _ = driver.wait();
+    c.start_fresh_agents(&cluster::shoal_cli());
+    let scratch = scratch_left(c, &run_ids(dir.path()));
+    // What the agent left must not reach the next test.
+    let _ = script(&["kill", "h2"]);
+    cluster::heal_all();
+    assert!(
+        running.is_empty() && scratch.is_empty(),
+        "after kill -9 of h2's agent {agents:?}: task processes still running 5 s later: {running:?}; its run's scratch still there after a fresh agent started: {scratch:?}"
+    );
+}
