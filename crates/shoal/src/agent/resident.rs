@@ -97,14 +97,16 @@ struct Executor {
     _mark: Mark,
 }
 
-/// How a write into an executor went.
-enum Wrote {
-    /// Read its answer to the front attempt, within this timeout.
+/// What an executor's loop does next.
+enum Step {
+    /// Read its answer to the running attempt, within this timeout.
     Read(Option<u64>),
-    /// Nothing is in its pipe: every attempt lent failed to be made.
-    Nothing,
+    /// Ask again (it was idle, or every attempt lent failed to be made).
+    Again,
     /// Its stdin is closed: it is dead.
     Broken,
+    /// Its loop ends.
+    End,
 }
 
 impl Executors {
@@ -238,55 +240,64 @@ impl Executors {
         // When the oldest attempt in the pipe started running.
         let mut since = Instant::now();
         loop {
-            let timeout_ms = match self.apply(Event::Ready { exec: exec.id }) {
-                Some(Decision::Write { jobs, room, check_alive, .. }) => {
-                    if room.is_empty() {
-                        since = Instant::now();
-                    }
-                    if check_alive {
-                        if let Ok(Some(status)) = exec.child.try_wait() {
-                            let unsent = jobs;
-                            self.apply(Event::Exited { exec: exec.id, timed_out: false, clean: status.success(), unsent });
-                            return;
-                        }
-                    }
-                    match self.write(&mut exec, jobs, room).await {
-                        Wrote::Read(timeout_ms) => timeout_ms,
-                        Wrote::Nothing => continue,
-                        Wrote::Broken => return self.died(exec, since, false).await,
+            let timeout_ms = match self.feed(&mut exec, &mut since).await {
+                Step::Read(timeout_ms) => timeout_ms,
+                Step::Again => continue,
+                Step::Broken => return self.died(exec, since, false).await,
+                Step::End => return,
+            };
+            if let Err(timed_out) = self.read_answers(&mut exec, &mut since, timeout_ms).await {
+                return self.died(exec, since, timed_out).await;
+            }
+        }
+    }
+
+    /// Carries out the machine's next step for the executor: a write, a
+    /// wait for work, or its end.
+    async fn feed(self: &Arc<Self>, exec: &mut Executor, since: &mut Instant) -> Step {
+        match self.apply(Event::Ready { exec: exec.id }) {
+            Some(Decision::Write { jobs, room, check_alive, .. }) => {
+                if room.is_empty() {
+                    *since = Instant::now();
+                }
+                if check_alive {
+                    if let Ok(Some(status)) = exec.child.try_wait() {
+                        self.apply(Event::Exited { exec: exec.id, timed_out: false, clean: status.success(), unsent: jobs });
+                        return Step::End;
                     }
                 }
-                Some(Decision::Read { timeout_ms, .. }) => timeout_ms,
-                Some(Decision::Idle { waker, .. }) => {
-                    exec.idle();
-                    self.wait(exec.id, &waker).await;
-                    continue;
-                }
-                _ => return,
+                self.write(exec, jobs, room).await
+            }
+            Some(Decision::Read { timeout_ms, .. }) => Step::Read(timeout_ms),
+            Some(Decision::Idle { waker, .. }) => {
+                exec.idle();
+                self.wait(exec.id, &waker).await;
+                Step::Again
+            }
+            _ => Step::End,
+        }
+    }
+
+    /// Waits for the answer to the running attempt, then takes every
+    /// answer already here, before the pipe is refilled in one write.
+    /// Fails (timed out or not) when the executor must be taken for dead.
+    async fn read_answers(self: &Arc<Self>, exec: &mut Executor, since: &mut Instant, timeout_ms: Option<u64>) -> Result<(), bool> {
+        let deadline = timeout_ms.and_then(|ms| since.checked_add(Duration::from_millis(ms)));
+        let mut reply = tokio::select! {
+            r = exec.replies.read_as::<ExecDone>() => r.ok().flatten().ok_or(false)?,
+            _ = sleep_until(deadline) => return Err(true),
+        };
+        loop {
+            let Some(Decision::Done { job, .. }) = self.apply(Event::Answered { exec: exec.id, attempt: reply.attempt }) else {
+                return Err(false);
             };
-            let deadline = timeout_ms.and_then(|ms| since.checked_add(Duration::from_millis(ms)));
-            let reply = tokio::select! {
-                r = exec.replies.read_as::<ExecDone>() => Some(r.ok().flatten()),
-                _ = sleep_until(deadline) => None,
-            };
-            let mut reply = match reply {
-                Some(Some(done)) => done,
-                Some(None) => return self.died(exec, since, false).await,
-                None => return self.died(exec, since, true).await,
-            };
-            // Every reply already here, before the pipe is refilled in one write.
-            loop {
-                let Some(Decision::Done { job, .. }) = self.apply(Event::Answered { exec: exec.id, attempt: reply.attempt }) else {
-                    return self.died(exec, since, false).await;
-                };
-                let tail = exec.forward_log(reply.log_end, job.req.attempt, &self.outbox).await;
-                self.answered(reply, tail, since, job);
-                since = Instant::now();
-                match exec.replies.try_read_as::<ExecDone>() {
-                    Ok(Some(r)) => reply = r,
-                    Ok(None) => break,
-                    Err(_) => return self.died(exec, since, false).await,
-                }
+            let tail = exec.forward_log(reply.log_end, job.req.attempt, &self.outbox).await;
+            self.answered(reply, tail, *since, job);
+            *since = Instant::now();
+            match exec.replies.try_read_as::<ExecDone>() {
+                Ok(Some(r)) => reply = r,
+                Ok(None) => return Ok(()),
+                Err(_) => return Err(false),
             }
         }
     }
@@ -306,7 +317,7 @@ impl Executors {
 
     /// Makes the attempts lent and writes them into the executor's stdin,
     /// in one write, as far as its pipe has room (the rest go back).
-    async fn write(self: &Arc<Self>, exec: &mut Executor, jobs: Vec<Job>, mut room: Room) -> Wrote {
+    async fn write(self: &Arc<Self>, exec: &mut Executor, jobs: Vec<Job>, mut room: Room) -> Step {
         let mut frames = Vec::new();
         let (mut sent, mut back) = (Vec::new(), Vec::new());
         let mut jobs = jobs.into_iter();
@@ -338,12 +349,12 @@ impl Executors {
         // Told before the bytes go out: a kill or a death from now on
         // finds them in the pipe.
         let Some(Decision::Read { timeout_ms, .. }) = self.apply(Event::Written { exec: exec.id, sent, back }) else {
-            return Wrote::Nothing;
+            return Step::Again;
         };
         if frames.is_empty() || exec.requests.write_all(&frames).await.is_ok() {
-            Wrote::Read(timeout_ms)
+            Step::Read(timeout_ms)
         } else {
-            Wrote::Broken
+            Step::Broken
         }
     }
 
