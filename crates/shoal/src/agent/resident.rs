@@ -4,27 +4,28 @@
 //! `crate::dataset` for the program's side).
 //!
 //! Attempts marked `resident` join the queue of their *kind* (the same
-//! run, command and environment). A kind has at most the host's slots of
-//! executors, each started like a task (`/bin/sh -c COMMAND` in the work
-//! dir, its own process group) with `SHOAL_EXECUTOR=1`, and each driven by
-//! one async loop here that keeps up to [`PIPE_DEPTH`] attempts written
-//! into its stdin, so that the executor never waits for the agent either.
-//! The executor runs them in order; the first one not yet answered is the
-//! one running, and the only one a kill, a timeout or a crash can take
-//! down: the attempts behind it go back to the queue, untouched.
+//! run, command and environment). Who starts, which executor gets which
+//! attempts, and which attempt a death or a kill is charged to are the
+//! rules of [`pipeline`], a state machine without processes or I/O; this
+//! module carries its decisions out. An executor is started like a task
+//! (`/bin/sh -c COMMAND` in the work dir, its own process group) with
+//! `SHOAL_EXECUTOR=1`, and driven by one async loop here that keeps up to
+//! [`PIPE_DEPTH`](pipeline::PIPE_DEPTH) attempts written into its stdin,
+//! so that the executor never waits for the agent either, and reads its
+//! answers.
 //!
 //! An executor's stderr is a log file of its own. Each reply says where
 //! the file ended after that task, so the agent forwards exactly that
 //! range as the attempt's log; the file is emptied whenever the executor
 //! is idle. Executors of a run go when the run ends or the agent exits.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+mod pipeline;
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,49 +35,21 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::Notify;
 
+use self::pipeline::{Cause, ExecId, Kind, Room};
 use super::task::{self, FinishArgs, LogCap, Tail, TaskPlace, LOG_CAP, TAIL_BYTES};
 use super::tree::{self, Mark};
 use super::{private, BlockStore};
 
-/// Attempts written ahead into one executor's stdin.
-pub const PIPE_DEPTH: usize = 32;
-
-/// Which tasks an executor can run: a hash of run, command and the
-/// variables they share (its copy of the per-task ones is its first
-/// task's: the program reads those from its requests).
-type Kind = [u8; 32];
+/// The machine as the agent runs it: a kind's idle executors wait on its `Notify`.
+type Pipeline = pipeline::Pipeline<Job, Arc<Notify>>;
+type Event = pipeline::Event<Job>;
+type Decision = pipeline::Decision<Job, Arc<Notify>>;
 
 /// The resident executors of an agent.
 pub struct Executors {
-    state: Mutex<State>,
+    book: Mutex<Pipeline>,
     store: Arc<BlockStore>,
     outbox: Outbox,
-    started: AtomicU64,
-}
-
-#[derive(Default)]
-struct State {
-    kinds: HashMap<Kind, KindState>,
-    /// The attempt each executor is running now, by attempt: its group.
-    running: HashMap<u32, i32>,
-    /// The attempt a kill was meant for, by the group it killed: only
-    /// that attempt is charged when the executor dies of it.
-    kills: HashMap<i32, u32>,
-    ended: HashSet<String>,
-}
-
-/// The queue and the executors of one kind.
-struct KindState {
-    run: String,
-    slots: u32,
-    queue: VecDeque<Job>,
-    /// Executors alive (or starting), and how many of them wait for work.
-    live: u32,
-    idle: u32,
-    /// Wakes an idle executor when work arrives or the run ends.
-    wake: Arc<Notify>,
-    /// Process groups of the kind's executors, by executor number.
-    groups: HashMap<u64, i32>,
 }
 
 /// An attempt waiting for, or written to, an executor.
@@ -85,13 +58,31 @@ struct Job {
     place: TaskPlace,
     /// What the executor is sent, once made.
     task: Option<ExecTask>,
-    /// The bytes of its frame, once written.
+    /// The bytes of its frame, once made.
     frame: usize,
+}
+
+impl pipeline::Job for Job {
+    fn attempt(&self) -> u32 {
+        self.req.attempt
+    }
+    fn run(&self) -> &str {
+        &self.req.run
+    }
+    fn slots(&self) -> u32 {
+        self.req.slots
+    }
+    fn timeout_ms(&self) -> Option<u64> {
+        self.req.timeout_ms
+    }
+    fn frame(&self) -> usize {
+        self.frame
+    }
 }
 
 /// One running executor process and the pipes to it.
 struct Executor {
-    id: u64,
+    id: ExecId,
     /// Killed when dropped (a leftover never outlives its handle).
     child: Child,
     requests: ChildStdin,
@@ -100,94 +91,69 @@ struct Executor {
     log: File,
     log_start: u64,
     pgid: i32,
-    /// What its stdin pipe holds: the agent never has more unanswered
-    /// bytes in it, so that a write never waits for the executor while the
-    /// executor waits for the agent to read its replies.
+    /// How much its stdin pipe holds (see [`Room`]).
     pipe_bytes: usize,
     /// Dropped with the executor: what it left running is ended.
     _mark: Mark,
 }
 
+/// What an executor's loop does next.
+enum Step {
+    /// Read its answer to the running attempt, within this timeout.
+    Read(Option<u64>),
+    /// Ask again (it was idle, or every attempt lent failed to be made).
+    Again,
+    /// Its stdin is closed: it is dead.
+    Broken,
+    /// Its loop ends.
+    End,
+}
+
 impl Executors {
     pub fn new(store: Arc<BlockStore>, outbox: Outbox) -> Self {
-        Executors { state: Mutex::default(), store, outbox, started: AtomicU64::new(0) }
+        Executors { book: Mutex::default(), store, outbox }
     }
 
-    /// Queues an attempt with its kind; starts an executor for it while
-    /// the kind has fewer than the host's slots, else wakes an idle one.
+    /// Queues an attempt with its kind.
     pub fn start(self: &Arc<Self>, req: TaskRequest, place: TaskPlace) {
         let kind = kind_of(&req);
-        let (spawn, wake) = {
-            let mut st = self.state.lock().unwrap();
-            if st.ended.contains(&req.run) {
-                drop(st);
-                return self.report(task::killed(req.attempt));
-            }
-            let k = st.kinds.entry(kind).or_insert_with(|| KindState {
-                run: req.run.clone(),
-                slots: req.slots.max(1),
-                queue: VecDeque::new(),
-                live: 0,
-                idle: 0,
-                wake: Arc::new(Notify::new()),
-                groups: HashMap::new(),
-            });
-            k.queue.push_back(Job { req, place, task: None, frame: 0 });
-            let spawn = k.idle == 0 && k.live < k.slots;
-            if spawn {
-                k.live += 1;
-            }
-            (spawn, k.wake.clone())
-        };
-        // Also when spawning: an executor about to wait finds the permit.
-        wake.notify_one();
-        if spawn {
-            self.launch(kind);
-        }
+        self.apply(Event::Queued { kind, job: Job { req, place, task: None, frame: 0 } });
     }
 
     /// Kills an attempt: the executor running it, or its place in the
     /// queue. One written to an executor but not started runs and is
     /// discarded by the driver.
-    pub fn kill(&self, attempt: u32) {
-        let mut st = self.state.lock().unwrap();
-        if let Some(pgid) = st.running.get(&attempt).copied() {
-            st.kills.insert(pgid, attempt);
-            tree::kill_running(pgid, None);
-            return;
-        }
-        let mut dropped = None;
-        for k in st.kinds.values_mut() {
-            if let Some(i) = k.queue.iter().position(|j| j.req.attempt == attempt) {
-                dropped = k.queue.remove(i);
-            }
-        }
-        drop(st);
-        if dropped.is_some() {
-            self.report(task::killed(attempt));
-        }
+    pub fn kill(self: &Arc<Self>, attempt: u32) {
+        self.apply(Event::Kill { attempt });
     }
 
     /// The run is over: its executors are stopped and its queue dropped.
-    pub fn end_run(&self, run: &str) {
-        let mut st = self.state.lock().unwrap();
-        st.ended.insert(run.to_string());
-        let kinds: Vec<Kind> = st.kinds.iter().filter(|(_, k)| k.run == run).map(|(kind, _)| *kind).collect();
-        for kind in kinds {
-            if let Some(k) = st.kinds.remove(&kind) {
-                k.groups.values().for_each(|g| tree::kill_running(*g, None));
-                k.wake.notify_waiters();
-            }
-        }
+    pub fn end_run(self: &Arc<Self>, run: &str) {
+        self.apply(Event::RunEnded { run: run.to_string() });
     }
 
     /// The agent is exiting: every executor is stopped.
-    pub fn shutdown(&self) {
-        let mut st = self.state.lock().unwrap();
-        for (_, k) in st.kinds.drain() {
-            k.groups.values().for_each(|g| tree::kill_running(*g, None));
-            k.wake.notify_waiters();
+    pub fn shutdown(self: &Arc<Self>) {
+        self.apply(Event::Shutdown);
+    }
+
+    /// Feeds the machine an event and carries out the decisions that
+    /// concern others; returns the one for the caller (an executor's loop,
+    /// or `launch`), if any. The lock is held only for the event itself.
+    fn apply(self: &Arc<Self>, event: Event) -> Option<Decision> {
+        let decisions = self.book.lock().unwrap().on_event(event);
+        let mut own = None;
+        for decision in decisions {
+            match decision {
+                Decision::Start { kind, exec } => self.launch(kind, exec),
+                Decision::Stop { group } => tree::kill_running(group, None),
+                Decision::Wake { waker } => waker.notify_one(),
+                Decision::WakeAll { waker } => waker.notify_waiters(),
+                Decision::Killed { attempt } => self.report(task::killed(attempt)),
+                mine => own = Some(mine),
+            }
         }
+        own
     }
 
     /// Sends a report; one that follows log lines queues behind them.
@@ -199,84 +165,48 @@ impl Executors {
         tokio::spawn(async move { task::send_report(&outbox, report).await });
     }
 
-    /// Starts an executor for `kind` (its slot is already counted) and
+    /// Starts executor `id` for `kind` from its first queued attempt, and
     /// the loop that drives it.
-    fn launch(self: &Arc<Self>, kind: Kind) {
-        let first = {
-            let st = self.state.lock().unwrap();
-            st.kinds.get(&kind).and_then(|k| k.queue.front()).map(|j| (j.req.clone(), j.place.clone()))
-        };
+    fn launch(self: &Arc<Self>, kind: Kind, id: ExecId) {
+        let first = self.book.lock().unwrap().first_queued(&kind).map(|j| (j.req.clone(), j.place.clone()));
         let Some((req, place)) = first else {
             // The queue emptied meanwhile: nothing to start it for.
-            return self.gone(kind, None);
+            self.apply(Event::Gone { exec: id });
+            return;
         };
-        match self.spawn(&req, &place) {
-            Ok(exec) => {
-                let mut st = self.state.lock().unwrap();
-                match st.kinds.get_mut(&kind) {
-                    Some(k) => {
-                        k.groups.insert(exec.id, exec.pgid);
-                    }
-                    None => return tree::kill_running(exec.pgid, None), // the run ended meanwhile
-                }
-                drop(st);
-                let me = self.clone();
-                tokio::spawn(async move {
-                    let id = me.drive(kind, exec).await;
-                    me.gone(kind, Some(id));
-                });
-            }
+        let exec = match self.spawn(id, &req, &place) {
+            Ok(exec) => exec,
             Err(e) => {
                 let why = format!("cannot start the program in {}: {e}", place.work.display());
-                self.cannot_start(kind, &why);
+                return self.cannot_start(id, &why);
             }
-        }
-    }
-
-    /// No executor of `kind` could start: with none left to run them, its
-    /// queued attempts fail for the host's sake.
-    fn cannot_start(self: &Arc<Self>, kind: Kind, why: &str) {
-        let failed: Vec<Job> = {
-            let mut st = self.state.lock().unwrap();
-            let Some(k) = st.kinds.get_mut(&kind) else { return };
-            k.live = k.live.saturating_sub(1);
-            if k.live > 0 {
-                return;
-            }
-            k.queue.drain(..).collect()
         };
-        for j in failed {
-            self.report(task::trouble(j.req.attempt, Instant::now(), why.to_string()));
+        if let Some(Decision::End { .. }) = self.apply(Event::Spawned { exec: id, group: exec.pgid, pipe_bytes: exec.pipe_bytes }) {
+            drop(exec); // the run ended meanwhile
+            self.apply(Event::Gone { exec: id });
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.drive(exec).await;
+            me.apply(Event::Gone { exec: id });
+        });
+    }
+
+    /// Executor `id` could not start: the attempts left without one fail
+    /// for the host's sake.
+    fn cannot_start(self: &Arc<Self>, id: ExecId, why: &str) {
+        if let Some(Decision::NoExecutor { jobs }) = self.apply(Event::SpawnFailed { exec: id }) {
+            for j in jobs {
+                self.report(task::trouble(j.req.attempt, Instant::now(), why.to_string()));
+            }
         }
     }
 
-    /// An executor is gone: its slot frees up, and a new one starts when
-    /// attempts still wait.
-    fn gone(self: &Arc<Self>, kind: Kind, id: Option<u64>) {
-        let respawn = {
-            let mut st = self.state.lock().unwrap();
-            let State { kinds, kills, .. } = &mut *st;
-            let Some(k) = kinds.get_mut(&kind) else { return };
-            if let Some(pgid) = id.and_then(|id| k.groups.remove(&id)) {
-                kills.remove(&pgid);
-            }
-            k.live = k.live.saturating_sub(1);
-            let respawn = !k.queue.is_empty() && k.live < k.slots;
-            if respawn {
-                k.live += 1;
-            }
-            respawn
-        };
-        if respawn {
-            self.launch(kind);
-        }
-    }
-
-    fn spawn(&self, req: &TaskRequest, place: &TaskPlace) -> io::Result<Executor> {
+    fn spawn(&self, id: ExecId, req: &TaskRequest, place: &TaskPlace) -> io::Result<Executor> {
         let run_dir = place.work.parent().unwrap_or(&place.work);
         let dir = run_dir.join("executors");
         private::create_dir(&dir)?;
-        let id = self.started.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("{id}.log"));
         // The executor appends: after the agent empties the file, its next
         // write lands at the new start.
@@ -304,158 +234,94 @@ impl Executors {
 
 // The loop that drives one executor.
 impl Executors {
-    /// Feeds the executor from its kind's queue and reports what it
+    /// Writes what the machine lends the executor and reports what it
     /// answers, until the run ends or the executor dies.
-    async fn drive(self: &Arc<Self>, kind: Kind, mut exec: Executor) -> u64 {
-        let mut sent: VecDeque<Job> = VecDeque::new();
+    async fn drive(self: &Arc<Self>, mut exec: Executor) {
         // When the oldest attempt in the pipe started running.
         let mut since = Instant::now();
-        let mut answered_any = false;
         loop {
-            let fresh = self.take(&kind, PIPE_DEPTH - sent.len());
-            if sent.is_empty() && fresh.is_empty() {
+            let timeout_ms = match self.feed(&mut exec, &mut since).await {
+                Step::Read(timeout_ms) => timeout_ms,
+                Step::Again => continue,
+                Step::Broken => return self.died(exec, since, false).await,
+                Step::End => return,
+            };
+            if let Err(timed_out) = self.read_answers(&mut exec, &mut since, timeout_ms).await {
+                return self.died(exec, since, timed_out).await;
+            }
+        }
+    }
+
+    /// Carries out the machine's next step for the executor: a write, a
+    /// wait for work, or its end.
+    async fn feed(self: &Arc<Self>, exec: &mut Executor, since: &mut Instant) -> Step {
+        match self.apply(Event::Ready { exec: exec.id }) {
+            Some(Decision::Write { jobs, room, check_alive, .. }) => {
+                if room.is_empty() {
+                    *since = Instant::now();
+                }
+                if check_alive {
+                    if let Ok(Some(status)) = exec.child.try_wait() {
+                        self.apply(Event::Exited { exec: exec.id, timed_out: false, clean: status.success(), unsent: jobs });
+                        return Step::End;
+                    }
+                }
+                self.write(exec, jobs, room).await
+            }
+            Some(Decision::Read { timeout_ms, .. }) => Step::Read(timeout_ms),
+            Some(Decision::Idle { waker, .. }) => {
                 exec.idle();
-                match self.wait_for_work(&kind).await {
-                    true => continue,
-                    false => return exec.id,
-                }
+                self.wait(exec.id, &waker).await;
+                Step::Again
             }
-            // One that died while idle (an OOM kill, a thread of the
-            // program) is no fault of the attempts about to be written:
-            // they go back to the queue, for a new executor.
-            if sent.is_empty() && answered_any && matches!(exec.child.try_wait(), Ok(Some(_))) {
-                self.requeue(&kind, fresh);
-                return exec.id;
-            }
-            let first = fresh.first().map(|j| j.req.attempt);
-            let was_empty = sent.is_empty();
-            if was_empty {
-                since = Instant::now();
-                self.set_running(first, exec.pgid, None);
-            }
-            if !self.write(&kind, &mut exec, fresh, &mut sent).await {
-                return self.died(exec, sent, since, false).await;
-            }
-            let Some(front) = sent.front() else {
-                // Every fresh attempt failed before it could be sent.
-                self.set_running(None, exec.pgid, first);
-                continue;
+            _ => Step::End,
+        }
+    }
+
+    /// Waits for the answer to the running attempt, then takes every
+    /// answer already here, before the pipe is refilled in one write.
+    /// Fails (timed out or not) when the executor must be taken for dead.
+    async fn read_answers(self: &Arc<Self>, exec: &mut Executor, since: &mut Instant, timeout_ms: Option<u64>) -> Result<(), bool> {
+        let deadline = timeout_ms.and_then(|ms| since.checked_add(Duration::from_millis(ms)));
+        let mut reply = tokio::select! {
+            r = exec.replies.read_as::<ExecDone>() => r.ok().flatten().ok_or(false)?,
+            _ = sleep_until(deadline) => return Err(true),
+        };
+        loop {
+            let Some(Decision::Done { job, .. }) = self.apply(Event::Answered { exec: exec.id, attempt: reply.attempt }) else {
+                return Err(false);
             };
-            if was_empty && Some(front.req.attempt) != first {
-                self.set_running(Some(front.req.attempt), exec.pgid, first);
-            }
-            let timeout = front.req.timeout_ms.map(Duration::from_millis).unwrap_or(Duration::MAX);
-            let deadline = since.checked_add(timeout);
-            let reply = tokio::select! {
-                r = exec.replies.read_as::<ExecDone>() => Some(r.ok().flatten()),
-                _ = sleep_until(deadline) => None,
-            };
-            let mut reply = match reply {
-                Some(Some(done)) => done,
-                Some(None) => return self.died(exec, sent, since, false).await,
-                None => return self.died(exec, sent, since, true).await,
-            };
-            // Every reply already here, before the pipe is refilled in one write.
-            loop {
-                if sent.front().map(|j| j.req.attempt) != Some(reply.attempt) {
-                    // Not the reply to the task it runs: it cannot be trusted.
-                    return self.died(exec, sent, since, false).await;
-                }
-                let job = sent.pop_front().expect("checked");
-                let next = sent.front().map(|j| j.req.attempt);
-                self.set_running(next, exec.pgid, Some(job.req.attempt));
-                let tail = exec.forward_log(reply.log_end, job.req.attempt, &self.outbox).await;
-                self.answered(reply, tail, since, job);
-                answered_any = true;
-                since = Instant::now();
-                match exec.replies.try_read_as::<ExecDone>() {
-                    Ok(Some(r)) => reply = r,
-                    Ok(None) => break,
-                    Err(_) => return self.died(exec, sent, since, false).await,
-                }
+            let tail = exec.forward_log(reply.log_end, job.req.attempt, &self.outbox).await;
+            self.answered(reply, tail, *since, job);
+            *since = Instant::now();
+            match exec.replies.try_read_as::<ExecDone>() {
+                Ok(Some(r)) => reply = r,
+                Ok(None) => return Ok(()),
+                Err(_) => return Err(false),
             }
         }
     }
 
-    /// Up to `n` queued attempts of `kind`, and never more than a fair
-    /// share of the queue among the kind's executors: two long tasks must
-    /// go to two executors, not both into one pipe while the other idles.
-    fn take(&self, kind: &Kind, n: usize) -> Vec<Job> {
-        let mut st = self.state.lock().unwrap();
-        let Some(k) = st.kinds.get_mut(kind) else { return vec![] };
-        let n = fair_share(k.queue.len(), k.live, n);
-        k.queue.drain(..n).collect()
-    }
-
-    /// Puts attempts back at the front of their kind's queue, in order.
-    fn requeue(&self, kind: &Kind, jobs: impl IntoIterator<Item = Job, IntoIter: DoubleEndedIterator>) {
-        let mut st = self.state.lock().unwrap();
-        let dropped: Vec<u32> = match st.kinds.get_mut(kind) {
-            Some(k) => {
-                jobs.into_iter().rev().for_each(|j| k.queue.push_front(j));
-                vec![]
-            }
-            // The run ended meanwhile: they are killed, as queued ones are.
-            None => jobs.into_iter().map(|j| j.req.attempt).collect(),
-        };
-        drop(st);
-        for attempt in dropped {
-            self.report(task::killed(attempt));
-        }
-    }
-
-    /// Waits for work; false when the run ended.
-    async fn wait_for_work(&self, kind: &Kind) -> bool {
-        let wake = {
-            let mut st = self.state.lock().unwrap();
-            match st.kinds.get_mut(kind) {
-                Some(k) if !k.queue.is_empty() => return true,
-                Some(k) => {
-                    k.idle += 1;
-                    k.wake.clone()
-                }
-                None => return false,
-            }
-        };
+    /// Waits to be woken: for work, or for the end of the run.
+    async fn wait(&self, id: ExecId, waker: &Notify) {
         // Listen before looking again: an end of the run (notify_waiters,
-        // which leaves no permit) between the look above and the wait
-        // would otherwise be missed.
-        let notified = wake.notified();
+        // which leaves no permit) between the decision to idle and the
+        // wait would otherwise be missed.
+        let notified = waker.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let ended = !self.state.lock().unwrap().kinds.contains_key(kind);
-        if !ended {
+        if self.book.lock().unwrap().may_wait(id) {
             notified.await;
         }
-        let mut st = self.state.lock().unwrap();
-        match st.kinds.get_mut(kind) {
-            Some(k) => {
-                k.idle -= 1;
-                true
-            }
-            None => false,
-        }
     }
 
-    /// Records which attempt an executor runs now (what a kill reaches).
-    fn set_running(&self, now: Option<u32>, pgid: i32, before: Option<u32>) {
-        let mut st = self.state.lock().unwrap();
-        if let Some(b) = before {
-            st.running.remove(&b);
-        }
-        if let Some(a) = now {
-            st.running.insert(a, pgid);
-        }
-    }
-
-    /// Writes `fresh` into the executor's stdin, in one write, as far as
-    /// its pipe holds them (the rest go back to the queue); false when the
-    /// executor is gone.
-    async fn write(&self, kind: &Kind, exec: &mut Executor, fresh: Vec<Job>, sent: &mut VecDeque<Job>) -> bool {
+    /// Makes the attempts lent and writes them into the executor's stdin,
+    /// in one write, as far as its pipe has room (the rest go back).
+    async fn write(self: &Arc<Self>, exec: &mut Executor, jobs: Vec<Job>, mut room: Room) -> Step {
         let mut frames = Vec::new();
-        let mut unanswered: usize = sent.iter().map(|j| j.frame).sum();
-        let mut fresh = fresh.into_iter();
-        while let Some(mut job) = fresh.next() {
+        let (mut sent, mut back) = (Vec::new(), Vec::new());
+        let mut jobs = jobs.into_iter();
+        while let Some(mut job) = jobs.next() {
             if job.task.is_none() {
                 match exec_task(&mut job.req, &job.place, &self.store).await {
                     Ok(t) => job.task = Some(t),
@@ -472,23 +338,30 @@ impl Executors {
                 continue;
             }
             job.frame = frames.len() - start;
-            // A frame larger than the pipe goes alone, into an executor
-            // that has answered everything and so only reads.
-            if !sent.is_empty() && unanswered + job.frame > exec.pipe_bytes {
+            if !room.admit(job.frame) {
                 frames.truncate(start);
-                self.requeue(kind, std::iter::once(job).chain(fresh).collect::<Vec<_>>());
+                back.push(job);
+                back.extend(jobs);
                 break;
             }
-            unanswered += job.frame;
-            sent.push_back(job);
+            sent.push(job);
         }
-        frames.is_empty() || exec.requests.write_all(&frames).await.is_ok()
+        // Told before the bytes go out: a kill or a death from now on
+        // finds them in the pipe.
+        let Some(Decision::Read { timeout_ms, .. }) = self.apply(Event::Written { exec: exec.id, sent, back }) else {
+            return Step::Again;
+        };
+        if frames.is_empty() || exec.requests.write_all(&frames).await.is_ok() {
+            Step::Read(timeout_ms)
+        } else {
+            Step::Broken
+        }
     }
 
-    /// The executor died (or is killed, for a timeout): the attempt it was
-    /// running fails with what it wrote; the ones behind it go back to the
-    /// front of the queue.
-    async fn died(self: &Arc<Self>, mut exec: Executor, mut sent: VecDeque<Job>, since: Instant, timed_out: bool) -> u64 {
+    /// The executor died (or is killed, for a timeout): the machine
+    /// charges the attempt it was running, which fails with what it
+    /// wrote, and puts the ones behind it back in the queue.
+    async fn died(self: &Arc<Self>, mut exec: Executor, since: Instant, timed_out: bool) {
         // Its pipe closes while a panic unwinds, a moment before it exits:
         // let it finish, so that its own exit status is what is reported.
         if timed_out {
@@ -503,41 +376,27 @@ impl Executors {
         };
         // Whatever it started is not left behind.
         task::kill_group(exec.pgid);
-        let meant = self.state.lock().unwrap().kills.remove(&exec.pgid);
-        let Some(front) = sent.pop_front() else {
-            return exec.id;
-        };
-        self.set_running(None, exec.pgid, Some(front.req.attempt));
-        if meant.is_some_and(|a| a != front.req.attempt) && !timed_out {
-            // Killed for an attempt it had answered just before: the one
-            // it ran since is not charged, it runs again.
-            sent.push_front(front);
-            self.requeue(&kind_of(&sent[0].req), sent);
-            return exec.id;
-        }
-        let mut tail = exec.forward_log(u64::MAX, front.req.attempt, &self.outbox).await;
-        self.requeue(&kind_of(&front.req), sent);
-        let attempt = front.req.attempt;
-        let exited_cleanly = status.success();
-        if exited_cleanly {
-            // It exited with 0 in the middle of a task (a call to
-            // `std::process::exit`): no output file there is the answer.
+        let ended = Event::Exited { exec: exec.id, timed_out, clean: status.success(), unsent: vec![] };
+        let Some(Decision::Fail { job, cause, .. }) = self.apply(ended) else { return };
+        let attempt = job.req.attempt;
+        let mut tail = exec.forward_log(u64::MAX, attempt, &self.outbox).await;
+        let timed_out = cause == Cause::TimedOut;
+        if cause == Cause::ExitedZero {
+            // No output file there is the answer.
             let why = "shoal: the program exited (exit code 0) before it answered this task; \
                        a Dataset task must return, not call std::process::exit";
             tail = if tail.is_empty() { why.to_string() } else { format!("{}\n{why}", tail.trim_end()) };
         }
-        let args = finish_args(&self.store, Ending { status, cpu_ms: 0, timed_out, tail, started: since }, front);
-        if exited_cleanly {
+        let args = finish_args(&self.store, Ending { status, cpu_ms: 0, timed_out, tail, started: since }, job);
+        if cause == Cause::ExitedZero {
             let _ = std::fs::remove_dir_all(&args.scratch);
-            self.report(args.report());
-            return exec.id;
+            return self.report(args.report());
         }
         let me = self.clone();
         tokio::spawn(async move {
             let report = tokio::task::spawn_blocking(move || task::finish(args)).await.unwrap_or_else(|e| panicked(attempt, e));
             me.report(report);
         });
-        exec.id
     }
 
     /// Reports an attempt the executor answered; outputs written to a file
@@ -605,12 +464,6 @@ impl Executor {
         }
         task::tail_text(tail)
     }
-}
-
-/// How many of `queued` attempts one of `executors` takes when its pipe
-/// has `room`: its share, rounded up, so that nothing is left behind.
-fn fair_share(queued: usize, executors: u32, room: usize) -> usize {
-    queued.div_ceil(executors.max(1) as usize).min(room)
 }
 
 fn kind_of(req: &TaskRequest) -> Kind {
@@ -711,20 +564,5 @@ fn exit_status(s: std::process::ExitStatus) -> ExitStatus {
     match (s.code(), s.signal()) {
         (Some(c), _) => ExitStatus::Code(c),
         (None, sig) => ExitStatus::Signal(sig.unwrap_or(0)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fair_share;
-
-    #[test]
-    fn executors_split_the_queue() {
-        assert_eq!(fair_share(2, 2, 32), 1, "two long tasks go to two executors");
-        assert_eq!(fair_share(3, 2, 32), 2);
-        assert_eq!(fair_share(1, 2, 32), 1, "a lone task is taken");
-        assert_eq!(fair_share(500, 2, 32), 32, "no more than the pipe holds");
-        assert_eq!(fair_share(5, 0, 32), 5, "an executor alone takes what there is");
-        assert_eq!(fair_share(0, 2, 32), 0);
     }
 }
