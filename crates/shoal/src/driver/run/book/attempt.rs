@@ -66,6 +66,9 @@ pub struct Attempt {
     pub speculative: bool,
     /// The driver sent it a kill.
     pub killed: bool,
+    /// Its end report is held back ([`super::Effect::HoldBack`]): it has
+    /// reported its end, which counts once.
+    pub held: bool,
     pub outcome: Outcome,
     pub cpu_ms: u64,
 }
@@ -81,6 +84,7 @@ impl Attempt {
             stderr_tail: String::new(),
             speculative,
             killed: false,
+            held: false,
             outcome: Outcome::Running,
             cpu_ms: 0,
         }

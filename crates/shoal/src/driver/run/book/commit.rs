@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_core::scheduler::{Event, TaskId};
+use shoal_core::scheduler::{Event, TaskId, TaskState};
 use shoal_wire::{hex, SkippedRecord};
 
 use super::super::journal::DATA_MAX;
@@ -46,11 +46,19 @@ impl RunBook<'_> {
         }
     }
 
-    /// A committed output is in the run dir (or in memory): journal it.
+    /// A committed output is in the run dir (or in memory): journal it,
+    /// if it is still the task's.
     pub(super) fn collected(&mut self, task: u32, attempt: u32, file: PathBuf, size: u64, hash: String, data: Option<Arc<[u8]>>) {
         let Some(a) = self.attempts.get(&attempt) else {
             return;
         };
+        // An output that reached the driver after its host was lost is old
+        // news when the task reran meanwhile: the rerun's output counts,
+        // and a task is journaled once.
+        let current = matches!(self.sched.task_state(TaskId(task)), TaskState::Done { attempt: a, .. } if a.0 == attempt);
+        if !current {
+            return;
+        }
         self.out.push(Effect::Journal(Committed { task, attempt, host: a.host, file, size, hash, data }));
     }
 

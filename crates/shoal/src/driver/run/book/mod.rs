@@ -46,6 +46,8 @@ mod messages;
 pub mod pacing;
 mod reports;
 #[cfg(test)]
+mod sim_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use shoal_core::scheduler::{AttemptId, Event, FailureKind, TaskId};
+use shoal_core::scheduler::{AttemptId, Event, FailureKind, TaskId, TaskState};
 use shoal_wire::{ExitStatus, TaskReport};
 
 use super::attempt::status_text;
@@ -19,7 +19,11 @@ impl RunBook<'_> {
         } else if self.killed_from_outside(&report) {
             // SIGKILL that we did not send: the host may be going down
             // (everything on it killed at once). Wait before charging the
-            // task, so that a host loss seen meanwhile wins.
+            // task, so that a host loss seen meanwhile wins. Its end is
+            // reported all the same: a second report must not count.
+            if let Some(a) = self.attempts.get_mut(&report.attempt) {
+                a.held = true;
+            }
             self.out.push(Effect::HoldBack { host: h, report: Box::new(report) });
         } else {
             self.ended(h, report);
@@ -47,10 +51,10 @@ impl RunBook<'_> {
     }
 
     /// Whether `attempt` was sent to host `h` (and, for its end, has not
-    /// reported one yet).
+    /// reported one yet, held back or not).
     fn check_sender(&self, h: usize, attempt: u32, end: bool) -> Result<(), Ignored> {
         let why = match self.attempts.get(&attempt) {
-            Some(a) if a.host == h && !(end && a.status.is_some()) => return Ok(()),
+            Some(a) if a.host == h && !(end && (a.status.is_some() || a.held)) => return Ok(()),
             None => "an attempt that was never sent".to_string(),
             Some(a) if a.host != h => format!("an attempt sent to `{}`", self.facts.name(a.host)),
             Some(_) => "an attempt that had already reported its end".to_string(),
@@ -116,9 +120,15 @@ impl RunBook<'_> {
             a.status = Some(format!("input from map task {from_task} lost").into());
         }
         self.set_outcome(attempt, Outcome::FetchFailed);
-        self.map_outputs.remove(&from_task);
         let kind = FailureKind::FetchFailed { from_task: TaskId(from_task) };
         self.feed(Event::TaskFailed { task: TaskId(task), attempt: AttemptId(attempt), now: self.now, kind });
+        // The map's output is gone only if the scheduler says so: a reduce
+        // that was staging an instance since replaced (its host lost, the
+        // map rerun) brings old news, and the new instance must stay, or
+        // the next reduce would be staged without it.
+        if !matches!(self.sched.task_state(TaskId(from_task)), TaskState::Done { .. }) {
+            self.map_outputs.remove(&from_task);
+        }
     }
 
     /// An attempt could not be started; one whose host is gone goes with

@@ -524,3 +524,61 @@ fn an_excluded_host_is_noted_and_listed() {
     );
     assert_eq!(book.facts.excluded, ["h0"]);
 }
+
+#[test]
+fn a_second_end_report_while_the_first_is_held_back_is_ignored() {
+    let book = table(
+        maps_book(&[Input::None], &[1]),
+        &["start t0 a0 h0"],
+        vec![
+            (Call::Report(0, sigkill(0)), vec!["hold back a0 h0"]),
+            (Call::Report(0, ok_inline(0, b"after all")), vec!["ignore a0 from h0: an attempt that had already reported its end"]),
+            (Call::Held(0, sigkill(0)), vec!["start t0 a1 h0"]),
+        ],
+    );
+    assert!(book.parts.is_empty());
+    assert_eq!((outcome(&book, 0), book.facts.hosts[0].failures), (Outcome::Failed, 1));
+}
+
+#[test]
+fn a_fetch_failure_on_a_map_output_already_replaced_keeps_the_new_one() {
+    let rules = Rules { shuffle: true, ..Rules::default() };
+    let book = book(plan(&[Input::None, Input::None], 2), rules, &[1, 2], SchedulerConfig::default());
+    let with = |attempt, buckets: Vec<Bucket>| TaskReport { buckets, ..ok_stored(attempt, 0) };
+    let book = table(
+        book,
+        &["start t0 a0 h0", "start t1 a1 h1"],
+        vec![
+            (Call::Report(0, with(0, vec![bucket(1, 100), bucket(2, 200)])), vec![]),
+            (
+                Call::Report(1, with(1, vec![bucket(3, 30), bucket(4, 40)])),
+                vec!["stage t2 a2 h0 [m0@h0:100 m1@h1:30]", "stage t3 a3 h1 [m0@h0:200 m1@h1:40]"],
+            ),
+            (Call::Lost(0, "gone"), vec!["note: host `h0` lost: gone; its tasks will run elsewhere", "start t0 a4 h1"]),
+            (Call::Report(1, with(4, vec![bucket(5, 500), bucket(6, 600)])), vec!["stage t2 a5 h1 [m0@h1:500 m1@h1:30]"]),
+            // Attempt 3 was staging map 0's old output from h0 all along.
+            (Call::Internal(Internal::FetchFailed { task: 3, attempt: 3, from_task: 0 }), vec!["stage t3 a6 h1 [m0@h1:600 m1@h1:40]"]),
+        ],
+    );
+    assert_eq!(book.partition_sizes(), [(530, 53), (640, 64)], "map 0's new output is kept");
+}
+
+#[test]
+fn an_output_collected_after_its_task_reran_is_not_journaled_again() {
+    let big = vec![b'y'; DATA_MAX + 1];
+    let late = Internal::Collected { task: 0, attempt: 0, file: "/p0".into(), size: big.len() as u64, hash: "h".into(), data: None };
+    let book = table(
+        maps_book(&[Input::None, Input::None], &[1, 1]),
+        &["start t0 a0 h0", "start t1 a1 h1"],
+        vec![
+            (Call::Report(0, ok_inline(0, &big)), vec!["write t0 a0 4097 bytes -> /state/runs/run-1/parts/part-00000"]),
+            (Call::Lost(0, "gone"), vec!["note: host `h0` lost: gone; its tasks will run elsewhere"]),
+            (Call::Report(1, ok_inline(1, b"1")), vec!["journal t1 a1 h1 1 bytes kept", "start t0 a2 h1"]),
+            (Call::Report(1, ok_inline(2, b"0")), vec!["journal t0 a2 h1 1 bytes kept"]),
+            // The part file of attempt 0 was written while all that happened.
+            (Call::Internal(late), vec![]),
+        ],
+    );
+    assert_eq!(book.parts.get(&0).and_then(|p| p.data.as_deref()), Some(&b"0"[..]), "the rerun's output counts");
+    assert_eq!(book.facts.hosts[0].done, 0);
+}
