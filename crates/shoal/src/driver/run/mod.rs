@@ -5,6 +5,7 @@
 //! what an earlier run already committed, run the engine, commit the
 //! output atomically, summarise, and end the run on every host.
 
+pub mod book;
 pub mod engine;
 pub mod guard;
 pub mod images;
@@ -19,7 +20,7 @@ pub mod summary;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use shoal_core::cluster::ClusterSpec;
 use shoal_core::job::JobSpec;
@@ -28,7 +29,8 @@ use shoal_core::scheduler::{HostId, Scheduler, SchedulerConfig, TaskId, TaskSpec
 use shoal_wire::{hex, manifest_pieces, FileEntry, Message, MAX_TASK_INPUTS};
 use tokio::task::JoinSet;
 
-use self::engine::{Ending, Engine};
+use self::book::{Ending, Outcome};
+use self::engine::Engine;
 use self::journal::Journal;
 use self::output::Part;
 use self::prepare::Plan;
@@ -79,16 +81,16 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     let journal = Journal::create(&plan.run_dir.join("journal.jsonl")).map_err(|e| Error::io("cannot create the run journal", e))?;
     let sched = scheduler(job, &plan, &cluster.hosts, opts).await;
     let mut engine = Engine::new(job, &plan, cluster.hosts.clone(), sched, journal, opts.quiet);
-    engine.bytes_sent = sent;
-    engine.bytes_skipped = skipped;
+    engine.book.facts.sync_sent = sent;
+    engine.book.facts.sync_skipped = skipped;
     resume(&mut engine, opts)?;
     let ending = engine.run(&mut cluster.events).await;
     let mut summary = summarize(&engine, job, started, started_unix);
     if job.reduce.is_some() {
-        summary.shuffle = Some(summary::ShuffleSummary::new(engine.partition_sizes(), engine.shuffled_via_driver));
+        summary.shuffle = Some(summary::ShuffleSummary::new(engine.book.partition_sizes(), engine.book.facts.shuffled_via_driver));
     }
-    summary.counters = engine.counters.clone();
-    summary.skipped_records = engine.skipped.clone();
+    summary.counters = engine.book.facts.counters.clone();
+    summary.skipped_records = engine.book.facts.skipped.clone();
     end_run(&cluster, &plan.run_id).await;
     let result = finish(ending, &engine, job, &plan, &mut summary, opts);
     let report = plan.run_dir.join("report.html");
@@ -344,12 +346,12 @@ fn skip_unneeded_maps(engine: &mut Engine<'_>) {
     let plan = engine.plan;
     let in_stage = |s: u32| (0..plan.tasks.len()).filter(|&t| plan.tasks[t].stage == s).map(|t| TaskId(t as u32)).collect::<Vec<_>>();
     let reduces = in_stage(1);
-    let restored = |t: &TaskId| engine.sched.task_state(*t) == shoal_core::scheduler::TaskState::Restored;
+    let restored = |t: &TaskId| engine.book.sched().task_state(*t) == shoal_core::scheduler::TaskState::Restored;
     if reduces.is_empty() || !reduces.iter().all(restored) {
         return;
     }
     for m in in_stage(0) {
-        engine.sched.restore_done(m);
+        engine.book.restore_done(m.0);
     }
 }
 
@@ -358,8 +360,10 @@ fn intact(path: &Path, hash_hex: &str) -> bool {
 }
 
 fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix: u64) -> RunSummary {
-    let at = |t: Instant| t.saturating_duration_since(engine.started).as_millis() as u64;
+    let at = |t: Duration| t.as_millis() as u64;
+    let facts = &engine.book.facts;
     let attempts = engine
+        .book
         .attempts
         .iter()
         .map(|(id, a)| AttemptRecord {
@@ -368,13 +372,13 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
             host: engine.hosts[a.host].name().to_string(),
             start_ms: at(a.started),
             end_ms: a.ended.map(at),
-            outcome: a.outcome.to_string(),
+            outcome: a.outcome,
             status: a.status.as_deref().map(str::to_string),
             speculative: a.speculative,
             cpu_ms: a.cpu_ms,
             stage: engine.plan.tasks[a.task as usize].stage,
             partition: engine.plan.tasks[a.task as usize].partition,
-            stderr_tail: if a.outcome == "failed" { a.stderr_tail.clone() } else { String::new() },
+            stderr_tail: if a.outcome == Outcome::Failed { a.stderr_tail.clone() } else { String::new() },
         })
         .collect();
     RunSummary {
@@ -385,15 +389,15 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
         started_unix_ms: started_unix,
         wall_ms: started.elapsed().as_millis() as u64,
         tasks: engine.plan.tasks.len(),
-        reused: engine.reused,
+        reused: facts.reused,
         attempts,
-        hosts: engine.host_stats.clone(),
-        excluded: engine.excluded.clone(),
-        lost: engine.lost.clone(),
-        sync_bytes_sent: engine.bytes_sent,
-        sync_bytes_skipped: engine.bytes_skipped,
-        input_bytes_sent: engine.input_sent,
-        input_bytes_skipped: engine.input_skipped,
+        hosts: facts.hosts.clone(),
+        excluded: facts.excluded.clone(),
+        lost: facts.lost.clone(),
+        sync_bytes_sent: facts.sync_sent,
+        sync_bytes_skipped: facts.sync_skipped,
+        input_bytes_sent: facts.input_sent,
+        input_bytes_skipped: facts.input_skipped,
         output: None,
         error: None,
         counters: Default::default(),
@@ -425,7 +429,7 @@ fn job_path(job: &JobSpec) -> String {
 }
 
 fn commit(engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
-    let parts: Vec<&Part> = engine.parts.values().collect();
+    let parts: Vec<&Part> = engine.book.parts.values().collect();
     let dest = job.resolve(&job.output.path);
     let committed = output::commit(&dest, &job.output.merge, job.output.name.as_deref(), &parts, &plan.run_id, &job.base_dir);
     match committed {

@@ -7,6 +7,7 @@
 
 use std::fmt::Write;
 
+use super::book::Outcome;
 use super::summary::{AttemptRecord, RunSummary};
 use crate::driver::check::human_bytes;
 
@@ -58,14 +59,14 @@ td:first-child,th:first-child{{text-align:left}}pre{{background:#f6f6f6;padding:
 }
 
 fn color(a: &AttemptRecord) -> &'static str {
-    match (a.outcome.as_str(), a.stage) {
-        ("succeeded", 0) => "#2e7d32",
-        ("succeeded", _) => "#1565c0",
-        ("failed", _) => "#c62828",
-        ("killed", _) => "#757575",
-        ("lost", _) => "#ef6c00",
-        ("superseded", _) => "#8e24aa",
-        _ => "#9e9e9e",
+    match (a.outcome, a.stage) {
+        (Outcome::Succeeded, 0) => "#2e7d32",
+        (Outcome::Succeeded, _) => "#1565c0",
+        (Outcome::Failed, _) => "#c62828",
+        (Outcome::Killed, _) => "#757575",
+        (Outcome::Lost, _) => "#ef6c00",
+        (Outcome::Superseded, _) => "#8e24aa",
+        (Outcome::Running | Outcome::FetchFailed, _) => "#9e9e9e",
     }
 }
 
@@ -169,7 +170,7 @@ fn merged_bars(h: &mut String, s: &RunSummary, row: &dyn Fn(usize) -> usize, spa
     };
     for i in order {
         let a = &s.attempts[i];
-        if a.speculative || a.outcome == "failed" {
+        if a.speculative || a.outcome == Outcome::Failed {
             bar(h, s, a, rows[i], span);
             continue;
         }
@@ -220,7 +221,7 @@ fn throughput(h: &mut String, s: &RunSummary) {
     const SLICES: usize = 60;
     let slice_ms = (s.wall_ms as f64 / SLICES as f64).max(1.0);
     let mut per = [[0u32; SLICES]; 2];
-    for a in s.attempts.iter().filter(|a| a.outcome == "succeeded") {
+    for a in s.attempts.iter().filter(|a| a.outcome == Outcome::Succeeded) {
         if let Some(end) = a.end_ms {
             per[(a.stage as usize).min(1)][((end as f64 / slice_ms) as usize).min(SLICES - 1)] += 1;
         }
@@ -284,7 +285,7 @@ fn slowest(h: &mut String, s: &RunSummary) {
             a.partition,
             esc(&a.host),
             a.end_ms.unwrap_or(0).saturating_sub(a.start_ms) as f64 / 1000.0,
-            esc(&a.outcome)
+            esc(a.outcome.as_str())
         );
     }
     h.push_str("</table>");
@@ -303,7 +304,7 @@ fn skew(h: &mut String, s: &RunSummary) {
 }
 
 fn failures(h: &mut String, s: &RunSummary) {
-    let failed: Vec<&AttemptRecord> = s.attempts.iter().filter(|a| a.outcome == "failed").collect();
+    let failed: Vec<&AttemptRecord> = s.attempts.iter().filter(|a| a.outcome == Outcome::Failed).collect();
     let _ = write!(h, "<h2>Failures ({})</h2>", failed.len());
     for a in failed {
         let _ = write!(
@@ -337,7 +338,7 @@ mod tests {
                 host: format!("h{}", i % 2),
                 start_ms: u64::from(i / 2),
                 end_ms: Some(u64::from(i / 2) + 1),
-                outcome: if i == 7 { "failed".into() } else { "succeeded".into() },
+                outcome: if i == 7 { Outcome::Failed } else { Outcome::Succeeded },
                 status: Some("exit code 0".into()),
                 speculative: false,
                 cpu_ms: 0,

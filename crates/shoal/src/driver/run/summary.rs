@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::book::Outcome;
 use crate::driver::check::{align, human_bytes};
 
 /// Totals of one host.
@@ -32,7 +33,7 @@ pub struct AttemptRecord {
     pub host: String,
     pub start_ms: u64,
     pub end_ms: Option<u64>,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub status: Option<String>,
     pub speculative: bool,
     pub cpu_ms: u64,

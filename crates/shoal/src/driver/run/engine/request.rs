@@ -1,0 +1,138 @@
+//! Task requests: what an attempt the book launched looks like on the
+//! wire (command for its host, input, shuffle settings, container), and
+//! each host's `RunEnv`, sent once ahead of its first task.
+
+use shoal_core::job::{Partitioner, SortOrder, StepSpec};
+use shoal_wire::{KeyFormat, Message, ShuffleOut, TaskRequest};
+
+use super::super::book::{Launch, Needed};
+use super::super::prepare::PARAMS_PATH;
+use super::Engine;
+use crate::driver::Host;
+
+impl Engine<'_> {
+    /// The request of `launch` on `h`; a reduce reads `buckets`.
+    pub(super) fn request(&mut self, h: &Host, launch: Launch, buckets: &[Needed]) -> TaskRequest {
+        let planned = &self.plan.tasks[launch.task as usize];
+        if planned.stage == 1 {
+            return self.reduce_request(h, launch, buckets);
+        }
+        let mut command = self.job.command_for(&self.job.map, h.name()).to_string();
+        if planned.arg.is_some() {
+            command = crate::argument::bind(&command);
+        }
+        TaskRequest {
+            run: self.plan.run_id.clone(),
+            task: launch.task,
+            attempt: launch.attempt,
+            command,
+            arg: planned.arg.clone(),
+            env_id: self.run_env(h),
+            env: Default::default(),
+            partition: planned.partition,
+            stage: 0,
+            partitions: self.book.stage_size(0) as u32,
+            inputs: planned.input.iter().filter(|s| s.data.is_none()).map(|s| s.hash).collect(),
+            input_data: planned.input.as_ref().and_then(|s| s.data.as_deref()).map(<[u8]>::to_vec),
+            stdin: true,
+            stdout_is_output: true,
+            timeout_ms: self.job.map.timeout.map(|t| t.as_millis() as u64),
+            shuffle_out: self.shuffle_out(),
+            merge_in: None,
+            container: self.container(&self.job.map, launch.attempt),
+            resident: self.job.map.resident,
+            slots: h.slots(),
+            skip_bad: launch.skip_bad,
+        }
+    }
+
+    fn reduce_request(&mut self, h: &Host, launch: Launch, buckets: &[Needed]) -> TaskRequest {
+        let planned = &self.plan.tasks[launch.task as usize];
+        let job = self.job;
+        let reduce = job.reduce.as_ref().expect("reduce tasks exist only with [reduce]");
+        TaskRequest {
+            run: self.plan.run_id.clone(),
+            task: launch.task,
+            attempt: launch.attempt,
+            command: self.job.command_for(&reduce.step, h.name()).to_string(),
+            arg: None,
+            env_id: self.run_env(h),
+            env: Default::default(),
+            partition: planned.partition,
+            stage: 1,
+            partitions: self.book.stage_size(1) as u32,
+            inputs: buckets.iter().map(|n| n.bucket.block.hash).collect(),
+            input_data: None,
+            stdin: true,
+            stdout_is_output: true,
+            timeout_ms: reduce.step.timeout.map(|t| t.as_millis() as u64),
+            shuffle_out: None,
+            merge_in: self.key_format(),
+            container: self.container(&reduce.step, launch.attempt),
+            resident: reduce.step.resident,
+            slots: h.slots(),
+            skip_bad: None,
+        }
+    }
+
+    /// The container of a step that names an image.
+    fn container(&self, step: &StepSpec, attempt: u32) -> Option<shoal_wire::Container> {
+        let image = step.image.clone()?;
+        Some(shoal_wire::Container {
+            image,
+            name: format!("shoal-{}-{attempt}", self.plan.run_id),
+            memory: step.memory,
+            cpus: step.cpus,
+            network: step.network,
+        })
+    }
+
+    /// The key format of the shuffle, from `[reduce]`.
+    fn key_format(&self) -> Option<KeyFormat> {
+        let r = self.job.reduce.as_ref()?;
+        Some(KeyFormat { sep: r.key.sep.as_bytes().to_vec(), fields: r.key.fields as u32, numeric: r.sort == SortOrder::Numeric })
+    }
+
+    /// What a map task does with its output when the job has a reduce.
+    fn shuffle_out(&self) -> Option<ShuffleOut> {
+        let r = self.job.reduce.as_ref()?;
+        Some(ShuffleOut {
+            partitions: self.book.stage_size(1) as u32,
+            key: self.key_format()?,
+            modulo: r.partitioner == Partitioner::Modulo,
+            combine: self.job.combine.as_ref().map(|c| c.command.clone()),
+            sort_buffer: r.sort_buffer,
+        })
+    }
+
+    /// The id of the variables every task of the run gets on host `h`;
+    /// the first call sends them (`RunEnv`, ahead of any task naming it:
+    /// both travel in the link's ordered control queue).
+    fn run_env(&mut self, h: &Host) -> u64 {
+        if let Some(id) = self.env_ids.get(&h.index) {
+            return *id;
+        }
+        let mut env: Vec<(String, String)> = h.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let work = format!("{}/runs/{}/work", h.info.workdir, self.plan.run_id);
+        env.extend([
+            ("SHOAL_HOST".into(), h.name().to_string()),
+            ("SHOAL_RUN".into(), self.plan.run_id.clone()),
+            ("SHOAL_SEED".into(), self.job.job.seed.to_string()),
+            ("SHOAL_PARAMS".into(), format!("{work}/{PARAMS_PATH}")),
+        ]);
+        for (k, v) in &self.job.params {
+            env.push((format!("SHOAL_PARAM_{}", k.to_ascii_uppercase()), v.to_env()));
+        }
+        let id = h.next_id();
+        // A host that is gone gets no task either; its loss is reported on its own.
+        if let Err(e) = h.send_now(Message::RunEnv { run: self.plan.run_id.clone(), id, env, params: self.plan.params.clone() }) {
+            if !e.is_gone() {
+                let why =
+                    format!("the run's task variables (the host's env and [params]) are too large: {e}; put big data in a [sync] file");
+                self.book.fail(why);
+            }
+        }
+        self.env_ids.insert(h.index, id);
+        id
+    }
+}
