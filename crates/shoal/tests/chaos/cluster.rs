@@ -105,9 +105,19 @@ impl Cluster {
 
 impl Cluster {
     /// A fresh agent on every host (`shoal check` starts one each).
+    /// A host healed a moment ago may still be starting its sshd: a few
+    /// tries, a second apart.
     pub fn start_fresh_agents(&self, cli: &Path) {
-        let out = Command::new(cli).args(["check", "--cluster", &self.file.display().to_string()]).output().expect("run shoal check");
-        assert!(out.status.success(), "shoal check failed on the healed cluster:\n{}", String::from_utf8_lossy(&out.stdout));
+        let mut last = String::new();
+        for _ in 0..5 {
+            let out = Command::new(cli).args(["check", "--cluster", &self.file.display().to_string()]).output().expect("run shoal check");
+            if out.status.success() {
+                return;
+            }
+            last = String::from_utf8_lossy(&out.stdout).into_owned();
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        panic!("shoal check failed on the healed cluster, 5 times:\n{last}");
     }
 }
 
