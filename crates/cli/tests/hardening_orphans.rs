@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{local_cluster, shoal};
+use support::{local_cluster, pid_in, shoal};
 
 /// A task that writes its agent's pid and its own, leaves a process that
 /// escaped its group (`setsid`, environment cleared) and one that stayed
@@ -42,17 +42,6 @@ fn start(dir: &Path, cluster: &Path, pids: &Path) -> Child {
         pid_in(&pids.join(f));
     }
     child
-}
-
-fn pid_in(path: &Path) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(pid) = fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "{} was never written", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn stat(pid: i32) -> Option<String> {

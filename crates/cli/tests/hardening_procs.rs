@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{local_cluster, shoal};
+use support::{local_cluster, pid_in, shoal};
 
 /// Starts a process that escapes the task's process group (`setsid`) and
 /// one that double-forks, each writing its pid to a file in `dir`; their
@@ -38,17 +38,6 @@ fn job_dir(job: &str) -> tempfile::TempDir {
 
 fn run_job(dir: &Path, cluster: &Path) -> support::Ran {
     shoal(dir).env("HOME", dir.join("home").to_str().unwrap()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run()
-}
-
-fn pid_in(path: &Path) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(pid) = fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "{} was never written", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Whether `pid` runs (a zombie waiting for its parent does not).

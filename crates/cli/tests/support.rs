@@ -127,3 +127,15 @@ pub fn example_ok(out: &std::process::Output, want: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stdout.contains(want), "example failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}", out.status);
 }
+
+/// The pid a test's process wrote to `path`, waiting up to 20 s for it.
+pub fn pid_in(path: &Path) -> i32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {
+            return pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} was never written", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
