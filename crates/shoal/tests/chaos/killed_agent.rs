@@ -36,7 +36,7 @@ fn start(dir: &std::path::Path, c: &Cluster) -> Child {
         .args(["run", "job.toml", "--json", "--cluster", &c.file.display().to_string()])
         .current_dir(dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("driver.err")).unwrap())
         .spawn()
         .unwrap()
 }
@@ -48,7 +48,12 @@ fn an_agent_killed_with_kill_9_leaves_no_task_running_and_no_scratch() {
     let dir = tempfile::tempdir().unwrap();
     let mut driver = start(dir.path(), c);
     let tasks_on_h2 = || c.strays("h2").into_iter().filter(|p| p.contains("sleep 60")).collect::<Vec<_>>();
-    assert!(wait_for(30, || !tasks_on_h2().is_empty()), "no task of the job ever ran on h2");
+    if !wait_for(30, || !tasks_on_h2().is_empty()) {
+        let _ = driver.kill();
+        let _ = driver.wait();
+        let err = std::fs::read_to_string(dir.path().join("driver.err")).unwrap_or_default();
+        panic!("no task of the job ever ran on h2; the driver said:\n{err}");
+    }
     let agents = pid_list(&script(&["agents", "h2"]));
     let _ = Command::new("kill").arg("-9").args(agents.iter().map(u32::to_string)).status();
     wait_for(5, || tasks_on_h2().is_empty());
