@@ -1,7 +1,6 @@
 //! One function per subcommand: resolve files, call the library, print.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use shoal::driver;
@@ -40,18 +39,15 @@ pub fn dispatch(cli: crate::cli::Cli) -> anyhow::Result<i32> {
         }
         Command::Push { file, to, split, cluster, json } => rt.block_on(push(&cluster, &file, &to, split, json)),
         Command::Pull { path, to, combine, cluster, json } => rt.block_on(pull(&cluster, &path, &to, combine.as_deref(), json)),
-        Command::Agent { workdir, lease_ms, cache_bytes } => {
-            let opts = shoal::agent::AgentOptions { workdir: absolute(workdir)?, lease: Duration::from_millis(lease_ms), cache_bytes };
+        Command::Agent { args } => {
+            // A bad command line is a usage error (exit 2), as clap's were.
+            let args = shoal::agent::AgentArgs::from_args(&args).map_err(|e| shoal::Error::Usage(e.to_string()))?;
+            let opts = shoal::agent::AgentOptions::from_args(args)?;
             rt.block_on(shoal::agent::run(opts))?;
             Ok(0)
         }
         Command::AgentGuard { .. } => unreachable!("handled above"),
     }
-}
-
-fn absolute(p: PathBuf) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(&p).with_context(|| format!("cannot create the work dir {}", p.display()))?;
-    Ok(p.canonicalize()?)
 }
 
 /// The cluster of a command: `--cluster`/`SHOAL_CLUSTER`, else
