@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use shoal::driver;
+use shoal::driver::run::id::RunId;
+use shoal::driver::state::StateDir;
 use shoal::printable::printable;
 use shoal_core::cluster::ClusterSpec;
 use shoal_core::templates;
@@ -170,16 +172,11 @@ async fn execute(job: shoal_core::job::JobSpec, a: RunArgs) -> anyhow::Result<i3
 }
 
 /// The newest earlier run of the same job that has a journal.
-fn latest_of(state: &Path, job: &str) -> anyhow::Result<String> {
-    let runs = state.join("runs");
-    let mut ids: Vec<String> =
-        std::fs::read_dir(&runs).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
-    ids.sort();
-    let safe: String = job.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(32).collect();
-    ids.into_iter()
-        .rev()
-        .find(|id| id.contains(&format!("-{safe}-")) && runs.join(id).join("journal.jsonl").exists())
-        .ok_or_else(|| shoal::Error::Usage(format!("nothing to resume: no earlier run of job {job:?} in {}", runs.display())).into())
+fn latest_of(state: &Path, job: &str) -> anyhow::Result<RunId> {
+    let state = StateDir::new(state);
+    state.latest_for_job(job).ok_or_else(|| {
+        shoal::Error::Usage(format!("nothing to resume: no earlier run of job {job:?} in {}", state.runs().display())).into()
+    })
 }
 
 async fn push(arg: &ClusterArg, file: &Path, to: &str, split: bool, json: bool) -> anyhow::Result<i32> {
