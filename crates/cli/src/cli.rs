@@ -180,13 +180,10 @@ pub enum Command {
     /// Run the agent (started by a driver over ssh or as a child process).
     #[command(hide = true)]
     Agent {
-        #[arg(long)]
-        workdir: PathBuf,
-        #[arg(long, default_value_t = 10_000)]
-        lease_ms: u64,
-        /// Bound of the block cache.
-        #[arg(long, default_value_t = 20 << 30)]
-        cache_bytes: u64,
+        /// `--workdir DIR --lease-ms N --cache-bytes N`, read by
+        /// `shoal_wire::agent_args` (one parser for every kind of agent).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Clean up after an agent that dies (started by the agent itself).
     #[command(hide = true)]

@@ -1,10 +1,11 @@
 //! One function per subcommand: resolve files, call the library, print.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use shoal::driver;
+use shoal::driver::run::id::RunId;
+use shoal::driver::state::StateDir;
 use shoal::printable::printable;
 use shoal_core::cluster::ClusterSpec;
 use shoal_core::templates;
@@ -40,18 +41,15 @@ pub fn dispatch(cli: crate::cli::Cli) -> anyhow::Result<i32> {
         }
         Command::Push { file, to, split, cluster, json } => rt.block_on(push(&cluster, &file, &to, split, json)),
         Command::Pull { path, to, combine, cluster, json } => rt.block_on(pull(&cluster, &path, &to, combine.as_deref(), json)),
-        Command::Agent { workdir, lease_ms, cache_bytes } => {
-            let opts = shoal::agent::AgentOptions { workdir: absolute(workdir)?, lease: Duration::from_millis(lease_ms), cache_bytes };
+        Command::Agent { args } => {
+            // A bad command line is a usage error (exit 2), as clap's were.
+            let args = shoal::agent::AgentArgs::from_args(&args).map_err(|e| shoal::Error::Usage(e.to_string()))?;
+            let opts = shoal::agent::AgentOptions::from_args(args)?;
             rt.block_on(shoal::agent::run(opts))?;
             Ok(0)
         }
         Command::AgentGuard { .. } => unreachable!("handled above"),
     }
-}
-
-fn absolute(p: PathBuf) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(&p).with_context(|| format!("cannot create the work dir {}", p.display()))?;
-    Ok(p.canonicalize()?)
 }
 
 /// The cluster of a command: `--cluster`/`SHOAL_CLUSTER`, else
@@ -174,16 +172,11 @@ async fn execute(job: shoal_core::job::JobSpec, a: RunArgs) -> anyhow::Result<i3
 }
 
 /// The newest earlier run of the same job that has a journal.
-fn latest_of(state: &Path, job: &str) -> anyhow::Result<String> {
-    let runs = state.join("runs");
-    let mut ids: Vec<String> =
-        std::fs::read_dir(&runs).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
-    ids.sort();
-    let safe: String = job.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(32).collect();
-    ids.into_iter()
-        .rev()
-        .find(|id| id.contains(&format!("-{safe}-")) && runs.join(id).join("journal.jsonl").exists())
-        .ok_or_else(|| shoal::Error::Usage(format!("nothing to resume: no earlier run of job {job:?} in {}", runs.display())).into())
+fn latest_of(state: &Path, job: &str) -> anyhow::Result<RunId> {
+    let state = StateDir::new(state);
+    state.latest_for_job(job).ok_or_else(|| {
+        shoal::Error::Usage(format!("nothing to resume: no earlier run of job {job:?} in {}", state.runs().display())).into()
+    })
 }
 
 async fn push(arg: &ClusterArg, file: &Path, to: &str, split: bool, json: bool) -> anyhow::Result<i32> {

@@ -4,44 +4,36 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use shoal::driver::check::align;
+use shoal::driver::run::id::RunId;
 use shoal::driver::run::logs;
 use shoal::driver::run::summary::RunSummary;
+use shoal::driver::state::{self, StateDir};
 use shoal::printable::printable;
 
 /// The driver's state dir: `./.shoal`.
 pub fn state_dir() -> PathBuf {
-    PathBuf::from(".shoal")
+    PathBuf::from(state::NAME)
 }
 
 /// Resolves `latest` (or a prefix) to a run id.
-pub fn resolve_run(state: &Path, run: &str) -> anyhow::Result<String> {
-    let runs = state.join("runs");
+pub fn resolve_run(state: &Path, run: &str) -> anyhow::Result<RunId> {
+    let state = StateDir::new(state);
+    let runs = state.runs();
     if run == "latest" {
-        let id = std::fs::read_to_string(runs.join(".latest"))
-            .map_err(|_| shoal::Error::Usage(format!("no runs yet in {}; start one with `shoal run job.toml`", runs.display())))?;
-        return Ok(id.trim().to_string());
+        return Ok(state
+            .latest()
+            .ok_or_else(|| shoal::Error::Usage(format!("no runs yet in {}; start one with `shoal run job.toml`", runs.display())))?);
     }
-    if runs.join(run).is_dir() {
-        return Ok(run.to_string());
+    match run.parse::<RunId>() {
+        Ok(id) if state.run(&id).path().is_dir() => Ok(id),
+        _ => Err(shoal::Error::Usage(format!("no run {run:?} in {}; `shoal runs` lists them", runs.display())).into()),
     }
-    Err(shoal::Error::Usage(format!("no run {run:?} in {}; `shoal runs` lists them", runs.display())).into())
 }
 
 fn summaries(state: &Path) -> Vec<(String, Option<RunSummary>)> {
-    let Ok(dir) = std::fs::read_dir(state.join("runs")) else {
-        return vec![];
-    };
-    let mut out: Vec<(String, Option<RunSummary>)> = dir
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .map(|e| {
-            let id = e.file_name().to_string_lossy().into_owned();
-            let s = std::fs::read(e.path().join("summary.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
-            (id, s)
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    let state = StateDir::new(state);
+    let summary = |id: &RunId| std::fs::read(state.run(id).summary()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    state.run_ids().iter().map(|id| (id.to_string(), summary(id))).collect()
 }
 
 pub fn runs(json: bool) -> anyhow::Result<i32> {
@@ -87,7 +79,8 @@ pub struct LogArgs {
 pub fn show_logs(a: &LogArgs) -> anyhow::Result<i32> {
     let state = state_dir();
     let id = resolve_run(&state, &a.run)?;
-    let dir = state.join("runs").join(&id).join("logs");
+    let run = StateDir::new(&state).run(&id);
+    let dir = run.logs();
     let mut shown = 0;
     loop {
         let lines = logs::read_all(&dir, a.host.as_deref(), a.task).with_context(|| format!("reading logs of run {id}"))?;
@@ -95,7 +88,7 @@ pub fn show_logs(a: &LogArgs) -> anyhow::Result<i32> {
             print_line(l, a)?;
         }
         shown = lines.len();
-        let finished = state.join("runs").join(&id).join("summary.json").exists();
+        let finished = run.summary().exists();
         if !a.follow || finished {
             return Ok(0);
         }
@@ -126,12 +119,11 @@ fn print_line(l: &logs::LogLine, a: &LogArgs) -> anyhow::Result<()> {
 pub fn report(run: &str, open: bool) -> anyhow::Result<i32> {
     let state = state_dir();
     let id = resolve_run(&state, run)?;
-    let dir = state.join("runs").join(&id);
-    let summary: RunSummary =
-        std::fs::read(dir.join("summary.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| {
-            shoal::Error::Usage(format!("run {id} has no summary yet (still running, or its driver was killed); resume it to finish it"))
-        })?;
-    let path = dir.join("report.html");
+    let dir = StateDir::new(&state).run(&id);
+    let summary: RunSummary = std::fs::read(dir.summary()).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| {
+        shoal::Error::Usage(format!("run {id} has no summary yet (still running, or its driver was killed); resume it to finish it"))
+    })?;
+    let path = dir.report();
     shoal::driver::run::private::write_bytes(&path, shoal::driver::run::report::render(&summary).as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     println!("{}", path.display());

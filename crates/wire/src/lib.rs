@@ -16,6 +16,7 @@
 //!
 //! This crate knows nothing of ssh, processes or tasks: it moves messages.
 
+pub mod agent_args;
 pub mod bounded;
 pub mod connection;
 pub mod error;

@@ -33,12 +33,15 @@ use std::time::Duration;
 
 pub use blocks::BlockStore;
 pub use session::run;
+pub use shoal_wire::agent_args::AgentArgs;
 
 /// Bytes written before the first frame, so that the driver can skip
 /// whatever a remote login shell printed first (motd, rc-file noise).
 pub const START_MARKER: &[u8] = b"\x00SHOAL-AGENT\x00";
 
-/// Options of `shoal agent`, set by the driver that starts it.
+/// Options of `shoal agent`, set by the driver that starts it. Its command
+/// line is [`AgentArgs`] (the contract with the transports); this is what
+/// the agent makes of it.
 #[derive(Clone, Debug)]
 pub struct AgentOptions {
     /// Absolute work dir: `bin/`, `blocks/`, `runs/` live here.
@@ -47,6 +50,26 @@ pub struct AgentOptions {
     pub lease: Duration,
     /// Upper bound of the block cache in bytes.
     pub cache_bytes: u64,
+}
+
+/// The agent's work dir cannot be made or found.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the work dir {}: {source}; give the host a `workdir` in the cluster file that this user may create", path.display())]
+pub struct WorkdirError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+impl AgentOptions {
+    /// The options of an agent started with `args`: the work dir is
+    /// created if missing and made absolute, since the agent later runs
+    /// tasks in other directories.
+    pub fn from_args(args: AgentArgs) -> Result<AgentOptions, WorkdirError> {
+        let fail = |source| WorkdirError { path: args.workdir.clone(), source };
+        std::fs::create_dir_all(&args.workdir).map_err(fail)?;
+        let workdir = args.workdir.canonicalize().map_err(fail)?;
+        Ok(AgentOptions { workdir, lease: args.lease, cache_bytes: args.cache_bytes })
+    }
 }
 
 /// The first SIGTERM, SIGHUP or SIGINT: whoever sends it wants the agent
@@ -62,5 +85,31 @@ pub(crate) async fn asked_to_stop() {
         _ = term.recv() => {}
         _ = hup.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_work_dir_is_created_and_made_absolute() {
+        let d = tempfile::tempdir().unwrap();
+        let args = AgentArgs::new(d.path().join("a/../w")).with_lease(Duration::from_millis(5));
+        let o = AgentOptions::from_args(args).unwrap();
+        assert_eq!(o.workdir, d.path().canonicalize().unwrap().join("w"));
+        assert_eq!((o.lease, o.cache_bytes), (Duration::from_millis(5), AgentArgs::DEFAULT_CACHE_BYTES));
+    }
+
+    #[test]
+    fn a_work_dir_that_cannot_be_made_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("file"), "").unwrap();
+        let bad = d.path().join("file/w");
+        let err = AgentOptions::from_args(AgentArgs::new(&bad)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("cannot create the work dir {}: Not a directory (os error 20); give the host a `workdir` in the cluster file that this user may create", bad.display())
+        );
     }
 }

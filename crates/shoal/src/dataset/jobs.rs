@@ -291,20 +291,11 @@ impl Driver {
     }
 
     /// With `--resume`: the latest earlier run of the same job.
-    fn resume_for(&self, name: &str) -> Option<String> {
+    fn resume_for(&self, name: &str) -> Option<run::id::RunId> {
         if !self.flags.resume {
             return None;
         }
-        let entries = std::fs::read_dir(self.state_dir.join("runs")).ok()?;
-        let mut ids: Vec<String> = entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|id| {
-                run_job_name(id) == Some(run::prepare::safe_job_name(name).as_str())
-                    && self.state_dir.join("runs").join(id).join("journal.jsonl").exists()
-            })
-            .collect();
-        ids.sort();
-        ids.pop()
+        crate::driver::state::StateDir::new(&self.state_dir).latest_for_job(name)
     }
 
     /// End of a successful program: the session's scratch goes (run dirs,
@@ -313,12 +304,6 @@ impl Driver {
         let _ = std::fs::remove_dir_all(&self.session);
         Ok(())
     }
-}
-
-/// The job name inside a run id (`YYYYMMDD-HHMMSS-<name>-<hex4>`).
-fn run_job_name(id: &str) -> Option<&str> {
-    let rest = id.get(16..)?;
-    Some(rest.rsplit_once('-')?.0)
 }
 
 /// A TOML basic string (JSON's escapes are TOML's).
@@ -368,11 +353,5 @@ mod tests {
         assert_eq!(range_parts(0, 10, 3), ["0 3", "3 6", "6 10"]);
         assert_eq!(range_parts(5, 5, 2), ["5 5", "5 5"]);
         assert_eq!(range_parts(-4, 4, 2), ["-4 0", "0 4"]);
-    }
-
-    #[test]
-    fn run_ids_name_their_job() {
-        assert_eq!(run_job_name("20261201-231055-wordcount-3-ab12"), Some("wordcount-3"));
-        assert_eq!(run_job_name("short"), None);
     }
 }

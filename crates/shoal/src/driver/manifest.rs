@@ -41,7 +41,7 @@ pub struct SyncRequest<'a> {
 }
 
 /// The name of a state dir: no directory of that name is synced.
-const STATE_NAME: &str = ".shoal";
+const STATE_NAME: &str = crate::driver::state::NAME;
 
 /// A file that cannot be synced, phrased for the user.
 #[derive(Debug, thiserror::Error)]

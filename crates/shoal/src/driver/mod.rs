@@ -14,6 +14,7 @@ pub mod host;
 pub mod input;
 pub mod manifest;
 pub mod run;
+pub mod state;
 pub mod transfer;
 
 pub use connect::{connect, Cluster};

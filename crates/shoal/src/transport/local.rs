@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use shoal_core::cluster::HostSpec;
+use shoal_wire::agent_args::{self, AgentArgs};
 use tokio::process::Command;
 
 use super::{failed, greet, handshake, Greeting, Link, StderrTail, TransportError};
@@ -29,13 +30,10 @@ pub fn expand_home(p: &str) -> std::path::PathBuf {
 
 pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportError> {
     let exe = binary::current().map_err(|e| failed(format!("cannot find our own executable: {e}")))?;
-    let workdir = expand_home(&host.workdir);
+    let args = AgentArgs::new(expand_home(&host.workdir)).with_lease(lease);
     let mut child = Command::new(&exe.path)
-        .arg("agent")
-        .arg("--workdir")
-        .arg(&workdir)
-        .arg("--lease-ms")
-        .arg(lease.as_millis().to_string())
+        .arg(agent_args::SUBCOMMAND)
+        .args(args.to_args())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

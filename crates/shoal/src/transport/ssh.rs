@@ -22,6 +22,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use shoal_core::cluster::HostSpec;
+use shoal_wire::agent_args::{self, AgentArgs};
 use tokio::process::Command;
 
 use super::local::expand_home;
@@ -143,14 +144,25 @@ fn bootstrap_script(host: &HostSpec, bin: &Binary, lease: Duration) -> Result<St
     let body = r#"w=@DIR@; b="$w/bin/shoal-@HASH@"
 if [ -e "$b" ] || [ -L "$b" ]; then
   owned "$w/."; plain "$w/bin"; plain "$b"
-  if [ -x "$b" ]; then exec "$b" agent --workdir "$w" --lease-ms @LEASE@; fi
+  if [ -x "$b" ]; then exec "$b" @AGENT@; fi
 fi
 printf 'SHOAL-NEED %s\n' "$(uname -sm)""#;
     let script = body
         .replace("@DIR@", &quote::path(&host.workdir).map_err(|e| failed(e.to_string()))?)
         .replace("@HASH@", &quote::word(&bin.hash).map_err(|e| failed(e.to_string()))?)
-        .replace("@LEASE@", &lease.as_millis().to_string());
+        .replace("@AGENT@", &agent_words(lease)?);
     Ok(format!("{CHECKS}{script}"))
+}
+
+/// The agent's subcommand and flags as shell words. The work dir is the
+/// script's `$w`, a path the remote shell has already expanded (`~`) and
+/// checked; every other word is quoted.
+fn agent_words(lease: Duration) -> Result<String, TransportError> {
+    const WORKDIR: &str = "$w";
+    let args = AgentArgs::new(WORKDIR).with_lease(lease).to_args();
+    let words = std::iter::once(agent_args::SUBCOMMAND.to_string()).chain(args);
+    let quoted = words.map(|a| if a == WORKDIR { Ok(format!("\"{WORKDIR}\"")) } else { quote::word(&a) });
+    Ok(quoted.collect::<Result<Vec<_>, _>>().map_err(|e| failed(e.to_string()))?.join(" "))
 }
 
 /// The script that installs the binary from stdin, atomically: the temp
@@ -328,7 +340,10 @@ mod tests {
     #[test]
     fn the_bootstrap_runs_a_private_agent_and_asks_for_a_missing_one() {
         let (_d, work, bin) = deployed();
-        assert_eq!(boot(&work, &bin), format!("AGENT-RAN agent --workdir {} --lease-ms 9000\n", work.display()));
+        assert_eq!(
+            boot(&work, &bin),
+            format!("AGENT-RAN agent --workdir {} --lease-ms 9000 --cache-bytes {}\n", work.display(), AgentArgs::DEFAULT_CACHE_BYTES)
+        );
         std::fs::remove_file(work.join("bin/shoal-abc")).unwrap();
         assert_eq!(boot(&work, &bin), format!("SHOAL-NEED {}\n", sh("uname -sm", b"").trim()));
     }

@@ -87,7 +87,7 @@ fn guarded(job: &JobSpec, sync_paths: &[(String, &str)], state_dir: &Path) -> Ve
     }
     // A Dataset program's job outputs live in `.shoal/dataset/`; nothing
     // may go into `.shoal/runs/`, where this run's parts are.
-    let runs = state_dir.join("runs");
+    let runs = crate::driver::state::StateDir::new(state_dir).runs();
     wanted.push((runs.clone(), format!("the run state {:?}", runs.display().to_string()), false));
     wanted.push((state_dir.to_path_buf(), format!("the run state {:?}", state_dir.display().to_string()), true));
     wanted.into_iter().filter_map(|(p, label, inside_ok)| p.canonicalize().ok().map(|path| Guarded { path, label, inside_ok })).collect()

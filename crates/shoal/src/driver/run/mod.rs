@@ -8,6 +8,7 @@
 pub mod book;
 pub mod engine;
 pub mod guard;
+pub mod id;
 pub mod images;
 pub mod journal;
 pub mod logs;
@@ -31,10 +32,12 @@ use tokio::task::JoinSet;
 
 use self::book::{Ending, Outcome};
 use self::engine::Engine;
+use self::id::RunId;
 use self::journal::Journal;
 use self::output::Part;
 use self::prepare::Plan;
 use self::summary::{AttemptRecord, RunSummary};
+use super::state::StateDir;
 use super::{blocks, connect, Cluster, Host};
 use crate::{Error, Result};
 
@@ -45,8 +48,8 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// Print the plan and stop.
     pub dry_run: bool,
-    /// Reuse committed tasks of this earlier run (id), if any.
-    pub resume: Option<String>,
+    /// Reuse committed tasks of this earlier run, if any.
+    pub resume: Option<RunId>,
     pub speculate: bool,
     /// No progress output (for `--json`).
     pub quiet: bool,
@@ -61,10 +64,10 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     let slots_guess: u32 = spec.hosts.iter().map(|h| h.slots.unwrap_or(cores())).sum();
     let plan = prepare::prepare(job, slots_guess, &opts.state_dir)?;
     if let Err(e) = shuffle_fits(job, &plan) {
-        let _ = std::fs::remove_dir_all(&plan.run_dir);
+        let _ = std::fs::remove_dir_all(plan.run_dir.path());
         return Err(e);
     }
-    let _ = private::write_bytes(&opts.state_dir.join("runs").join(".latest"), plan.run_id.as_bytes());
+    let _ = StateDir::new(&opts.state_dir).set_latest(&plan.run_id);
     if opts.dry_run {
         return Ok(dry_run(spec, job, &plan));
     }
@@ -78,7 +81,7 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     for note in images::ensure(&mut cluster, job).await? {
         eprintln!("shoal: {}", crate::printable::printable(&note.to_string()));
     }
-    let journal = Journal::create(&plan.run_dir.join("journal.jsonl")).map_err(|e| Error::io("cannot create the run journal", e))?;
+    let journal = Journal::create(&plan.run_dir.journal()).map_err(|e| Error::io("cannot create the run journal", e))?;
     let sched = scheduler(job, &plan, &cluster.hosts, opts).await;
     let mut engine = Engine::new(job, &plan, cluster.hosts.clone(), sched, journal, opts.quiet);
     engine.book.facts.sync_sent = sent;
@@ -91,13 +94,13 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     }
     summary.counters = engine.book.facts.counters.clone();
     summary.skipped_records = engine.book.facts.skipped.clone();
-    end_run(&cluster, &plan.run_id).await;
+    end_run(&cluster, &plan.run_id.to_string()).await;
     let result = finish(ending, &engine, job, &plan, &mut summary, opts);
-    let report = plan.run_dir.join("report.html");
+    let report = plan.run_dir.report();
     if private::write_bytes(&report, report::render(&summary).as_bytes()).is_ok() {
         summary.report = Some(report.display().to_string());
     }
-    write_summary(&plan.run_dir.join("summary.json"), &summary);
+    write_summary(&plan.run_dir.summary(), &summary);
     let where_ = summary.report.as_ref().map_or(String::new(), |r| format!("\nreport: {r}"));
     match result {
         Ok(()) => Ok(summary),
@@ -181,7 +184,7 @@ async fn sync_all(cluster: &mut Cluster, plan: &Plan) -> Result<(u64, u64)> {
     for h in &cluster.hosts {
         let h = Arc::clone(h);
         let files = plan.manifest.clone();
-        let run = plan.run_id.clone();
+        let run = plan.run_id.to_string();
         set.spawn(async move {
             let sources: Vec<&blocks::Source> = files.iter().map(|f| &f.source).collect();
             let (sent, skipped) = blocks::ensure(&h, &sources).await.map_err(|e| (h.index, format!("host `{}`: {e}", h.name())))?;
@@ -308,17 +311,16 @@ fn resume(engine: &mut Engine<'_>, opts: &RunOptions) -> Result<()> {
     let Some(old) = &opts.resume else {
         return Ok(());
     };
-    let old_dir = opts.state_dir.join("runs").join(old);
-    let entries = journal::load(&old_dir.join("journal.jsonl"))
+    let old_dir = StateDir::new(&opts.state_dir).run(old);
+    let entries = journal::load(&old_dir.journal())
         .map_err(|e| Error::Usage(format!("cannot resume run {old}: its journal cannot be read ({e}); see `shoal runs`")))?;
-    let parts_dir = engine.plan.run_dir.join("parts");
-    private::dir(&parts_dir).map_err(|e| Error::io("cannot create the parts dir", e))?;
+    private::dir(&engine.plan.run_dir.parts()).map_err(|e| Error::io("cannot create the parts dir", e))?;
     let tasks = engine.plan.tasks.clone();
     for (t, task) in tasks.iter().enumerate() {
         let Some(e) = entries.get(&task.identity) else {
             continue;
         };
-        let file = parts_dir.join(format!("part-{t:05}"));
+        let file = engine.plan.run_dir.part(t as u32);
         let part = |data| Part { partition: task.partition, file: file.clone(), data, input_name: std::sync::Arc::clone(&task.input_name) };
         if e.data.is_some() {
             // Kept in the journal line; reused only if it matches its hash.
@@ -327,7 +329,7 @@ fn resume(engine: &mut Engine<'_>, opts: &RunOptions) -> Result<()> {
             }
             continue;
         }
-        let old_part = old_dir.join("parts").join(format!("part-{:05}", e.task));
+        let old_part = old_dir.part(e.task);
         if !intact(&old_part, &e.output) {
             continue;
         }
@@ -382,7 +384,7 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
         })
         .collect();
     RunSummary {
-        run: engine.plan.run_id.clone(),
+        run: engine.plan.run_id.to_string(),
         job: job.job.name.clone(),
         seed: job.job.seed,
         status: "running".into(),
@@ -431,7 +433,7 @@ fn job_path(job: &JobSpec) -> String {
 fn commit(engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
     let parts: Vec<&Part> = engine.book.parts.values().collect();
     let dest = job.resolve(&job.output.path);
-    let committed = output::commit(&dest, &job.output.merge, job.output.name.as_deref(), &parts, &plan.run_id, &job.base_dir);
+    let committed = output::commit(&dest, &job.output.merge, job.output.name.as_deref(), &parts, &plan.run_id.to_string(), &job.base_dir);
     match committed {
         Ok(path) => {
             summary.status = "succeeded".into();
@@ -487,9 +489,9 @@ fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
         sync,
         job.job.seed
     );
-    let _ = std::fs::remove_dir_all(&plan.run_dir);
+    let _ = std::fs::remove_dir_all(plan.run_dir.path());
     RunSummary {
-        run: plan.run_id.clone(),
+        run: plan.run_id.to_string(),
         job: job.job.name.clone(),
         seed: job.job.seed,
         status: "dry-run".into(),

@@ -2,15 +2,17 @@
 //! dir, the sync manifest, the input partitions and the tasks with their
 //! identities. Bad input fails here, before anything runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use shoal_core::job::{JobSpec, Split};
 use shoal_wire::hex;
 
+use super::id::RunId;
 use super::{guard, journal, output, private};
 use crate::driver::blocks::Source;
 use crate::driver::input::{self, Partition, SplitPlan};
 use crate::driver::manifest::{self, ManifestFile, SyncRequest};
+use crate::driver::state::{RunDir, StateDir};
 use crate::{Error, Result};
 
 /// One task of the plan: a map task per input partition, then (for a
@@ -33,8 +35,9 @@ pub struct PlannedTask {
 
 /// The plan of one run.
 pub struct Plan {
-    pub run_id: String,
-    pub run_dir: PathBuf,
+    pub run_id: RunId,
+    /// The dir of `run_id` in the state dir.
+    pub run_dir: RunDir,
     pub manifest: Vec<ManifestFile>,
     pub tasks: Vec<PlannedTask>,
     /// The params as JSON: they travel in each host's `RunEnv` and are
@@ -59,9 +62,8 @@ pub fn prepare(job: &JobSpec, total_slots: u32, state_dir: &Path) -> Result<Plan
     guard::check_output(job, &sync_paths, state_dir)?;
     let manifest = sync_manifest(job, sync_paths, state_dir)?;
     let params = params_json(job)?;
-    let run_id = new_run_id(&job.job.name);
-    let run_dir = state_dir.join("runs").join(&run_id);
-    make_run_dir(state_dir, &run_dir)?;
+    let run_id = RunId::now(&job.job.name);
+    let run_dir = make_run_dir(state_dir, &run_id)?;
     let planned = tasks(job, total_slots, &run_dir, &manifest, &params, state_dir).and_then(|mut tasks| {
         tasks.extend(reduce_tasks(job, total_slots, &tasks));
         output_names(job, &tasks)?;
@@ -71,18 +73,16 @@ pub fn prepare(job: &JobSpec, total_slots: u32, state_dir: &Path) -> Result<Plan
         Ok(tasks) => Ok(Plan { run_id, run_dir, manifest, tasks, params }),
         Err(e) => {
             // Bad input: leave no half-made run behind.
-            let _ = std::fs::remove_dir_all(&run_dir);
+            let _ = std::fs::remove_dir_all(run_dir.path());
             Err(e)
         }
     }
 }
 
 /// The run dir and the dirs the run fills, owner-only (`.shoal` too).
-fn make_run_dir(state_dir: &Path, run_dir: &Path) -> Result<()> {
-    [state_dir, run_dir, &run_dir.join("parts"), &run_dir.join("logs")]
-        .into_iter()
-        .try_for_each(private::dir)
-        .map_err(|e| Error::io(format!("cannot create {}", run_dir.display()), e))
+fn make_run_dir(state_dir: &Path, id: &RunId) -> Result<RunDir> {
+    let state = StateDir::new(state_dir);
+    state.create_run(id).map_err(|e| Error::io(format!("cannot create {}", state.run(id).path().display()), e))
 }
 
 /// Refuses an input that is not a regular file or directory (a FIFO would
@@ -134,33 +134,6 @@ fn supported(job: &JobSpec) -> Result<()> {
     Ok(())
 }
 
-fn new_run_id(job: &str) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = now.as_secs();
-    let (d, s) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil(d as i64);
-    let safe = safe_job_name(job);
-    format!("{y:04}{m:02}{day:02}-{:02}{:02}{:02}-{safe}-{:04x}", s / 3600, s / 60 % 60, s % 60, now.subsec_nanos() & 0xffff)
-}
-
-/// A job name as run ids spell it (file-name safe, at most 32 characters).
-pub fn safe_job_name(job: &str) -> String {
-    job.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(32).collect()
-}
-
-/// Days since the epoch to (year, month, day), proleptic Gregorian.
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 fn sync_manifest(job: &JobSpec, sync_paths: Vec<(String, &str)>, state_dir: &Path) -> Result<Vec<ManifestFile>> {
     let paths = sync_paths.into_iter().map(|(p, _)| p).collect();
     let (force, exclude) = (&job.sync.force, &job.sync.exclude);
@@ -180,7 +153,7 @@ pub const PARAMS_PATH: &str = shoal_wire::PARAMS_PATH;
 fn tasks(
     job: &JobSpec,
     total_slots: u32,
-    run_dir: &Path,
+    run_dir: &RunDir,
     manifest: &[ManifestFile],
     params: &[u8],
     state_dir: &Path,
@@ -286,7 +259,7 @@ fn context_hash(job: &JobSpec, manifest: &[ManifestFile], params: &[u8]) -> Vec<
     h.finalize().as_bytes().to_vec()
 }
 
-fn partitions(job: &JobSpec, total_slots: u32, run_dir: &Path, state_dir: &Path) -> Result<Vec<Partition>> {
+fn partitions(job: &JobSpec, total_slots: u32, run_dir: &RunDir, state_dir: &Path) -> Result<Vec<Partition>> {
     if let Some(parts) = &job.input.parts {
         return given_parts(parts);
     }
@@ -300,7 +273,7 @@ fn partitions(job: &JobSpec, total_slots: u32, run_dir: &Path, state_dir: &Path)
         // Split exactly as `shoal push --split` did: every chunk is already on a host.
         return input::at_cuts(&full, &cuts).map_err(|e| Error::Usage(e.to_string()));
     }
-    let scratch = run_dir.join("input");
+    let scratch = run_dir.input();
     if matches!(plan, SplitPlan::Hash { .. } | SplitPlan::Range { .. }) {
         // Routed partitions are copies of the input: owner-only, like the run.
         private::dir(&scratch).map_err(|e| Error::io(format!("cannot create {}", scratch.display()), e))?;
@@ -354,15 +327,4 @@ fn split_plan(job: &JobSpec, total_slots: u32, full: &Path) -> Result<SplitPlan>
 /// Short hex of a hash, for tables.
 pub fn short(hash: &shoal_wire::Hash) -> String {
     hex(hash)[..12].to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::civil;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(20_414), (2025, 11, 22));
-    }
 }

@@ -77,7 +77,7 @@ impl RunBook<'_> {
 
     /// Where the output of `task` goes: `<run dir>/parts/part-NNNNN`.
     pub fn part_file(&self, task: u32) -> PathBuf {
-        self.plan.run_dir.join("parts").join(format!("part-{task:05}"))
+        self.plan.run_dir.part(task)
     }
 
     /// `skip_bad` of a map task's next attempt: skip mode once its command

@@ -11,8 +11,10 @@ use shoal_wire::{BlockRef, Bucket, ExitStatus, SkippedRecord, TaskReport};
 
 use super::*;
 use crate::driver::blocks::Source;
+use crate::driver::run::id::RunId;
 use crate::driver::run::journal::DATA_MAX;
 use crate::driver::run::prepare::{Plan, PlannedTask};
+use crate::driver::state::StateDir;
 
 fn s(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -54,7 +56,9 @@ pub(super) fn plan(maps: &[Input], reduces: u32) -> &'static Plan {
     };
     let mut tasks: Vec<PlannedTask> = maps.iter().enumerate().map(|(p, i)| task(0, p as u32, source(*i))).collect();
     tasks.extend((0..reduces).map(|r| task(1, r, None)));
-    let plan = Plan { run_id: "run-1".into(), run_dir: PathBuf::from("/state/runs/run-1"), manifest: vec![], tasks, params: vec![] };
+    let run_id = RunId::new("run", std::time::UNIX_EPOCH, 1);
+    let run_dir = StateDir::new("/state").run(&run_id);
+    let plan = Plan { run_id, run_dir, manifest: vec![], tasks, params: vec![] };
     Box::leak(Box::new(plan))
 }
 
@@ -263,8 +267,8 @@ fn a_larger_inline_output_is_written_and_a_stored_one_fetched_before_the_journal
         maps_book(&[Input::None, Input::None], &[2]),
         &["start t0 a0 h0", "start t1 a1 h0"],
         vec![
-            (Call::Report(0, ok_inline(0, &big)), vec!["write t0 a0 4097 bytes -> /state/runs/run-1/parts/part-00000"]),
-            (Call::Report(0, ok_stored(1, 1 << 20)), vec!["fetch t1 a1 h0 -> /state/runs/run-1/parts/part-00001"]),
+            (Call::Report(0, ok_inline(0, &big)), vec!["write t0 a0 4097 bytes -> /state/runs/19700101-000000-run-0001/parts/part-00000"]),
+            (Call::Report(0, ok_stored(1, 1 << 20)), vec!["fetch t1 a1 h0 -> /state/runs/19700101-000000-run-0001/parts/part-00001"]),
             (
                 Call::Internal(Internal::Collected {
                     task: 1,
@@ -386,7 +390,7 @@ fn skipped_records_are_placed_in_the_input_file_and_past_the_limit_fail_the_run(
             vec![
                 "note: task 0 (input in0) skipped a bad record at byte 1005: \"bad\"",
                 "note: task 0 (input in0) skipped a bad record at byte 1050: \"worse\"",
-                "fetch t0 a0 h0 -> /state/runs/run-1/parts/part-00000",
+                "fetch t0 a0 h0 -> /state/runs/19700101-000000-run-0001/parts/part-00000",
             ],
         )],
     );
@@ -571,7 +575,7 @@ fn an_output_collected_after_its_task_reran_is_not_journaled_again() {
         maps_book(&[Input::None, Input::None], &[1, 1]),
         &["start t0 a0 h0", "start t1 a1 h1"],
         vec![
-            (Call::Report(0, ok_inline(0, &big)), vec!["write t0 a0 4097 bytes -> /state/runs/run-1/parts/part-00000"]),
+            (Call::Report(0, ok_inline(0, &big)), vec!["write t0 a0 4097 bytes -> /state/runs/19700101-000000-run-0001/parts/part-00000"]),
             (Call::Lost(0, "gone"), vec!["note: host `h0` lost: gone; its tasks will run elsewhere"]),
             (Call::Report(1, ok_inline(1, b"1")), vec!["journal t1 a1 h1 1 bytes kept", "start t0 a2 h1"]),
             (Call::Report(1, ok_inline(2, b"0")), vec!["journal t0 a2 h1 1 bytes kept"]),

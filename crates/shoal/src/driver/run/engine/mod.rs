@@ -70,7 +70,7 @@ impl<'a> Engine<'a> {
             plan,
             by_spec_index: hosts.iter().enumerate().map(|(i, h)| (h.index, i)).collect(),
             progress: Progress::new(plan.tasks.len() as u64, &progress_names, quiet),
-            logs: Some(LogSink::new(plan.run_dir.join("logs"), started)),
+            logs: Some(LogSink::new(plan.run_dir.logs(), started)),
             book: RunBook::new(plan, Rules::of(job), &names, sched),
             hosts,
             started,
@@ -187,7 +187,7 @@ impl<'a> Engine<'a> {
         let h = self.hosts[launch.host].clone();
         let req = self.request(&h, launch, &buckets);
         let needed: Vec<(Needed, Arc<Host>)> = buckets.into_iter().map(|n| (n, self.hosts[n.from].clone())).collect();
-        let dir = self.plan.run_dir.join("shuffle");
+        let dir = self.plan.run_dir.shuffle();
         let tx = self.back_tx.clone();
         let Launch { task, attempt, .. } = launch;
         tokio::spawn(async move {

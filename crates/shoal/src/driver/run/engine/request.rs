@@ -22,7 +22,7 @@ impl Engine<'_> {
             command = crate::argument::bind(&command);
         }
         TaskRequest {
-            run: self.plan.run_id.clone(),
+            run: self.plan.run_id.to_string(),
             task: launch.task,
             attempt: launch.attempt,
             command,
@@ -51,7 +51,7 @@ impl Engine<'_> {
         let job = self.job;
         let reduce = job.reduce.as_ref().expect("reduce tasks exist only with [reduce]");
         TaskRequest {
-            run: self.plan.run_id.clone(),
+            run: self.plan.run_id.to_string(),
             task: launch.task,
             attempt: launch.attempt,
             command: self.job.command_for(&reduce.step, h.name()).to_string(),
@@ -116,7 +116,7 @@ impl Engine<'_> {
         let work = format!("{}/runs/{}/work", h.info.workdir, self.plan.run_id);
         env.extend([
             ("SHOAL_HOST".into(), h.name().to_string()),
-            ("SHOAL_RUN".into(), self.plan.run_id.clone()),
+            ("SHOAL_RUN".into(), self.plan.run_id.to_string()),
             ("SHOAL_SEED".into(), self.job.job.seed.to_string()),
             ("SHOAL_PARAMS".into(), format!("{work}/{PARAMS_PATH}")),
         ]);
@@ -125,7 +125,7 @@ impl Engine<'_> {
         }
         let id = h.next_id();
         // A host that is gone gets no task either; its loss is reported on its own.
-        if let Err(e) = h.send_now(Message::RunEnv { run: self.plan.run_id.clone(), id, env, params: self.plan.params.clone() }) {
+        if let Err(e) = h.send_now(Message::RunEnv { run: self.plan.run_id.to_string(), id, env, params: self.plan.params.clone() }) {
             if !e.is_gone() {
                 let why =
                     format!("the run's task variables (the host's env and [params]) are too large: {e}; put big data in a [sync] file");
