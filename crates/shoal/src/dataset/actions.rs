@@ -8,9 +8,9 @@ use std::io::Write;
 use std::rc::Rc;
 
 use super::codec;
-use super::context::Purpose;
 use super::narrow::{write_records, Records};
 use super::node::StageFn;
+use super::plan::Purpose;
 use super::{Data, Dataset};
 use crate::{Error, Result};
 

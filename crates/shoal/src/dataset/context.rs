@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use super::jobs::Driver;
 use super::node::{Ids, Kind, Node, NodeId, Source, StageFn};
+use super::plan::{JobPlan, Purpose};
 use super::task::TaskRole;
 use super::{codec, flags, Data, Dataset};
 use crate::Result;
@@ -37,30 +38,6 @@ pub(crate) struct Inner {
 enum Role {
     Driver(Box<Driver>),
     Task(TaskRole),
-}
-
-/// Why a job runs, which decides what becomes of its output.
-pub(crate) enum Purpose {
-    /// An action's result, which every later task can read.
-    Result,
-    /// Keep the dataset's partitions for later jobs (cache, or a shuffle
-    /// read by another shuffle).
-    Materialize,
-    /// Lines of text written to a file on the driver.
-    SaveText(std::path::PathBuf),
-}
-
-/// One job, as both the driver and its tasks plan it.
-pub(crate) struct JobPlan {
-    pub index: u32,
-    pub node: Rc<Node>,
-    /// The shuffle whose reduce side is this job's second stage.
-    pub shuffle: Option<Rc<Node>>,
-    /// Roots read by the map stage, in segment order.
-    pub map_roots: Vec<Rc<Node>>,
-    /// Segments of `map_roots` per shuffle parent (one entry without a shuffle).
-    pub parent_segments: Vec<usize>,
-    pub description: String,
 }
 
 impl Context {
@@ -216,21 +193,7 @@ impl Context {
     fn plan(&self, node: &Rc<Node>, shuffle: Option<Rc<Node>>) -> JobPlan {
         let index = self.inner.jobs.get();
         self.inner.jobs.set(index + 1);
-        let mat = self.materialized();
-        let (map_roots, parent_segments) = match shuffle.as_ref().map(|s| &s.kind) {
-            Some(Kind::Shuffle(sh)) => {
-                let per: Vec<Vec<Rc<Node>>> = sh.parents.iter().map(|p| p.roots(&mat)).collect();
-                let counts = per.iter().map(Vec::len).collect();
-                (per.into_iter().flatten().collect(), counts)
-            }
-            _ => {
-                let roots = node.roots(&mat);
-                let n = roots.len();
-                (roots, vec![n])
-            }
-        };
-        let description = format!("job {index}: {}", node.describe(&mat));
-        JobPlan { index, node: node.clone(), shuffle, map_roots, parent_segments, description }
+        JobPlan::new(index, node, shuffle, &self.materialized())
     }
 
     /// Reduce partitions when a shuffle does not say: one per slot.
@@ -238,7 +201,7 @@ impl Context {
         match &self.inner.role {
             Role::Driver(d) => d.slots(),
             // Tasks never pick: the driver passes its choice.
-            Role::Task(t) => t.slots,
+            Role::Task(t) => t.slots(),
         }
     }
 

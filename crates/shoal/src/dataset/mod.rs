@@ -34,6 +34,8 @@ pub mod jobs;
 pub mod keyed;
 pub mod narrow;
 pub mod node;
+mod panics;
+pub mod plan;
 pub mod task;
 
 use std::hash::Hash;
