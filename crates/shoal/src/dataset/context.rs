@@ -18,7 +18,7 @@ use super::node::{Ids, Kind, Node, NodeId, Source, StageFn};
 use super::plan::{JobPlan, Purpose};
 use super::task::TaskRole;
 use super::{codec, flags, Data, Dataset};
-use crate::Result;
+use crate::{Error, Result};
 
 /// A program's handle on the cluster: sources come from it, and it says
 /// which process this is.
@@ -97,18 +97,27 @@ impl Context {
     }
 
     /// A dataset of the given records in `partitions` nearly equal parts.
+    /// A record that cannot be encoded is an error here, on the driver,
+    /// naming the call and the record.
     #[track_caller]
-    pub fn parallelize<T: Data>(&self, items: Vec<T>, partitions: u32) -> Dataset<T> {
-        let n = partitions.max(1) as usize;
-        let mut parts = vec![Vec::new(); n];
-        let per = items.len().div_ceil(n).max(1);
-        if self.is_driver() {
+    pub fn parallelize<T: Data>(&self, items: Vec<T>, partitions: u32) -> Result<Dataset<T>> {
+        let at = std::panic::Location::caller();
+        let parts = if self.is_driver() {
             // Only the driver ships the records; tasks read them from their input.
-            for (i, item) in items.iter().enumerate() {
-                codec::put_record(item, &mut parts[(i / per).min(n - 1)]).expect("records of parallelize must encode");
-            }
-        }
-        Dataset::source(self, "parallelize", Source::Records { parts })
+            encode_parts(&items, partitions).map_err(|(i, e)| {
+                Error::Usage(format!(
+                    "parallelize at {}:{}:{}: record {i} of {} cannot be encoded ({e}); every record must serialize \
+                     with serde (a derived Serialize does), so fix the type's Serialize or leave the record out",
+                    at.file(),
+                    at.line(),
+                    at.column(),
+                    items.len()
+                ))
+            })?
+        } else {
+            vec![Vec::new(); partitions.max(1) as usize]
+        };
+        Ok(Dataset::source(self, "parallelize", Source::Records { parts }))
     }
 
     /// The integers of `range`, in `partitions` nearly equal parts.
@@ -212,5 +221,52 @@ impl Context {
             Role::Driver(d) => d.finish(),
             Role::Task(t) => t.program_ended(self.inner.jobs.get()),
         }
+    }
+}
+
+/// The records of `parallelize` encoded into `partitions` nearly equal
+/// parts (at least one); the error names the record (from 0) that failed.
+fn encode_parts<T: Data>(items: &[T], partitions: u32) -> std::result::Result<Vec<Vec<u8>>, (usize, codec::CodecError)> {
+    let n = partitions.max(1) as usize;
+    let mut parts = vec![Vec::new(); n];
+    let per = items.len().div_ceil(n).max(1);
+    for (i, item) in items.iter().enumerate() {
+        codec::put_record(item, &mut parts[(i / per).min(n - 1)]).map_err(|e| (i, e))?;
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize, Serializer};
+
+    use super::*;
+
+    /// A record whose Serialize fails for odd numbers.
+    #[derive(Clone, Deserialize)]
+    struct OddFails(u32);
+
+    impl Serialize for OddFails {
+        fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            if self.0 % 2 == 1 {
+                return Err(serde::ser::Error::custom("odd"));
+            }
+            s.serialize_u32(self.0)
+        }
+    }
+
+    #[test]
+    fn records_are_cut_into_nearly_equal_parts() {
+        let parts = encode_parts(&[1u8, 2, 3, 4, 5], 2).unwrap();
+        let counts: Vec<usize> = parts.iter().map(|p| p.iter().filter(|&&b| b == b'\n').count()).collect();
+        assert_eq!(counts, [3, 2]);
+        assert_eq!(encode_parts::<u8>(&[], 0).unwrap(), [Vec::<u8>::new()]);
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_encoded_is_named_not_a_panic() {
+        let (i, e) = encode_parts(&[OddFails(0), OddFails(2), OddFails(3)], 2).unwrap_err();
+        assert_eq!(i, 2);
+        assert!(e.to_string().starts_with("cannot encode a record: "), "{e}");
     }
 }
