@@ -14,9 +14,13 @@
 //!   job's work dir as `results/<job>`, which is how tasks replaying the
 //!   program get them.
 //! - Each job's params carry its number, the layout of its map partitions,
-//!   the plan description, the default partitions and this executable's
-//!   hash; the hash makes a rebuilt program's tasks new identities, so
-//!   `--resume` never reuses output of other code.
+//!   the plan description and the default partitions (a
+//!   [`shoal_wire::task_env::ReplayEnv`], which the task reads back), and
+//!   this executable's hash; the hash makes a rebuilt program's tasks new
+//!   identities, so `--resume` never reuses output of other code.
+//! - The job is written as a job file by core's writer
+//!   (`JobSpec::to_toml`) and parsed back, so it is checked like any job
+//!   file; no text is quoted by hand.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};

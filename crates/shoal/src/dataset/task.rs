@@ -5,7 +5,7 @@
 //! the work dir); at its own job the task checks that it built the same
 //! plan as the driver, then computes its one partition into the output
 //! and exits, or, started as a resident executor (`SHOAL_EXECUTOR=1`),
-//! serves task after task of that job ([`super::executor`]). Whatever the
+//! serves task after task of that job (`executor`). Whatever the
 //! program prints goes to the task's log: stdout is moved to stderr before
 //! the program's code runs again, and records (or an executor's replies)
 //! are written to the original stdout.
