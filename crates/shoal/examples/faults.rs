@@ -100,7 +100,7 @@ fn main() -> shoal::Result<()> {
                 // Each string a little under KIB KiB, so that with its
                 // framing a partition stays inline at 64.
                 let items: Vec<String> = (0..n).map(|i| format!("{i} {}", "x".repeat(kib * 1024 - 64))).collect();
-                let out = cx.parallelize(items, n as u32).map(|s| s.replace('x', "y")).collect()?;
+                let out = cx.parallelize(items, n as u32)?.map(|s| s.replace('x', "y")).collect()?;
                 let ok = out.iter().filter(|s| s.len() > kib * 1024 - 64 && !s.contains('x')).count();
                 println!("big {ok}");
             }

@@ -2,7 +2,8 @@
 //! program that stays up and runs many tasks of one run, one at a time,
 //! instead of one process per task.
 //!
-//! The agent starts the executor with `SHOAL_EXECUTOR=1`, writes
+//! The agent starts the executor with `SHOAL_EXECUTOR=1`
+//! ([`crate::task_env::EXECUTOR_ENV`]), writes
 //! [`ExecTask`] frames to its stdin (several ahead) and reads one
 //! [`ExecDone`] frame back from its stdout per task, in order. Frames are
 //! the link's own (length prefix, postcard). Everything else the program
@@ -20,9 +21,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::frame;
-
-/// Environment variable that starts a Dataset program as an executor.
-pub const EXECUTOR_ENV: &str = "SHOAL_EXECUTOR";
 
 /// One task for an executor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

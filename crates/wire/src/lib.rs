@@ -13,6 +13,8 @@
 //!
 //! - [`executor`]: the frames between an agent and a resident executor
 //!   (a Dataset program that runs many tasks of one run).
+//! - [`task_env`]: the environment a Dataset program's task starts with
+//!   (role, executor, the typed replay params).
 //!
 //! This crate knows nothing of ssh, processes or tasks: it moves messages.
 
@@ -24,6 +26,7 @@ pub mod executor;
 pub mod frame;
 pub mod hello;
 pub mod message;
+pub mod task_env;
 
 pub use connection::{spawn_writer, FrameReader, Outbox};
 pub use error::WireError;

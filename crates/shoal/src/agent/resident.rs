@@ -29,7 +29,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shoal_wire::executor::{ExecDone, ExecInput, ExecOutput, ExecTask, EXECUTOR_ENV};
+use shoal_wire::executor::{ExecDone, ExecInput, ExecOutput, ExecTask};
+use shoal_wire::task_env::{EXECUTOR_ENV, EXECUTOR_ON};
 use shoal_wire::{ExitStatus, FrameReader, LogStream, Message, Outbox, TaskReport, TaskRequest, INLINE_MAX};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, ChildStdout};
@@ -216,7 +217,7 @@ impl Executors {
         let mut cmd = tokio::process::Command::from(task::shell(req, place, &input, &output, &progress));
         let mark = Mark::new();
         cmd.env(tree::MARK_ENV, mark.value())
-            .env(EXECUTOR_ENV, "1")
+            .env(EXECUTOR_ENV, EXECUTOR_ON)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)

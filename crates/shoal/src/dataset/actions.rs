@@ -8,9 +8,9 @@ use std::io::Write;
 use std::rc::Rc;
 
 use super::codec;
-use super::context::Purpose;
 use super::narrow::{write_records, Records};
 use super::node::StageFn;
+use super::plan::Purpose;
 use super::{Data, Dataset};
 use crate::{Error, Result};
 
@@ -18,7 +18,7 @@ impl<T: Data> Dataset<T> {
     /// Every record, in partition order.
     pub fn collect(&self) -> Result<Vec<T>> {
         let c = self.compute.clone();
-        let finish: StageFn = Rc::new(move |p, out| write_records(c(p), out));
+        let finish: StageFn = Rc::new(move |p, out| write_records(c(p)?, out));
         let raw = self.result(finish)?;
         decode_all(&raw)
     }
@@ -26,7 +26,7 @@ impl<T: Data> Dataset<T> {
     /// How many records there are.
     pub fn count(&self) -> Result<u64> {
         let c = self.compute.clone();
-        let finish = per_partition(move |p| Some(c(p).count() as u64));
+        let finish = per_partition(move |p| Ok(Some(c(p)?.count() as u64)));
         Ok(decode_all::<Option<u64>>(&self.result(finish)?)?.into_iter().flatten().sum())
     }
 
@@ -35,7 +35,7 @@ impl<T: Data> Dataset<T> {
     pub fn reduce(&self, f: impl Fn(T, T) -> T + 'static) -> Result<Option<T>> {
         let f = Rc::new(f);
         let (c, g) = (self.compute.clone(), f.clone());
-        let finish = per_partition(move |p| c(p).reduce(|a, b| g(a, b)));
+        let finish = per_partition(move |p| Ok(c(p)?.reduce(|a, b| g(a, b))));
         let partials: Vec<Option<T>> = decode_all(&self.result(finish)?)?;
         Ok(partials.into_iter().flatten().reduce(|a, b| f(a, b)))
     }
@@ -45,7 +45,7 @@ impl<T: Data> Dataset<T> {
     pub fn fold(&self, zero: T, f: impl Fn(T, T) -> T + 'static) -> Result<T> {
         let f = Rc::new(f);
         let (c, g, z) = (self.compute.clone(), f.clone(), zero.clone());
-        let finish = per_partition(move |p| Some(c(p).fold(z.clone(), |a, b| g(a, b))));
+        let finish = per_partition(move |p| Ok(Some(c(p)?.fold(z.clone(), |a, b| g(a, b)))));
         let partials: Vec<Option<T>> = decode_all(&self.result(finish)?)?;
         Ok(partials.into_iter().flatten().fold(zero, |a, b| f(a, b)))
     }
@@ -54,7 +54,7 @@ impl<T: Data> Dataset<T> {
     pub fn for_each(&self, f: impl Fn(T) + 'static) -> Result<()> {
         let c = self.compute.clone();
         let finish: StageFn = Rc::new(move |p, _out| {
-            c(p).for_each(&f);
+            c(p)?.for_each(&f);
             Ok(())
         });
         self.result(finish).map(|_| ())
@@ -71,7 +71,7 @@ impl<T: Data> Dataset<T> {
         let c = self.compute.clone();
         let finish: StageFn = Rc::new(move |p, out| {
             let mut buf = Vec::with_capacity(1 << 16);
-            for x in c(p) {
+            for x in c(p)? {
                 writeln!(buf, "{x}")?;
                 if buf.len() >= 1 << 16 {
                     out.write_all(&buf)?;
@@ -89,9 +89,9 @@ impl<T: Data> Dataset<T> {
 }
 
 /// A finisher that writes one value per partition.
-fn per_partition<R: Data>(f: impl Fn(&super::node::Part) -> R + 'static) -> StageFn {
+fn per_partition<R: Data>(f: impl Fn(&super::node::Part) -> std::io::Result<R> + 'static) -> StageFn {
     Rc::new(move |p, out| {
-        let one: Records<R> = Box::new(std::iter::once(f(p)));
+        let one: Records<R> = Box::new(std::iter::once(f(p)?));
         write_records(one, out)
     })
 }

@@ -15,9 +15,10 @@ use std::rc::Rc;
 
 use super::jobs::Driver;
 use super::node::{Ids, Kind, Node, NodeId, Source, StageFn};
+use super::plan::{JobPlan, Purpose};
 use super::task::TaskRole;
 use super::{codec, flags, Data, Dataset};
-use crate::Result;
+use crate::{Error, Result};
 
 /// A program's handle on the cluster: sources come from it, and it says
 /// which process this is.
@@ -37,30 +38,6 @@ pub(crate) struct Inner {
 enum Role {
     Driver(Box<Driver>),
     Task(TaskRole),
-}
-
-/// Why a job runs, which decides what becomes of its output.
-pub(crate) enum Purpose {
-    /// An action's result, which every later task can read.
-    Result,
-    /// Keep the dataset's partitions for later jobs (cache, or a shuffle
-    /// read by another shuffle).
-    Materialize,
-    /// Lines of text written to a file on the driver.
-    SaveText(std::path::PathBuf),
-}
-
-/// One job, as both the driver and its tasks plan it.
-pub(crate) struct JobPlan {
-    pub index: u32,
-    pub node: Rc<Node>,
-    /// The shuffle whose reduce side is this job's second stage.
-    pub shuffle: Option<Rc<Node>>,
-    /// Roots read by the map stage, in segment order.
-    pub map_roots: Vec<Rc<Node>>,
-    /// Segments of `map_roots` per shuffle parent (one entry without a shuffle).
-    pub parent_segments: Vec<usize>,
-    pub description: String,
 }
 
 impl Context {
@@ -120,18 +97,27 @@ impl Context {
     }
 
     /// A dataset of the given records in `partitions` nearly equal parts.
+    /// A record that cannot be encoded is an error here, on the driver,
+    /// naming the call and the record.
     #[track_caller]
-    pub fn parallelize<T: Data>(&self, items: Vec<T>, partitions: u32) -> Dataset<T> {
-        let n = partitions.max(1) as usize;
-        let mut parts = vec![Vec::new(); n];
-        let per = items.len().div_ceil(n).max(1);
-        if self.is_driver() {
+    pub fn parallelize<T: Data>(&self, items: Vec<T>, partitions: u32) -> Result<Dataset<T>> {
+        let at = std::panic::Location::caller();
+        let parts = if self.is_driver() {
             // Only the driver ships the records; tasks read them from their input.
-            for (i, item) in items.iter().enumerate() {
-                codec::put_record(item, &mut parts[(i / per).min(n - 1)]).expect("records of parallelize must encode");
-            }
-        }
-        Dataset::source(self, "parallelize", Source::Records { parts })
+            encode_parts(&items, partitions).map_err(|(i, e)| {
+                Error::Usage(format!(
+                    "parallelize at {}:{}:{}: record {i} of {} cannot be encoded ({e}); every record must serialize \
+                     with serde (a derived Serialize does), so fix the type's Serialize or leave the record out",
+                    at.file(),
+                    at.line(),
+                    at.column(),
+                    items.len()
+                ))
+            })?
+        } else {
+            vec![Vec::new(); partitions.max(1) as usize]
+        };
+        Ok(Dataset::source(self, "parallelize", Source::Records { parts }))
     }
 
     /// The integers of `range`, in `partitions` nearly equal parts.
@@ -216,21 +202,7 @@ impl Context {
     fn plan(&self, node: &Rc<Node>, shuffle: Option<Rc<Node>>) -> JobPlan {
         let index = self.inner.jobs.get();
         self.inner.jobs.set(index + 1);
-        let mat = self.materialized();
-        let (map_roots, parent_segments) = match shuffle.as_ref().map(|s| &s.kind) {
-            Some(Kind::Shuffle(sh)) => {
-                let per: Vec<Vec<Rc<Node>>> = sh.parents.iter().map(|p| p.roots(&mat)).collect();
-                let counts = per.iter().map(Vec::len).collect();
-                (per.into_iter().flatten().collect(), counts)
-            }
-            _ => {
-                let roots = node.roots(&mat);
-                let n = roots.len();
-                (roots, vec![n])
-            }
-        };
-        let description = format!("job {index}: {}", node.describe(&mat));
-        JobPlan { index, node: node.clone(), shuffle, map_roots, parent_segments, description }
+        JobPlan::new(index, node, shuffle, &self.materialized())
     }
 
     /// Reduce partitions when a shuffle does not say: one per slot.
@@ -238,7 +210,7 @@ impl Context {
         match &self.inner.role {
             Role::Driver(d) => d.slots(),
             // Tasks never pick: the driver passes its choice.
-            Role::Task(t) => t.slots,
+            Role::Task(t) => t.slots(),
         }
     }
 
@@ -249,5 +221,52 @@ impl Context {
             Role::Driver(d) => d.finish(),
             Role::Task(t) => t.program_ended(self.inner.jobs.get()),
         }
+    }
+}
+
+/// The records of `parallelize` encoded into `partitions` nearly equal
+/// parts (at least one); the error names the record (from 0) that failed.
+fn encode_parts<T: Data>(items: &[T], partitions: u32) -> std::result::Result<Vec<Vec<u8>>, (usize, codec::CodecError)> {
+    let n = partitions.max(1) as usize;
+    let mut parts = vec![Vec::new(); n];
+    let per = items.len().div_ceil(n).max(1);
+    for (i, item) in items.iter().enumerate() {
+        codec::put_record(item, &mut parts[(i / per).min(n - 1)]).map_err(|e| (i, e))?;
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize, Serializer};
+
+    use super::*;
+
+    /// A record whose Serialize fails for odd numbers.
+    #[derive(Clone, Deserialize)]
+    struct OddFails(u32);
+
+    impl Serialize for OddFails {
+        fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            if self.0 % 2 == 1 {
+                return Err(serde::ser::Error::custom("odd"));
+            }
+            s.serialize_u32(self.0)
+        }
+    }
+
+    #[test]
+    fn records_are_cut_into_nearly_equal_parts() {
+        let parts = encode_parts(&[1u8, 2, 3, 4, 5], 2).unwrap();
+        let counts: Vec<usize> = parts.iter().map(|p| p.iter().filter(|&&b| b == b'\n').count()).collect();
+        assert_eq!(counts, [3, 2]);
+        assert_eq!(encode_parts::<u8>(&[], 0).unwrap(), [Vec::<u8>::new()]);
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_encoded_is_named_not_a_panic() {
+        let (i, e) = encode_parts(&[OddFails(0), OddFails(2), OddFails(3)], 2).unwrap_err();
+        assert_eq!(i, 2);
+        assert!(e.to_string().starts_with("cannot encode a record: "), "{e}");
     }
 }

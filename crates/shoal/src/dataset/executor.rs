@@ -19,12 +19,13 @@ use shoal_wire::bounded::{tail_text, STDERR_TAIL_MAX};
 use shoal_wire::executor::{read_frame, write_frame, ExecDone, ExecInput, ExecOutput, ExecTask};
 use shoal_wire::frame::{self, Parsed};
 
-use super::context::JobPlan;
 use super::node::{Input, StageFn};
-use super::task::{set_panic_context, Assignment, TaskRole};
+use super::panics::set_panic_context;
+use super::plan::{Assignment, JobPlan};
 
-/// Serves tasks until stdin ends; never returns.
-pub(super) fn serve(role: &TaskRole, plan: &JobPlan, finish: &StageFn, replies: File) -> ! {
+/// Serves tasks until stdin ends; never returns. `layout` is the one the
+/// driver sent.
+pub(super) fn serve(layout: &[u32], plan: &JobPlan, finish: &StageFn, replies: File) -> ! {
     // Our own buffer over fd 0, to see whether more tasks are already here.
     // SAFETY: fd 0 is this process's stdin, which nothing else reads now.
     let stdin = unsafe { File::from_raw_fd(0) };
@@ -44,7 +45,7 @@ pub(super) fn serve(role: &TaskRole, plan: &JobPlan, finish: &StageFn, replies: 
         };
         let attempt = task.attempt;
         // The error's text is the program's: cut, so that the reply fits a frame.
-        let result = run(role, plan, finish, task)
+        let result = run(layout, plan, finish, task)
             .map_err(|e| tail_text(&format!("shoal: task of job {} failed: {e}", plan.index), STDERR_TAIL_MAX));
         let now = cpu_us();
         let done = ExecDone { attempt, result, cpu_us: now.saturating_sub(last), log_end: stderr_len() };
@@ -70,7 +71,7 @@ fn stderr_len() -> u64 {
     st.st_size as u64
 }
 
-fn run(role: &TaskRole, plan: &JobPlan, finish: &StageFn, task: ExecTask) -> io::Result<ExecOutput> {
+fn run(layout: &[u32], plan: &JobPlan, finish: &StageFn, task: ExecTask) -> io::Result<ExecOutput> {
     let input = match task.input {
         ExecInput::File(path) => Input::File(PathBuf::from(path)),
         ExecInput::Data(data) => Input::Data(data.into()),
@@ -78,7 +79,7 @@ fn run(role: &TaskRole, plan: &JobPlan, finish: &StageFn, task: ExecTask) -> io:
     let assignment = Assignment { stage: task.stage, partition: task.partition, input };
     set_panic_context(plan, &assignment);
     let mut out = Spill::new(task.inline_max as usize, Path::new(&task.output_path));
-    role.execute(plan, finish, &assignment, &mut out)?;
+    plan.execute(layout, finish, &assignment, &mut out)?;
     out.finish()
 }
 

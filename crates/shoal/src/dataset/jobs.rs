@@ -14,29 +14,30 @@
 //!   job's work dir as `results/<job>`, which is how tasks replaying the
 //!   program get them.
 //! - Each job's params carry its number, the layout of its map partitions,
-//!   the plan description, the default partitions and this executable's
-//!   hash; the hash makes a rebuilt program's tasks new identities, so
-//!   `--resume` never reuses output of other code.
+//!   the plan description and the default partitions (a
+//!   [`shoal_wire::task_env::ReplayEnv`], which the task reads back), and
+//!   this executable's hash; the hash makes a rebuilt program's tasks new
+//!   identities, so `--resume` never reuses output of other code.
+//! - The job is written as a job file by core's writer
+//!   (`JobSpec::to_toml`) and parsed back, so it is checked like any job
+//!   file; no text is quoted by hand.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use shoal_core::cluster::ClusterSpec;
-use shoal_core::job::{InputPart, JobSpec};
+use shoal_core::job::{InputPart, JobSpec, Merge, ParamValue, Partitioner};
+use shoal_core::spec_error::SpecError;
+use shoal_wire::task_env::{ReplayParam, ROLE_ENV, ROLE_TASK};
 
-use super::context::{JobPlan, Purpose};
 use super::flags::DriverFlags;
 use super::node::{Kind, Node, NodeId, Source};
+use super::plan::{result_path, JobPlan, Purpose};
 use crate::driver::input::{self, SplitPlan};
 use crate::driver::run::{self, prepare::PARTITIONS_PER_SLOT, private, RunOptions};
 use crate::{quote, Error, Result};
-
-/// Where a task finds the result of an earlier job (relative to its work dir).
-pub fn result_path(job: u32) -> PathBuf {
-    PathBuf::from("results").join(job.to_string())
-}
 
 /// The driver's state across the jobs of one program run.
 pub struct Driver {
@@ -115,7 +116,7 @@ impl Driver {
         let mut parts = Vec::new();
         for root in &plan.map_roots {
             let p = self.root_parts(root)?;
-            layout.push(p.len().to_string());
+            layout.push(p.len() as u32);
             parts.extend(p);
         }
         let output = match purpose {
@@ -123,7 +124,7 @@ impl Driver {
             Purpose::Materialize => self.session.join("jobs").join(plan.index.to_string()),
             Purpose::SaveText(path) => path.clone(),
         };
-        let job = self.job_spec(plan, parts, &layout.join(","), &output, purpose)?;
+        let job = self.job_spec(plan, parts, layout, &output, purpose)?;
         let opts = RunOptions {
             state_dir: self.state_dir.clone(),
             dry_run: false,
@@ -230,39 +231,32 @@ impl Driver {
             .collect()
     }
 
-    fn job_spec(&self, plan: &JobPlan, parts: Vec<InputPart>, layout: &str, output: &Path, purpose: &Purpose) -> Result<JobSpec> {
+    /// The command job of one job of the program; the map partitions and
+    /// what no job file can say are set in memory.
+    fn job_spec(&self, plan: &JobPlan, parts: Vec<InputPart>, layout: Vec<u32>, output: &Path, purpose: &Purpose) -> Result<JobSpec> {
         let name = format!("{}-{}", self.program, plan.index);
-        let command = self.task_command()?;
-        let merge = if matches!(purpose, Purpose::Materialize) { "none" } else { "concat" };
-        let mut text = format!(
-            "[job]\nname = {}\n[input]\nargs = [\"-\"]\n[map]\ncommand = {}\n[output]\npath = {}\nmerge = \"{merge}\"\n",
-            toml_str(&name),
-            toml_str(&command),
-            toml_str(&output.display().to_string()),
-        );
-        if let Some(Kind::Shuffle(sh)) = plan.shuffle.as_ref().map(|s| &s.kind) {
-            let (partitions, partitioner) = match &sh.range {
-                Some(r) => (r.splits.borrow().as_ref().map_or(0, Vec::len) as u32 + 1, "modulo"),
-                None => (sh.partitions.unwrap_or(self.slots()), "hash"),
-            };
-            text.push_str(&format!(
-                "[reduce]\ncommand = {}\npartitions = {partitions}\npartitioner = \"{partitioner}\"\n",
-                toml_str(&command)
-            ));
-            if let Some(b) = self.flags.sort_buffer {
-                text.push_str(&format!("sort_buffer = {b}\n"));
-            }
-        }
-        text.push_str(&format!(
-            "[params]\njob = {}\nlayout = {}\nplan = {}\nslots = {}\nbinary = {}\n",
-            plan.index,
-            toml_str(layout),
-            toml_str(&plan.description),
-            self.slots(),
-            toml_str(&self.binary_hash)
-        ));
-        let mut job = JobSpec::parse(&text, &self.session.join(format!("{name}.toml")))
-            .map_err(|e| Error::Usage(format!("internal: the job made for {} is invalid: {e}", plan.node.site())))?;
+        let path = self.session.join(format!("{name}.toml"));
+        let reduce = match plan.shuffle.as_ref().map(|s| &s.kind) {
+            Some(Kind::Shuffle(sh)) => Some(match &sh.range {
+                Some(r) => (r.splits.borrow().as_ref().map_or(0, Vec::len) as u32 + 1, Partitioner::Modulo),
+                None => (sh.partitions.unwrap_or(self.slots()), Partitioner::Hash),
+            }),
+            _ => None,
+        };
+        let mut params: BTreeMap<String, ParamValue> =
+            plan.replay_env(layout, self.slots()).to_params().into_iter().map(|(k, v)| (k.to_string(), param(v))).collect();
+        params.insert("binary".into(), ParamValue::Str(self.binary_hash.clone()));
+        let draft = Draft {
+            name,
+            command: self.task_command()?,
+            output: output.display().to_string(),
+            merge: if matches!(purpose, Purpose::Materialize) { Merge::None } else { Merge::Concat },
+            reduce,
+            sort_buffer: self.flags.sort_buffer,
+            params,
+        };
+        let mut job =
+            draft.into_spec(&path).map_err(|e| Error::Usage(format!("internal: the job made for {} is invalid: {e}", plan.node.site())))?;
         job.input.parts = Some(parts);
         // Tasks of this program can stay up and run one task after another.
         job.map.resident = true;
@@ -282,7 +276,7 @@ impl Driver {
             .iter()
             .map(|a| quote::word(a).map_err(|e| Error::Usage(format!("a program argument cannot be passed to the tasks: {e}"))))
             .collect::<Result<_>>()?;
-        let mut cmd = String::from("SHOAL_ROLE=task exec \"$SHOAL_AGENT_BINARY\"");
+        let mut cmd = format!("{ROLE_ENV}={ROLE_TASK} exec \"$SHOAL_AGENT_BINARY\"");
         for a in args {
             cmd.push(' ');
             cmd.push_str(&a);
@@ -306,9 +300,54 @@ impl Driver {
     }
 }
 
-/// A TOML basic string (JSON's escapes are TOML's).
-fn toml_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+/// What a job of the program sets beyond the defaults: the same command
+/// for both steps, the reduce's partitions and partitioner when it has a
+/// shuffle.
+struct Draft {
+    name: String,
+    command: String,
+    output: String,
+    merge: Merge,
+    reduce: Option<(u32, Partitioner)>,
+    sort_buffer: Option<u64>,
+    params: BTreeMap<String, ParamValue>,
+}
+
+impl Draft {
+    /// The job, written as a job file by core's writer and parsed back,
+    /// so that it is checked as any job file is (its name, the size of
+    /// its command and params, its reduce partitions); `path` names it in
+    /// errors.
+    fn into_spec(self, path: &Path) -> std::result::Result<JobSpec, SpecError> {
+        let mut spec = JobSpec::parse(SKELETON, path)?;
+        spec.job.name = self.name;
+        spec.map.command = self.command.clone();
+        spec.output.path = self.output;
+        spec.output.merge = self.merge;
+        let reduce = spec.reduce.take().zip(self.reduce);
+        spec.reduce = reduce.map(|(mut r, (partitions, partitioner))| {
+            r.step.command = self.command;
+            r.partitions = Some(partitions);
+            r.partitioner = partitioner;
+            r.sort_buffer = self.sort_buffer.unwrap_or(r.sort_buffer);
+            r
+        });
+        spec.params = self.params;
+        JobSpec::parse(&spec.to_toml(), path)
+    }
+}
+
+/// Every setting of a job at its default, a reduce included (dropped
+/// when the job has no shuffle): where [`Draft::into_spec`] starts. It
+/// holds no text of the program's; that goes in as typed fields.
+const SKELETON: &str = "[input]\nargs = [\"-\"]\n[map]\ncommand = \"-\"\n[reduce]\ncommand = \"-\"\n[output]\npath = \"-\"\n";
+
+/// A replay value as a job param.
+fn param(v: ReplayParam) -> ParamValue {
+    match v {
+        ReplayParam::Int(n) => ParamValue::Int(i64::from(n)),
+        ReplayParam::Str(s) => ParamValue::Str(s),
+    }
 }
 
 /// `start end` of each of `n` nearly equal ranges.
@@ -346,6 +385,8 @@ fn load_cluster(flag: Option<&Path>) -> Result<ClusterSpec> {
 
 #[cfg(test)]
 mod tests {
+    use shoal_wire::task_env::ReplayEnv;
+
     use super::*;
 
     #[test]
@@ -353,5 +394,62 @@ mod tests {
         assert_eq!(range_parts(0, 10, 3), ["0 3", "3 6", "6 10"]);
         assert_eq!(range_parts(5, 5, 2), ["5 5", "5 5"]);
         assert_eq!(range_parts(-4, 4, 2), ["-4 0", "0 4"]);
+    }
+
+    fn draft(reduce: Option<(u32, Partitioner)>, command: &str, plan: &str) -> Draft {
+        let replay = ReplayEnv { job: 4, layout: vec![2, 3], plan: plan.into(), slots: 6 };
+        let mut params: BTreeMap<String, ParamValue> = replay.to_params().into_iter().map(|(k, v)| (k.to_string(), param(v))).collect();
+        params.insert("binary".into(), ParamValue::Str("ab12".into()));
+        Draft {
+            name: "prog-4".into(),
+            command: command.into(),
+            output: "/tmp/session/jobs/4.out".into(),
+            merge: Merge::Concat,
+            reduce,
+            sort_buffer: None,
+            params,
+        }
+    }
+
+    #[test]
+    fn a_job_with_a_shuffle_says_what_the_program_set_and_defaults_the_rest() {
+        let mut d = draft(Some((5, Partitioner::Modulo)), "SHOAL_ROLE=task exec \"$SHOAL_AGENT_BINARY\" a", "job 4: #0 map");
+        d.sort_buffer = Some(1 << 20);
+        let spec = d.into_spec(Path::new("/tmp/session/prog-4.toml")).unwrap();
+        assert_eq!(spec.job.name, "prog-4");
+        assert_eq!(spec.map.command, "SHOAL_ROLE=task exec \"$SHOAL_AGENT_BINARY\" a");
+        assert_eq!(spec.input.args.as_deref(), Some(&["-".to_string()][..]));
+        assert_eq!((spec.output.path.as_str(), &spec.output.merge), ("/tmp/session/jobs/4.out", &Merge::Concat));
+        let r = spec.reduce.expect("a shuffle is the job's reduce");
+        assert_eq!(r.step.command, spec.map.command);
+        assert_eq!((r.partitions, r.partitioner, r.sort_buffer), (Some(5), Partitioner::Modulo, 1 << 20));
+        let env: Vec<(String, String)> = spec.params.iter().map(|(k, v)| (k.clone(), v.to_env())).collect();
+        let want = [("binary", "ab12"), ("job", "4"), ("layout", "2,3"), ("plan", "job 4: #0 map"), ("slots", "6")];
+        assert_eq!(env, want.map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!(spec.params["job"], ParamValue::Int(4), "numbers stay numbers in $SHOAL_PARAMS");
+    }
+
+    #[test]
+    fn a_job_without_a_shuffle_has_no_reduce_and_keeps_the_default_sort_buffer() {
+        let spec = draft(None, "x", "p").into_spec(Path::new("prog-4.toml")).unwrap();
+        assert_eq!(spec.reduce, None);
+        let with = draft(Some((2, Partitioner::Hash)), "x", "p").into_spec(Path::new("prog-4.toml")).unwrap();
+        let default = JobSpec::parse("[input]\nargs = [\"-\"]\n[map]\ncommand = \"x\"\n[reduce]\ncommand = \"x\"\n", Path::new("j.toml"));
+        assert_eq!(with.reduce.unwrap().sort_buffer, default.unwrap().reduce.unwrap().sort_buffer);
+    }
+
+    #[test]
+    fn any_text_in_a_command_or_plan_survives_the_job_file() {
+        // JSON quoting left DEL (0x7f) raw, which TOML refuses in a string.
+        let text = "a \"quoted\" \\ back\tslash\nline \u{7f} del \u{1b}[0m é ☃";
+        let spec = draft(None, text, text).into_spec(Path::new("prog-4.toml")).unwrap();
+        assert_eq!(spec.map.command, text);
+        assert_eq!(spec.params["plan"], ParamValue::Str(text.into()));
+    }
+
+    #[test]
+    fn a_plan_too_large_for_the_environment_is_refused_with_the_param_named() {
+        let err = draft(None, "x", &"p".repeat(200 << 10)).into_spec(Path::new("prog-4.toml")).unwrap_err().to_string();
+        assert!(err.contains("[params] plan is 204800 bytes; each param reaches every task as one environment variable"), "{err}");
     }
 }

@@ -82,11 +82,11 @@ impl<K: Key, V: Data> Dataset<(K, V)> {
         let left = passing(self.compute.clone(), Side::<V, W>::L);
         let right = passing(other.compute.clone(), Side::<V, W>::R);
         let both = folding::<K, Side<V, W>, (Vec<V>, Vec<W>)>(|s| Side::add((vec![], vec![]), s), Side::add);
-        let reduce = move |p: &Part| -> Records<(K, (V, W))> {
-            Box::new(both(p).flat_map(|(k, (vs, ws))| {
+        let reduce = move |p: &Part| -> io::Result<Records<(K, (V, W))>> {
+            Ok(Box::new(both(p)?.flat_map(|(k, (vs, ws))| {
                 let pairs: Vec<(K, (V, W))> = vs.iter().flat_map(|v| ws.iter().map(|w| (k.clone(), (v.clone(), w.clone())))).collect();
                 pairs
-            }))
+            })))
         };
         let parents = vec![(self.node.clone(), left), (other.node.clone(), right)];
         shuffle(&self.cx, "join", Location::caller(), parents, None, reduce)
@@ -107,7 +107,7 @@ impl<K: Key, V: Data> Dataset<(K, V)> {
             let guard = splits.borrow();
             let points = guard.as_deref().unwrap_or(&[]);
             let mut buf = Vec::with_capacity(1 << 16);
-            for (k, v) in parent(p) {
+            for (k, v) in parent(p)? {
                 let kb = codec::key_bytes(&k).map_err(io::Error::other)?;
                 let bucket = points.partition_point(|s| s.as_slice() <= kb.as_slice());
                 write!(buf, "{bucket}\t")?;
@@ -116,11 +116,11 @@ impl<K: Key, V: Data> Dataset<(K, V)> {
             }
             out.write_all(&buf)
         });
-        let reduce = |p: &Part| -> Records<(K, V)> {
-            Box::new(lines(&p.input).map(|line| {
+        let reduce = |p: &Part| -> io::Result<Records<(K, V)>> {
+            Ok(Box::new(lines(&p.input)?.map(|line| {
                 let rest = line.splitn(2, |&b| b == b'\t').nth(1).unwrap_or_default();
                 decode_pair::<K, V>(rest)
-            }))
+            })))
         };
         let at = Location::caller();
         shuffle(&self.cx, "sort_by_key", at, vec![(self.node.clone(), map)], Some(range), reduce)
@@ -165,7 +165,7 @@ fn shuffle<U: Data>(
     at: &'static Location<'static>,
     parents: Vec<(Rc<Node>, StageFn)>,
     range: Option<RangeSplit>,
-    reduce: impl Fn(&Part) -> Records<U> + 'static,
+    reduce: impl Fn(&Part) -> io::Result<Records<U>> + 'static,
 ) -> Dataset<U> {
     let (nodes, map_sides) = parents.into_iter().unzip();
     let kind = Kind::Shuffle(Shuffle { parents: nodes, map_sides, partitions: None, range });
@@ -179,7 +179,7 @@ fn combining<K: Key, V: Data, A: Data>(parent: Compute<(K, V)>, add: impl Fn(Opt
         // Fx, not SipHash: the table is private and hashed once per record.
         let mut table: FastMap<K, Option<A>> = FastMap::default();
         let mut buf = Vec::with_capacity(1 << 16);
-        for (k, v) in parent(p) {
+        for (k, v) in parent(p)? {
             let slot = table.entry(k).or_insert(None);
             *slot = add(slot.take(), v);
             if table.len() >= COMBINE_LIMIT {
@@ -205,7 +205,7 @@ fn drain<K: Key, A: Data>(table: &mut FastMap<K, Option<A>>, buf: &mut Vec<u8>, 
 fn passing<K: Key, V: Data, X: Data>(parent: Compute<(K, V)>, tag: impl Fn(V) -> X + 'static) -> StageFn {
     Rc::new(move |p, out| {
         let mut buf = Vec::with_capacity(1 << 16);
-        for (k, v) in parent(p) {
+        for (k, v) in parent(p)? {
             let kb = codec::key_bytes(&k).map_err(io::Error::other)?;
             codec::put_keyed(&kb, &tag(v), &mut buf).map_err(io::Error::other)?;
             flush_if_full(&mut buf, out)?;
@@ -226,12 +226,12 @@ fn flush_if_full(buf: &mut Vec<u8>, out: &mut dyn Write) -> io::Result<()> {
 fn folding<K: Key, X: Data, A: 'static>(
     init: impl Fn(X) -> A + 'static,
     step: impl Fn(A, X) -> A + 'static,
-) -> impl Fn(&Part) -> Records<(K, A)> + 'static {
+) -> impl Fn(&Part) -> io::Result<Records<(K, A)>> + 'static {
     let (init, step) = (Rc::new(init), Rc::new(step));
     move |p: &Part| {
         let (init, step) = (init.clone(), step.clone());
-        let mut input = lines(&p.input).peekable();
-        Box::new(std::iter::from_fn(move || {
+        let mut input = lines(&p.input)?.peekable();
+        Ok(Box::new(std::iter::from_fn(move || {
             let first = input.next()?;
             let (kb, v) = split(&first);
             let mut acc = init(value::<X>(v));
@@ -244,7 +244,7 @@ fn folding<K: Key, X: Data, A: 'static>(
                 input.next();
             }
             Some((key::<K>(kb), acc))
-        }))
+        })))
     }
 }
 
@@ -253,7 +253,7 @@ fn folding<K: Key, X: Data, A: 'static>(
 fn sampler<K: Key, V: Data>(parent: Compute<(K, V)>) -> StageFn {
     Rc::new(move |p, out| {
         let (mut kept, mut stride, mut seen) = (Vec::new(), 1usize, 0usize);
-        for (k, _) in parent(p) {
+        for (k, _) in parent(p)? {
             if seen % stride == 0 {
                 kept.push(codec::key_bytes(&k).map_err(io::Error::other)?);
                 if kept.len() >= 2 * SAMPLES {

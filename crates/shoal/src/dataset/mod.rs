@@ -19,11 +19,16 @@
 //! each job's plan description to its tasks, which compare it with their
 //! own and fail with both when they differ.
 //!
-//! Module map: [`context`] (roles, jobs, results), [`node`] (the plan
-//! graph and its descriptions), [`narrow`] (the dataset type and narrow transformations), [`keyed`]
-//! (shuffles), [`actions`], [`jobs`] (a plan as a command job),
-//! [`task`] (running one partition), `executor` (running many, resident),
-//! [`flags`].
+//! Module map: [`context`] (roles, the numbering of jobs, results),
+//! [`node`] (the plan graph and its descriptions), [`narrow`] (the
+//! dataset type and narrow transformations), [`keyed`] (shuffles),
+//! [`actions`], `plan` (what a job is, what the driver sends its tasks
+//! and how a task computes a partition: shared by both sides and importing
+//! neither), [`jobs`] (the driver: a plan as a command job), [`task`]
+//! (replaying up to a job, running one partition), `executor` (running
+//! many, resident), `panics` (a panic as one sentence), [`codec`],
+//! [`flags`]. The names and formats of the task environment live in
+//! [`shoal_wire::task_env`].
 
 pub mod actions;
 pub mod codec;
@@ -34,6 +39,8 @@ pub mod jobs;
 pub mod keyed;
 pub mod narrow;
 pub mod node;
+mod panics;
+mod plan;
 pub mod task;
 
 use std::hash::Hash;
