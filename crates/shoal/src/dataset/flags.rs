@@ -6,7 +6,6 @@
 //! program's; `--` ends them (everything after it is the program's).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::Error;
 
@@ -85,7 +84,8 @@ pub fn maybe_agent(args: &[String]) -> Option<i32> {
             }
         });
     }
-    if args.first().map(String::as_str) != Some("agent") || args.get(1).map(String::as_str) != Some("--workdir") {
+    if args.first().map(String::as_str) != Some(shoal_wire::agent_args::SUBCOMMAND) || args.get(1).map(String::as_str) != Some("--workdir")
+    {
         return None;
     }
     Some(match agent_options(&args[1..]) {
@@ -98,21 +98,8 @@ pub fn maybe_agent(args: &[String]) -> Option<i32> {
 }
 
 fn agent_options(args: &[String]) -> Result<crate::agent::AgentOptions, String> {
-    let mut opts = crate::agent::AgentOptions { workdir: PathBuf::new(), lease: Duration::from_secs(10), cache_bytes: 20 << 30 };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it.next().ok_or_else(|| format!("agent: {a} needs a value"))?;
-        let num = || v.parse::<u64>().map_err(|_| format!("agent: {a} {v:?} is not a number"));
-        match a.as_str() {
-            "--workdir" => opts.workdir = PathBuf::from(v),
-            "--lease-ms" => opts.lease = Duration::from_millis(num()?),
-            "--cache-bytes" => opts.cache_bytes = num()?,
-            other => return Err(format!("agent: unknown flag {other}")),
-        }
-    }
-    std::fs::create_dir_all(&opts.workdir).map_err(|e| format!("cannot create the work dir {}: {e}", opts.workdir.display()))?;
-    opts.workdir = opts.workdir.canonicalize().map_err(|e| e.to_string())?;
-    Ok(opts)
+    let args = crate::agent::AgentArgs::from_args(args).map_err(|e| e.to_string())?;
+    crate::agent::AgentOptions::from_args(args).map_err(|e| e.to_string())
 }
 
 fn run_agent(opts: crate::agent::AgentOptions) -> i32 {

@@ -64,7 +64,7 @@ impl Driver {
         let exe = crate::binary::current().map_err(|e| Error::io("cannot read this program's executable", e))?;
         let program = exe.path.file_stem().map_or("program".into(), |s| s.to_string_lossy().into_owned());
         let cwd = std::env::current_dir().map_err(|e| Error::io("cannot find the current directory", e))?;
-        let state_dir = cwd.join(".shoal");
+        let state_dir = cwd.join(crate::driver::state::NAME);
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
         let session = state_dir.join("dataset").join(format!("{program}-{stamp}-{}", std::process::id()));
         private::dir(&session.join("results")).map_err(|e| Error::io(format!("cannot create {}", session.display()), e))?;
