@@ -18,7 +18,17 @@ pub fn dispatch(cli: crate::cli::Cli) -> anyhow::Result<i32> {
         return Ok(shoal::agent::guard::run(&shoal::agent::guard::GuardOptions { workdir, agent, group }));
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command {
+    let result = on_runtime(&rt, cli.command);
+    if result.as_ref().is_err_and(|e| matches!(crate::shoal_error(e), Some(shoal::Error::Interrupted(_)))) {
+        // Interrupted means exit now: wait for no blocking thread (a
+        // journal fsync, a log writer) the way dropping the runtime would.
+        rt.shutdown_background();
+    }
+    result
+}
+
+fn on_runtime(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<i32> {
+    match command {
         Command::Init { dir, force } => init(&dir, force),
         Command::Check { cluster, json } => rt.block_on(check(&cluster, json)),
         Command::Exec { cluster, json, command } => rt.block_on(exec(&cluster, json, &command.join(" "))),
@@ -226,7 +236,7 @@ fn transfer_result(rows: Vec<driver::transfer::TransferRow>, cluster: &driver::C
             ]);
         }
         for f in &cluster.failed {
-            table.push(vec![f.spec.name.clone(), "-".into(), "-".into(), "-".into(), f.reason.clone()]);
+            table.push(vec![f.spec.name.clone(), "-".into(), "-".into(), "-".into(), f.error.to_string()]);
         }
         print!("{}", printable(&driver::check::align(&table)));
     }

@@ -28,6 +28,9 @@ pub enum Error {
     /// Stopped by Ctrl-C or SIGTERM.
     #[error("{0}")]
     Interrupted(String),
+    /// A bug in shoal itself, not in the user's files or flags.
+    #[error("internal error: {0}; this is a bug in shoal, please report it")]
+    Internal(String),
     /// A local file could not be read or written.
     #[error("{context}: {source}")]
     Io {
@@ -50,6 +53,41 @@ impl Error {
             Error::Connect { .. } | Error::Unreachable(_) => 3,
             Error::Interrupted(_) => 130,
             Error::Io { .. } => 1,
+            Error::Internal(_) => EX_SOFTWARE,
         }
+    }
+}
+
+/// The exit code of an internal bug (`EX_SOFTWARE` of BSD's sysexits.h).
+pub const EX_SOFTWARE: i32 = 70;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_domain_has_its_documented_exit_code() {
+        let io = || std::io::Error::other("disk on fire");
+        let table: Vec<(Error, i32)> = vec![
+            (Error::JobFailed("task 3 failed".into()), 1),
+            (Error::io("cannot write x", io()), 1),
+            (Error::Usage("bad flag".into()), 2),
+            (Error::Connect { host: "h".into(), reason: "refused".into() }, 3),
+            (Error::Unreachable("  h: refused".into()), 3),
+            (Error::Interrupted("interrupted".into()), 130),
+            (Error::Internal("a plan without tasks".into()), 70),
+        ];
+        for (e, code) in table {
+            assert_eq!(e.exit_code(), code, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn an_internal_error_says_it_is_a_bug() {
+        let e = Error::Internal("the job made for text_file at main.rs:3 is invalid: no input".into());
+        assert_eq!(
+            e.to_string(),
+            "internal error: the job made for text_file at main.rs:3 is invalid: no input; this is a bug in shoal, please report it"
+        );
     }
 }

@@ -13,6 +13,7 @@
 
 mod blocks;
 pub mod container;
+mod error;
 mod failpoint;
 mod gate;
 pub mod guard;
@@ -32,6 +33,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use blocks::BlockStore;
+pub use error::{AgentError, WorkdirError};
 pub use session::run;
 
 /// Bytes written before the first frame, so that the driver can skip

@@ -19,7 +19,7 @@ use super::resident::Executors;
 use super::scratch::{self, RunLock};
 use super::task::{self, TaskPlace};
 use super::tree;
-use super::{guard, hostinfo, workdir, AgentOptions, BlockStore, START_MARKER};
+use super::{guard, hostinfo, workdir, AgentError, AgentOptions, BlockStore, START_MARKER};
 
 /// The variables of a run's tasks (or why its params file could not be
 /// written), and that run.
@@ -45,7 +45,7 @@ struct Agent {
 }
 
 /// Runs the agent on stdin/stdout until the driver goes away.
-pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
+pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     super::private::secure_workdir(&opts.workdir, &["bin", "blocks", "runs"])?;
     // Cleans up after us if we are killed: started first, so that it
     // carries neither our mark nor a copy of our link.
@@ -60,8 +60,9 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     // What agents killed before us left: set aside before the driver
     // hears from us, so that by then no stale dir bears a run's name.
     scratch::sweep(&opts.workdir.join("runs"), false);
-    let store = Arc::new(BlockStore::open(opts.workdir.join("blocks"))?);
-    announce()?;
+    let blocks = opts.workdir.join("blocks");
+    let store = Arc::new(BlockStore::open(blocks.clone()).map_err(|source| AgentError::Blocks { path: blocks, source })?);
+    announce().map_err(AgentError::Announce)?;
     let (stdin, stdout) = super::stdio::link();
     let (outbox, writer) = spawn_writer(stdout);
     let executors = Arc::new(Executors::new(store.clone(), outbox.clone()));
@@ -94,12 +95,12 @@ fn announce() -> std::io::Result<()> {
     out.flush()
 }
 
-async fn serve(agent: &Arc<Agent>, reader: &mut FrameReader<super::stdio::Reader>) -> anyhow::Result<()> {
+async fn serve(agent: &Arc<Agent>, reader: &mut FrameReader<super::stdio::Reader>) -> Result<(), AgentError> {
     let hash = crate::binary::current().map(|b| b.hash.clone()).unwrap_or_default();
     agent.outbox.send_now(Message::Hello(Hello::new(Role::Agent, hash)))?;
     match next(agent, reader).await? {
         Some(Message::Hello(h)) => h.check()?,
-        other => anyhow::bail!("expected a hello from the driver, got {other:?}"),
+        other => return Err(AgentError::NoHello { got: format!("{other:?}") }),
     }
     let info = hostinfo::gather(&agent.opts.workdir);
     agent.outbox.send_now(Message::HostInfo(info))?;
@@ -111,10 +112,10 @@ async fn serve(agent: &Arc<Agent>, reader: &mut FrameReader<super::stdio::Reader
 }
 
 /// Reads the next message, or ends the session when the lease expires.
-async fn next(agent: &Agent, reader: &mut FrameReader<super::stdio::Reader>) -> anyhow::Result<Option<Message>> {
+async fn next(agent: &Agent, reader: &mut FrameReader<super::stdio::Reader>) -> Result<Option<Message>, AgentError> {
     match tokio::time::timeout(agent.opts.lease, reader.read_message()).await {
         Ok(r) => Ok(r?),
-        Err(_) => anyhow::bail!("no word from the driver for {:?}: lease expired", agent.opts.lease),
+        Err(_) => Err(AgentError::LeaseExpired { lease: agent.opts.lease }),
     }
 }
 

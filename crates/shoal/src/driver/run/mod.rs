@@ -85,6 +85,9 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     engine.book.facts.sync_skipped = skipped;
     resume(&mut engine, opts)?;
     let ending = engine.run(&mut cluster.events).await;
+    if engine.abandoned() {
+        return Err(Error::Interrupted(ABANDONED.into()));
+    }
     let mut summary = summarize(&engine, job, started, started_unix);
     if job.reduce.is_some() {
         summary.shuffle = Some(summary::ShuffleSummary::new(engine.book.partition_sizes(), engine.book.facts.shuffled_via_driver));
@@ -106,6 +109,9 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
         Err(e) => Err(e),
     }
 }
+
+/// Why a run interrupted twice ends without its summary.
+pub const ABANDONED: &str = "interrupted again: exiting at once";
 
 /// Writes `summary.json` whole, by temp file and rename (pretty, for
 /// people, while it is small; a run of many thousand attempts gets one
@@ -163,7 +169,7 @@ fn cores() -> u32 {
 }
 
 fn report_unreachable(cluster: &Cluster) -> Result<()> {
-    let reasons: Vec<String> = cluster.failed.iter().map(|f| format!("  {}: {}", f.spec.name, f.reason)).collect();
+    let reasons: Vec<String> = cluster.failed.iter().map(|f| format!("  {}: {}", f.spec.name, f.error)).collect();
     if cluster.hosts.is_empty() {
         return Err(Error::Unreachable(reasons.join("\n")));
     }

@@ -171,7 +171,7 @@ fn sync_manifest(job: &JobSpec, sync_paths: Vec<(String, &str)>, state_dir: &Pat
 /// The params as JSON, the content of `$SHOAL_PARAMS` on every host.
 fn params_json(job: &JobSpec) -> Result<Vec<u8>> {
     let json: serde_json::Map<String, serde_json::Value> = job.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
-    serde_json::to_vec_pretty(&json).map_err(|e| Error::Usage(e.to_string()))
+    serde_json::to_vec_pretty(&json).map_err(|e| Error::Internal(format!("the params cannot be written as JSON: {e}")))
 }
 
 /// Where the params file lands in every work dir.
