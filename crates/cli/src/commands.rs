@@ -174,6 +174,9 @@ async fn execute(job: shoal_core::job::JobSpec, a: RunArgs) -> anyhow::Result<i3
         resume_hint: None,
     };
     let result = shoal::driver::run::run(&spec, &job, &opts).await;
+    if let Ok(Some(plan)) = result.as_ref().map(|s| s.plan.as_deref()) {
+        print!("{plan}");
+    }
     match result {
         Ok(summary) if a.json => println!("{}", serde_json::to_string_pretty(&summary)?),
         Ok(summary) if !a.dry_run => eprint!("{}", printable(&summary.render())),

@@ -15,6 +15,7 @@ mod blocks;
 pub mod container;
 mod error;
 mod failpoint;
+mod file_error;
 mod gate;
 pub mod guard;
 mod hostinfo;
@@ -34,6 +35,7 @@ use std::time::Duration;
 
 pub use blocks::BlockStore;
 pub use error::{AgentError, WorkdirError};
+pub use file_error::FileError;
 pub use session::run;
 
 /// Bytes written before the first frame, so that the driver can skip
