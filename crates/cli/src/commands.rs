@@ -201,8 +201,7 @@ fn latest_of(state: &Path, job: &str) -> anyhow::Result<String> {
 
 async fn push(arg: &ClusterArg, file: &Path, to: &str, split: bool, json: bool) -> anyhow::Result<i32> {
     // A FIFO would hang the hashing forever: refuse it before connecting.
-    driver::input::check_regular(file, "shoal push:", "shoal push sends regular files only")
-        .map_err(|e| shoal::Error::Usage(e.to_string()))?;
+    driver::input::check_regular(file, "shoal push:", "shoal push sends regular files only").map_err(shoal::Error::from)?;
     let spec = load_cluster(arg)?;
     let state = crate::runs::state_dir();
     if split {

@@ -6,6 +6,9 @@
 
 use shoal_core::spec_error::SpecError;
 
+use crate::driver::input::InputError;
+use crate::driver::manifest::SyncError;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +19,12 @@ pub enum Error {
     /// Bad flags or input data, found before anything ran.
     #[error("{0}")]
     Usage(String),
+    /// The input cannot be read or split, found before anything ran.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A file listed in `[sync]` cannot be synced, found before anything ran.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
     /// A host could not be reached or its agent not started.
     #[error("host `{host}`: {reason}")]
     Connect { host: String, reason: String },
@@ -49,7 +58,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::JobFailed(_) => 1,
-            Error::Spec(_) | Error::Usage(_) => 2,
+            Error::Spec(_) | Error::Usage(_) | Error::Input(_) | Error::Sync(_) => 2,
             Error::Connect { .. } | Error::Unreachable(_) => 3,
             Error::Interrupted(_) => 130,
             Error::Io { .. } => 1,
@@ -72,6 +81,8 @@ mod tests {
             (Error::JobFailed("task 3 failed".into()), 1),
             (Error::io("cannot write x", io()), 1),
             (Error::Usage("bad flag".into()), 2),
+            (Error::Input(InputError::Empty { path: "in.txt".into() }), 2),
+            (Error::Sync(SyncError::Absolute { listed: "/etc".into() }), 2),
             (Error::Connect { host: "h".into(), reason: "refused".into() }, 3),
             (Error::Unreachable("  h: refused".into()), 3),
             (Error::Interrupted("interrupted".into()), 130),

@@ -94,7 +94,7 @@ async fn place(h: &super::Host, src: &Source, dest: &str) -> std::result::Result
 }
 
 fn whole(file: &Path) -> Result<Source> {
-    input::whole_file(file).map(|p| p.source).map_err(|e| Error::Usage(e.to_string()))
+    input::whole_file(file).map(|p| p.source).map_err(Error::from)
 }
 
 /// One chunk per host, weighted by speed x slots, cut at line boundaries.
