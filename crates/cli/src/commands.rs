@@ -19,7 +19,17 @@ pub fn dispatch(cli: crate::cli::Cli) -> anyhow::Result<i32> {
         return Ok(shoal::agent::guard::run(&shoal::agent::guard::GuardOptions { workdir, agent, group }));
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command {
+    let result = on_runtime(&rt, cli.command);
+    if result.as_ref().is_err_and(|e| matches!(crate::shoal_error(e), Some(shoal::Error::Interrupted(_)))) {
+        // Interrupted means exit now: wait for no blocking thread (a
+        // journal fsync, a log writer) the way dropping the runtime would.
+        rt.shutdown_background();
+    }
+    result
+}
+
+fn on_runtime(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<i32> {
+    match command {
         Command::Init { dir, force } => init(&dir, force),
         Command::Check { cluster, json } => rt.block_on(check(&cluster, json)),
         Command::Exec { cluster, json, command } => rt.block_on(exec(&cluster, json, &command.join(" "))),
@@ -162,6 +172,9 @@ async fn execute(job: shoal_core::job::JobSpec, a: RunArgs) -> anyhow::Result<i3
         resume_hint: None,
     };
     let result = shoal::driver::run::run(&spec, &job, &opts).await;
+    if let Ok(Some(plan)) = result.as_ref().map(|s| s.plan.as_deref()) {
+        print!("{plan}");
+    }
     match result {
         Ok(summary) if a.json => println!("{}", serde_json::to_string_pretty(&summary)?),
         Ok(summary) if !a.dry_run => eprint!("{}", printable(&summary.render())),
@@ -181,8 +194,7 @@ fn latest_of(state: &Path, job: &str) -> anyhow::Result<RunId> {
 
 async fn push(arg: &ClusterArg, file: &Path, to: &str, split: bool, json: bool) -> anyhow::Result<i32> {
     // A FIFO would hang the hashing forever: refuse it before connecting.
-    driver::input::check_regular(file, "shoal push:", "shoal push sends regular files only")
-        .map_err(|e| shoal::Error::Usage(e.to_string()))?;
+    driver::input::check_regular(file, "shoal push:", "shoal push sends regular files only").map_err(shoal::Error::from)?;
     let spec = load_cluster(arg)?;
     let state = crate::runs::state_dir();
     if split {
@@ -219,7 +231,7 @@ fn transfer_result(rows: Vec<driver::transfer::TransferRow>, cluster: &driver::C
             ]);
         }
         for f in &cluster.failed {
-            table.push(vec![f.spec.name.clone(), "-".into(), "-".into(), "-".into(), f.reason.clone()]);
+            table.push(vec![f.spec.name.clone(), "-".into(), "-".into(), "-".into(), f.error.to_string()]);
         }
         print!("{}", printable(&driver::check::align(&table)));
     }

@@ -44,6 +44,34 @@ fn chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// The library's error in the chain, if any: it picks the exit code.
+fn shoal_error(e: &anyhow::Error) -> Option<&shoal::Error> {
+    e.chain().find_map(|c| c.downcast_ref::<shoal::Error>())
+}
+
+/// The exit code of the README's table; an error of the binary's own
+/// (a file it could not write, say) is 1.
 fn exit_code(e: &anyhow::Error) -> i32 {
-    e.chain().find_map(|c| c.downcast_ref::<shoal::Error>()).map_or(1, shoal::Error::exit_code)
+    shoal_error(e).map_or(1, shoal::Error::exit_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_come_from_the_library_error_in_the_chain() {
+        let internal = anyhow::Error::from(shoal::Error::Internal("no plan".into())).context("shoal run");
+        assert_eq!(exit_code(&internal), 70);
+        let interrupted = anyhow::Error::from(shoal::Error::Interrupted("interrupted again: exiting at once".into()));
+        assert_eq!(exit_code(&interrupted), 130);
+        assert_eq!(exit_code(&anyhow::Error::from(shoal::Error::Usage("bad".into()))), 2);
+        assert_eq!(exit_code(&anyhow::anyhow!("cannot write out.txt")), 1);
+    }
+
+    #[test]
+    fn an_internal_error_is_printed_once_with_its_context() {
+        let e = anyhow::Error::from(shoal::Error::Internal("no plan".into())).context("shoal run");
+        assert_eq!(chain(&e), "shoal run: internal error: no plan; this is a bug in shoal, please report it");
+    }
 }

@@ -106,10 +106,26 @@ pub const SIZE_HINT: &str =
 pub const DURATION_HINT: &str =
     "write a number of seconds, or a string with one of the units ms, s, m, h (e.g. \"500ms\", \"10s\", \"2m\")";
 
+/// Why a size or duration cannot be read; its `Display` is a reason to
+/// append to "... is not a size: " (or "a duration").
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    #[error("it does not start with a number")]
+    NoNumber,
+    #[error("the unit `{0}` is unknown")]
+    UnknownUnit(String),
+    /// A size past what TOML can write back (an i64 of bytes).
+    #[error("it is too large")]
+    TooLarge,
+    /// A duration past `u64` seconds.
+    #[error("it is too long")]
+    TooLong,
+}
+
 /// Parses a size: `64MiB`, `1.5GB`, `512 KiB`, `10B` or a bare number of
 /// bytes. Fractions are exact and round down to whole bytes. The error is
 /// a reason to append to "... is not a size: ".
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, QuantityError> {
     let (num, unit) = split_number(s)?;
     let mult: u128 = match unit {
         "" | "B" => 1,
@@ -121,37 +137,36 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
         "TB" => 1_000_000_000_000,
-        other => return Err(format!("the unit `{other}` is unknown")),
+        other => return Err(QuantityError::UnknownUnit(other.to_string())),
     };
     // TOML integers are i64, so a larger size could not be written back.
-    scaled(num, mult).and_then(|n| i64::try_from(n).ok()).map(|n| n as u64).ok_or_else(|| "it is too large".to_string())
+    scaled(num, mult).and_then(|n| i64::try_from(n).ok()).map(|n| n as u64).ok_or(QuantityError::TooLarge)
 }
 
 /// Parses a duration: `500ms`, `10s`, `1.5s`, `2m`, `1h` or a bare number
 /// of seconds, exactly to the nanosecond. Zero is allowed here; callers
 /// that need a positive duration say so in their own words.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, QuantityError> {
     let (num, unit) = split_number(s)?;
     let nanos_per: u128 = match unit {
         "ms" => 1_000_000,
         "" | "s" => 1_000_000_000,
         "m" | "min" => 60_000_000_000,
         "h" => 3_600_000_000_000,
-        other => return Err(format!("the unit `{other}` is unknown")),
+        other => return Err(QuantityError::UnknownUnit(other.to_string())),
     };
-    let too_long = || "it is too long".to_string();
-    let nanos = scaled(num, nanos_per).ok_or_else(too_long)?;
-    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_long())?;
+    let nanos = scaled(num, nanos_per).ok_or(QuantityError::TooLong)?;
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| QuantityError::TooLong)?;
     Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
 /// Splits `"1.5 KiB"` into `("1.5", "KiB")`.
-fn split_number(s: &str) -> Result<(&str, &str), String> {
+fn split_number(s: &str) -> Result<(&str, &str), QuantityError> {
     let t = s.trim();
     let end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(end);
     if !num.chars().any(|c| c.is_ascii_digit()) || num.matches('.').count() > 1 {
-        return Err("it does not start with a number".into());
+        return Err(QuantityError::NoNumber);
     }
     Ok((num, unit.trim()))
 }
@@ -363,10 +378,12 @@ mod tests {
         assert_eq!(parse_size("10"), Ok(10));
         assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
         assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
-        assert_eq!(parse_size("64XB").unwrap_err(), "the unit `XB` is unknown");
-        assert_eq!(parse_size("lots").unwrap_err(), "it does not start with a number");
-        assert_eq!(parse_size("1.2.3B").unwrap_err(), "it does not start with a number");
-        assert_eq!(parse_size("99999999999999TiB").unwrap_err(), "it is too large");
+        assert_eq!(parse_size("64XB"), Err(QuantityError::UnknownUnit("XB".into())));
+        assert_eq!(parse_size("64XB").unwrap_err().to_string(), "the unit `XB` is unknown");
+        assert_eq!(parse_size("lots"), Err(QuantityError::NoNumber));
+        assert_eq!(parse_size("1.2.3B").unwrap_err().to_string(), "it does not start with a number");
+        assert_eq!(parse_size("99999999999999TiB"), Err(QuantityError::TooLarge));
+        assert_eq!(parse_size("99999999999999TiB").unwrap_err().to_string(), "it is too large");
     }
 
     #[test]
@@ -377,8 +394,9 @@ mod tests {
         assert_eq!(parse_duration("1.000000001s"), Ok(Duration::new(1, 1)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("3 fortnights").unwrap_err(), "the unit `fortnights` is unknown");
-        assert_eq!(parse_duration("99999999999999999999999h").unwrap_err(), "it is too long");
+        assert_eq!(parse_duration("3 fortnights").unwrap_err().to_string(), "the unit `fortnights` is unknown");
+        assert_eq!(parse_duration("99999999999999999999999h"), Err(QuantityError::TooLong));
+        assert_eq!(parse_duration("99999999999999999999999h").unwrap_err().to_string(), "it is too long");
     }
 
     #[test]

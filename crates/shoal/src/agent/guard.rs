@@ -75,23 +75,36 @@ fn args(o: &GuardOptions) -> Vec<String> {
     ["--workdir", &dir, "--agent", &o.agent.to_string(), "--group", &o.group.to_string()].map(String::from).to_vec()
 }
 
+/// Why the guardian's arguments (which only an agent writes) are wrong.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GuardArgsError {
+    #[error("{SUBCOMMAND}: {flag} needs a value")]
+    NoValue { flag: String },
+    #[error("{SUBCOMMAND}: {flag} {value:?} is not a number")]
+    NotANumber { flag: String, value: String },
+    #[error("{SUBCOMMAND}: unknown flag {flag}")]
+    UnknownFlag { flag: String },
+    #[error("{SUBCOMMAND} needs --workdir, --agent and --group; only an agent starts it")]
+    Missing,
+}
+
 /// Parses what [`args`] wrote.
-pub fn parse(args: &[String]) -> Result<GuardOptions, String> {
+pub fn parse(args: &[String]) -> Result<GuardOptions, GuardArgsError> {
     let (mut workdir, mut agent, mut group) = (None, None, None);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{SUBCOMMAND}: {flag} needs a value"))?;
-        let number = || value.parse::<i64>().map_err(|_| format!("{SUBCOMMAND}: {flag} {value:?} is not a number"));
+        let value = it.next().ok_or_else(|| GuardArgsError::NoValue { flag: flag.clone() })?;
+        let number = || value.parse::<i64>().map_err(|_| GuardArgsError::NotANumber { flag: flag.clone(), value: value.clone() });
         match flag.as_str() {
             "--workdir" => workdir = Some(PathBuf::from(value)),
             "--agent" => agent = Some(number()? as u32),
             "--group" => group = Some(number()? as i32),
-            other => return Err(format!("{SUBCOMMAND}: unknown flag {other}")),
+            other => return Err(GuardArgsError::UnknownFlag { flag: other.to_string() }),
         }
     }
     match (workdir, agent, group) {
         (Some(workdir), Some(agent), Some(group)) => Ok(GuardOptions { workdir, agent, group }),
-        _ => Err(format!("{SUBCOMMAND} needs --workdir, --agent and --group; only an agent starts it")),
+        _ => Err(GuardArgsError::Missing),
     }
 }
 
@@ -127,7 +140,11 @@ mod tests {
     fn its_arguments_read_back() {
         let o = GuardOptions { workdir: "/w d".into(), agent: 42, group: 40 };
         assert_eq!(parse(&args(&o)), Ok(o));
-        assert_eq!(parse(&["--agent".into()]).unwrap_err(), "agent-guard: --agent needs a value");
-        assert_eq!(parse(&[]).unwrap_err(), "agent-guard needs --workdir, --agent and --group; only an agent starts it");
+        assert_eq!(parse(&["--agent".into()]).unwrap_err().to_string(), "agent-guard: --agent needs a value");
+        assert_eq!(parse(&[]), Err(GuardArgsError::Missing));
+        assert_eq!(parse(&[]).unwrap_err().to_string(), "agent-guard needs --workdir, --agent and --group; only an agent starts it");
+        let bad = parse(&["--group".into(), "x".into()]).unwrap_err();
+        assert_eq!(bad, GuardArgsError::NotANumber { flag: "--group".into(), value: "x".into() });
+        assert_eq!(bad.to_string(), "agent-guard: --group \"x\" is not a number");
     }
 }

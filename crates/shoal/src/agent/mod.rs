@@ -13,7 +13,9 @@
 
 mod blocks;
 pub mod container;
+mod error;
 mod failpoint;
+mod file_error;
 mod gate;
 pub mod guard;
 mod hostinfo;
@@ -32,6 +34,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use blocks::BlockStore;
+pub use error::{AgentError, WorkdirError};
+pub use file_error::FileError;
 pub use session::run;
 pub use shoal_wire::agent_args::AgentArgs;
 
@@ -55,7 +59,7 @@ pub struct AgentOptions {
 /// The agent's work dir cannot be made or found.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot create the work dir {}: {source}; give the host a `workdir` in the cluster file that this user may create", path.display())]
-pub struct WorkdirError {
+pub struct MakeWorkdirError {
     pub path: PathBuf,
     pub source: std::io::Error,
 }
@@ -64,8 +68,8 @@ impl AgentOptions {
     /// The options of an agent started with `args`: the work dir is
     /// created if missing and made absolute, since the agent later runs
     /// tasks in other directories.
-    pub fn from_args(args: AgentArgs) -> Result<AgentOptions, WorkdirError> {
-        let fail = |source| WorkdirError { path: args.workdir.clone(), source };
+    pub fn from_args(args: AgentArgs) -> Result<AgentOptions, MakeWorkdirError> {
+        let fail = |source| MakeWorkdirError { path: args.workdir.clone(), source };
         std::fs::create_dir_all(&args.workdir).map_err(fail)?;
         let workdir = args.workdir.canonicalize().map_err(fail)?;
         Ok(AgentOptions { workdir, lease: args.lease, cache_bytes: args.cache_bytes })

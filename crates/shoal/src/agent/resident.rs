@@ -327,7 +327,7 @@ impl Executors {
                 match exec_task(&mut job.req, &job.place, &self.store).await {
                     Ok(t) => job.task = Some(t),
                     Err(why) => {
-                        self.report(task::trouble(job.req.attempt, Instant::now(), why));
+                        self.report(task::trouble(job.req.attempt, Instant::now(), why.to_string()));
                         continue;
                     }
                 }
@@ -479,13 +479,13 @@ fn kind_of(req: &TaskRequest) -> Kind {
 
 /// The task as the executor gets it: its input (inline, its one block, or
 /// a file made from several), and where a large output goes.
-async fn exec_task(req: &mut TaskRequest, place: &TaskPlace, store: &Arc<BlockStore>) -> Result<ExecTask, String> {
+async fn exec_task(req: &mut TaskRequest, place: &TaskPlace, store: &Arc<BlockStore>) -> Result<ExecTask, InputTrouble> {
     let input = match (req.input_data.take(), req.inputs.as_slice()) {
         (Some(data), _) => ExecInput::Data(data),
         // The executor is the Dataset library, which only reads its input:
         // no copy, even of a large block.
         (None, [one]) if req.merge_in.is_none() => {
-            ExecInput::File(store.verified(one).map_err(|e| format!("cannot prepare input: {e}"))?.display().to_string())
+            ExecInput::File(store.verified(one).map_err(InputTrouble::Prepare)?.display().to_string())
         }
         (None, _) => {
             // A reducer's merge of sorted runs, or several blocks: heavy
@@ -495,9 +495,8 @@ async fn exec_task(req: &mut TaskRequest, place: &TaskPlace, store: &Arc<BlockSt
                 private::create_dir(&scratch)?;
                 task::prepare_input(&r, &scratch, &store)
             })
-            .await
-            .map_err(|e| e.to_string())?;
-            ExecInput::File(made.map_err(|e| format!("cannot prepare input: {e}"))?.display().to_string())
+            .await?;
+            ExecInput::File(made.map_err(InputTrouble::Prepare)?.display().to_string())
         }
     };
     // A shuffle's map output is cut into buckets from a file.
@@ -510,6 +509,16 @@ async fn exec_task(req: &mut TaskRequest, place: &TaskPlace, store: &Arc<BlockSt
         output_path: place.scratch.join("output").display().to_string(),
         inline_max,
     })
+}
+
+/// Why a task's input could not be made ready for its executor.
+#[derive(Debug, thiserror::Error)]
+enum InputTrouble {
+    #[error("cannot prepare input: {0}")]
+    Prepare(#[source] io::Error),
+    /// The blocking thread that merged the input panicked or was cancelled.
+    #[error("{0}")]
+    Join(#[from] tokio::task::JoinError),
 }
 
 /// What `task::finish` needs for an ended attempt.

@@ -19,11 +19,11 @@ use super::resident::Executors;
 use super::scratch::{self, RunLock};
 use super::task::{self, TaskPlace};
 use super::tree;
-use super::{guard, hostinfo, workdir, AgentOptions, BlockStore, START_MARKER};
+use super::{guard, hostinfo, workdir, AgentError, AgentOptions, BlockStore, FileError, START_MARKER};
 
 /// The variables of a run's tasks (or why its params file could not be
 /// written), and that run.
-type RunEnv = (String, Result<Arc<Vec<(String, String)>>, String>);
+type RunEnv = (String, Result<Arc<Vec<(String, String)>>, FileError>);
 
 /// Shared state of one agent process.
 struct Agent {
@@ -45,7 +45,7 @@ struct Agent {
 }
 
 /// Runs the agent on stdin/stdout until the driver goes away.
-pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
+pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
     super::private::secure_workdir(&opts.workdir, &["bin", "blocks", "runs"])?;
     // Cleans up after us if we are killed: started first, so that it
     // carries neither our mark nor a copy of our link.
@@ -60,8 +60,9 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     // What agents killed before us left: set aside before the driver
     // hears from us, so that by then no stale dir bears a run's name.
     scratch::sweep(&opts.workdir.join("runs"), false);
-    let store = Arc::new(BlockStore::open(opts.workdir.join("blocks"))?);
-    announce()?;
+    let blocks = opts.workdir.join("blocks");
+    let store = Arc::new(BlockStore::open(blocks.clone()).map_err(|source| AgentError::Blocks { path: blocks, source })?);
+    announce().map_err(AgentError::Announce)?;
     let (stdin, stdout) = super::stdio::link();
     let (outbox, writer) = spawn_writer(stdout);
     let executors = Arc::new(Executors::new(store.clone(), outbox.clone()));
@@ -94,12 +95,12 @@ fn announce() -> std::io::Result<()> {
     out.flush()
 }
 
-async fn serve(agent: &Arc<Agent>, reader: &mut FrameReader<super::stdio::Reader>) -> anyhow::Result<()> {
+async fn serve(agent: &Arc<Agent>, reader: &mut FrameReader<super::stdio::Reader>) -> Result<(), AgentError> {
     let hash = crate::binary::current().map(|b| b.hash.clone()).unwrap_or_default();
     agent.outbox.send_now(Message::Hello(Hello::new(Role::Agent, hash)))?;
     match next(agent, reader).await? {
         Some(Message::Hello(h)) => h.check()?,
-        other => anyhow::bail!("expected a hello from the driver, got {other:?}"),
+        other => return Err(AgentError::NoHello { got: format!("{other:?}") }),
     }
     let info = hostinfo::gather(&agent.opts.workdir);
     agent.outbox.send_now(Message::HostInfo(info))?;
@@ -111,10 +112,10 @@ async fn serve(agent: &Arc<Agent>, reader: &mut FrameReader<super::stdio::Reader
 }
 
 /// Reads the next message, or ends the session when the lease expires.
-async fn next(agent: &Agent, reader: &mut FrameReader<super::stdio::Reader>) -> anyhow::Result<Option<Message>> {
+async fn next(agent: &Agent, reader: &mut FrameReader<super::stdio::Reader>) -> Result<Option<Message>, AgentError> {
     match tokio::time::timeout(agent.opts.lease, reader.read_message()).await {
         Ok(r) => Ok(r?),
-        Err(_) => anyhow::bail!("no word from the driver for {:?}: lease expired", agent.opts.lease),
+        Err(_) => Err(AgentError::LeaseExpired { lease: agent.opts.lease }),
     }
 }
 
@@ -146,7 +147,7 @@ impl Agent {
             Message::FetchBlock { id, hash } => self.spawn_fetch(id, hash),
             Message::EndRun { run } => self.end_run(&run),
             Message::PlaceBlock { id, hash, path } => {
-                let error = self.place(hash, &path).err();
+                let error = self.place(hash, &path).err().map(|e| e.to_string());
                 self.reply(Message::Placed { id, error });
             }
             Message::FetchPath { id, path } => self.spawn_fetch_path(id, path),
@@ -173,18 +174,18 @@ impl Agent {
         }
     }
 
-    fn run_dir(&self, run: &str) -> Result<PathBuf, String> {
+    fn run_dir(&self, run: &str) -> Result<PathBuf, FileError> {
         workdir::confined(run)?;
         Ok(self.opts.workdir.join("runs").join(run))
     }
 
     /// A run's dir, held by this agent from the run's first message on
     /// (see `scratch`), so that no sweep takes it while the run lives.
-    fn hold(&self, run: &str) -> Result<PathBuf, String> {
+    fn hold(&self, run: &str) -> Result<PathBuf, FileError> {
         let dir = self.run_dir(run)?;
         let mut runs = self.runs.lock().unwrap();
         if !runs.contains_key(run) {
-            let lock = RunLock::take(&dir).map_err(|e| format!("cannot make the run's scratch dir {}: {e}", dir.display()))?;
+            let lock = RunLock::take(&dir).map_err(|source| FileError::Scratch { path: dir.clone(), source })?;
             runs.insert(run.to_string(), lock);
         }
         Ok(dir)
@@ -207,14 +208,16 @@ impl Agent {
                 workdir::add(&dir.join("work"), &self.store, &files)
             }
         });
-        self.reply(Message::WorkdirReady { id, error: result.err() });
+        self.reply(Message::WorkdirReady { id, error: result.err().map(|e| e.to_string()) });
     }
 
     fn start_task(self: &Arc<Self>, mut req: TaskRequest) {
         let attempt = req.attempt;
         match self.envs.lock().unwrap().get(&req.env_id) {
             Some((_, Ok(env))) => req.env = env.clone(),
-            Some((_, Err(why))) => return self.reply(Message::TaskDone(task::trouble(attempt, std::time::Instant::now(), why.clone()))),
+            Some((_, Err(why))) => {
+                return self.reply(Message::TaskDone(task::trouble(attempt, std::time::Instant::now(), why.to_string())))
+            }
             None => {
                 let why = format!("the driver named variables ({}) it never sent; the driver and this agent disagree", req.env_id);
                 return self.reply(Message::TaskDone(task::trouble(attempt, std::time::Instant::now(), why)));
@@ -222,7 +225,7 @@ impl Agent {
         }
         let dir = match self.run_dir(&req.run) {
             Ok(d) => d,
-            Err(e) => return self.reply(Message::Error { id: attempt as u64, message: e }),
+            Err(e) => return self.reply(Message::Error { id: attempt as u64, message: e.to_string() }),
         };
         req.inputs.iter().for_each(|h| self.store.pin(*h));
         let place = TaskPlace { work: dir.join("work"), scratch: dir.join("tasks").join(attempt.to_string()) };
@@ -347,7 +350,7 @@ impl Agent {
     }
 
     /// Resolves a user path: absolute as is, relative under the work dir.
-    fn user_path(&self, path: &str) -> Result<PathBuf, String> {
+    fn user_path(&self, path: &str) -> Result<PathBuf, FileError> {
         let p = std::path::Path::new(path);
         if p.is_absolute() {
             return Ok(p.to_path_buf());
@@ -359,12 +362,12 @@ impl Agent {
     /// Copies a cached block to a user path (`shoal push`), by a temp
     /// file with a random name, opened exclusively, and a rename: nothing
     /// planted beside the destination is written through.
-    fn place(&self, hash: Hash, path: &str) -> Result<(), String> {
+    fn place(&self, hash: Hash, path: &str) -> Result<(), FileError> {
         let dest = self.user_path(path)?;
-        let src = self.store.verified(&hash).map_err(|e| e.to_string())?;
+        let src = self.store.verified(&hash).map_err(FileError::Block)?;
         let parent = dest.parent().unwrap_or(std::path::Path::new("/"));
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        let write = |e: std::io::Error| format!("cannot write {}: {e}", dest.display());
+        std::fs::create_dir_all(parent).map_err(FileError::io("create", parent))?;
+        let write = |source| FileError::Io { action: "write", path: dest.clone(), source };
         // The user's file, not ours: the usual mode (less the umask).
         let mode = std::os::unix::fs::PermissionsExt::from_mode(0o644);
         let mut tmp = tempfile::Builder::new().prefix(".shoal-").suffix(".tmp").permissions(mode).tempfile_in(parent).map_err(write)?;
@@ -379,7 +382,7 @@ impl Agent {
         tokio::spawn(async move {
             let result = match resolved {
                 Ok(p) => hash_and_send(&outbox, id, p).await.map_err(|e| format!("{path}: {e}")),
-                Err(e) => Err(e),
+                Err(e) => Err(e.to_string()),
             };
             if let Err(error) = result {
                 let _ = outbox.send_now(Message::FetchFailed { id, error });
@@ -483,10 +486,10 @@ async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Resul
 
 /// Writes `params` to the params file of work dir `work`, owner-only and
 /// fresh (a stale file or a link planted there is removed, not followed).
-fn write_params(work: &std::path::Path, params: &[u8]) -> Result<(), String> {
+fn write_params(work: &std::path::Path, params: &[u8]) -> Result<(), FileError> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let path = work.join(shoal_wire::PARAMS_PATH);
-    let why = |e: std::io::Error| format!("cannot write the run's params to {}: {e}", path.display());
+    let why = |source| FileError::Params { path: path.clone(), source };
     let dir = path.parent().unwrap_or(work);
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(why)?;
     let _ = std::fs::remove_file(&path);

@@ -36,6 +36,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
 use super::gate::Permit;
+use super::shuffle::CombinerError;
 use super::tree::{self, Mark};
 use super::{private, BlockStore};
 
@@ -81,7 +82,8 @@ pub fn start(
     let input = prepare_input(&req, &place.scratch, &store).map_err(|e| fail(format!("cannot prepare input: {e}")))?;
     let output = place.scratch.join("output");
     let progress = place.scratch.join("progress");
-    let mut cmd = command(&req, &place, &input, &output, &progress).map_err(|why| Box::new(refused(req.attempt, started, why)))?;
+    let mut cmd =
+        command(&req, &place, &input, &output, &progress).map_err(|why| Box::new(refused(req.attempt, started, why.to_string())))?;
     let mark = Mark::new();
     cmd.env(tree::MARK_ENV, mark.value());
     let stdout_target = if req.stdout_is_output {
@@ -167,13 +169,19 @@ pub fn kill_group(pgid: i32) {
     }
 }
 
-fn command(req: &TaskRequest, place: &TaskPlace, input: &Path, output: &Path, progress: &Path) -> Result<Command, String> {
+fn command(
+    req: &TaskRequest,
+    place: &TaskPlace,
+    input: &Path,
+    output: &Path,
+    progress: &Path,
+) -> Result<Command, super::container::EnvFileError> {
     if let Some(c) = &req.container {
         // Bind mounts need the files to exist (else Docker makes directories).
         let _ = private::create_new(output);
         let _ = private::create_new(progress);
         let mounts = super::container::Mounts { work: &place.work, input, output, progress, scratch: &place.scratch };
-        let mut cmd = super::container::command(req, c, &mounts).map_err(|e| e.to_string())?;
+        let mut cmd = super::container::command(req, c, &mounts)?;
         let stdin = if req.stdin { File::open(input).map(Stdio::from).unwrap_or_else(|_| Stdio::null()) } else { Stdio::null() };
         cmd.current_dir(&place.work).stdin(stdin).stderr(Stdio::piped()).process_group(0);
         return Ok(cmd);
@@ -428,11 +436,14 @@ fn keep_output(a: &FinishArgs, report: &mut TaskReport) {
             report.buckets = buckets;
             report.records = records;
         }
-        Err(why) if disk_is_full(&a.scratch, &why) => report.host_trouble = Some(why),
-        Err(why) => {
-            report.status = ExitStatus::SpawnFailed(why.lines().next().unwrap_or_default().to_string());
-            report.stderr_tail.push_str(&format!("\n{why}"));
-        }
+        // A full disk is the host's trouble; anything else fails the attempt.
+        Err(e) => match e.to_string() {
+            why if disk_is_full(&a.scratch, &why) => report.host_trouble = Some(why),
+            why => {
+                report.status = ExitStatus::SpawnFailed(why.lines().next().unwrap_or_default().to_string());
+                report.stderr_tail.push_str(&format!("\n{why}"));
+            }
+        },
     }
 }
 
@@ -457,12 +468,12 @@ pub(super) fn inline_output(report: &mut TaskReport, data: Vec<u8>) {
 /// its group is killed then, and what it left behind is ended (its
 /// [`Mark`]), so a `setsid` child holding its stderr never holds up the
 /// map task.
-fn run_combiner(a: &FinishArgs, input: &Path, output: &Path) -> Result<(), String> {
+fn run_combiner(a: &FinishArgs, input: &Path, output: &Path) -> Result<(), CombinerError> {
     let Some(cmd) = a.req.shuffle_out.as_ref().and_then(|s| s.combine.as_ref()) else {
         return Ok(());
     };
-    let out = private::create_new(output).map_err(|e| format!("combiner: {e}"))?;
-    let inp = private::open_nofollow(input).map_err(|e| format!("combiner: {e}"))?;
+    let out = private::create_new(output).map_err(CombinerError::Open)?;
+    let inp = private::open_nofollow(input).map_err(CombinerError::Open)?;
     let mark = Mark::new();
     let mut child = Command::new("/bin/sh")
         .arg("-c")
@@ -475,18 +486,18 @@ fn run_combiner(a: &FinishArgs, input: &Path, output: &Path) -> Result<(), Strin
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot start the combiner {cmd:?}: {e}"))?;
+        .map_err(|source| CombinerError::Start { cmd: cmd.clone(), source })?;
     // Only the tail of its stderr is kept: it goes into the task's
     // report, which must fit in one message whatever the combiner prints.
     let stderr = StderrTail::start(child.stderr.take());
     let status = child.wait();
     kill_group(child.id() as i32);
     let stderr = stderr.finish(&mark);
-    let status = status.map_err(|e| format!("the combiner {cmd:?}: {e}"))?;
+    let status = status.map_err(|source| CombinerError::Wait { cmd: cmd.clone(), source })?;
     if status.success() {
         return Ok(());
     }
-    Err(format!("the combiner {cmd:?} failed ({status}); the end of its stderr:\n{}", stderr.trim_end()))
+    Err(CombinerError::Failed { cmd: cmd.clone(), status, stderr: stderr.trim_end().to_string() })
 }
 
 /// The last [`STDERR_TAIL_MAX`] bytes of a child's stderr, read on a

@@ -15,47 +15,47 @@ use std::path::{Component, Path, PathBuf};
 use shoal_wire::FileEntry;
 
 use super::private::{self, EXEC_MODE, FILE_MODE};
-use super::BlockStore;
+use super::{BlockStore, FileError};
 
 /// Checks that `path` stays inside the directory it is relative to.
-pub fn confined(path: &str) -> Result<PathBuf, String> {
+pub fn confined(path: &str) -> Result<PathBuf, FileError> {
     let p = Path::new(path);
     if path.is_empty() || p.is_absolute() {
-        return Err(format!("path {path:?} must be relative to the work dir"));
+        return Err(FileError::NotRelative { path: path.to_string() });
     }
     for c in p.components() {
         match c {
             Component::Normal(_) => {}
-            _ => return Err(format!("path {path:?} leaves the work dir or is not normalised")),
+            _ => return Err(FileError::NotConfined { path: path.to_string() }),
         }
     }
     Ok(p.to_path_buf())
 }
 
 /// Builds (or rebuilds) the work dir of `run` holding `files`.
-pub fn build(root: &Path, store: &BlockStore, files: &[FileEntry]) -> Result<(), String> {
+pub fn build(root: &Path, store: &BlockStore, files: &[FileEntry]) -> Result<(), FileError> {
     if root.exists() {
-        fs::remove_dir_all(root).map_err(|e| format!("cannot clear {}: {e}", root.display()))?;
+        fs::remove_dir_all(root).map_err(FileError::io("clear", root))?;
     }
-    private::create_dir(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    private::create_dir(root).map_err(FileError::io("create", root))?;
     add(root, store, files)
 }
 
 /// Adds `files` to a work dir that [`build`] made (a long file list comes
 /// in pieces).
-pub fn add(root: &Path, store: &BlockStore, files: &[FileEntry]) -> Result<(), String> {
+pub fn add(root: &Path, store: &BlockStore, files: &[FileEntry]) -> Result<(), FileError> {
     files.iter().try_for_each(|f| place(root, store, f))
 }
 
-fn place(root: &Path, store: &BlockStore, f: &FileEntry) -> Result<(), String> {
+fn place(root: &Path, store: &BlockStore, f: &FileEntry) -> Result<(), FileError> {
     let rel = confined(&f.path)?;
     let dest = root.join(&rel);
     if let Some(parent) = dest.parent() {
-        private::create_dir(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        private::create_dir(parent).map_err(FileError::io("create", parent))?;
     }
-    let src = store.verified(&f.hash).map_err(|e| format!("cannot place {}: {e}; run the job again to send it anew", f.path))?;
+    let src = store.verified(&f.hash).map_err(|source| FileError::BlockGone { path: f.path.clone(), source })?;
     let mode = if f.executable { EXEC_MODE } else { FILE_MODE };
-    private::copy(&src, &dest, mode).map_err(|e| format!("cannot place {}: {e}", f.path))
+    private::copy(&src, &dest, mode).map_err(|source| FileError::Copy { path: f.path.clone(), source })
 }
 
 #[cfg(test)]
@@ -65,8 +65,10 @@ mod tests {
     #[test]
     fn confinement() {
         assert!(confined("a/b.txt").is_ok());
-        assert_eq!(confined("../etc/passwd").unwrap_err(), "path \"../etc/passwd\" leaves the work dir or is not normalised");
-        assert_eq!(confined("/etc/passwd").unwrap_err(), "path \"/etc/passwd\" must be relative to the work dir");
+        assert_eq!(confined("../etc/passwd").unwrap_err().to_string(), "path \"../etc/passwd\" leaves the work dir or is not normalised");
+        assert_eq!(confined("/etc/passwd").unwrap_err().to_string(), "path \"/etc/passwd\" must be relative to the work dir");
+        assert!(matches!(confined("a/../b"), Err(FileError::NotConfined { path }) if path == "a/../b"));
+        assert!(matches!(confined(""), Err(FileError::NotRelative { .. })));
         assert!(confined("a/../../b").is_err());
         assert!(confined("./a").is_err());
         assert!(confined("").is_err());

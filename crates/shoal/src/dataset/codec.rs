@@ -24,8 +24,26 @@ const SHIFT: u8 = 0x40;
 
 /// A record that could not be encoded or decoded, phrased for the user.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CodecError(pub String);
+pub enum CodecError {
+    /// An escape byte followed by a byte no escape makes.
+    #[error("a record line is damaged (bad escape); was the file written by shoal?")]
+    Damaged,
+    /// A shuffled line without the tab after its key.
+    #[error("a shuffled record has no key")]
+    NoKey,
+    #[error("cannot encode a record: {0}")]
+    EncodeRecord(#[source] postcard::Error),
+    #[error("cannot decode a record: {0} (does the type match the data?)")]
+    DecodeRecord(#[source] postcard::Error),
+    #[error("cannot encode a key: {0}")]
+    EncodeKey(#[source] storekey::encode::Error),
+    #[error("cannot decode a key: {0}")]
+    DecodeKey(#[source] storekey::decode::Error),
+    #[error("cannot encode a value: {0}")]
+    EncodeValue(#[source] postcard::Error),
+    #[error("cannot decode a value: {0}")]
+    DecodeValue(#[source] postcard::Error),
+}
 
 /// Appends `raw`, escaped, to `out`.
 pub fn escape_into(raw: &[u8], out: &mut Vec<u8>) {
@@ -46,7 +64,7 @@ pub fn unescape(enc: &[u8]) -> Result<Vec<u8>, CodecError> {
         if b == ESC {
             match it.next() {
                 Some(&n) if (SHIFT..=SHIFT + ESC).contains(&n) => out.push(n - SHIFT),
-                _ => return Err(CodecError("a record line is damaged (bad escape); was the file written by shoal?".into())),
+                _ => return Err(CodecError::Damaged),
             }
         } else {
             out.push(b);
@@ -57,7 +75,7 @@ pub fn unescape(enc: &[u8]) -> Result<Vec<u8>, CodecError> {
 
 /// Appends one plain record line.
 pub fn put_record<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    let raw = postcard::to_stdvec(value).map_err(|e| CodecError(format!("cannot encode a record: {e}")))?;
+    let raw = postcard::to_stdvec(value).map_err(CodecError::EncodeRecord)?;
     escape_into(&raw, out);
     out.push(b'\n');
     Ok(())
@@ -66,12 +84,12 @@ pub fn put_record<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), Code
 /// Decodes one plain record line (with or without its newline).
 pub fn get_record<T: DeserializeOwned>(line: &[u8]) -> Result<T, CodecError> {
     let raw = unescape(strip(line))?;
-    postcard::from_bytes(&raw).map_err(|e| CodecError(format!("cannot decode a record: {e} (does the type match the data?)")))
+    postcard::from_bytes(&raw).map_err(CodecError::DecodeRecord)
 }
 
 /// The order-preserving key bytes, escaped (what goes before the tab).
 pub fn key_bytes<K: Serialize>(key: &K) -> Result<Vec<u8>, CodecError> {
-    let raw = storekey::serialize(key).map_err(|e| CodecError(format!("cannot encode a key: {e}")))?;
+    let raw = storekey::serialize(key).map_err(CodecError::EncodeKey)?;
     let mut out = Vec::with_capacity(raw.len() + 4);
     escape_into(&raw, &mut out);
     Ok(out)
@@ -81,7 +99,7 @@ pub fn key_bytes<K: Serialize>(key: &K) -> Result<Vec<u8>, CodecError> {
 pub fn put_keyed<V: Serialize>(key: &[u8], value: &V, out: &mut Vec<u8>) -> Result<(), CodecError> {
     out.extend_from_slice(key);
     out.push(b'\t');
-    let raw = postcard::to_stdvec(value).map_err(|e| CodecError(format!("cannot encode a value: {e}")))?;
+    let raw = postcard::to_stdvec(value).map_err(CodecError::EncodeValue)?;
     escape_into(&raw, out);
     out.push(b'\n');
     Ok(())
@@ -90,20 +108,20 @@ pub fn put_keyed<V: Serialize>(key: &[u8], value: &V, out: &mut Vec<u8>) -> Resu
 /// Splits a keyed line into its escaped key and escaped value.
 pub fn split_keyed(line: &[u8]) -> Result<(&[u8], &[u8]), CodecError> {
     let line = strip(line);
-    let tab = line.iter().position(|&b| b == b'\t').ok_or_else(|| CodecError("a shuffled record has no key".into()))?;
+    let tab = line.iter().position(|&b| b == b'\t').ok_or(CodecError::NoKey)?;
     Ok((&line[..tab], &line[tab + 1..]))
 }
 
 /// Decodes escaped key bytes.
 pub fn get_key<K: DeserializeOwned>(enc: &[u8]) -> Result<K, CodecError> {
     let raw = unescape(enc)?;
-    storekey::deserialize(&raw).map_err(|e| CodecError(format!("cannot decode a key: {e}")))
+    storekey::deserialize(&raw).map_err(CodecError::DecodeKey)
 }
 
 /// Decodes an escaped value.
 pub fn get_value<V: DeserializeOwned>(enc: &[u8]) -> Result<V, CodecError> {
     let raw = unescape(enc)?;
-    postcard::from_bytes(&raw).map_err(|e| CodecError(format!("cannot decode a value: {e}")))
+    postcard::from_bytes(&raw).map_err(CodecError::DecodeValue)
 }
 
 fn strip(line: &[u8]) -> &[u8] {
@@ -131,6 +149,11 @@ mod tests {
     #[test]
     fn damaged_lines_are_errors_not_panics() {
         assert_eq!(unescape(b"ab\x0b").unwrap_err().to_string(), "a record line is damaged (bad escape); was the file written by shoal?");
+        assert!(matches!(unescape(b"ab\x0b\x01"), Err(CodecError::Damaged)));
+        assert!(matches!(split_keyed(b"no tab\n"), Err(CodecError::NoKey)));
+        let err = get_record::<u64>(b"").unwrap_err();
+        assert!(matches!(err, CodecError::DecodeRecord(_)), "{err:?}");
+        assert!(err.to_string().starts_with("cannot decode a record: ") && err.to_string().ends_with(" (does the type match the data?)"));
         assert!(get_record::<String>(b"\xff\xff\xff").is_err());
     }
 

@@ -179,7 +179,7 @@ impl Driver {
                 }
                 parts
             }
-            _ => return Err(Error::Usage(format!("internal: {} is read before it was materialized", root.site()))),
+            _ => return Err(Error::Internal(format!("{} is read before it was materialized", root.site()))),
         };
         self.parts.borrow_mut().insert(root.id, parts.clone());
         Ok(parts)
@@ -256,7 +256,7 @@ impl Driver {
             params,
         };
         let mut job =
-            draft.into_spec(&path).map_err(|e| Error::Usage(format!("internal: the job made for {} is invalid: {e}", plan.node.site())))?;
+            draft.into_spec(&path).map_err(|e| Error::Internal(format!("the job made for {} is invalid: {e}", plan.node.site())))?;
         job.input.parts = Some(parts);
         // Tasks of this program can stay up and run one task after another.
         job.map.resident = true;

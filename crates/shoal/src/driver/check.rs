@@ -58,7 +58,7 @@ pub async fn check(spec: &ClusterSpec) -> Vec<HostReport> {
                 name: f.spec.name.clone(),
                 address: address(&f.spec),
                 ready: false,
-                reason: Some(f.reason.clone()),
+                reason: Some(f.error.to_string()),
                 hostname: None,
                 arch: None,
                 cores: None,

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::host::{Host, HostEvent};
-use crate::transport::{self, ConnectStats};
+use crate::transport::{self, ConnectStats, TransportError};
 
 /// The hosts of one command: those that came up, and why the others did not.
 pub struct Cluster {
@@ -20,7 +20,8 @@ pub struct Cluster {
 /// A host that could not be reached, in cluster-file order.
 pub struct FailedHost {
     pub spec: HostSpec,
-    pub reason: String,
+    /// Why: match on it, or print it (`host `NAME`: ` before it).
+    pub error: TransportError,
     pub connect_ms: u64,
 }
 
@@ -45,7 +46,7 @@ pub async fn connect(spec: &ClusterSpec) -> Cluster {
         };
         match result {
             Ok(link) => up.push(Host::start(index, host, link, events_tx.clone())),
-            Err(e) => failed.push((index, FailedHost { spec: host, reason: e.to_string(), connect_ms: ms })),
+            Err(e) => failed.push((index, FailedHost { spec: host, error: e, connect_ms: ms })),
         }
     }
     up.sort_by_key(|h| h.index);

@@ -48,7 +48,7 @@ pub async fn exec(cluster: &Cluster, command: &str) -> Vec<ExecResult> {
                 status: None,
                 ok: false,
                 stdout: String::new(),
-                stderr: f.reason.clone(),
+                stderr: f.error.to_string(),
                 notes: vec![],
             },
         ));

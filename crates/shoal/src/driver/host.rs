@@ -180,11 +180,11 @@ impl Host {
 
     /// Runs a shell command on the host; whether it succeeded, and its
     /// stderr, trimmed.
-    pub async fn exec(&self, command: String) -> Result<(bool, String), String> {
+    pub async fn exec(&self, command: String) -> Result<(bool, String), HostGone> {
         let id = self.next_id();
         match self.request(id, Message::Exec { id, command }).await {
             Ok(Message::ExecDone { status, stderr, .. }) => Ok((status.success(), String::from_utf8_lossy(&stderr).trim().to_string())),
-            _ => Err(format!("host `{}` is gone", self.name())),
+            _ => Err(self.gone()),
         }
     }
 

@@ -40,15 +40,80 @@ pub enum SplitPlan {
 
 /// A problem with the input data, phrased for the user.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InputError(pub String);
-
-fn io_err(path: &Path, e: std::io::Error) -> InputError {
-    InputError(format!("cannot read input {}: {e}", path.display()))
+pub enum InputError {
+    /// The input path cannot be looked at (missing, no permission).
+    #[error("input {} cannot be read: {source}; check [input] path in the job file", path.display())]
+    Missing { path: PathBuf, source: std::io::Error },
+    /// Reading an input file failed.
+    #[error("cannot read input {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// Writing the partition files of a split by key failed.
+    #[error("cannot write the input's partitions in {}: {source}", dir.display())]
+    Scratch { dir: PathBuf, source: std::io::Error },
+    /// `[input] path` is a FIFO, socket or device.
+    #[error(
+        "input {} is {kind}, not a regular file or directory; shoal reads only files and directories: check [input] path in the job file",
+        path.display()
+    )]
+    Special { path: PathBuf, kind: &'static str },
+    /// A file of the input directory is a FIFO, socket or device.
+    #[error(
+        "input {} is {kind}, not a regular file or directory; shoal reads only files and directories: move it out of the input directory {}",
+        path.display(),
+        dir.display()
+    )]
+    SpecialInDir { path: PathBuf, kind: &'static str, dir: PathBuf },
+    /// A synced path (relative to the job's dir) is a FIFO, socket or device.
+    #[error(
+        "[sync] {} is {kind}, not a regular file or directory; shoal syncs only files and directories: remove it, or name it in [sync] exclude",
+        rel.display()
+    )]
+    SpecialSync { rel: PathBuf, kind: &'static str },
+    /// A file that must be regular (`what` names it) is not; `fix` says
+    /// what to do instead.
+    #[error("{what} {} is {kind}, not a regular file; {fix}", path.display())]
+    NotRegular { what: String, path: PathBuf, kind: &'static str, fix: String },
+    /// A whole-file partition that is not a regular file.
+    #[error("{} is {kind}, not a regular file; shoal reads only regular files", path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
+    /// A directory where a split needs a file.
+    #[error("input {} is a directory; use split = \"files\" for pre-partitioned data, or name a file", path.display())]
+    Directory { path: PathBuf },
+    /// A file where `split = "files"` needs a directory.
+    #[error("split = \"files\" needs a directory, but {} is a file", path.display())]
+    NotADirectory { path: PathBuf },
+    /// Nothing to run.
+    #[error("input {} is empty: there is nothing to run", path.display())]
+    Empty { path: PathBuf },
+    /// A line too long to hold in memory for a split by key.
+    #[error(
+        "input {}: line {line} (at byte {offset}) is longer than {MAX_LINE_TEXT}, the longest line split = \"{split}\" reads; \
+         break it into shorter lines, or use split = \"lines\" or \"files\", which never hold a line in memory",
+        path.display()
+    )]
+    LineTooLong { path: PathBuf, line: u64, offset: u64, split: &'static str },
+    /// A line whose key cannot route it.
+    #[error("{}:{line}: {why}", path.display())]
+    BadKey { path: PathBuf, line: u64, why: KeyError },
 }
 
-fn scratch_err(scratch: &Path, e: std::io::Error) -> InputError {
-    InputError(format!("cannot write the input's partitions in {}: {e}", scratch.display()))
+/// Why a line's key cannot place it in a partition.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum KeyError {
+    #[error("line has no key field {field} (separator {sep:?}): {head:?}")]
+    NoField { field: usize, sep: String, head: String },
+    #[error("key {key:?} is not an integer, which partitioner = \"modulo\" needs")]
+    NotInteger { key: String },
+    #[error("key {key:?} is not a number, which split = \"range\" needs")]
+    NotNumber { key: String },
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> InputError {
+    InputError::Read { path: path.to_path_buf(), source }
+}
+
+fn scratch_err(scratch: &Path, source: std::io::Error) -> InputError {
+    InputError::Scratch { dir: scratch.to_path_buf(), source }
 }
 
 /// What `path` is when it is neither a regular file nor a directory (a
@@ -73,19 +138,12 @@ pub(crate) fn special_kind(path: &Path) -> Option<&'static str> {
 /// not a regular file or directory.
 pub fn check_kind(path: &Path) -> Result<(), InputError> {
     if let Some(kind) = special_kind(path) {
-        return Err(InputError(format!(
-            "input {} is {kind}, not a regular file or directory; shoal reads only files and directories: check [input] path in the job file",
-            path.display()
-        )));
+        return Err(InputError::Special { path: path.to_path_buf(), kind });
     }
     let Ok(entries) = std::fs::read_dir(path) else { return Ok(()) };
     for p in entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| !file_name(p).starts_with('.')) {
         if let Some(kind) = special_kind(&p) {
-            return Err(InputError(format!(
-                "input {} is {kind}, not a regular file or directory; shoal reads only files and directories: move it out of the input directory {}",
-                p.display(),
-                path.display()
-            )));
+            return Err(InputError::SpecialInDir { path: p, kind, dir: path.to_path_buf() });
         }
     }
     Ok(())
@@ -95,10 +153,7 @@ pub fn check_kind(path: &Path) -> Result<(), InputError> {
 /// file or directory.
 pub fn check_sync_kind(real: &Path, rel: &Path) -> Result<(), InputError> {
     match special_kind(real) {
-        Some(kind) => Err(InputError(format!(
-            "[sync] {} is {kind}, not a regular file or directory; shoal syncs only files and directories: remove it, or name it in [sync] exclude",
-            rel.display()
-        ))),
+        Some(kind) => Err(InputError::SpecialSync { rel: rel.to_path_buf(), kind }),
         None => Ok(()),
     }
 }
@@ -108,23 +163,17 @@ pub fn check_sync_kind(real: &Path, rel: &Path) -> Result<(), InputError> {
 pub fn check_regular(path: &Path, what: &str, fix: &str) -> Result<(), InputError> {
     let kind = if path.is_dir() { Some("a directory") } else { special_kind(path) };
     match kind {
-        Some(kind) => Err(InputError(format!("{what} {} is {kind}, not a regular file; {fix}", path.display()))),
+        Some(kind) => Err(InputError::NotRegular { what: what.into(), path: path.to_path_buf(), kind, fix: fix.into() }),
         None => Ok(()),
     }
 }
 
 /// Splits `path` as `plan` says; `scratch` receives partition files.
 pub fn split(path: &Path, plan: &SplitPlan, scratch: &Path) -> Result<Vec<Partition>, InputError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| InputError(format!("input {} cannot be read: {e}; check [input] path in the job file", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(|source| InputError::Missing { path: path.to_path_buf(), source })?;
     let parts = match plan {
         SplitPlan::Files => by_files(path)?,
-        _ if meta.is_dir() => {
-            return Err(InputError(format!(
-                "input {} is a directory; use split = \"files\" for pre-partitioned data, or name a file",
-                path.display()
-            )))
-        }
+        _ if meta.is_dir() => return Err(InputError::Directory { path: path.to_path_buf() }),
         SplitPlan::Lines { partitions } => by_lines(path, meta.len(), *partitions)?,
         SplitPlan::Hash { partitions, field, sep, modulo } => {
             by_key(path, scratch, *partitions, |line, n| route_hash(line, *field, sep, *modulo, n))?
@@ -132,7 +181,7 @@ pub fn split(path: &Path, plan: &SplitPlan, scratch: &Path) -> Result<Vec<Partit
         SplitPlan::Range { partitions, field, sep } => by_range(path, scratch, *partitions, *field, sep)?,
     };
     if parts.iter().all(|p| p.source.len == 0) {
-        return Err(InputError(format!("input {} is empty: there is nothing to run", path.display())));
+        return Err(InputError::Empty { path: path.to_path_buf() });
     }
     Ok(parts)
 }
@@ -143,7 +192,7 @@ fn file_name(path: &Path) -> String {
 
 fn by_files(dir: &Path) -> Result<Vec<Partition>, InputError> {
     if !dir.is_dir() {
-        return Err(InputError(format!("split = \"files\" needs a directory, but {} is a file", dir.display())));
+        return Err(InputError::NotADirectory { path: dir.to_path_buf() });
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| io_err(dir, e))?
@@ -158,7 +207,7 @@ fn by_files(dir: &Path) -> Result<Vec<Partition>, InputError> {
 /// file): never a FIFO or device, whose reading would not end.
 pub fn whole_file(path: &Path) -> Result<Partition, InputError> {
     if let Some(kind) = special_kind(path) {
-        return Err(InputError(format!("{} is {kind}, not a regular file; shoal reads only regular files", path.display())));
+        return Err(InputError::NotAFile { path: path.to_path_buf(), kind });
     }
     let len = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
     let hash = hash_range(path, 0, len).map_err(|e| io_err(path, e))?;
@@ -235,14 +284,9 @@ fn next_line_start(file: &mut File, from: u64, size: u64) -> std::io::Result<u64
 /// hold in memory with a sentence that says where it is.
 fn next_line(r: &mut impl BufRead, line: &mut Vec<u8>, at: Place<'_>) -> Result<usize, InputError> {
     read_line(r, line, MAX_LINE).map_err(|e| match e {
-        LineError::TooLong { .. } => InputError(format!(
-            "input {}: line {} (at byte {}) is longer than {MAX_LINE_TEXT}, the longest line split = \"{}\" reads; \
-             break it into shorter lines, or use split = \"lines\" or \"files\", which never hold a line in memory",
-            at.path.display(),
-            at.number,
-            at.offset,
-            at.split
-        )),
+        LineError::TooLong { .. } => {
+            InputError::LineTooLong { path: at.path.to_path_buf(), line: at.number, offset: at.offset, split: at.split }
+        }
         LineError::Io(e) => io_err(at.path, e),
     })
 }
@@ -250,23 +294,29 @@ fn next_line(r: &mut impl BufRead, line: &mut Vec<u8>, at: Place<'_>) -> Result<
 /// Where a line of an input is, for messages.
 struct Place<'a> {
     path: &'a Path,
-    split: &'a str,
+    split: &'static str,
     number: u64,
     offset: u64,
 }
 
-type Router<'a> = dyn FnMut(&[u8], u32) -> Result<u32, String> + 'a;
+type Router<'a> = dyn FnMut(&[u8], u32) -> Result<u32, KeyError> + 'a;
 
 fn by_key(
     path: &Path,
     scratch: &Path,
     partitions: u32,
-    mut route: impl FnMut(&[u8], u32) -> Result<u32, String>,
+    mut route: impl FnMut(&[u8], u32) -> Result<u32, KeyError>,
 ) -> Result<Vec<Partition>, InputError> {
     write_routed(path, "hash", scratch, partitions, &mut route)
 }
 
-fn write_routed(path: &Path, split: &str, scratch: &Path, partitions: u32, route: &mut Router<'_>) -> Result<Vec<Partition>, InputError> {
+fn write_routed(
+    path: &Path,
+    split: &'static str,
+    scratch: &Path,
+    partitions: u32,
+    route: &mut Router<'_>,
+) -> Result<Vec<Partition>, InputError> {
     private::dir(scratch).map_err(|e| scratch_err(scratch, e))?;
     let names: Vec<PathBuf> = (0..partitions).map(|i| scratch.join(format!("input-{i:05}"))).collect();
     let mut outs = names
@@ -281,7 +331,7 @@ fn write_routed(path: &Path, split: &str, scratch: &Path, partitions: u32, route
         number += 1;
         offset += n as u64;
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        let p = route(body, partitions).map_err(|why| InputError(format!("{}:{number}: {why}", path.display())))?;
+        let p = route(body, partitions).map_err(|why| bad_key(path, number, why))?;
         outs[p as usize].write_all(&line).map_err(|e| scratch_err(scratch, e))?;
         if !line.ends_with(b"\n") {
             outs[p as usize].write_all(b"\n").map_err(|e| scratch_err(scratch, e))?;
@@ -302,33 +352,34 @@ fn write_routed(path: &Path, split: &str, scratch: &Path, partitions: u32, route
         .collect()
 }
 
-fn key_of<'a>(line: &'a [u8], field: usize, sep: &[u8]) -> Result<&'a [u8], String> {
-    partitioner::field(line, sep, field).ok_or_else(|| {
-        format!(
-            "line has no key field {field} (separator {:?}): {:?}",
-            String::from_utf8_lossy(sep),
-            String::from_utf8_lossy(&line[..line.len().min(80)])
-        )
+fn bad_key(path: &Path, line: u64, why: KeyError) -> InputError {
+    InputError::BadKey { path: path.to_path_buf(), line, why }
+}
+
+fn key_of<'a>(line: &'a [u8], field: usize, sep: &[u8]) -> Result<&'a [u8], KeyError> {
+    partitioner::field(line, sep, field).ok_or_else(|| KeyError::NoField {
+        field,
+        sep: String::from_utf8_lossy(sep).into_owned(),
+        head: String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned(),
     })
 }
 
-fn route_hash(line: &[u8], field: usize, sep: &[u8], modulo: bool, n: u32) -> Result<u32, String> {
+fn route_hash(line: &[u8], field: usize, sep: &[u8], modulo: bool, n: u32) -> Result<u32, KeyError> {
     let key = key_of(line, field, sep)?;
     if modulo {
-        partitioner::modulo_partition(key, n)
-            .map_err(|_| format!("key {:?} is not an integer, which partitioner = \"modulo\" needs", String::from_utf8_lossy(key)))
+        partitioner::modulo_partition(key, n).map_err(|_| KeyError::NotInteger { key: String::from_utf8_lossy(key).into_owned() })
     } else {
         Ok(partitioner::hash_partition(key, n))
     }
 }
 
-fn numeric_key(line: &[u8], field: usize, sep: &[u8]) -> Result<f64, String> {
+fn numeric_key(line: &[u8], field: usize, sep: &[u8]) -> Result<f64, KeyError> {
     let key = key_of(line, field, sep)?;
     std::str::from_utf8(key)
         .ok()
         .and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|v| v.is_finite())
-        .ok_or_else(|| format!("key {:?} is not a number, which split = \"range\" needs", String::from_utf8_lossy(key)))
+        .ok_or_else(|| KeyError::NotNumber { key: String::from_utf8_lossy(key).into_owned() })
 }
 
 /// Two passes: find the key range, then route into equal-width slices.
@@ -341,7 +392,7 @@ fn by_range(path: &Path, scratch: &Path, partitions: u32, field: usize, sep: &[u
         number += 1;
         offset += n as u64;
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        let k = numeric_key(body, field, sep).map_err(|why| InputError(format!("{}:{number}: {why}", path.display())))?;
+        let k = numeric_key(body, field, sep).map_err(|why| bad_key(path, number, why))?;
         lo = lo.min(k);
         hi = hi.max(k);
         line.clear();
@@ -411,6 +462,36 @@ mod tests {
         let plan = SplitPlan::Hash { partitions: 2, field: 2, sep: b"\t".to_vec(), modulo: false };
         let err = split(&path, &plan, &dir.path().join("s")).unwrap_err();
         assert_eq!(err.to_string(), format!("{}:2: line has no key field 2 (separator \"\\t\"): \"b\"", path.display()));
+    }
+
+    #[test]
+    fn bad_keys_are_typed_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.tsv");
+        std::fs::write(&path, "1\tx\nfour\ty\n").unwrap();
+        let modulo = SplitPlan::Hash { partitions: 2, field: 1, sep: b"\t".to_vec(), modulo: true };
+        let err = split(&path, &modulo, &dir.path().join("s")).unwrap_err();
+        assert!(matches!(&err, InputError::BadKey { line: 2, why: KeyError::NotInteger { key }, .. } if key == "four"), "{err:?}");
+        assert_eq!(err.to_string(), format!("{}:2: key \"four\" is not an integer, which partitioner = \"modulo\" needs", path.display()));
+        let range = SplitPlan::Range { partitions: 2, field: 1, sep: b"\t".to_vec() };
+        let err = split(&path, &range, &dir.path().join("r")).unwrap_err();
+        assert!(matches!(&err, InputError::BadKey { line: 2, why: KeyError::NotNumber { .. }, .. }), "{err:?}");
+        assert_eq!(err.to_string(), format!("{}:2: key \"four\" is not a number, which split = \"range\" needs", path.display()));
+    }
+
+    #[test]
+    fn a_missing_input_and_a_directory_are_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone.txt");
+        let err = split(&gone, &SplitPlan::Lines { partitions: 2 }, dir.path()).unwrap_err();
+        assert!(matches!(&err, InputError::Missing { path, source } if *path == gone && source.kind() == std::io::ErrorKind::NotFound));
+        assert!(err.to_string().ends_with("; check [input] path in the job file"), "{err}");
+        let err = split(dir.path(), &SplitPlan::Lines { partitions: 2 }, dir.path()).unwrap_err();
+        assert!(matches!(err, InputError::Directory { .. }), "{err:?}");
+        let file = dir.path().join("f.txt");
+        std::fs::write(&file, "x\n").unwrap();
+        let err = split(&file, &SplitPlan::Files, dir.path()).unwrap_err();
+        assert_eq!(err.to_string(), format!("split = \"files\" needs a directory, but {} is a file", file.display()));
     }
 
     #[test]

@@ -45,12 +45,40 @@ const STATE_NAME: &str = crate::driver::state::NAME;
 
 /// A file that cannot be synced, phrased for the user.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SyncError(pub String);
+pub enum SyncError {
+    #[error("cannot open the job directory {}: {source}", path.display())]
+    JobDir { path: PathBuf, source: std::io::Error },
+    #[error("[sync] path {listed:?} is absolute; list files relative to the job file's directory")]
+    Absolute { listed: String },
+    #[error("[sync] path {listed:?} leaves the job directory; only files under it can be synced")]
+    Outside { listed: String },
+    #[error(
+        "[sync] path {listed:?} is in shoal's state dir {STATE_NAME}, which holds earlier runs' journals, logs and outputs and is never synced; copy the files the tasks need out of it and list those instead"
+    )]
+    StateDir { listed: String },
+    #[error("[sync] {} is a symlink that leads outside the job directory ({}); copy the file in instead", rel.display(), target.display())]
+    SymlinkOutside { rel: PathBuf, target: PathBuf },
+    #[error("[sync] cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("[sync] cannot list {}: {source}", path.display())]
+    List { path: PathBuf, source: std::io::Error },
+    #[error(
+        "[sync] {path} is {size} bytes, over max_size ({max} bytes); add it to [sync] force = [\"{path}\"] if it really must be shipped, or raise max_size"
+    )]
+    TooLarge { path: String, size: u64, max: u64 },
+    /// A FIFO, socket or device.
+    #[error(transparent)]
+    Kind(#[from] super::input::InputError),
+}
+
+fn read_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SyncError {
+    let path = path.into();
+    move |source| SyncError::Read { path, source }
+}
 
 /// Walks the listed files and directories and hashes every file.
 pub fn build(req: &SyncRequest<'_>) -> Result<Vec<ManifestFile>, SyncError> {
-    let base = req.base.canonicalize().map_err(|e| SyncError(format!("cannot open the job directory {}: {e}", req.base.display())))?;
+    let base = req.base.canonicalize().map_err(|source| SyncError::JobDir { path: req.base.to_path_buf(), source })?;
     // Canonical, like the walked paths; `None` for a Dataset job, whose
     // own dir is inside it, and before the first run made it.
     let state = req.state_dir.canonicalize().ok().filter(|s| !base.starts_with(s));
@@ -70,14 +98,14 @@ pub fn build(req: &SyncRequest<'_>) -> Result<Vec<ManifestFile>, SyncError> {
 fn relative(p: &str) -> Result<PathBuf, SyncError> {
     let path = Path::new(p.trim_end_matches('/'));
     if path.is_absolute() {
-        return Err(SyncError(format!("[sync] path {p:?} is absolute; list files relative to the job file's directory")));
+        return Err(SyncError::Absolute { listed: p.to_string() });
     }
     let mut clean = PathBuf::new();
     for c in path.components() {
         match c {
             Component::Normal(s) => clean.push(s),
             Component::CurDir => {}
-            _ => return Err(SyncError(format!("[sync] path {p:?} leaves the job directory; only files under it can be synced"))),
+            _ => return Err(SyncError::Outside { listed: p.to_string() }),
         }
     }
     Ok(clean)
@@ -94,26 +122,22 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn walk(&self, rel: &Path, out: &mut Vec<ManifestFile>) -> Result<(), SyncError> {
         let full = self.base.join(rel);
-        let real = full.canonicalize().map_err(|e| SyncError(format!("[sync] cannot read {}: {e}", full.display())))?;
+        let real = full.canonicalize().map_err(read_err(&full))?;
         if !real.starts_with(self.base) {
-            return Err(SyncError(format!(
-                "[sync] {} is a symlink that leads outside the job directory ({}); copy the file in instead",
-                rel.display(),
-                real.display()
-            )));
+            return Err(SyncError::SymlinkOutside { rel: rel.to_path_buf(), target: real });
         }
         if excluded(rel, self.req.exclude) || self.is_state(rel, &real) {
             return Ok(());
         }
         if real.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(&real)
-                .map_err(|e| SyncError(format!("[sync] cannot list {}: {e}", full.display())))?
+                .map_err(|source| SyncError::List { path: full, source })?
                 .filter_map(|e| e.ok().map(|e| rel.join(e.file_name())))
                 .collect();
             entries.sort();
             return entries.iter().try_for_each(|e| self.walk(e, out));
         }
-        super::input::check_sync_kind(&real, rel).map_err(|e| SyncError(e.0))?;
+        super::input::check_sync_kind(&real, rel)?;
         out.push(file(&real, rel, self.req)?);
         Ok(())
     }
@@ -132,24 +156,18 @@ impl Walk<'_> {
         if !self.is_state(rel, &real) {
             return Ok(());
         }
-        Err(SyncError(format!(
-            "[sync] path {listed:?} is in shoal's state dir {STATE_NAME}, which holds earlier runs' journals, logs and outputs and is never synced; copy the files the tasks need out of it and list those instead"
-        )))
+        Err(SyncError::StateDir { listed: listed.to_string() })
     }
 }
 
 fn file(real: &Path, rel: &Path, req: &SyncRequest<'_>) -> Result<ManifestFile, SyncError> {
-    let meta = std::fs::metadata(real).map_err(|e| SyncError(format!("[sync] cannot read {}: {e}", rel.display())))?;
+    let meta = std::fs::metadata(real).map_err(read_err(rel))?;
     let path = rel.to_string_lossy().replace('\\', "/");
     let forced = req.force.iter().any(|f| f.trim_end_matches('/') == path);
     if meta.len() > req.max_size && !forced {
-        return Err(SyncError(format!(
-            "[sync] {path} is {} bytes, over max_size ({} bytes); add it to [sync] force = [\"{path}\"] if it really must be shipped, or raise max_size",
-            meta.len(),
-            req.max_size
-        )));
+        return Err(SyncError::TooLarge { path, size: meta.len(), max: req.max_size });
     }
-    let hash = hash_range(real, 0, meta.len()).map_err(|e| SyncError(format!("[sync] cannot read {path}: {e}")))?;
+    let hash = hash_range(real, 0, meta.len()).map_err(read_err(&path))?;
     let executable = meta.permissions().mode() & 0o111 != 0;
     Ok(ManifestFile {
         entry: FileEntry { path, hash, size: meta.len(), executable },
@@ -212,6 +230,25 @@ mod tests {
         );
         let force = vec!["model.bin".to_string()];
         assert_eq!(build(&req(dir.path(), &["model.bin"], &force)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sync_errors_are_typed_for_callers_to_match() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("model.bin"), "01234567890").unwrap();
+        let err = build(&req(dir.path(), &["model.bin"], &[])).unwrap_err();
+        assert!(matches!(&err, SyncError::TooLarge { path, size: 11, max: 10 } if path == "model.bin"), "{err:?}");
+        assert!(matches!(build(&req(dir.path(), &["../x"], &[])), Err(SyncError::Outside { listed }) if listed == "../x"));
+        let err = build(&req(dir.path(), &["missing.py"], &[])).unwrap_err();
+        assert!(matches!(&err, SyncError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("[sync] cannot read {}: {}", dir.path().join("missing.py").display(), "No such file or directory (os error 2)")
+        );
+        let fifo = dir.path().join("pipe");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let err = build(&req(dir.path(), &["pipe"], &[])).unwrap_err();
+        assert!(matches!(err, SyncError::Kind(super::super::input::InputError::SpecialSync { kind: "a FIFO", .. })), "{err:?}");
     }
 
     fn names(m: &[ManifestFile]) -> Vec<&str> {

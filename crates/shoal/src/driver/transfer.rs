@@ -14,6 +14,7 @@ use shoal_wire::{hex, Message};
 use tokio::task::JoinSet;
 
 use super::blocks::{self, Source};
+use super::host::{HostGone, RequestError};
 use super::input;
 use super::run::private;
 use super::Cluster;
@@ -28,6 +29,27 @@ pub struct TransferRow {
     /// Bytes not sent because the host had them already.
     pub skipped: u64,
     pub error: Option<String>,
+}
+
+/// Why one host's push or pull failed (its row's `error`; the row names
+/// the host).
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    #[error(transparent)]
+    Blocks(#[from] blocks::TransferError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Gone(#[from] HostGone),
+    /// The agent could not place or read the file: its sentence as is.
+    #[error("{0}")]
+    Agent(String),
+    /// The pulled file's directory could not be made, or the file written.
+    #[error("{0}")]
+    Local(#[source] std::io::Error),
+    /// The pulled file could not be put in place.
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 /// The record of a split push, keyed by the file's path, size and mtime.
@@ -52,29 +74,27 @@ pub async fn push(cluster: &Cluster, file: &Path, to: &str, split: bool, state: 
     for (h, src) in cluster.hosts.iter().cloned().zip(sources) {
         let dest = dest.clone();
         set.spawn(async move {
-            let sent = blocks::ensure(&h, &[&src]).await;
-            let placed = match &sent {
-                Ok(_) => place(&h, &src, &dest).await,
-                Err(e) => Err(e.to_string()),
+            let (placed, (bytes, skipped)) = match blocks::ensure(&h, &[&src]).await {
+                Ok(sent) => (place(&h, &src, &dest).await, sent),
+                Err(e) => (Err(RowError::Blocks(e)), (0, 0)),
             };
-            let (bytes, skipped) = sent.unwrap_or((0, 0));
-            (h.index, TransferRow { host: h.name().into(), path: dest, bytes, skipped, error: placed.err() })
+            (h.index, TransferRow { host: h.name().into(), path: dest, bytes, skipped, error: placed.err().map(|e| e.to_string()) })
         });
     }
     Ok(collect(set).await)
 }
 
-async fn place(h: &super::Host, src: &Source, dest: &str) -> std::result::Result<(), String> {
+async fn place(h: &super::Host, src: &Source, dest: &str) -> std::result::Result<(), RowError> {
     let id = h.next_id();
     match h.request(id, Message::PlaceBlock { id, hash: src.hash, path: dest.to_string() }).await {
         Ok(Message::Placed { error: None, .. }) => Ok(()),
-        Ok(Message::Placed { error: Some(e), .. }) => Err(e),
-        _ => Err(format!("host `{}` is gone", h.name())),
+        Ok(Message::Placed { error: Some(e), .. }) => Err(RowError::Agent(e)),
+        _ => Err(RowError::Gone(HostGone { host: h.name().to_string() })),
     }
 }
 
 fn whole(file: &Path) -> Result<Source> {
-    input::whole_file(file).map(|p| p.source).map_err(|e| Error::Usage(e.to_string()))
+    input::whole_file(file).map(|p| p.source).map_err(Error::from)
 }
 
 /// One chunk per host, weighted by speed x slots, cut at line boundaries.
@@ -149,7 +169,7 @@ pub async fn pull(cluster: &Cluster, path: &str, to: &Path, combine: Option<&Pat
             let got = fetch_path(&h, &path, &dest).await;
             let (bytes, error) = match got {
                 Ok(n) => (n, None),
-                Err(e) => (0, Some(e)),
+                Err(e) => (0, Some(e.to_string())),
             };
             (h.index, TransferRow { host: h.name().into(), path: dest.display().to_string(), bytes, skipped: 0, error })
         });
@@ -161,32 +181,33 @@ pub async fn pull(cluster: &Cluster, path: &str, to: &Path, combine: Option<&Pat
     Ok(rows)
 }
 
-async fn fetch_path(h: &super::Host, path: &str, dest: &Path) -> std::result::Result<u64, String> {
+async fn fetch_path(h: &super::Host, path: &str, dest: &Path) -> std::result::Result<u64, RowError> {
     if let Some(parent) = dest.parent() {
-        tokio::fs::create_dir_all(parent).await.map_err(|e| e.to_string())?;
+        tokio::fs::create_dir_all(parent).await.map_err(RowError::Local)?;
     }
     let id = h.next_id();
     let mut rx = h.open_stream(id);
-    h.send(Message::FetchPath { id, path: path.to_string() }).await.map_err(|e| e.to_string())?;
-    let tmp = temp_beside(dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
-    let mut out = tokio::fs::File::from_std(tmp.as_file().try_clone().map_err(|e| e.to_string())?);
+    h.send(Message::FetchPath { id, path: path.to_string() }).await?;
+    let write = |source| RowError::Write { path: dest.to_path_buf(), source };
+    let tmp = temp_beside(dest).map_err(write)?;
+    let mut out = tokio::fs::File::from_std(tmp.as_file().try_clone().map_err(RowError::Local)?);
     let mut total = 0;
     loop {
         match rx.recv().await {
             Some(Message::Chunk { data, last, .. }) => {
-                tokio::io::AsyncWriteExt::write_all(&mut out, &data).await.map_err(|e| e.to_string())?;
+                tokio::io::AsyncWriteExt::write_all(&mut out, &data).await.map_err(RowError::Local)?;
                 total += data.len() as u64;
                 if last {
                     break;
                 }
             }
             // Dropping `tmp` removes it.
-            Some(Message::FetchFailed { error, .. }) => return Err(error),
-            _ => return Err(format!("host `{}` is gone", h.name())),
+            Some(Message::FetchFailed { error, .. }) => return Err(RowError::Agent(error)),
+            _ => return Err(RowError::Gone(HostGone { host: h.name().to_string() })),
         }
     }
-    tokio::io::AsyncWriteExt::flush(&mut out).await.map_err(|e| e.to_string())?;
-    tmp.persist(dest).map_err(|e| format!("cannot write {}: {}", dest.display(), e.error))?;
+    tokio::io::AsyncWriteExt::flush(&mut out).await.map_err(RowError::Local)?;
+    tmp.persist(dest).map_err(|e| write(e.error))?;
     Ok(total)
 }
 

@@ -15,7 +15,7 @@ use shoal_core::cluster::HostSpec;
 use shoal_wire::agent_args::{self, AgentArgs};
 use tokio::process::Command;
 
-use super::{failed, greet, handshake, Greeting, Link, StderrTail, TransportError};
+use super::{greet, handshake, Greeting, Link, StderrTail, TransportError};
 use crate::binary;
 
 /// Expands a leading `~` with this user's home.
@@ -29,7 +29,7 @@ pub fn expand_home(p: &str) -> std::path::PathBuf {
 }
 
 pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportError> {
-    let exe = binary::current().map_err(|e| failed(format!("cannot find our own executable: {e}")))?;
+    let exe = binary::current().map_err(TransportError::OwnExecutable)?;
     let args = AgentArgs::new(expand_home(&host.workdir)).with_lease(lease);
     let mut child = Command::new(&exe.path)
         .arg(agent_args::SUBCOMMAND)
@@ -39,11 +39,11 @@ pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportEr
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| failed(format!("cannot start a local agent: {e}")))?;
+        .map_err(TransportError::SpawnLocal)?;
     let stderr = StderrTail::spawn(child.stderr.take());
-    let mut stdout = child.stdout.take().ok_or_else(|| failed("agent stdout is not piped"))?;
+    let mut stdout = child.stdout.take().ok_or(TransportError::NotPiped("agent stdout"))?;
     match greet(&mut stdout).await? {
         Greeting::Agent(rest) => handshake(child, stdout, rest, stderr).await,
-        _ => Err(failed(format!("the local agent did not start{}", stderr.suffix()))),
+        _ => Err(TransportError::LocalNoStart { stderr: stderr.text() }),
     }
 }

@@ -9,6 +9,7 @@
 //! Both finish with the same [`handshake`]: skip to the agent's start
 //! marker, exchange `Hello`s, read `HostInfo`.
 
+mod error;
 pub mod local;
 pub mod ssh;
 mod stderr;
@@ -43,16 +44,7 @@ pub struct ConnectStats {
     pub connect_ms: u64,
 }
 
-/// Why a transport failed; the driver adds the host name.
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    #[error("{0}")]
-    Failed(String),
-}
-
-fn failed(s: impl Into<String>) -> TransportError {
-    TransportError::Failed(s.into())
-}
+pub use error::{Refused, TransportError};
 
 /// Starts an agent on `host` with the given lease.
 pub async fn connect(host: &HostSpec, lease: Duration) -> Result<Link, TransportError> {
@@ -93,12 +85,9 @@ pub(crate) async fn greet(out: &mut ChildStdout) -> Result<Greeting, TransportEr
             }
         }
         if seen.len() > 64 * 1024 {
-            return Err(failed(format!(
-                "the remote shell printed 64 KiB without starting the agent; it began with: {}",
-                String::from_utf8_lossy(&seen[..200])
-            )));
+            return Err(TransportError::Chatter { head: String::from_utf8_lossy(&seen[..200]).into_owned() });
         }
-        let n = out.read(&mut buf).await.map_err(|e| failed(format!("reading from the agent: {e}")))?;
+        let n = out.read(&mut buf).await.map_err(TransportError::Read)?;
         if n == 0 {
             return Ok(Greeting::Eof(seen));
         }
@@ -138,30 +127,30 @@ pub async fn stop(mut child: Child, grace: Duration) {
 
 /// Exchanges `Hello`s and reads `HostInfo` on a freshly started agent.
 pub(crate) async fn handshake(mut child: Child, stdout: ChildStdout, prefix: Vec<u8>, stderr: StderrTail) -> Result<Link, TransportError> {
-    let stdin = child.stdin.take().ok_or_else(|| failed("agent stdin is not piped"))?;
+    let stdin = child.stdin.take().ok_or(TransportError::NotPiped("agent stdin"))?;
     let (outbox, _writer) = spawn_writer(stdin);
     let mut reader = FrameReader::with_prefix(stdout, &prefix);
     let hash = binary::current().map(|b| b.hash.clone()).unwrap_or_default();
-    outbox.send_now(Message::Hello(Hello::new(Role::Driver, hash))).map_err(|e| failed(e.to_string()))?;
+    outbox.send_now(Message::Hello(Hello::new(Role::Driver, hash))).map_err(|e| TransportError::wire(e, String::new()))?;
     let hello = expect(&mut reader, &stderr).await?;
     let Message::Hello(h) = hello else {
-        return Err(failed(format!("the agent's first message was not a hello: {hello:?}")));
+        return Err(TransportError::NotHello { got: format!("{hello:?}") });
     };
-    h.check().map_err(|e| failed(e.to_string()))?;
+    h.check().map_err(|e| TransportError::wire(e, String::new()))?;
     let info = match expect(&mut reader, &stderr).await? {
         Message::HostInfo(i) => i,
-        other => return Err(failed(format!("expected host facts from the agent, got {other:?}"))),
+        other => return Err(TransportError::NoHostInfo { got: format!("{other:?}") }),
     };
     Ok(Link { reader, outbox, child, stderr, info, stats: ConnectStats::default() })
 }
 
 async fn expect(reader: &mut FrameReader<ChildStdout>, stderr: &StderrTail) -> Result<Message, TransportError> {
-    let wrap = |e: WireError| failed(format!("{e}{}", stderr.suffix()));
+    let wrap = |e: WireError| TransportError::wire(e, stderr.text());
     loop {
         match reader.read_message().await.map_err(wrap)? {
             Some(Message::Heartbeat) => continue,
             Some(m) => return Ok(m),
-            None => return Err(failed(format!("the agent exited during the handshake{}", stderr.suffix()))),
+            None => return Err(TransportError::Exited { stderr: stderr.text() }),
         }
     }
 }

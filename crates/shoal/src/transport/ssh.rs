@@ -26,7 +26,7 @@ use shoal_wire::agent_args::{self, AgentArgs};
 use tokio::process::Command;
 
 use super::local::expand_home;
-use super::{failed, greet, handshake, Greeting, Link, StderrTail, TransportError};
+use super::{greet, handshake, Greeting, Link, Refused, StderrTail, TransportError};
 use crate::binary::{self, Binary};
 use crate::quote;
 
@@ -81,7 +81,7 @@ pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportEr
     let mut uploaded = 0;
     for _ in 0..2 {
         let (mut child, stderr) = spawn(host, &bootstrap(host, &bin, lease)?)?;
-        let mut stdout = child.stdout.take().ok_or_else(|| failed("ssh stdout is not piped"))?;
+        let mut stdout = child.stdout.take().ok_or(TransportError::NotPiped("ssh stdout"))?;
         let greeting = tokio::time::timeout(handshake_limit(host), greet(&mut stdout)).await;
         match greeting {
             Err(_) => return Err(timed_out(host, &stderr)),
@@ -100,7 +100,7 @@ pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportEr
             Ok(Err(e)) => return Err(e),
         }
     }
-    Err(failed("the agent binary was uploaded but still not found; is the work dir on a file system mounted noexec?"))
+    Err(TransportError::StillMissing)
 }
 
 fn handshake_limit(host: &HostSpec) -> Duration {
@@ -112,7 +112,7 @@ fn agent_binary(host: &HostSpec) -> Result<Binary, TransportError> {
         Some(p) => binary::hash_file(expand_home(p)),
         None => binary::current().cloned(),
     };
-    bin.map_err(|e| failed(format!("cannot read the agent binary: {e}")))
+    bin.map_err(TransportError::AgentBinary)
 }
 
 /// Marks the line of a bootstrap that refused to run the agent.
@@ -137,7 +137,7 @@ plain() {
 
 /// The script that starts the agent or asks for its binary.
 fn bootstrap(host: &HostSpec, bin: &Binary, lease: Duration) -> Result<String, TransportError> {
-    quote::sh_script(&bootstrap_script(host, bin, lease)?).map_err(|e| failed(e.to_string()))
+    Ok(quote::sh_script(&bootstrap_script(host, bin, lease)?)?)
 }
 
 fn bootstrap_script(host: &HostSpec, bin: &Binary, lease: Duration) -> Result<String, TransportError> {
@@ -148,8 +148,8 @@ if [ -e "$b" ] || [ -L "$b" ]; then
 fi
 printf 'SHOAL-NEED %s\n' "$(uname -sm)""#;
     let script = body
-        .replace("@DIR@", &quote::path(&host.workdir).map_err(|e| failed(e.to_string()))?)
-        .replace("@HASH@", &quote::word(&bin.hash).map_err(|e| failed(e.to_string()))?)
+        .replace("@DIR@", &quote::path(&host.workdir)?)
+        .replace("@HASH@", &quote::word(&bin.hash)?)
         .replace("@AGENT@", &agent_words(lease)?);
     Ok(format!("{CHECKS}{script}"))
 }
@@ -162,7 +162,7 @@ fn agent_words(lease: Duration) -> Result<String, TransportError> {
     let args = AgentArgs::new(WORKDIR).with_lease(lease).to_args();
     let words = std::iter::once(agent_args::SUBCOMMAND.to_string()).chain(args);
     let quoted = words.map(|a| if a == WORKDIR { Ok(format!("\"{WORKDIR}\"")) } else { quote::word(&a) });
-    Ok(quoted.collect::<Result<Vec<_>, _>>().map_err(|e| failed(e.to_string()))?.join(" "))
+    Ok(quoted.collect::<Result<Vec<_>, _>>()?.join(" "))
 }
 
 /// The script that installs the binary from stdin, atomically: the temp
@@ -170,7 +170,7 @@ fn agent_words(lease: Duration) -> Result<String, TransportError> {
 /// `O_EXCL`, so nothing planted at that name is written through), in a
 /// directory the checks found private.
 fn installer(host: &HostSpec, bin: &Binary) -> Result<String, TransportError> {
-    quote::sh_script(&installer_script(host, bin)?).map_err(|e| failed(e.to_string()))
+    Ok(quote::sh_script(&installer_script(host, bin)?)?)
 }
 
 fn installer_script(host: &HostSpec, bin: &Binary) -> Result<String, TransportError> {
@@ -179,9 +179,7 @@ owned "$w/."; plain "$d"
 t="$d/.shoal-@HASH@.$$"; trap 'rm -f "$t"' EXIT
 set -C; cat > "$t"; set +C
 sync "$t" 2>/dev/null || sync; chmod 700 "$t"; mv -f "$t" "$d/shoal-@HASH@"; trap - EXIT"#;
-    let script = body
-        .replace("@DIR@", &quote::path(&host.workdir).map_err(|e| failed(e.to_string()))?)
-        .replace("@HASH@", &quote::word(&bin.hash).map_err(|e| failed(e.to_string()))?);
+    let script = body.replace("@DIR@", &quote::path(&host.workdir)?).replace("@HASH@", &quote::word(&bin.hash)?);
     Ok(format!("{CHECKS}{script}"))
 }
 
@@ -193,23 +191,24 @@ fn spawn(host: &HostSpec, remote: &str) -> Result<(tokio::process::Child, Stderr
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| failed(format!("cannot run the ssh client: {e}; is OpenSSH installed?")))?;
+        .map_err(TransportError::SpawnSsh)?;
     let stderr = StderrTail::spawn(child.stderr.take());
     Ok((child, stderr))
 }
 
 async fn upload(host: &HostSpec, bin: &Binary) -> Result<(), TransportError> {
     let (mut child, stderr) = spawn(host, &installer(host, bin)?)?;
-    let mut stdin = child.stdin.take().ok_or_else(|| failed("ssh stdin is not piped"))?;
-    let mut file = tokio::fs::File::open(&bin.path).await.map_err(|e| failed(format!("cannot read {}: {e}", bin.path.display())))?;
+    let mut stdin = child.stdin.take().ok_or(TransportError::NotPiped("ssh stdin"))?;
+    let mut file =
+        tokio::fs::File::open(&bin.path).await.map_err(|source| TransportError::ReadBinary { path: bin.path.clone(), source })?;
     let copy = tokio::io::copy(&mut file, &mut stdin).await;
     drop(stdin);
-    let status = child.wait().await.map_err(|e| failed(e.to_string()))?;
-    if let Some(why) = refusal(&child_stdout(&mut child).await) {
-        return Err(failed(format!("the agent was not uploaded: {why}")));
+    let status = child.wait().await.map_err(TransportError::Wait)?;
+    if let Some(reason) = refusal(&child_stdout(&mut child).await) {
+        return Err(TransportError::Unsafe { refused: Refused::Upload, reason });
     }
     if copy.is_err() || !status.success() {
-        return Err(failed(format!("uploading the agent to {}/bin failed ({status}){}", host.workdir, stderr.suffix())));
+        return Err(TransportError::Upload { workdir: host.workdir.clone(), status, stderr: stderr.text() });
     }
     Ok(())
 }
@@ -229,34 +228,26 @@ fn check_arch(remote: &str, host: &HostSpec) -> Result<(), TransportError> {
     if host.agent_binary.is_some() || normal(remote) == normal(&local_uname()) {
         return Ok(());
     }
-    Err(failed(format!(
-        "the host runs `{remote}` but this shoal binary is built for `{}`; build shoal for that platform and set `agent_binary = \"path/to/shoal\"` for this host in the cluster file",
-        local_uname()
-    )))
+    Err(TransportError::Arch { remote: remote.to_string(), local: local_uname() })
 }
 
 fn timed_out(host: &HostSpec, stderr: &StderrTail) -> TransportError {
-    failed(format!("no answer within {}s; the host may be down or cut off{}", handshake_limit(host).as_secs(), stderr.suffix()))
+    TransportError::Timeout { secs: handshake_limit(host).as_secs(), stderr: stderr.text() }
 }
 
 async fn ssh_failed(host: &HostSpec, mut child: tokio::process::Child, stderr: &StderrTail, out: &[u8]) -> TransportError {
     let status = child.wait().await.ok().and_then(|s| s.code());
-    if let Some(why) = refusal(out) {
-        return failed(format!("the agent was not started: {why}"));
+    if let Some(reason) = refusal(out) {
+        return TransportError::Unsafe { refused: Refused::Start, reason };
     }
     // Let the stderr task catch up with the last bytes ssh wrote.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let text = stderr.text();
     if status == Some(255) {
-        return failed(format!("ssh to {} failed: {}{}", host.address, last_line(&text), explain(&text)));
+        return TransportError::Ssh { address: host.address.clone(), message: last_line(&text).to_string(), hint: explain(&text) };
     }
-    let out = String::from_utf8_lossy(out);
-    failed(format!(
-        "the agent did not start (exit status {}); stdout: {:?}{}",
-        status.map_or("none".into(), |c| c.to_string()),
-        out.trim(),
-        stderr.suffix()
-    ))
+    let stdout = String::from_utf8_lossy(out).trim().to_string();
+    TransportError::Bootstrap { status, stdout, stderr: stderr.text() }
 }
 
 /// What is left on a finished child's stdout.

@@ -8,6 +8,7 @@
 //! merged by key into the reducer's stdin, so all values of one key arrive
 //! together, as Hadoop Streaming promises.
 
+mod error;
 pub mod order;
 pub mod sort;
 
@@ -18,12 +19,13 @@ use std::path::{Path, PathBuf};
 use shoal_core::partitioner::{hash_partition, modulo_partition};
 use shoal_wire::{Bucket, KeyFormat, ShuffleOut};
 
+pub use self::error::{CombinerError, ShuffleError};
 use self::order::KeyOrder;
-use self::sort::{read_line, LineError, Spiller, MAX_LINE, MAX_LINE_TEXT};
+use self::sort::{read_line, LineError, Spiller, MAX_LINE};
 use super::BlockStore;
 
 /// Runs a combiner: reads the first path, writes the second.
-pub type Combiner<'a> = dyn Fn(&Path, &Path) -> Result<(), String> + 'a;
+pub type Combiner<'a> = dyn Fn(&Path, &Path) -> Result<(), CombinerError> + 'a;
 
 /// Cuts a map output into sorted (and combined) bucket blocks.
 pub fn bucketize(
@@ -32,12 +34,11 @@ pub fn bucketize(
     scratch: &Path,
     store: &BlockStore,
     combine: &Combiner<'_>,
-) -> Result<(Vec<Bucket>, u64), String> {
+) -> Result<(Vec<Bucket>, u64), ShuffleError> {
     let r = spec.partitions.max(1) as usize;
     let order = KeyOrder::new(&spec.key);
-    let io = |e: io::Error| format!("shuffle: {e}");
-    let mut spiller = Spiller::new(order.clone(), r, spec.sort_buffer, &scratch.join("spill")).map_err(io)?;
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(output).map_err(io)?);
+    let mut spiller = Spiller::new(order.clone(), r, spec.sort_buffer, &scratch.join("spill"))?;
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(output)?);
     let mut line = Vec::new();
     let mut records = 0u64;
     let mut offset = 0u64;
@@ -46,11 +47,11 @@ pub fn bucketize(
         offset += n as u64;
         let key = order.key(&line);
         let b = if spec.modulo {
-            modulo_partition(key, r as u32).map_err(|e| format!("partitioner = \"modulo\": {e} (record {records} of the map output)"))?
+            modulo_partition(key, r as u32).map_err(|key| ShuffleError::Modulo { key, record: records })?
         } else {
             hash_partition(key, r as u32)
         };
-        spiller.push(b as usize, &line).map_err(io)?;
+        spiller.push(b as usize, &line)?;
         line.clear();
     }
     let buckets = (0..r).map(|b| finish_bucket(&mut spiller, b, spec, scratch, store, combine)).collect::<Result<Vec<_>, _>>()?;
@@ -64,22 +65,21 @@ fn finish_bucket(
     scratch: &Path,
     store: &BlockStore,
     combine: &Combiner<'_>,
-) -> Result<Bucket, String> {
-    let io = |e: io::Error| format!("shuffle: {e}");
+) -> Result<Bucket, ShuffleError> {
     let sorted = scratch.join(format!("bucket-{b}"));
-    spiller.finish(b, &sorted).map_err(io)?;
+    spiller.finish(b, &sorted)?;
     let path = match &spec.combine {
         Some(_) => combined(&sorted, b, spec, scratch, combine)?,
         None => sorted,
     };
-    let records = count_lines(&path).map_err(io)?;
-    let block = store.insert_file(&path).map_err(io)?;
+    let records = count_lines(&path)?;
+    let block = store.insert_file(&path)?;
     Ok(Bucket { block, records })
 }
 
 /// Runs the combiner on one sorted bucket and sorts what it wrote (a
 /// combiner may reorder keys; the reducer's merge needs sorted runs).
-fn combined(sorted: &Path, b: usize, spec: &ShuffleOut, scratch: &Path, combine: &Combiner<'_>) -> Result<PathBuf, String> {
+fn combined(sorted: &Path, b: usize, spec: &ShuffleOut, scratch: &Path, combine: &Combiner<'_>) -> Result<PathBuf, ShuffleError> {
     if std::fs::metadata(sorted).map(|m| m.len()).unwrap_or(0) == 0 {
         return Ok(sorted.to_path_buf());
     }
@@ -87,31 +87,28 @@ fn combined(sorted: &Path, b: usize, spec: &ShuffleOut, scratch: &Path, combine:
     combine(sorted, &raw)?;
     let _ = std::fs::remove_file(sorted);
     let mut again = Spiller::new(KeyOrder::new(&spec.key), 1, spec.sort_buffer, &scratch.join(format!("spill-combined-{b}")))
-        .map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(File::open(&raw).map_err(|e| e.to_string())?);
+        .map_err(ShuffleError::Combined)?;
+    let mut reader = BufReader::new(File::open(&raw).map_err(ShuffleError::Combined)?);
     let (mut line, mut records, mut offset) = (Vec::new(), 0u64, 0u64);
     while let n @ 1.. =
         read_line(&mut reader, &mut line, MAX_LINE).map_err(|e| too_long(e, "the combiner's output", records + 1, offset))?
     {
         records += 1;
         offset += n as u64;
-        again.push(0, &line).map_err(|e| e.to_string())?;
+        again.push(0, &line).map_err(ShuffleError::Combined)?;
         line.clear();
     }
     let dest = scratch.join(format!("bucket-{b}-combined"));
-    again.finish(0, &dest).map_err(|e| e.to_string())?;
+    again.finish(0, &dest).map_err(ShuffleError::Combined)?;
     let _ = std::fs::remove_file(&raw);
     Ok(dest)
 }
 
 /// The sentence for a record the shuffle cannot hold.
-fn too_long(e: LineError, what: &str, record: u64, offset: u64) -> String {
+fn too_long(e: LineError, what: &'static str, record: u64, offset: u64) -> ShuffleError {
     match e {
-        LineError::TooLong { .. } => format!(
-            "shuffle: record {record} of {what} (at byte {offset}) is longer than {MAX_LINE_TEXT}, the longest record a shuffle sorts; \
-             write shorter lines (a record is one line)"
-        ),
-        LineError::Io(e) => format!("shuffle: {e}"),
+        LineError::TooLong { .. } => ShuffleError::TooLong { what, record, offset },
+        LineError::Io(e) => ShuffleError::Io(e),
     }
 }
 
@@ -206,8 +203,9 @@ mod tests {
         data.resize(data.len() + MAX_LINE, b'v');
         std::fs::write(&out, data).unwrap();
         let err = bucketize(&out, &spec(2, false), &dir.path().join("s"), &store, &|_, _| Ok(())).unwrap_err();
+        assert!(matches!(err, ShuffleError::TooLong { record: 2, offset: 4, .. }), "{err:?}");
         assert_eq!(
-            err,
+            err.to_string(),
             "shuffle: record 2 of the map output (at byte 4) is longer than 64 MiB, the longest record a shuffle sorts; \
              write shorter lines (a record is one line)"
         );
@@ -220,7 +218,8 @@ mod tests {
         let out = dir.path().join("out");
         std::fs::write(&out, "1\ta\nx\tb\n").unwrap();
         let err = bucketize(&out, &spec(2, true), &dir.path().join("s"), &store, &|_, _| Ok(())).unwrap_err();
-        assert_eq!(err, "partitioner = \"modulo\": key \"x\" is not an integer (record 2 of the map output)");
+        assert!(matches!(err, ShuffleError::Modulo { record: 2, .. }), "{err:?}");
+        assert_eq!(err.to_string(), "partitioner = \"modulo\": key \"x\" is not an integer (record 2 of the map output)");
     }
 
     #[test]
@@ -232,7 +231,7 @@ mod tests {
         std::fs::write(&out, &text).unwrap();
         let mut spec = spec(3, false);
         spec.combine = Some("copy".into());
-        let copy = |input: &Path, output: &Path| std::fs::copy(input, output).map(|_| ()).map_err(|e| e.to_string());
+        let copy = |input: &Path, output: &Path| std::fs::copy(input, output).map(|_| ()).map_err(CombinerError::Open);
         let (buckets, records) = bucketize(&out, &spec, &dir.path().join("s"), &store, &copy).unwrap();
         assert_eq!(records, 30_000);
         for b in &buckets {

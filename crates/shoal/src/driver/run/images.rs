@@ -61,9 +61,18 @@ async fn drop_hosts_without_docker(cluster: &mut Cluster, wanted: &BTreeSet<Stri
     Ok(())
 }
 
-async fn has_image(h: &Host, image: &str) -> std::result::Result<bool, String> {
-    let q = quote::word(image).map_err(|e| e.to_string())?;
-    h.exec(format!("docker image inspect --format '{{{{.Id}}}}' {q}")).await.map(|(ok, _)| ok)
+/// Why a host could not be asked for an image.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    #[error(transparent)]
+    Quote(#[from] quote::QuoteError),
+    #[error(transparent)]
+    Gone(#[from] crate::driver::host::HostGone),
+}
+
+async fn has_image(h: &Host, image: &str) -> std::result::Result<bool, ProbeError> {
+    let q = quote::word(image)?;
+    Ok(h.exec(format!("docker image inspect --format '{{{{.Id}}}}' {q}")).await.map(|(ok, _)| ok)?)
 }
 
 async fn ensure_image(hosts: &[Arc<Host>], job: &JobSpec, image: &str) -> Result<Vec<String>> {
@@ -115,7 +124,7 @@ async fn load(h: &Host, image: &str, file: &std::path::Path) -> std::result::Res
     let (sent, _) = blocks::ensure(h, &[&part.source]).await.map_err(|e| fail(e.to_string()))?;
     let block = format!("{}/blocks/{}", h.info.workdir, hex(&part.source.hash));
     let q = quote::path(&block).map_err(|e| fail(e.to_string()))?;
-    let (ok, stderr) = h.exec(format!("docker load -q -i {q}")).await.map_err(fail)?;
+    let (ok, stderr) = h.exec(format!("docker load -q -i {q}")).await.map_err(|e| fail(e.to_string()))?;
     if !ok {
         return Err(fail(format!("docker load failed: {stderr}")));
     }

@@ -88,6 +88,9 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     engine.book.facts.sync_skipped = skipped;
     resume(&mut engine, opts)?;
     let ending = engine.run(&mut cluster.events).await;
+    if engine.abandoned() {
+        return Err(Error::Interrupted(ABANDONED.into()));
+    }
     let mut summary = summarize(&engine, job, started, started_unix);
     if job.reduce.is_some() {
         summary.shuffle = Some(summary::ShuffleSummary::new(engine.book.partition_sizes(), engine.book.facts.shuffled_via_driver));
@@ -109,6 +112,9 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
         Err(e) => Err(e),
     }
 }
+
+/// Why a run interrupted twice ends without its summary.
+pub const ABANDONED: &str = "interrupted again: exiting at once";
 
 /// Writes `summary.json` whole, by temp file and rename (pretty, for
 /// people, while it is small; a run of many thousand attempts gets one
@@ -166,7 +172,7 @@ fn cores() -> u32 {
 }
 
 fn report_unreachable(cluster: &Cluster) -> Result<()> {
-    let reasons: Vec<String> = cluster.failed.iter().map(|f| format!("  {}: {}", f.spec.name, f.reason)).collect();
+    let reasons: Vec<String> = cluster.failed.iter().map(|f| format!("  {}: {}", f.spec.name, f.error)).collect();
     if cluster.hosts.is_empty() {
         return Err(Error::Unreachable(reasons.join("\n")));
     }
@@ -189,7 +195,7 @@ async fn sync_all(cluster: &mut Cluster, plan: &Plan) -> Result<(u64, u64)> {
             let sources: Vec<&blocks::Source> = files.iter().map(|f| &f.source).collect();
             let (sent, skipped) = blocks::ensure(&h, &sources).await.map_err(|e| (h.index, format!("host `{}`: {e}", h.name())))?;
             let entries: Vec<FileEntry> = files.iter().map(|f| f.entry.clone()).collect();
-            make_workdir(&h, &run, &entries).await.map(|()| (sent, skipped)).map_err(|e| (h.index, e))
+            make_workdir(&h, &run, &entries).await.map(|()| (sent, skipped)).map_err(|e| (h.index, e.to_string()))
         });
     }
     let mut totals = (0, 0);
@@ -220,18 +226,30 @@ async fn sync_all(cluster: &mut Cluster, plan: &Plan) -> Result<(u64, u64)> {
 
 /// Builds the run's work dir on `h` from the blocks it holds, the file list
 /// in pieces that each fit in a message.
-async fn make_workdir(h: &Host, run: &str, entries: &[FileEntry]) -> std::result::Result<(), String> {
+async fn make_workdir(h: &Host, run: &str, entries: &[FileEntry]) -> std::result::Result<(), WorkdirFailed> {
     for (i, piece) in manifest_pieces(entries).into_iter().enumerate() {
         let id = h.next_id();
         let msg = Message::MakeWorkdir { id, run: run.to_string(), files: piece.to_vec(), fresh: i == 0 };
         match h.request(id, msg).await {
             Ok(Message::WorkdirReady { error: None, .. }) => {}
-            Ok(Message::WorkdirReady { error: Some(e), .. }) => return Err(format!("host `{}`: cannot build the work dir: {e}", h.name())),
-            Err(e) if !e.is_gone() => return Err(format!("cannot build the work dir: {e}")),
-            _ => return Err(format!("host `{}` was lost during sync", h.name())),
+            Ok(Message::WorkdirReady { error: Some(why), .. }) => return Err(WorkdirFailed::Refused { host: h.name().into(), why }),
+            Err(e) if !e.is_gone() => return Err(WorkdirFailed::Request(e)),
+            _ => return Err(WorkdirFailed::Lost { host: h.name().into() }),
         }
     }
     Ok(())
+}
+
+/// Why a host's work dir for the run could not be built.
+#[derive(Debug, thiserror::Error)]
+enum WorkdirFailed {
+    /// The agent could not build it: its reason.
+    #[error("host `{host}`: cannot build the work dir: {why}")]
+    Refused { host: String, why: String },
+    #[error("cannot build the work dir: {0}")]
+    Request(super::host::RequestError),
+    #[error("host `{host}` was lost during sync")]
+    Lost { host: String },
 }
 
 /// Builds the scheduler: seeded task order, locality from the blocks each
@@ -406,6 +424,7 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
         skipped_records: Vec::new(),
         shuffle: None,
         report: None,
+        plan: None,
     }
 }
 
@@ -477,11 +496,11 @@ fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
             assigned[t.partition as usize].clone(),
         ]);
     }
-    print!("{}", super::check::align(&rows));
+    let mut text = super::check::align(&rows);
     let bytes: u64 = plan.tasks.iter().filter_map(|t| t.input.as_ref()).map(|s| s.len).sum();
     let sync: u64 = plan.manifest.iter().map(|m| m.entry.size).sum();
-    println!(
-        "{} tasks over {} hosts, {} input bytes, {} files to sync ({} bytes), seed {}; nothing was run",
+    text += &format!(
+        "{} tasks over {} hosts, {} input bytes, {} files to sync ({} bytes), seed {}; nothing was run\n",
         plan.tasks.len(),
         spec.hosts.len(),
         bytes,
@@ -513,5 +532,6 @@ fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
         skipped_records: Vec::new(),
         shuffle: None,
         report: None,
+        plan: Some(text),
     }
 }

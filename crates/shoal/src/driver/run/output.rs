@@ -63,11 +63,45 @@ impl Part {
 
 /// Why the output could not be committed.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct OutputError(pub String);
+pub enum OutputError {
+    /// A file or directory of the output could not be made, read or moved.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io { action: &'static str, path: PathBuf, source: io::Error },
+    /// The merged output could not be written.
+    #[error("cannot write the output: {0}")]
+    Write(#[source] io::Error),
+    /// `[output] name` gives a part a name that is no file name, or the marker's.
+    #[error(
+        "[output] name {pattern:?} names the output of partition {partition} (input {input}) {name:?}, {clash}; change [output] name, e.g. to \"{pattern}.out\""
+    )]
+    BadName { pattern: String, partition: u32, input: String, name: String, clash: &'static str },
+    /// `[output] name` gives two parts the same name.
+    #[error("two outputs would both be named {name:?}; make the [output] name pattern unique, e.g. add {{partition}}")]
+    Duplicate { name: String },
+    #[error("output path {} has no file name", path.display())]
+    NoFileName { path: PathBuf },
+    /// `merge = "json-list"` met a line that is not JSON.
+    #[error("merge = \"json-list\": line {line} of the output of partition {partition} is not JSON ({error}): {head:?}")]
+    NotJson { partition: u32, line: usize, error: String, head: String },
+    /// The merge command could not be started or waited for.
+    #[error("cannot run the merge command {cmd:?}: {source}")]
+    MergeStart { cmd: String, source: io::Error },
+    /// The merge command ended with an error.
+    #[error("the merge command {cmd:?} failed ({status}); its stderr:\n{stderr}")]
+    MergeFailed { cmd: String, status: std::process::ExitStatus, stderr: String },
+    /// A file is where the job writes a directory.
+    #[error("output {} is a file but this job writes a directory (merge = \"none\"); remove it or change [output] path", path.display())]
+    FileInTheWay { path: PathBuf },
+    /// A directory is where the job writes one file.
+    #[error(
+        "output {} is a directory but this job writes one file (merge is not \"none\"); remove it or change [output] path",
+        path.display()
+    )]
+    DirectoryInTheWay { path: PathBuf },
+}
 
-fn io(what: &str, p: &Path, e: io::Error) -> OutputError {
-    OutputError(format!("cannot {what} {}: {e}", p.display()))
+fn io(action: &'static str, p: &Path, source: io::Error) -> OutputError {
+    OutputError::Io { action, path: p.to_path_buf(), source }
 }
 
 /// The marker a directory output gets last.
@@ -92,16 +126,14 @@ pub fn check_names<'a>(pattern: Option<&str>, parts: impl Iterator<Item = (u32, 
             _ if !seen.insert(name.clone()) => return Err(duplicate(&name)),
             _ => continue,
         };
-        let pattern = pattern.unwrap_or_default();
-        return Err(OutputError(format!(
-            "[output] name {pattern:?} names the output of partition {partition} (input {input}) {name:?}, {clash}; change [output] name, e.g. to \"{pattern}.out\""
-        )));
+        let pattern = pattern.unwrap_or_default().to_string();
+        return Err(OutputError::BadName { pattern, partition, input: input.to_string(), name, clash });
     }
     Ok(())
 }
 
 fn duplicate(name: &str) -> OutputError {
-    OutputError(format!("two outputs would both be named {name:?}; make the [output] name pattern unique, e.g. add {{partition}}"))
+    OutputError::Duplicate { name: name.to_string() }
 }
 
 /// Builds and commits the output; returns its final path.
@@ -115,7 +147,7 @@ pub fn commit(
 ) -> Result<PathBuf, OutputError> {
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
-    let name = dest.file_name().ok_or_else(|| OutputError(format!("output path {} has no file name", dest.display())))?;
+    let name = dest.file_name().ok_or_else(|| OutputError::NoFileName { path: dest.to_path_buf() })?;
     let tmp = parent.join(format!(".{}.shoal-tmp-{run_id}", name.to_string_lossy()));
     if matches!(merge, Merge::None | Merge::Command(_)) {
         // These hand parts over as files (links, `$SHOAL_PARTS`).
@@ -197,7 +229,7 @@ fn concat(parts: &[&Part], out: &mut File) -> Result<(), OutputError> {
         };
         copied.map_err(|e| io("write", &p.file, e))?;
     }
-    out.flush().map_err(|e| OutputError(format!("cannot write the output: {e}")))
+    out.flush().map_err(OutputError::Write)
 }
 
 /// Keeps the first header; drops the first line of every later part when
@@ -232,19 +264,17 @@ fn json_list(parts: &[&Part], out: &mut File) -> Result<(), OutputError> {
             if line.trim().is_empty() {
                 continue;
             }
-            let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
-                OutputError(format!(
-                    "merge = \"json-list\": line {} of the output of partition {} is not JSON ({e}): {:?}",
-                    i + 1,
-                    p.partition,
-                    truncate(&line)
-                ))
+            let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| OutputError::NotJson {
+                partition: p.partition,
+                line: i + 1,
+                error: e.to_string(),
+                head: truncate(&line).to_string(),
             })?;
             values.push(v);
         }
     }
-    serde_json::to_writer_pretty(&mut *out, &values).map_err(|e| OutputError(e.to_string()))?;
-    out.write_all(b"\n").map_err(|e| OutputError(e.to_string()))
+    serde_json::to_writer_pretty(&mut *out, &values).map_err(|e| OutputError::Write(e.into()))?;
+    out.write_all(b"\n").map_err(OutputError::Write)
 }
 
 fn truncate(s: &str) -> &str {
@@ -256,7 +286,8 @@ fn truncate(s: &str) -> &str {
 /// the merged result on stdout.
 fn merge_command(cmd: &str, parts: &[&Part], out: &mut File, base: &Path) -> Result<(), OutputError> {
     let list: Vec<String> = parts.iter().map(|p| p.file.display().to_string()).collect();
-    let stdout = out.try_clone().map_err(|e| OutputError(e.to_string()))?;
+    let merge_err = |source| OutputError::MergeStart { cmd: cmd.to_string(), source };
+    let stdout = out.try_clone().map_err(merge_err)?;
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(cmd)
@@ -266,7 +297,7 @@ fn merge_command(cmd: &str, parts: &[&Part], out: &mut File, base: &Path) -> Res
         .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| OutputError(format!("cannot start the merge command {cmd:?}: {e}")))?;
+        .map_err(merge_err)?;
     let mut stdin = child.stdin.take().expect("piped");
     let feeder = {
         let parts: Vec<Part> = parts.iter().map(|&p| p.clone()).collect();
@@ -280,11 +311,11 @@ fn merge_command(cmd: &str, parts: &[&Part], out: &mut File, base: &Path) -> Res
             }
         })
     };
-    let output = child.wait_with_output().map_err(|e| OutputError(e.to_string()))?;
+    let output = child.wait_with_output().map_err(merge_err)?;
     let _ = feeder.join();
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(OutputError(format!("the merge command {cmd:?} failed ({}); its stderr:\n{}", output.status, stderr.trim_end())));
+        return Err(OutputError::MergeFailed { cmd: cmd.to_string(), status: output.status, stderr: stderr.trim_end().to_string() });
     }
     Ok(())
 }
@@ -295,19 +326,9 @@ fn merge_command(cmd: &str, parts: &[&Part], out: &mut File, base: &Path) -> Res
 fn replace(tmp: &Path, dest: &Path, run_id: &str) -> Result<(), OutputError> {
     let old = fs::symlink_metadata(dest).ok().map(|m| m.file_type());
     match old {
-        Some(t) if tmp.is_dir() && t.is_file() => {
-            return Err(OutputError(format!(
-                "output {} is a file but this job writes a directory (merge = \"none\"); remove it or change [output] path",
-                dest.display()
-            )))
-        }
+        Some(t) if tmp.is_dir() && t.is_file() => return Err(OutputError::FileInTheWay { path: dest.to_path_buf() }),
         Some(_) if tmp.is_dir() => swap(tmp, dest, run_id)?,
-        Some(t) if t.is_dir() => {
-            return Err(OutputError(format!(
-                "output {} is a directory but this job writes one file (merge is not \"none\"); remove it or change [output] path",
-                dest.display()
-            )))
-        }
+        Some(t) if t.is_dir() => return Err(OutputError::DirectoryInTheWay { path: dest.to_path_buf() }),
         _ => fs::rename(tmp, dest).map_err(|e| io("commit", dest, e))?,
     }
     super::private::sync_parent(dest).map_err(|e| io("sync the directory of", dest, e))
@@ -461,6 +482,22 @@ mod tests {
         let err = commit(&dest, &Merge::Command("echo broken >&2; exit 3".into()), None, &refs(&ps), "r1", d.path()).unwrap_err();
         assert_eq!(err.to_string(), "the merge command \"echo broken >&2; exit 3\" failed (exit status: 3); its stderr:\nbroken");
         assert_eq!(fs::read_to_string(&dest).unwrap(), "previous");
+    }
+
+    #[test]
+    fn output_errors_are_typed_for_callers_to_match() {
+        let d = tempfile::tempdir().unwrap();
+        let ps = parts(d.path(), &["a"]);
+        let err = commit(&d.path().join("r.txt"), &Merge::Command("exit 4".into()), None, &refs(&ps), "r1", d.path()).unwrap_err();
+        assert!(matches!(&err, OutputError::MergeFailed { cmd, status, .. } if cmd == "exit 4" && status.code() == Some(4)), "{err:?}");
+        let ps = parts(d.path(), &["{}\n", "[1,\n"]);
+        let err = commit(&d.path().join("r.json"), &Merge::JsonList, None, &refs(&ps), "r1", d.path()).unwrap_err();
+        assert!(matches!(&err, OutputError::NotJson { partition: 1, line: 1, head, .. } if head == "[1,"), "{err:?}");
+        fs::create_dir(d.path().join("dir")).unwrap();
+        let err = commit(&d.path().join("dir"), &Merge::Concat, None, &refs(&ps), "r1", d.path()).unwrap_err();
+        assert!(matches!(err, OutputError::DirectoryInTheWay { .. }), "{err:?}");
+        let names = [(0, "a.txt"), (1, "a.txt")];
+        assert!(matches!(check_names(Some("{name}"), names.into_iter()), Err(OutputError::Duplicate { name }) if name == "a.txt"));
     }
 
     #[test]

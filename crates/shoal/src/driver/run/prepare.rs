@@ -89,7 +89,7 @@ fn make_run_dir(state_dir: &Path, id: &RunId) -> Result<RunDir> {
 /// hang the split forever).
 fn check_input_kind(job: &JobSpec) -> Result<()> {
     match &job.input.path {
-        Some(p) if job.input.parts.is_none() => input::check_kind(&job.resolve(p)).map_err(|e| Error::Usage(e.to_string())),
+        Some(p) if job.input.parts.is_none() => input::check_kind(&job.resolve(p)).map_err(Error::from),
         _ => Ok(()),
     }
 }
@@ -99,7 +99,7 @@ fn sync_paths(job: &JobSpec) -> Result<Vec<(String, &'static str)>> {
     let mut paths: Vec<(String, &'static str)> = job.sync.files.iter().map(|f| (f.clone(), "[sync] files")).collect();
     if let Some(list) = &job.sync.list_file {
         let full = job.resolve(list);
-        input::check_regular(&full, "[sync] list_file", "point list_file at a regular file").map_err(|e| Error::Usage(e.to_string()))?;
+        input::check_regular(&full, "[sync] list_file", "point list_file at a regular file").map_err(Error::from)?;
         let text = input::read_to_string(&full).map_err(|e| Error::Usage(format!("[sync] list_file: {e}")))?;
         let listed = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
         paths.extend(listed.map(|l| (l.to_string(), "[sync] list_file")));
@@ -138,13 +138,13 @@ fn sync_manifest(job: &JobSpec, sync_paths: Vec<(String, &str)>, state_dir: &Pat
     let paths = sync_paths.into_iter().map(|(p, _)| p).collect();
     let (force, exclude) = (&job.sync.force, &job.sync.exclude);
     let req = SyncRequest { base: &job.base_dir, paths, max_size: job.sync.max_size, force, exclude, state_dir };
-    manifest::build(&req).map_err(|e| Error::Usage(e.to_string()))
+    manifest::build(&req).map_err(Error::from)
 }
 
 /// The params as JSON, the content of `$SHOAL_PARAMS` on every host.
 fn params_json(job: &JobSpec) -> Result<Vec<u8>> {
     let json: serde_json::Map<String, serde_json::Value> = job.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
-    serde_json::to_vec_pretty(&json).map_err(|e| Error::Usage(e.to_string()))
+    serde_json::to_vec_pretty(&json).map_err(|e| Error::Internal(format!("the params cannot be written as JSON: {e}")))
 }
 
 /// Where the params file lands in every work dir.
@@ -271,14 +271,14 @@ fn partitions(job: &JobSpec, total_slots: u32, run_dir: &RunDir, state_dir: &Pat
     let unsized_lines = matches!(plan, SplitPlan::Lines { .. }) && job.input.partitions.is_none() && job.input.chunk.is_none();
     if let Some(cuts) = unsized_lines.then(|| crate::driver::transfer::pushed_cuts(state_dir, &full)).flatten() {
         // Split exactly as `shoal push --split` did: every chunk is already on a host.
-        return input::at_cuts(&full, &cuts).map_err(|e| Error::Usage(e.to_string()));
+        return input::at_cuts(&full, &cuts).map_err(Error::from);
     }
     let scratch = run_dir.input();
     if matches!(plan, SplitPlan::Hash { .. } | SplitPlan::Range { .. }) {
         // Routed partitions are copies of the input: owner-only, like the run.
         private::dir(&scratch).map_err(|e| Error::io(format!("cannot create {}", scratch.display()), e))?;
     }
-    input::split(&full, &plan, &scratch).map_err(|e| Error::Usage(e.to_string()))
+    input::split(&full, &plan, &scratch).map_err(Error::from)
 }
 
 /// Partitions a program handed over (the Dataset API), each hashed so that

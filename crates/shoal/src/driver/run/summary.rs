@@ -80,6 +80,10 @@ pub struct RunSummary {
     /// Bad records left out under `[job] skip_bad_records`.
     #[serde(default)]
     pub skipped_records: Vec<SkippedSummary>,
+    /// A dry run's plan (a table of partitions, then a line of totals),
+    /// for the binary to print; never in `summary.json`.
+    #[serde(skip)]
+    pub plan: Option<String>,
 }
 
 /// A bad record that a task left out in skip mode.

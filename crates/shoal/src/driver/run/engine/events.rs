@@ -100,11 +100,12 @@ impl Engine<'_> {
         self.progress.update(done, running, failed, &lines);
     }
 
+    /// The first interrupt cancels the run in order; a second one
+    /// abandons it (the loop stops at once, see [`Engine::abandoned`]).
     pub(super) fn on_interrupt(&mut self) {
         self.interrupts += 1;
-        if self.interrupts > 1 {
-            eprintln!("interrupted again: exiting at once");
-            std::process::exit(130);
+        if self.abandoned() {
+            return;
         }
         let effects = self.book.on_cancel(self.now());
         self.carry_out(effects);

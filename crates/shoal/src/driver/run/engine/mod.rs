@@ -94,7 +94,7 @@ impl<'a> Engine<'a> {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         use tokio::signal::unix::{signal, SignalKind};
         let (mut int, mut term) = (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok());
-        while !self.book.is_over() {
+        while !self.book.is_over() && !self.abandoned() {
             tokio::select! {
                 Some(ev) = events.recv() => {
                     self.on_host_event(ev);
@@ -114,8 +114,19 @@ impl<'a> Engine<'a> {
                 Some(()) = next_signal(&mut term) => self.on_interrupt(),
             }
         }
+        if self.abandoned() {
+            return Ending::Interrupted;
+        }
         self.finish_display();
         self.book.take_ending().unwrap_or(Ending::Done)
+    }
+
+    /// The user interrupted twice: the run is left as it is, nothing more
+    /// is waited for (the journal keeps what committed, for `--resume`),
+    /// and the caller returns [`crate::Error::Interrupted`] at once, whose
+    /// exit code the binary uses.
+    pub fn abandoned(&self) -> bool {
+        self.interrupts > 1
     }
 
     fn finish_display(&mut self) {
