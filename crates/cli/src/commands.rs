@@ -220,15 +220,15 @@ fn transfer_result(rows: Vec<driver::transfer::TransferRow>, cluster: &driver::C
             table.push(vec![
                 r.host.clone(),
                 r.path.clone(),
-                driver::check::human_bytes(r.bytes),
-                driver::check::human_bytes(r.skipped),
+                shoal::format::human_bytes(r.bytes),
+                shoal::format::human_bytes(r.skipped),
                 status,
             ]);
         }
         for f in &cluster.failed {
             table.push(vec![f.spec.name.clone(), "-".into(), "-".into(), "-".into(), f.reason.clone()]);
         }
-        print!("{}", printable(&driver::check::align(&table)));
+        print!("{}", printable(&shoal::format::align(&table)));
     }
     let failed: Vec<&str> = rows
         .iter()

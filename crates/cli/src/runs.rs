@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use shoal::driver::check::align;
 use shoal::driver::run::logs;
 use shoal::driver::run::summary::RunSummary;
+use shoal::format::align;
 use shoal::printable::printable;
 
 /// The driver's state dir: `./.shoal`.

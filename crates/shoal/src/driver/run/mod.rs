@@ -475,7 +475,7 @@ fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
             assigned[t.partition as usize].clone(),
         ]);
     }
-    print!("{}", super::check::align(&rows));
+    print!("{}", crate::format::align(&rows));
     let bytes: u64 = plan.tasks.iter().filter_map(|t| t.input.as_ref()).map(|s| s.len).sum();
     let sync: u64 = plan.manifest.iter().map(|m| m.entry.size).sum();
     println!(

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::book::Outcome;
-use crate::driver::check::{align, human_bytes};
+use crate::format::{align, human_bytes};
 
 /// Totals of one host.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
