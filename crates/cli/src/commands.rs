@@ -57,11 +57,7 @@ fn absolute(p: PathBuf) -> anyhow::Result<PathBuf> {
 /// The cluster of a command: `--cluster`/`SHOAL_CLUSTER`, else
 /// `./cluster.toml`, else this machine alone.
 pub fn load_cluster(arg: &ClusterArg) -> anyhow::Result<ClusterSpec> {
-    let spec = match &arg.cluster {
-        Some(path) => ClusterSpec::load(path).map_err(shoal::Error::from)?,
-        None if Path::new("cluster.toml").exists() => ClusterSpec::load(Path::new("cluster.toml")).map_err(shoal::Error::from)?,
-        None => ClusterSpec::local(),
-    };
+    let spec = driver::specs::find_cluster(arg.cluster.as_deref())?;
     if arg.hosts.is_empty() {
         return Ok(spec);
     }
@@ -123,9 +119,7 @@ struct RunArgs {
 }
 
 async fn run(a: RunArgs) -> anyhow::Result<i32> {
-    let text =
-        std::fs::read_to_string(&a.job).map_err(|e| shoal::Error::Usage(format!("cannot read job file {}: {e}", a.job.display())))?;
-    let job = shoal_core::job::JobSpec::parse_with_overrides(&text, &a.job, &a.sets).map_err(shoal::Error::from)?;
+    let job = driver::specs::read_job(&a.job, &a.sets)?;
     execute(job, a).await
 }
 
@@ -179,7 +173,7 @@ fn latest_of(state: &Path, job: &str) -> anyhow::Result<String> {
     let mut ids: Vec<String> =
         std::fs::read_dir(&runs).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
     ids.sort();
-    let safe: String = job.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(32).collect();
+    let safe = driver::run::prepare::safe_job_name(job);
     ids.into_iter()
         .rev()
         .find(|id| id.contains(&format!("-{safe}-")) && runs.join(id).join("journal.jsonl").exists())
