@@ -1,0 +1,65 @@
+//! `shoal run --dry-run`: the plan printed (partitions, inputs, bytes and
+//! the host each task is pinned to) and nothing run. The hosts come from
+//! the run's own [`Placement`], so they are the ones the run would use;
+//! the slots of a host whose file names none are guessed as this
+//! machine's cores, since nothing connects.
+
+use shoal_core::cluster::{ClusterSpec, HostSpec};
+use shoal_core::job::JobSpec;
+
+use super::placement::Placement;
+use super::prepare::Plan;
+use super::summary::RunSummary;
+
+/// Prints the plan, removes the run dir that preparing it made, and
+/// returns a summary with status `dry-run`.
+pub fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
+    let hosts: Vec<(&HostSpec, u32)> = spec.hosts.iter().map(|h| (h, h.slots.unwrap_or(super::cores()))).collect();
+    let placement = Placement::new(job, plan, &hosts);
+    let mut rows = vec![vec!["PARTITION".to_string(), "INPUT".into(), "BYTES".into(), "HOST".into()]];
+    for (t, task) in plan.tasks.iter().enumerate() {
+        rows.push(vec![
+            task.partition.to_string(),
+            task.input_name.to_string(),
+            task.input.as_ref().map_or(0, |s| s.len).to_string(),
+            placement.pinned[t].map_or_else(|| "(dynamic: first free slot)".into(), |h| spec.hosts[h].name.clone()),
+        ]);
+    }
+    print!("{}", crate::format::align(&rows));
+    let bytes: u64 = plan.tasks.iter().filter_map(|t| t.input.as_ref()).map(|s| s.len).sum();
+    let sync: u64 = plan.manifest.iter().map(|m| m.entry.size).sum();
+    println!(
+        "{} tasks over {} hosts, {} input bytes, {} files to sync ({} bytes), seed {}; nothing was run",
+        plan.tasks.len(),
+        spec.hosts.len(),
+        bytes,
+        plan.manifest.len(),
+        sync,
+        job.job.seed
+    );
+    let _ = std::fs::remove_dir_all(&plan.run_dir);
+    RunSummary {
+        run: plan.run_id.clone(),
+        job: job.job.name.clone(),
+        seed: job.job.seed,
+        status: "dry-run".into(),
+        started_unix_ms: 0,
+        wall_ms: 0,
+        tasks: plan.tasks.len(),
+        reused: 0,
+        attempts: vec![],
+        hosts: vec![],
+        excluded: vec![],
+        lost: vec![],
+        sync_bytes_sent: 0,
+        sync_bytes_skipped: 0,
+        input_bytes_sent: 0,
+        input_bytes_skipped: 0,
+        output: None,
+        error: None,
+        counters: Default::default(),
+        skipped_records: Vec::new(),
+        shuffle: None,
+        report: None,
+    }
+}
