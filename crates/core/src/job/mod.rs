@@ -3,8 +3,9 @@
 //! `job.toml` has `[job]`, `[sync]`, `[input]`, `[map]`, optional
 //! `[combine]` and `[reduce]`, `[params]`, `[output]` and `[images]`.
 //! This module owns the types and the public entry points; `parse` and
-//! `values` validate the file section by section, `render` writes a spec
-//! back as TOML (`shoal map --save`).
+//! `values` validate the file section by section, `render` writes job
+//! files: a spec back as TOML (`shoal map --save`), and key by key the
+//! text of jobs made in code ([`JobText`]: `shoal map`'s flags).
 //!
 //! The whole file is validated, including sections whose features the
 //! driver may not support yet (it refuses those with its own message), and
@@ -25,6 +26,8 @@ use crate::tree;
 mod parse;
 mod render;
 mod values;
+
+pub use render::JobText;
 
 /// A validated job.
 #[derive(Clone, Debug, PartialEq, Serialize)]
