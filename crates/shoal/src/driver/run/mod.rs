@@ -382,12 +382,7 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
         sync_bytes_skipped: facts.sync_skipped,
         input_bytes_sent: facts.input_sent,
         input_bytes_skipped: facts.input_skipped,
-        output: None,
-        error: None,
-        counters: Default::default(),
-        skipped_records: Vec::new(),
-        shuffle: None,
-        report: None,
+        ..RunSummary::default()
     }
 }
 

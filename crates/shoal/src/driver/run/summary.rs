@@ -48,7 +48,7 @@ pub struct AttemptRecord {
 }
 
 /// Everything known about a finished run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunSummary {
     pub run: String,
     pub job: String,
