@@ -5,7 +5,7 @@
 //! helpers (weighted shares, seeded order, the stable key partitioner) and
 //! the scheduler state machine. The driver in the `shoal` crate feeds this
 //! code events and carries out the actions it returns. The one exception
-//! is [`sim`], test scaffolding compiled only for tests (here, and in
+//! is `sim`, test scaffolding compiled only for tests (here, and in
 //! other crates with the `sim` feature).
 
 pub mod cluster;

@@ -10,8 +10,9 @@ use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table, Value};
 use super::{JobSpec, Merge, ParamValue, Partitioner, SortOrder, Split, StepSpec, SECTIONS};
 
 /// A job file's text, written key by key. Each section lands where a job
-/// file has it ([job], [sync], [input], [map], [combine], [reduce],
-/// [params], [output], [images]) whatever order it is written in, and
+/// file has it (`[job]`, `[sync]`, `[input]`, `[map]`, `[combine]`,
+/// `[reduce]`, `[params]`, `[output]`, `[images]`) whatever order it is
+/// written in, and
 /// every value is quoted as TOML quotes it, so no text a user gave can
 /// change the file's shape.
 #[derive(Clone, Debug)]
