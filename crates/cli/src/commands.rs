@@ -65,11 +65,7 @@ fn on_runtime(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<
 /// The cluster of a command: `--cluster`/`SHOAL_CLUSTER`, else
 /// `./cluster.toml`, else this machine alone.
 pub fn load_cluster(arg: &ClusterArg) -> anyhow::Result<ClusterSpec> {
-    let spec = match &arg.cluster {
-        Some(path) => ClusterSpec::load(path).map_err(shoal::Error::from)?,
-        None if Path::new("cluster.toml").exists() => ClusterSpec::load(Path::new("cluster.toml")).map_err(shoal::Error::from)?,
-        None => ClusterSpec::local(),
-    };
+    let spec = driver::specs::find_cluster(arg.cluster.as_deref())?;
     if arg.hosts.is_empty() {
         return Ok(spec);
     }
@@ -131,9 +127,7 @@ struct RunArgs {
 }
 
 async fn run(a: RunArgs) -> anyhow::Result<i32> {
-    let text =
-        std::fs::read_to_string(&a.job).map_err(|e| shoal::Error::Usage(format!("cannot read job file {}: {e}", a.job.display())))?;
-    let job = shoal_core::job::JobSpec::parse_with_overrides(&text, &a.job, &a.sets).map_err(shoal::Error::from)?;
+    let job = driver::specs::read_job(&a.job, &a.sets)?;
     execute(job, a).await
 }
 
@@ -225,15 +219,15 @@ fn transfer_result(rows: Vec<driver::transfer::TransferRow>, cluster: &driver::C
             table.push(vec![
                 r.host.clone(),
                 r.path.clone(),
-                driver::check::human_bytes(r.bytes),
-                driver::check::human_bytes(r.skipped),
+                shoal::format::human_bytes(r.bytes),
+                shoal::format::human_bytes(r.skipped),
                 status,
             ]);
         }
         for f in &cluster.failed {
             table.push(vec![f.spec.name.clone(), "-".into(), "-".into(), "-".into(), f.error.to_string()]);
         }
-        print!("{}", printable(&driver::check::align(&table)));
+        print!("{}", printable(&shoal::format::align(&table)));
     }
     let failed: Vec<&str> = rows
         .iter()

@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table};
+use shoal_core::job::JobText;
+use toml_edit::Value;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct MapArgs {
@@ -78,122 +79,97 @@ pub struct MapArgs {
     pub save: Option<PathBuf>,
 }
 
-/// The job file text that the flags describe.
+/// The job file text that the flags describe: only what they say, so
+/// that the parser fills in every default and checks every value.
 pub fn job_text(a: &MapArgs, command: &str) -> String {
-    let mut doc = DocumentMut::new();
-    doc["job"] = Item::Table(job(a));
-    if !a.sync.is_empty() {
-        let mut t = Table::new();
-        t["files"] = value(a.sync.iter().map(String::as_str).collect::<Array>());
-        doc["sync"] = Item::Table(t);
-    }
-    doc["input"] = Item::Table(input(a));
-    let mut map = Table::new();
-    map["command"] = value(command);
-    if let Some(t) = &a.timeout {
-        map["timeout"] = value(t.as_str());
-    }
-    doc["map"] = Item::Table(map);
-    if let Some(c) = &a.combine {
-        doc["combine"] = Item::Table(command_table(c));
-    }
-    if let Some(r) = &a.reduce {
-        doc["reduce"] = Item::Table(reduce(a, r));
-    }
-    if !a.params.is_empty() {
-        doc["params"] = Item::Table(params(a));
-    }
-    doc["output"] = Item::Table(output(a));
-    doc.to_string()
-}
-
-fn job(a: &MapArgs) -> Table {
-    let mut t = Table::new();
-    t["name"] = value(a.job_name.clone().unwrap_or_else(|| "map".into()));
+    let mut t = JobText::new();
+    t.set("job", "name", a.job_name.as_deref().unwrap_or("map"));
     if let Some(s) = a.seed {
-        t["seed"] = value(s as i64);
+        t.set("job", "seed", s as i64);
     }
     if let Some(m) = a.max_attempts {
-        t["max_attempts"] = value(i64::from(m));
+        t.set("job", "max_attempts", i64::from(m));
     }
-    t
-}
-
-fn input(a: &MapArgs) -> Table {
-    let mut t = Table::new();
-    if let Some(p) = &a.input {
-        t["path"] = value(p.as_str());
+    if !a.sync.is_empty() {
+        t.set_strings("sync", "files", &a.sync);
     }
-    if !a.args.is_empty() {
-        t["args"] = value(a.args.iter().map(String::as_str).collect::<Array>());
+    input(&mut t, a);
+    t.set("map", "command", command);
+    if let Some(timeout) = &a.timeout {
+        t.set("map", "timeout", timeout.as_str());
     }
-    if let Some(s) = &a.split {
-        t["split"] = value(s.as_str());
+    if let Some(c) = &a.combine {
+        t.set("combine", "command", c.as_str());
     }
-    if let Some(p) = a.partitions {
-        t["partitions"] = value(i64::from(p));
+    if let Some(r) = &a.reduce {
+        reduce(&mut t, a, r);
     }
-    if let Some(c) = &a.chunk {
-        t["chunk"] = value(c.as_str());
-    }
-    if a.key_field.is_some() || a.key_sep.is_some() {
-        let mut k = InlineTable::new();
-        k.insert("field", i64::from(a.key_field.unwrap_or(1)).into());
-        k.insert("sep", a.key_sep.clone().unwrap_or_else(|| "\t".into()).into());
-        t["key"] = value(k);
-    }
-    if a.weighted {
-        t["weighted"] = value(true);
-    }
-    t
-}
-
-fn command_table(c: &str) -> Table {
-    let mut t = Table::new();
-    t["command"] = value(c);
-    t
-}
-
-fn reduce(a: &MapArgs, r: &str) -> Table {
-    let mut t = command_table(r);
-    if let Some(p) = a.reduce_partitions {
-        t["partitions"] = value(i64::from(p));
-    }
-    if let Some(p) = &a.partitioner {
-        t["partitioner"] = value(p.as_str());
-    }
-    if let Some(s) = &a.sort {
-        t["sort"] = value(s.as_str());
-    }
-    t
-}
-
-/// `name=value`: the value is read as TOML when it parses (numbers,
-/// booleans), else as a string.
-fn params(a: &MapArgs) -> Table {
-    let mut t = Table::new();
     for p in &a.params {
         let (k, v) = p.split_once('=').unwrap_or((p.as_str(), ""));
-        let parsed: toml_edit::Value =
-            v.parse().ok().filter(|x: &toml_edit::Value| !x.is_array() && !x.is_inline_table()).unwrap_or_else(|| v.into());
-        t[k.trim()] = value(parsed);
+        t.set("params", k.trim(), param_value(v));
     }
-    t
+    output(&mut t, a);
+    t.finish()
 }
 
-fn output(a: &MapArgs) -> Table {
-    let mut t = Table::new();
-    if let Some(o) = &a.output {
-        t["path"] = value(o.as_str());
+fn input(t: &mut JobText, a: &MapArgs) {
+    t.section("input");
+    if let Some(p) = &a.input {
+        t.set("input", "path", p.as_str());
     }
-    let merge = a.merge.clone().or_else(|| (a.name.is_some() || a.split.as_deref() == Some("files")).then(|| "none".to_string()));
+    if !a.args.is_empty() {
+        t.set_strings("input", "args", &a.args);
+    }
+    if let Some(s) = &a.split {
+        t.set("input", "split", s.as_str());
+    }
+    if let Some(p) = a.partitions {
+        t.set("input", "partitions", i64::from(p));
+    }
+    if let Some(c) = &a.chunk {
+        t.set("input", "chunk", c.as_str());
+    }
+    if a.key_field.is_some() || a.key_sep.is_some() {
+        let field = i64::from(a.key_field.unwrap_or(1)).into();
+        let sep = a.key_sep.as_deref().unwrap_or("\t").into();
+        t.set_inline::<Value>("input", "key", [("field".to_string(), field), ("sep".to_string(), sep)]);
+    }
+    if a.weighted {
+        t.set("input", "weighted", true);
+    }
+}
+
+fn reduce(t: &mut JobText, a: &MapArgs, command: &str) {
+    t.set("reduce", "command", command);
+    if let Some(p) = a.reduce_partitions {
+        t.set("reduce", "partitions", i64::from(p));
+    }
+    if let Some(p) = &a.partitioner {
+        t.set("reduce", "partitioner", p.as_str());
+    }
+    if let Some(s) = &a.sort {
+        t.set("reduce", "sort", s.as_str());
+    }
+}
+
+/// The value of `--param name=value`: read as TOML when it parses as a
+/// number, boolean or string, else taken as the string itself.
+fn param_value(v: &str) -> Value {
+    v.parse().ok().filter(|x: &Value| !x.is_array() && !x.is_inline_table()).unwrap_or_else(|| v.into())
+}
+
+fn output(t: &mut JobText, a: &MapArgs) {
+    t.section("output");
+    if let Some(o) = &a.output {
+        t.set("output", "path", o.as_str());
+    }
+    let merge = a.merge.as_deref().or_else(|| (a.name.is_some() || a.split.as_deref() == Some("files")).then_some("none"));
     if let Some(m) = merge {
-        t["merge"] = value(m);
+        t.set("output", "merge", m);
     }
     if let Some(n) = &a.name {
-        t["name"] = value(n.as_str());
+        t.set("output", "name", n.as_str());
     }
-    t
 }
 
 #[cfg(test)]

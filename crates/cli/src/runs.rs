@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use shoal::driver::check::align;
 use shoal::driver::run::id::RunId;
 use shoal::driver::run::logs;
 use shoal::driver::run::summary::RunSummary;
 use shoal::driver::state::{self, StateDir};
+use shoal::format::align;
 use shoal::printable::printable;
 
 /// The driver's state dir: `./.shoal`.

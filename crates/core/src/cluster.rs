@@ -9,9 +9,10 @@
 //! With no cluster file at all, the cluster is this machine:
 //! [`ClusterSpec::local`].
 //!
-//! This module only reads and checks the file. Connecting, detecting core
-//! counts and checking `command_on` host names against the cluster are the
-//! driver's business, in the `shoal` crate.
+//! This module only parses and checks the file's text: reading the file
+//! (`shoal::driver::specs`), connecting, detecting core counts and checking
+//! `command_on` host names against the cluster are the driver's business,
+//! in the `shoal` crate.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -122,15 +123,6 @@ impl ClusterSpec {
         h.transport = TransportKind::Local;
         h.address = "localhost".into();
         ClusterSpec { source: None, hosts: vec![h] }
-    }
-
-    /// Reads and validates a cluster file.
-    pub fn load(path: &Path) -> Result<ClusterSpec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            SpecError::new(&path.display().to_string(), format!("cannot read the cluster file: {e}"))
-                .hint("check the path given to --cluster or SHOAL_CLUSTER, or run `shoal init` to write one")
-        })?;
-        Self::parse(&text, path)
     }
 
     /// Parses and validates cluster text; `path` names it in errors and

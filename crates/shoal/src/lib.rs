@@ -13,6 +13,7 @@ pub mod binary;
 pub mod dataset;
 pub mod driver;
 pub mod error;
+pub mod format;
 pub mod printable;
 pub mod quote;
 pub mod transport;

@@ -309,6 +309,39 @@ pub struct TaskRequest {
 }
 
 impl TaskRequest {
+    /// Attempt `attempt` of task `task` of run `run`, running `command`;
+    /// everything else is a plain task's: the only partition of stage 0,
+    /// no input, argument, shuffle, container or time limit, input on
+    /// stdin, output from stdout, one slot, `RunEnv` 0. Callers set what
+    /// differs with struct update syntax
+    /// (`TaskRequest { stage: 1, ..TaskRequest::new(..) }`), so a field
+    /// added here needs one default, not one per builder.
+    pub fn new(run: impl Into<String>, task: u32, attempt: u32, command: impl Into<String>) -> TaskRequest {
+        TaskRequest {
+            run: run.into(),
+            task,
+            attempt,
+            command: command.into(),
+            arg: None,
+            env_id: 0,
+            env: Default::default(),
+            partition: 0,
+            stage: 0,
+            partitions: 1,
+            inputs: Vec::new(),
+            input_data: None,
+            stdin: true,
+            stdout_is_output: true,
+            timeout_ms: None,
+            shuffle_out: None,
+            merge_in: None,
+            container: None,
+            resident: false,
+            slots: 1,
+            skip_bad: None,
+        }
+    }
+
     /// Every variable of the task: the run's, then its own.
     pub fn all_env(&self) -> impl Iterator<Item = (&str, String)> {
         let own = [
@@ -523,32 +556,30 @@ mod tests {
     #[test]
     fn message_round_trips() {
         let m = Message::RunTask(TaskRequest {
-            run: "r1".into(),
-            task: 3,
-            attempt: 7,
-            command: "cat".into(),
             arg: Some("a b".into()),
             env_id: 1,
-            env: Default::default(),
             partition: 3,
-            stage: 0,
             partitions: 9,
             inputs: vec![[1; 32]],
             input_data: Some(b"inline".to_vec()),
-            stdin: true,
-            stdout_is_output: true,
-            timeout_ms: None,
-            shuffle_out: None,
-            merge_in: None,
-            container: None,
             resident: true,
             slots: 2,
-            skip_bad: None,
+            ..TaskRequest::new("r1", 3, 7, "cat")
         });
         let mut buf = Vec::new();
         m.encode_frame(&mut buf).unwrap();
         let crate::frame::Parsed::Frame { payload, .. } = crate::frame::parse(&buf).unwrap() else { panic!("incomplete") };
         assert_eq!(Message::decode(payload).unwrap(), m);
+    }
+
+    #[test]
+    fn a_new_request_is_a_plain_task_of_its_attempt() {
+        let req = TaskRequest::new("r1", 5, 2, "cat");
+        let env: Vec<(&str, String)> = req.all_env().collect();
+        let want = [("SHOAL_PARTITION", "0"), ("SHOAL_PARTITIONS", "1"), ("SHOAL_TASK", "0"), ("SHOAL_STAGE", "0"), ("SHOAL_ATTEMPT", "2")];
+        assert_eq!(env, want.map(|(k, v)| (k, v.to_string())));
+        assert!(req.stdin && req.stdout_is_output && req.inputs.is_empty() && req.input_data.is_none());
+        assert_eq!((req.run.as_str(), req.task, req.command.as_str(), req.slots), ("r1", 5, "cat", 1));
     }
 
     fn entry(i: usize, name_len: usize) -> FileEntry {
@@ -602,24 +633,14 @@ mod tests {
     #[test]
     fn a_task_with_the_most_inputs_fits_in_a_frame() {
         let m = Message::RunTask(TaskRequest {
-            run: "r".repeat(64),
-            task: u32::MAX,
-            attempt: u32::MAX,
-            // Linux refuses a longer argument to `sh -c`.
-            command: "c".repeat(128 << 10),
             // Linux refuses a longer environment variable.
             arg: Some("a".repeat(128 << 10)),
             env_id: u64::MAX,
-            env: Default::default(),
             partition: u32::MAX,
             stage: 1,
             partitions: u32::MAX,
             inputs: vec![[0xff; 32]; MAX_TASK_INPUTS],
-            input_data: None,
-            stdin: true,
-            stdout_is_output: true,
             timeout_ms: Some(u64::MAX),
-            shuffle_out: None,
             merge_in: Some(KeyFormat { sep: b"\t".to_vec(), fields: u32::MAX, numeric: true }),
             container: Some(Container {
                 image: "i".repeat(4096),
@@ -631,6 +652,8 @@ mod tests {
             resident: true,
             slots: u32::MAX,
             skip_bad: Some(u32::MAX),
+            // Linux refuses a longer argument to `sh -c`.
+            ..TaskRequest::new("r".repeat(64), u32::MAX, u32::MAX, "c".repeat(128 << 10))
         });
         m.to_frame().unwrap();
     }

@@ -3,14 +3,16 @@
 //! `job.toml` has `[job]`, `[sync]`, `[input]`, `[map]`, optional
 //! `[combine]` and `[reduce]`, `[params]`, `[output]` and `[images]`.
 //! This module owns the types and the public entry points; `parse` and
-//! `values` validate the file section by section, `render` writes a spec
-//! back as TOML (`shoal map --save`).
+//! `values` validate the file section by section, `render` writes job
+//! files: a spec back as TOML (`shoal map --save`), and key by key the
+//! text of jobs made in code ([`JobText`]: `shoal map`'s flags).
 //!
 //! The whole file is validated, including sections whose features the
 //! driver may not support yet (it refuses those with its own message), and
 //! names that only the cluster can check (`command_on` hosts) are left to
 //! the driver. Paths stay as written, relative to the job file's directory
-//! ([`JobSpec::base_dir`]); reading them is I/O and happens in the driver.
+//! ([`JobSpec::base_dir`]); reading them, and the job file itself
+//! (`shoal::driver::specs`), is I/O and happens in the driver.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,8 @@ use crate::tree;
 mod parse;
 mod render;
 mod values;
+
+pub use render::JobText;
 
 /// A validated job.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -305,15 +309,6 @@ pub fn section_keys(section: &str) -> Option<Vec<&'static str>> {
 }
 
 impl JobSpec {
-    /// Reads and validates a job file.
-    pub fn load(path: &Path) -> Result<JobSpec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            SpecError::new(&path.display().to_string(), format!("cannot read the job file: {e}"))
-                .hint("check the path, or run `shoal init` to write a template")
-        })?;
-        Self::parse(&text, path)
-    }
-
     /// Parses and validates job text; `path` names it in errors, gives the
     /// default job name (its stem) and sets `base_dir`.
     pub fn parse(text: &str, path: &Path) -> Result<JobSpec, SpecError> {

@@ -1,20 +1,87 @@
-//! Writes a [`JobSpec`] back as a job file (`shoal map --save`). Defaults
-//! are written too, so the file documents what the run will do.
+//! Writes job files: [`JobText`] key by key (`shoal map` turns its flags
+//! into one, which then goes through the parser like any job file), and
+//! [`to_toml`] a whole [`JobSpec`] (`shoal map --save`), defaults too, so
+//! the file documents what the run will do.
 
 use std::time::Duration;
 
-use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table};
+use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table, Value};
 
-use super::{JobSpec, Merge, ParamValue, Partitioner, SortOrder, Split, StepSpec};
+use super::{JobSpec, Merge, ParamValue, Partitioner, SortOrder, Split, StepSpec, SECTIONS};
+
+/// A job file's text, written key by key. Each section lands where a job
+/// file has it (`[job]`, `[sync]`, `[input]`, `[map]`, `[combine]`,
+/// `[reduce]`, `[params]`, `[output]`, `[images]`) whatever order it is
+/// written in, and
+/// every value is quoted as TOML quotes it, so no text a user gave can
+/// change the file's shape.
+#[derive(Clone, Debug)]
+pub struct JobText {
+    sections: Vec<Option<Table>>,
+}
+
+impl Default for JobText {
+    fn default() -> Self {
+        JobText { sections: vec![None; SECTIONS.len()] }
+    }
+}
+
+impl JobText {
+    pub fn new() -> JobText {
+        JobText::default()
+    }
+
+    /// `[name]`, made (empty) if it is not there yet. Panics on a name that
+    /// is not a job file section: that is a bug in the caller, not input.
+    pub fn section(&mut self, name: &str) -> &mut Table {
+        let i = SECTIONS.iter().position(|s| *s == name).unwrap_or_else(|| panic!("a job file has no section [{name}]"));
+        self.sections[i].get_or_insert_with(Table::new)
+    }
+
+    /// Sets `key` of `[section]` to `v`.
+    pub fn set(&mut self, section: &str, key: &str, v: impl Into<Value>) -> &mut JobText {
+        self.section(section)[key] = value(v);
+        self
+    }
+
+    /// Sets `key` of `[section]` to an array of strings.
+    pub fn set_strings(&mut self, section: &str, key: &str, v: &[String]) -> &mut JobText {
+        self.set(section, key, strings(v))
+    }
+
+    /// Sets `key` of `[section]` to an inline table of these entries.
+    pub fn set_inline<V: Into<Value>>(&mut self, section: &str, key: &str, entries: impl IntoIterator<Item = (String, V)>) -> &mut JobText {
+        let mut t = InlineTable::new();
+        for (k, v) in entries {
+            t.insert(&k, v.into());
+        }
+        self.set(section, key, t)
+    }
+
+    /// The text: the sections written so far, in a job file's order.
+    pub fn finish(self) -> String {
+        let mut doc = DocumentMut::new();
+        for (name, table) in SECTIONS.iter().zip(self.sections) {
+            if let Some(t) = table {
+                doc[*name] = Item::Table(t);
+            }
+        }
+        doc.to_string()
+    }
+
+    fn put(&mut self, section: &str, t: Table) {
+        *self.section(section) = t;
+    }
+}
 
 pub fn to_toml(j: &JobSpec) -> String {
-    let mut doc = DocumentMut::new();
-    doc["job"] = Item::Table(meta(j));
-    doc["sync"] = Item::Table(sync(j));
-    doc["input"] = Item::Table(input(j));
-    doc["map"] = Item::Table(step(&j.map));
+    let mut text = JobText::new();
+    text.put("job", meta(j));
+    text.put("sync", sync(j));
+    text.put("input", input(j));
+    text.put("map", step(&j.map));
     if let Some(c) = &j.combine {
-        doc["combine"] = Item::Table(step(c));
+        text.put("combine", step(c));
     }
     if let Some(r) = &j.reduce {
         let mut t = step(&r.step);
@@ -28,31 +95,21 @@ pub fn to_toml(j: &JobSpec) -> String {
         t["key"] = value(k);
         t["sort"] = value(if r.sort == SortOrder::Numeric { "numeric" } else { "bytes" });
         t["sort_buffer"] = value(r.sort_buffer as i64);
-        doc["reduce"] = Item::Table(t);
+        text.put("reduce", t);
     }
-    if !j.params.is_empty() {
-        let mut t = Table::new();
-        for (k, v) in &j.params {
-            t[k.as_str()] = match v {
-                ParamValue::Str(s) => value(s.clone()),
-                ParamValue::Int(i) => value(*i),
-                ParamValue::Float(f) => value(*f),
-                ParamValue::Bool(b) => value(*b),
-            };
-        }
-        doc["params"] = Item::Table(t);
+    for (k, v) in &j.params {
+        match v {
+            ParamValue::Str(s) => text.set("params", k, s.as_str()),
+            ParamValue::Int(i) => text.set("params", k, *i),
+            ParamValue::Float(f) => text.set("params", k, *f),
+            ParamValue::Bool(b) => text.set("params", k, *b),
+        };
     }
-    doc["output"] = Item::Table(output(j));
-    if !j.images.is_empty() {
-        let mut t = Table::new();
-        for (k, v) in &j.images {
-            let mut it = InlineTable::new();
-            it.insert("file", v.file.clone().into());
-            t[k.as_str()] = value(it);
-        }
-        doc["images"] = Item::Table(t);
+    text.put("output", output(j));
+    for (k, v) in &j.images {
+        text.set_inline("images", k, [("file".to_string(), v.file.as_str())]);
     }
-    doc.to_string()
+    text.finish()
 }
 
 fn strings(v: &[String]) -> Array {
@@ -184,4 +241,39 @@ fn output(j: &JobSpec) -> Table {
         t["name"] = value(n.clone());
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn sections_land_in_file_order_whatever_order_they_are_written_in() {
+        let mut t = JobText::new();
+        t.set("output", "path", "out");
+        t.set("map", "command", "cat");
+        t.set_strings("input", "args", &["a".into()]);
+        t.set("job", "name", "j");
+        assert_eq!(t.finish(), "[job]\nname = \"j\"\n\n[input]\nargs = [\"a\"]\n\n[map]\ncommand = \"cat\"\n\n[output]\npath = \"out\"\n");
+    }
+
+    #[test]
+    fn values_cannot_change_the_files_shape() {
+        let mut t = JobText::new();
+        let sneaky = "cat\"\n[reduce]\ncommand = \"rm -rf /";
+        t.set("map", "command", sneaky).set_strings("input", "args", &["x\"]\ny = [\"".into()]);
+        t.set("output", "path", "o");
+        let job = JobSpec::parse(&t.finish(), Path::new("job.toml")).unwrap();
+        assert_eq!(job.map.command, sneaky);
+        assert!(job.reduce.is_none());
+        assert_eq!(job.input.args.as_deref(), Some(&["x\"]\ny = [\"".to_string()][..]));
+    }
+
+    #[test]
+    #[should_panic(expected = "a job file has no section [mapp]")]
+    fn an_unknown_section_is_a_bug() {
+        JobText::new().set("mapp", "command", "cat");
+    }
 }

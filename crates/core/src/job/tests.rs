@@ -392,12 +392,6 @@ fn override_of_a_section_that_is_not_a_table() {
     );
 }
 
-#[test]
-fn missing_file() {
-    let e = JobSpec::load(Path::new("/nonexistent/job.toml")).unwrap_err().to_string();
-    assert_eq!(e, "/nonexistent/job.toml: cannot read the job file: No such file or directory (os error 2)\n  hint: check the path, or run `shoal init` to write a template");
-}
-
 mod never_panics {
     use super::*;
     use proptest::prelude::*;

@@ -9,13 +9,15 @@
 //! random_runs`; add `SHOAL_SCHED_TRACE=1` to print every event and the
 //! actions it produced.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::sim::{Check, Paths, Simulation, Trace};
+use crate::sim_ensure as ensure;
 
 /// Seeds run by default; each is one whole run.
 const SEEDS: u64 = 3000;
@@ -24,16 +26,6 @@ const SEEDS: u64 = 3000;
 const CHAOS_STEPS: usize = 200;
 /// A run that has not ended after this many steps is a failure.
 const MAX_STEPS: usize = 5000;
-
-type Check = Result<(), String>;
-
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
-            return Err(format!($($msg)+));
-        }
-    };
-}
 
 /// An attempt the driver believes is running.
 #[derive(Clone, Debug)]
@@ -44,42 +36,6 @@ struct Run {
     /// The committed instance of each dep when it launched: what it reads.
     read: Vec<AttemptId>,
     speculative: bool,
-}
-
-/// How often each interesting path ran, summed over seeds: a simulation
-/// that never reaches a path proves nothing about it.
-#[derive(Clone, Copy, Debug, Default)]
-struct Stats {
-    done: u64,
-    failed: u64,
-    cancelled: u64,
-    exclusions: u64,
-    fetch_failures: u64,
-    /// Successes of attempts whose input was lost while they ran.
-    stale_discards: u64,
-    /// Commits of a task whose earlier output was lost.
-    recommits: u64,
-    speculative_commits: u64,
-}
-
-impl Stats {
-    fn add(&mut self, o: Stats) {
-        self.done += o.done;
-        self.failed += o.failed;
-        self.cancelled += o.cancelled;
-        self.exclusions += o.exclusions;
-        self.fetch_failures += o.fetch_failures;
-        self.stale_discards += o.stale_discards;
-        self.recommits += o.recommits;
-        self.speculative_commits += o.speculative_commits;
-    }
-
-    fn all_seen(&self) -> bool {
-        let s = self;
-        [s.done, s.failed, s.cancelled, s.exclusions, s.fetch_failures, s.stale_discards, s.recommits, s.speculative_commits]
-            .iter()
-            .all(|&n| n > 0)
-    }
 }
 
 struct Sim {
@@ -110,11 +66,11 @@ struct Sim {
     gone: HashSet<AttemptId>,
     launched: HashSet<AttemptId>,
     ever_committed: HashSet<AttemptId>,
-    stats: Stats,
+    paths: Paths,
     now: u64,
     ended: Option<Action>,
     /// The last events and their actions, for the failure message.
-    trace: VecDeque<(Event, Vec<Action>)>,
+    trace: Trace<(Event, Vec<Action>)>,
 }
 
 impl Sim {
@@ -141,12 +97,12 @@ impl Sim {
             gone: HashSet::new(),
             launched: HashSet::new(),
             ever_committed: HashSet::new(),
-            stats: Stats::default(),
+            paths: Paths::default(),
             now: 0,
             per_slot: 1,
             per_slot_high: 1,
             ended: None,
-            trace: VecDeque::new(),
+            trace: Trace::new(12, "SHOAL_SCHED_TRACE", |(e, a)| format!("{e:?}\n    -> {a:?}")),
         }
     }
 
@@ -157,25 +113,11 @@ impl Sim {
     /// Feeds one event and checks every action it produced.
     fn feed(&mut self, event: Event) -> Check {
         let actions = self.sched.on_event(event.clone());
-        self.note(&event, &actions);
+        self.trace.note((event.clone(), actions.clone()));
         for action in actions {
             self.apply(&event, action)?;
         }
         self.check_state()
-    }
-
-    fn note(&mut self, event: &Event, actions: &[Action]) {
-        if std::env::var_os("SHOAL_SCHED_TRACE").is_some() {
-            eprintln!("{event:?}\n    -> {actions:?}");
-        }
-        if self.trace.len() == 12 {
-            self.trace.pop_front();
-        }
-        self.trace.push_back((event.clone(), actions.to_vec()));
-    }
-
-    fn last_events(&self) -> String {
-        self.trace.iter().map(|(e, a)| format!("{e:?}\n    -> {a:?}\n")).collect()
     }
 }
 
@@ -221,20 +163,20 @@ impl Sim {
                 let reported = matches!(event, Event::TaskSucceeded { attempt: a, .. } if *a == attempt);
                 ensure!(reported, "discard of attempt {} without its success report", attempt.0);
                 ensure!(!self.ever_committed.contains(&attempt), "the committed output of task {} was discarded", task.0);
-                self.stats.stale_discards += u64::from(self.reporting.is_some());
+                self.paths.hit("stale_discards", u64::from(self.reporting.is_some()));
                 Ok(())
             }
             Action::Exclude { host } => {
                 ensure!(!self.excluded[host.0 as usize], "host {} excluded twice", host.0);
                 self.excluded[host.0 as usize] = true;
-                self.stats.exclusions += 1;
+                self.paths.hit("exclusions", 1);
                 Ok(())
             }
             Action::Fail { task, .. } => self.failed_run(task, action),
             Action::Done => self.done(),
             Action::Cancelled => {
                 ensure!(self.running.is_empty(), "cancelled with attempts still running: {:?}", self.running);
-                self.stats.cancelled += 1;
+                self.paths.hit("cancelled", 1);
                 self.ended = Some(action);
                 Ok(())
             }
@@ -283,10 +225,10 @@ impl Sim {
         let t = task.0 as usize;
         if let Some((old, _)) = self.committed[t] {
             ensure!(self.gone.contains(&old), "task {t} committed again while its output {} is still there", old.0);
-            self.stats.recommits += 1;
+            self.paths.hit("recommits", 1);
         }
         let run = run.expect("checked above");
-        self.stats.speculative_commits += u64::from(run.speculative);
+        self.paths.hit("speculative_commits", u64::from(run.speculative));
         // Now and then the agent's report arrives twice.
         if self.rng.gen_bool(0.1) {
             self.zombies.push(run.clone());
@@ -307,7 +249,7 @@ impl Sim {
         let n = self.sched.attempts(task).iter().filter(charged).count() as u32;
         ensure!(n >= self.max_attempts, "task {} failed the run after {n} failures", task.0);
         ensure!(self.running.is_empty(), "failed with attempts still running: {:?}", self.running);
-        self.stats.failed += 1;
+        self.paths.hit("failed", 1);
         self.ended = Some(action);
         Ok(())
     }
@@ -318,7 +260,7 @@ impl Sim {
             ensure!(!self.needs_collect[t] || self.collected[t], "done, but the output of task {t} was not collected");
         }
         ensure!(self.running.is_empty(), "done with attempts still running: {:?}", self.running);
-        self.stats.done += 1;
+        self.paths.hit("done", 1);
         self.ended = Some(Action::Done);
         Ok(())
     }
@@ -408,7 +350,7 @@ impl Sim {
             _ => {
                 let i = self.rng.gen_range(0..run.read.len());
                 self.gone.insert(run.read[i]);
-                self.stats.fetch_failures += 1;
+                self.paths.hit("fetch_failures", 1);
                 FailureKind::FetchFailed { from_task: self.deps[run.task.0 as usize][i] }
             }
         };
@@ -428,7 +370,7 @@ impl Sim {
         let (task, attempt) = (run.task, run.attempt);
         let event = match lost_input {
             Some(i) if !chaos || self.rng.gen_bool(0.5) => {
-                self.stats.fetch_failures += 1;
+                self.paths.hit("fetch_failures", 1);
                 Event::TaskFailed { task, attempt, now, kind: FailureKind::FetchFailed { from_task: self.deps[task.0 as usize][i] } }
             }
             _ => Event::TaskSucceeded { task, attempt, now },
@@ -486,56 +428,19 @@ fn simulate(sim: &mut Sim) -> Check {
     Err(format!("the run did not end in {MAX_STEPS} steps; the driver sees running {:?}", sim.running))
 }
 
-/// One seed, with the last events on failure; a panic is a failure too.
-fn run_seed(seed: u64) -> Result<Stats, String> {
-    let run = std::panic::catch_unwind(|| {
-        let mut sim = Sim::new(seed);
-        simulate(&mut sim).map_err(|e| format!("{e}\nlast events:\n{}", sim.last_events()))?;
-        Ok(sim.stats)
-    });
-    run.unwrap_or_else(|panic| {
-        let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-        Err(format!("the scheduler panicked: {}", msg.unwrap_or_default()))
-    })
-}
-
 #[test]
 fn random_runs_keep_the_invariants_and_end() {
-    let seeds: &[u64] = &match std::env::var("SHOAL_SCHED_SEED") {
-        Ok(s) => vec![s.trim().parse().expect("SHOAL_SCHED_SEED must be a number")],
-        Err(_) => (0..SEEDS).collect::<Vec<_>>(),
+    let sim = Simulation {
+        what: "the scheduler",
+        seeds: SEEDS,
+        seed_var: "SHOAL_SCHED_SEED",
+        trace_var: "SHOAL_SCHED_TRACE",
+        command: "cargo test -p shoal-core --lib random_runs",
+        required: &["done", "failed", "cancelled", "exclusions", "fetch_failures", "stale_discards", "recommits", "speculative_commits"],
     };
-    // Seeds are independent: spread them over the cores.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let results: Vec<Result<Stats, (u64, String)>> = std::thread::scope(|scope| {
-        let workers: Vec<_> =
-            (0..threads).map(|k| scope.spawn(move || run_seeds(seeds.iter().copied().skip(k).step_by(threads)))).collect();
-        workers.into_iter().map(|w| w.join().expect("a simulation thread panicked")).collect()
+    sim.run(|seed| {
+        let mut sim = Sim::new(seed);
+        simulate(&mut sim).map_err(|e| format!("{e}\nlast events:\n{}", sim.trace.dump()))?;
+        Ok(sim.paths)
     });
-    let mut stats = Stats::default();
-    let mut first_failure: Option<(u64, String)> = None;
-    for result in results {
-        match result {
-            Ok(s) => stats.add(s),
-            Err(f) => first_failure = first_failure.into_iter().chain([f]).min_by_key(|f| f.0),
-        }
-    }
-    if let Some((seed, e)) = first_failure {
-        panic!("seed {seed} failed: {e}\n\nreplay it with: SHOAL_SCHED_SEED={seed} SHOAL_SCHED_TRACE=1 cargo test -p shoal-core --lib random_runs");
-    }
-    if std::env::var_os("SHOAL_SCHED_TRACE").is_some() {
-        eprintln!("{stats:?}");
-    }
-    if seeds.len() > 1 {
-        assert!(stats.all_seen(), "the simulation no longer reaches every path: {stats:?}");
-    }
-}
-
-/// Runs seeds in order until one fails.
-fn run_seeds(seeds: impl Iterator<Item = u64>) -> Result<Stats, (u64, String)> {
-    let mut stats = Stats::default();
-    for seed in seeds {
-        stats.add(run_seed(seed).map_err(|e| (seed, e))?);
-    }
-    Ok(stats)
 }

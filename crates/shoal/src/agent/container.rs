@@ -136,27 +136,12 @@ mod tests {
 
     fn request(env: &[(&str, &str)]) -> TaskRequest {
         TaskRequest {
-            run: "r1".into(),
-            task: 3,
-            attempt: 7,
-            command: "cat".into(),
             arg: Some("an argument".into()),
             env_id: 1,
             env: Arc::new(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
             partition: 3,
-            stage: 0,
             partitions: 9,
-            inputs: vec![],
-            input_data: None,
-            stdin: true,
-            stdout_is_output: true,
-            timeout_ms: None,
-            shuffle_out: None,
-            merge_in: None,
-            container: None,
-            resident: false,
-            slots: 1,
-            skip_bad: None,
+            ..TaskRequest::new("r1", 3, 7, "cat")
         }
     }
 

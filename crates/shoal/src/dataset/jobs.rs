@@ -376,11 +376,7 @@ fn materialized_parts(dir: &Path) -> Result<Vec<InputPart>> {
 
 fn load_cluster(flag: Option<&Path>) -> Result<ClusterSpec> {
     let env = std::env::var_os("SHOAL_CLUSTER").map(PathBuf::from);
-    match flag.map(Path::to_path_buf).or(env) {
-        Some(path) => Ok(ClusterSpec::load(&path)?),
-        None if Path::new("cluster.toml").exists() => Ok(ClusterSpec::load(Path::new("cluster.toml"))?),
-        None => Ok(ClusterSpec::local()),
-    }
+    crate::driver::specs::find_cluster(flag.map(Path::to_path_buf).or(env).as_deref())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod host;
 pub mod input;
 pub mod manifest;
 pub mod run;
+pub mod specs;
 pub mod state;
 pub mod transfer;
 

@@ -6,6 +6,7 @@
 //! output atomically, summarise, and end the run on every host.
 
 pub mod book;
+mod dry_run;
 pub mod engine;
 pub mod guard;
 pub mod id;
@@ -13,6 +14,7 @@ pub mod images;
 pub mod journal;
 pub mod logs;
 pub mod output;
+pub mod placement;
 pub mod prepare;
 pub mod private;
 pub mod progress;
@@ -23,9 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use shoal_core::cluster::ClusterSpec;
+use shoal_core::cluster::{ClusterSpec, HostSpec};
 use shoal_core::job::JobSpec;
-use shoal_core::plan::{seeded_order, weighted_shares};
 use shoal_core::scheduler::{HostId, Scheduler, SchedulerConfig, TaskId, TaskSpec};
 use shoal_wire::{hex, manifest_pieces, FileEntry, Message, MAX_TASK_INPUTS};
 use tokio::task::JoinSet;
@@ -35,6 +36,7 @@ use self::engine::Engine;
 use self::id::RunId;
 use self::journal::Journal;
 use self::output::Part;
+use self::placement::Placement;
 use self::prepare::Plan;
 use self::summary::{AttemptRecord, RunSummary};
 use super::state::StateDir;
@@ -69,7 +71,7 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     }
     let _ = StateDir::new(&opts.state_dir).set_latest(&plan.run_id);
     if opts.dry_run {
-        return Ok(dry_run(spec, job, &plan));
+        return Ok(dry_run::dry_run(spec, job, &plan));
     }
     warn_unknown_hosts(spec, job);
     let mut cluster = connect(spec).await;
@@ -252,14 +254,13 @@ enum WorkdirFailed {
     Lost { host: String },
 }
 
-/// Builds the scheduler: seeded task order, locality from the blocks each
-/// host already holds, and static shares when the job is `weighted`.
+/// Builds the scheduler: the placement's launch order and pins, and
+/// locality from the blocks each host already holds.
 async fn scheduler(job: &JobSpec, plan: &Plan, hosts: &[Arc<Host>], opts: &RunOptions) -> Scheduler {
     let maps = plan.tasks.iter().filter(|t| t.stage == 0).count();
-    let mut order = seeded_order(maps, job.job.seed);
-    order.extend(maps..plan.tasks.len());
+    let slots: Vec<(&HostSpec, u32)> = hosts.iter().map(|h| (&h.spec, h.slots())).collect();
+    let placement = Placement::new(job, plan, &slots);
     let holders = locality(plan, hosts).await;
-    let pinned = job.input.weighted.then(|| pins(&order[..maps], hosts));
     let map_ids: Vec<TaskId> = (0..maps as u32).map(TaskId).collect();
     let reduce = job.reduce.is_some();
     let tasks: Vec<TaskSpec> = plan
@@ -270,10 +271,7 @@ async fn scheduler(job: &JobSpec, plan: &Plan, hosts: &[Arc<Host>], opts: &RunOp
             stage: planned.stage,
             deps: if planned.stage == 1 { map_ids.clone() } else { vec![] },
             preferred_hosts: holders[t].clone(),
-            pinned_host: match &planned.host {
-                Some(name) => hosts.iter().position(|h| h.name() == name).map(|i| HostId(i as u32)),
-                None => pinned.as_ref().and_then(|p| p.get(t).copied()),
-            },
+            pinned_host: placement.pinned[t].map(|h| HostId(h as u32)),
             pinned_only: planned.host.is_some(),
             needs_collect: planned.stage == 1 || !reduce,
         })
@@ -284,7 +282,7 @@ async fn scheduler(job: &JobSpec, plan: &Plan, hosts: &[Arc<Host>], opts: &RunOp
         speculate: job.job.speculate || opts.speculate,
         ..SchedulerConfig::default()
     };
-    Scheduler::with_order(tasks, order.iter().map(|&i| TaskId(i as u32)).collect(), config)
+    Scheduler::with_order(tasks, placement.order.iter().map(|&i| TaskId(i as u32)).collect(), config)
 }
 
 /// Which hosts already hold each task's input partition.
@@ -307,20 +305,6 @@ async fn locality(plan: &Plan, hosts: &[Arc<Host>]) -> Vec<Vec<HostId>> {
         }
     }
     out
-}
-
-/// Static shares in proportion to speed x slots, dealt in seeded order.
-fn pins(order: &[usize], hosts: &[Arc<Host>]) -> Vec<HostId> {
-    let weights: Vec<f64> = hosts.iter().map(|h| h.spec.speed * h.slots() as f64).collect();
-    let shares = weighted_shares(order.len() as u32, &weights);
-    let mut pinned = vec![HostId(0); order.len()];
-    let mut next = order.iter();
-    for (h, share) in shares.iter().enumerate() {
-        for t in next.by_ref().take(*share as usize) {
-            pinned[*t] = HostId(h as u32);
-        }
-    }
-    pinned
 }
 
 /// Marks tasks committed by an earlier run (same identity, intact output)
@@ -418,13 +402,7 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
         sync_bytes_skipped: facts.sync_skipped,
         input_bytes_sent: facts.input_sent,
         input_bytes_skipped: facts.input_skipped,
-        output: None,
-        error: None,
-        counters: Default::default(),
-        skipped_records: Vec::new(),
-        shuffle: None,
-        report: None,
-        plan: None,
+        ..RunSummary::default()
     }
 }
 
@@ -472,66 +450,4 @@ async fn end_run(cluster: &Cluster, run: &str) {
         let _ = h.send(Message::EndRun { run: run.to_string() }).await;
     }
     cluster.close().await;
-}
-
-fn dry_run(spec: &ClusterSpec, job: &JobSpec, plan: &Plan) -> RunSummary {
-    let mut rows = vec![vec!["PARTITION".to_string(), "INPUT".into(), "BYTES".into(), "HOST".into()]];
-    let order = seeded_order(plan.tasks.len(), job.job.seed);
-    let weights: Vec<f64> = spec.hosts.iter().map(|h| h.speed * h.slots.unwrap_or(cores()) as f64).collect();
-    let shares = weighted_shares(plan.tasks.len() as u32, &weights);
-    let mut assigned = vec![String::from("(dynamic: first free slot)"); plan.tasks.len()];
-    if job.input.weighted {
-        let mut it = order.iter();
-        for (h, n) in shares.iter().enumerate() {
-            for t in it.by_ref().take(*n as usize) {
-                assigned[*t] = spec.hosts[h].name.clone();
-            }
-        }
-    }
-    for t in &plan.tasks {
-        rows.push(vec![
-            t.partition.to_string(),
-            t.input_name.to_string(),
-            t.input.as_ref().map_or(0, |s| s.len).to_string(),
-            assigned[t.partition as usize].clone(),
-        ]);
-    }
-    let mut text = super::check::align(&rows);
-    let bytes: u64 = plan.tasks.iter().filter_map(|t| t.input.as_ref()).map(|s| s.len).sum();
-    let sync: u64 = plan.manifest.iter().map(|m| m.entry.size).sum();
-    text += &format!(
-        "{} tasks over {} hosts, {} input bytes, {} files to sync ({} bytes), seed {}; nothing was run\n",
-        plan.tasks.len(),
-        spec.hosts.len(),
-        bytes,
-        plan.manifest.len(),
-        sync,
-        job.job.seed
-    );
-    let _ = std::fs::remove_dir_all(plan.run_dir.path());
-    RunSummary {
-        run: plan.run_id.to_string(),
-        job: job.job.name.clone(),
-        seed: job.job.seed,
-        status: "dry-run".into(),
-        started_unix_ms: 0,
-        wall_ms: 0,
-        tasks: plan.tasks.len(),
-        reused: 0,
-        attempts: vec![],
-        hosts: vec![],
-        excluded: vec![],
-        lost: vec![],
-        sync_bytes_sent: 0,
-        sync_bytes_skipped: 0,
-        input_bytes_sent: 0,
-        input_bytes_skipped: 0,
-        output: None,
-        error: None,
-        counters: Default::default(),
-        skipped_records: Vec::new(),
-        shuffle: None,
-        report: None,
-        plan: Some(text),
-    }
 }

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::format::human_bytes;
+
 /// Counts shown for one host.
 #[derive(Clone, Debug, Default)]
 pub struct HostLine {
@@ -42,8 +44,8 @@ impl Progress {
                     h.running,
                     h.done,
                     h.failed,
-                    human(h.bytes_in),
-                    human(h.bytes_out)
+                    human_bytes(h.bytes_in),
+                    human_bytes(h.bytes_out)
                 ));
             }
             return;
@@ -89,8 +91,4 @@ fn bars(total: u64, hosts: &[String]) -> (MultiProgress, ProgressBar, Vec<Progre
     let line_style = ProgressStyle::with_template("  {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
     let lines = hosts.iter().map(|_| multi.add(ProgressBar::new_spinner().with_style(line_style.clone()))).collect();
     (multi, overall, lines)
-}
-
-fn human(n: u64) -> String {
-    crate::driver::check::human_bytes(n)
 }

@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use super::book::Outcome;
 use super::summary::{AttemptRecord, RunSummary};
-use crate::driver::check::human_bytes;
+use crate::format::human_bytes;
 
 const WIDTH: f64 = 1000.0;
 const ROW: f64 = 18.0;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::book::Outcome;
-use crate::driver::check::{align, human_bytes};
+use crate::format::{align, human_bytes};
 
 /// Totals of one host.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -48,7 +48,7 @@ pub struct AttemptRecord {
 }
 
 /// Everything known about a finished run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunSummary {
     pub run: String,
     pub job: String,

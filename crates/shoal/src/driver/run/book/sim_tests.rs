@@ -12,12 +12,13 @@
 //! book_random_runs`; add `SHOAL_BOOK_TRACE=1` to print every call and
 //! its effects.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shoal_core::scheduler::{SchedulerConfig, TaskState};
+use shoal_core::sim::{Check, Paths, Simulation, Trace};
+use shoal_core::sim_ensure as ensure;
 use shoal_wire::{SkippedRecord, TaskReport};
 
 use super::tests::{book, bucket, exit, ok_inline, ok_stored, plan, show, sigkill, Input};
@@ -29,16 +30,6 @@ const SEEDS: u64 = 1500;
 const CHAOS_STEPS: usize = 150;
 /// A run that has not ended after this many steps is a failure.
 const MAX_STEPS: usize = 5000;
-
-type Check = Result<(), String>;
-
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
-            return Err(format!($($msg)+));
-        }
-    };
-}
 
 /// An attempt started on a host, which will report.
 #[derive(Clone, Copy, Debug)]
@@ -60,41 +51,6 @@ enum Work {
     Held(usize, TaskReport),
 }
 
-/// How often each interesting path ran, summed over seeds.
-#[derive(Clone, Copy, Debug, Default)]
-struct Stats {
-    done: u64,
-    failed: u64,
-    interrupted: u64,
-    journaled: u64,
-    superseded: u64,
-    fetch_failures: u64,
-    held_back: u64,
-    ignored: u64,
-    skip_mode: u64,
-}
-
-impl Stats {
-    fn add(&mut self, o: Stats) {
-        self.done += o.done;
-        self.failed += o.failed;
-        self.interrupted += o.interrupted;
-        self.journaled += o.journaled;
-        self.superseded += o.superseded;
-        self.fetch_failures += o.fetch_failures;
-        self.held_back += o.held_back;
-        self.ignored += o.ignored;
-        self.skip_mode += o.skip_mode;
-    }
-
-    fn all_seen(&self) -> bool {
-        let s = self;
-        [s.done, s.failed, s.interrupted, s.journaled, s.superseded, s.fetch_failures, s.held_back, s.ignored, s.skip_mode]
-            .iter()
-            .all(|&n| n > 0)
-    }
-}
-
 struct Sim {
     rng: ChaCha8Rng,
     book: RunBook<'static>,
@@ -110,8 +66,8 @@ struct Sim {
     /// Ignored effects the current call may give.
     may_ignore: bool,
     now: u64,
-    stats: Stats,
-    trace: VecDeque<String>,
+    paths: Paths,
+    trace: Trace<String>,
 }
 
 impl Sim {
@@ -154,23 +110,13 @@ impl Sim {
             journaled: vec![0; plan.tasks.len()],
             may_ignore: false,
             now: 0,
-            stats: Stats::default(),
-            trace: VecDeque::new(),
+            paths: Paths::default(),
+            trace: Trace::new(16, "SHOAL_BOOK_TRACE", String::clone),
         }
     }
 
     fn now(&self) -> Duration {
         Duration::from_millis(self.now)
-    }
-
-    fn note(&mut self, line: String) {
-        if std::env::var_os("SHOAL_BOOK_TRACE").is_some() {
-            eprintln!("{line}");
-        }
-        if self.trace.len() == 16 {
-            self.trace.pop_front();
-        }
-        self.trace.push_back(line);
     }
 
     /// Carries out effects as the async layer would, then checks.
@@ -182,7 +128,7 @@ impl Sim {
     /// Carries out effects, and those they lead to, in order.
     fn effects(&mut self, call: &str, effects: Vec<Effect>) -> Check {
         let lines: Vec<String> = effects.iter().map(show).collect();
-        self.note(format!("{call}\n    -> {lines:?}"));
+        self.trace.note(format!("{call}\n    -> {lines:?}"));
         for effect in effects {
             self.effect(effect)?;
         }
@@ -213,12 +159,12 @@ impl Sim {
             }
             Effect::Journal(c) => return self.journal(c),
             Effect::HoldBack { host, report } => {
-                self.stats.held_back += 1;
+                self.paths.hit("held_back", 1);
                 self.work.push(Work::Held(host, *report));
             }
             Effect::Ignored(i) => {
                 ensure!(self.may_ignore, "ignored a report nobody forged: {i:?}");
-                self.stats.ignored += 1;
+                self.paths.hit("ignored", 1);
             }
             Effect::Note(_) => {}
         }
@@ -227,7 +173,7 @@ impl Sim {
 
     fn started(&mut self, l: Launch) -> Check {
         ensure!(self.up[l.host], "a{} started on lost host h{}", l.attempt, l.host);
-        self.stats.skip_mode += u64::from(l.skip_bad.is_some());
+        self.paths.hit("skip_mode", u64::from(l.skip_bad.is_some()));
         // A kill may overtake an upload: the attempt then runs, killed.
         let killed = self.book.attempts.get(&l.attempt).is_some_and(|a| a.killed);
         self.running.push(Running { task: l.task, attempt: l.attempt, host: l.host, killed });
@@ -246,7 +192,7 @@ impl Sim {
             c.attempt
         );
         self.journaled[t] += 1;
-        self.stats.journaled += 1;
+        self.paths.hit("journaled", 1);
         let now = self.now();
         let more = self.book.on_journaled(c, now);
         self.effects("journaled", more)
@@ -335,7 +281,7 @@ impl Sim {
         let effects = self.book.on_report(r.host, report, self.now());
         let checked = self.carry_out(&format!("report a{} t{} from h{}", r.attempt, r.task, r.host), effects);
         let now_superseded = self.book.attempts.values().filter(|a| a.outcome == Outcome::Superseded).count();
-        self.stats.superseded += (now_superseded - superseded) as u64;
+        self.paths.hit("superseded", (now_superseded - superseded) as u64);
         checked
     }
 
@@ -386,7 +332,7 @@ impl Sim {
             }
             Work::Stage(l, buckets) => match buckets.iter().find(|n| !self.up[n.from]) {
                 Some(n) => {
-                    self.stats.fetch_failures += 1;
+                    self.paths.hit("fetch_failures", 1);
                     Internal::FetchFailed { task: l.task, attempt: l.attempt, from_task: n.map }
                 }
                 None => {
@@ -441,52 +387,33 @@ fn ended_well(sim: &mut Sim) -> Check {
     ensure!(sim.book.pending.is_empty(), "pending records after the end");
     match sim.book.ending() {
         Some(Ending::Done) => {
-            sim.stats.done += 1;
+            sim.paths.hit("done", 1);
             for t in 0..sim.journaled.len() {
                 let collect = !sim.shuffle || t >= sim.maps;
                 ensure!(sim.journaled[t] == u32::from(collect), "task {t} journaled {} times", sim.journaled[t]);
                 ensure!(sim.book.parts.get(&(t as u32)).is_some() == collect, "task {t}'s part is wrong");
             }
         }
-        Some(Ending::Failed(_)) => sim.stats.failed += 1,
-        Some(Ending::Interrupted) => sim.stats.interrupted += 1,
+        Some(Ending::Failed(_)) => sim.paths.hit("failed", 1),
+        Some(Ending::Interrupted) => sim.paths.hit("interrupted", 1),
         None => return Err("no ending".into()),
     }
     Ok(())
 }
 
-fn run_seed(seed: u64) -> Result<Stats, String> {
-    let run = std::panic::catch_unwind(|| {
-        let mut sim = Sim::new(seed);
-        let trace = |sim: &Sim| sim.trace.iter().cloned().collect::<Vec<_>>().join("\n");
-        simulate(&mut sim).map_err(|e| format!("{e}\nlast calls:\n{}", trace(&sim)))?;
-        Ok(sim.stats)
-    });
-    run.unwrap_or_else(|panic| {
-        let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-        Err(format!("the run book panicked: {}", msg.unwrap_or_default()))
-    })
-}
-
 #[test]
 fn book_random_runs_keep_the_invariants_and_end() {
-    let seeds: Vec<u64> = match std::env::var("SHOAL_BOOK_SEED") {
-        Ok(s) => vec![s.trim().parse().expect("SHOAL_BOOK_SEED must be a number")],
-        Err(_) => (0..SEEDS).collect(),
+    let sim = Simulation {
+        what: "the run book",
+        seeds: SEEDS,
+        seed_var: "SHOAL_BOOK_SEED",
+        trace_var: "SHOAL_BOOK_TRACE",
+        command: "cargo test -p shoal --lib book_random_runs",
+        required: &["done", "failed", "interrupted", "journaled", "superseded", "fetch_failures", "held_back", "ignored", "skip_mode"],
     };
-    let mut stats = Stats::default();
-    for &seed in &seeds {
-        match run_seed(seed) {
-            Ok(s) => stats.add(s),
-            Err(e) => panic!(
-                "seed {seed} failed: {e}\n\nreplay it with: SHOAL_BOOK_SEED={seed} SHOAL_BOOK_TRACE=1 cargo test -p shoal --lib book_random_runs"
-            ),
-        }
-    }
-    if std::env::var_os("SHOAL_BOOK_TRACE").is_some() {
-        eprintln!("{stats:?}");
-    }
-    if seeds.len() > 1 {
-        assert!(stats.all_seen(), "the simulation no longer reaches every path: {stats:?}");
-    }
+    sim.run(|seed| {
+        let mut sim = Sim::new(seed);
+        simulate(&mut sim).map_err(|e| format!("{e}\nlast calls:\n{}", sim.trace.dump()))?;
+        Ok(sim.paths)
+    });
 }

@@ -13,65 +13,44 @@ use crate::driver::Host;
 impl Engine<'_> {
     /// The request of `launch` on `h`; a reduce reads `buckets`.
     pub(super) fn request(&mut self, h: &Host, launch: Launch, buckets: &[Needed]) -> TaskRequest {
-        let planned = &self.plan.tasks[launch.task as usize];
+        let (job, planned) = (self.job, &self.plan.tasks[launch.task as usize]);
         if planned.stage == 1 {
-            return self.reduce_request(h, launch, buckets);
+            let reduce = job.reduce.as_ref().expect("reduce tasks exist only with [reduce]");
+            return TaskRequest {
+                inputs: buckets.iter().map(|n| n.bucket.block.hash).collect(),
+                merge_in: self.key_format(),
+                ..self.common(h, launch, &reduce.step, job.command_for(&reduce.step, h.name()).to_string())
+            };
         }
-        let mut command = self.job.command_for(&self.job.map, h.name()).to_string();
+        let mut command = job.command_for(&job.map, h.name()).to_string();
         if planned.arg.is_some() {
             command = crate::argument::bind(&command);
         }
         TaskRequest {
-            run: self.plan.run_id.to_string(),
-            task: launch.task,
-            attempt: launch.attempt,
-            command,
             arg: planned.arg.clone(),
-            env_id: self.run_env(h),
-            env: Default::default(),
-            partition: planned.partition,
-            stage: 0,
-            partitions: self.book.stage_size(0) as u32,
             inputs: planned.input.iter().filter(|s| s.data.is_none()).map(|s| s.hash).collect(),
             input_data: planned.input.as_ref().and_then(|s| s.data.as_deref()).map(<[u8]>::to_vec),
-            stdin: true,
-            stdout_is_output: true,
-            timeout_ms: self.job.map.timeout.map(|t| t.as_millis() as u64),
             shuffle_out: self.shuffle_out(),
-            merge_in: None,
-            container: self.container(&self.job.map, launch.attempt),
-            resident: self.job.map.resident,
-            slots: h.slots(),
             skip_bad: launch.skip_bad,
+            ..self.common(h, launch, &job.map, command)
         }
     }
 
-    fn reduce_request(&mut self, h: &Host, launch: Launch, buckets: &[Needed]) -> TaskRequest {
+    /// What a request of `launch` on `h` carries whatever its stage: who
+    /// it is, its command, the step's limits, the run's variables, and its
+    /// place in its stage.
+    fn common(&mut self, h: &Host, launch: Launch, step: &StepSpec, command: String) -> TaskRequest {
         let planned = &self.plan.tasks[launch.task as usize];
-        let job = self.job;
-        let reduce = job.reduce.as_ref().expect("reduce tasks exist only with [reduce]");
         TaskRequest {
-            run: self.plan.run_id.to_string(),
-            task: launch.task,
-            attempt: launch.attempt,
-            command: self.job.command_for(&reduce.step, h.name()).to_string(),
-            arg: None,
             env_id: self.run_env(h),
-            env: Default::default(),
             partition: planned.partition,
-            stage: 1,
-            partitions: self.book.stage_size(1) as u32,
-            inputs: buckets.iter().map(|n| n.bucket.block.hash).collect(),
-            input_data: None,
-            stdin: true,
-            stdout_is_output: true,
-            timeout_ms: reduce.step.timeout.map(|t| t.as_millis() as u64),
-            shuffle_out: None,
-            merge_in: self.key_format(),
-            container: self.container(&reduce.step, launch.attempt),
-            resident: reduce.step.resident,
+            stage: planned.stage,
+            partitions: self.book.stage_size(planned.stage) as u32,
+            timeout_ms: step.timeout.map(|t| t.as_millis() as u64),
+            container: self.container(step, launch.attempt),
+            resident: step.resident,
             slots: h.slots(),
-            skip_bad: None,
+            ..TaskRequest::new(self.plan.run_id.to_string(), launch.task, launch.attempt, command)
         }
     }
 
