@@ -59,7 +59,8 @@ mod tests {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let pid = child.id() as i32;
         assert!(alive(pid));
-        assert_eq!(cmdline(child.id()).as_deref(), Some("sleep 30 "));
+        // Until the child has exec'd, its command line is not yet its own.
+        assert!(wait_for(5, || cmdline(child.id()).as_deref() == Some("sleep 30 ")), "{:?}", cmdline(child.id()));
         child.kill().unwrap();
         assert!(wait_for(5, || !alive(pid)), "a killed, unreaped child is a zombie, not alive");
         child.wait().unwrap();
