@@ -5,15 +5,13 @@
 //! the driver's state is owner-only, and params never reach a host's
 //! shared block cache.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use support::local_cluster;
+use shoal_testkit::{local_cluster, Shoal};
 
 /// A job dir holding `in/` (two input files, one named `_SUCCESS`),
 /// `lib/tool.sh` to sync, and `job.toml`.
@@ -35,27 +33,8 @@ fn cluster_arg(cluster: &Path) -> String {
 /// Runs `shoal ARGS` in `dir`, killed if it takes longer than `limit`
 /// (the FIFO bugs hung forever).
 fn run_within(dir: &Path, args: &[&str], limit: Duration) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .current_dir(dir)
-        .env_remove("SHOAL_CLUSTER")
-        .env("NO_COLOR", "1")
-        .env("HOME", dir.join("home"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            panic!("`shoal {}` still ran after {limit:?}; stderr:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let ran = Shoal::new().in_job_dir(dir).args(args).run_within(limit).unwrap_or_else(|why| panic!("{why}"));
+    (ran.code, ran.stdout, ran.stderr)
 }
 
 fn run_job(dir: &Path) -> (i32, String, String) {

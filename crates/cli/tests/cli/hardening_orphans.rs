@@ -4,14 +4,13 @@
 //! guardian removes it; when the guardian was killed as well, the next
 //! agent does).
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{local_cluster, pid_in, shoal};
+use shoal_testkit::process::{alive, stat};
+use shoal_testkit::{local_cluster, pid_in, Shoal};
 
 /// A task that writes its agent's pid and its own, leaves a process that
 /// escaped its group (`setsid`, environment cleared) and one that stayed
@@ -30,7 +29,8 @@ fn job(pids: &Path) -> String {
 fn start(dir: &Path, cluster: &Path, pids: &Path) -> Child {
     fs::write(dir.join("data.txt"), "1\n").unwrap();
     fs::write(dir.join("job.toml"), job(pids)).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+    let child = Shoal::new()
+        .command()
         .current_dir(dir)
         .env("HOME", dir.join("home"))
         .args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()])
@@ -42,15 +42,6 @@ fn start(dir: &Path, cluster: &Path, pids: &Path) -> Child {
         pid_in(&pids.join(f));
     }
     child
-}
-
-fn stat(pid: i32) -> Option<String> {
-    fs::read_to_string(format!("/proc/{pid}/stat")).ok()
-}
-
-/// Whether `pid` runs (a zombie waiting for its parent does not).
-fn alive(pid: i32) -> bool {
-    stat(pid).is_some_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')))
 }
 
 fn kill9(pid: i32) {
@@ -131,7 +122,7 @@ fn an_agent_killed_with_sigkill_leaves_no_task_running_and_no_scratch() {
     let left = still_running(pids.path(), Duration::from_secs(5));
     // The heartbeat timeout is 15 s: the driver must not need it.
     let ended = wait_until_ended(&mut driver, Duration::from_secs(60));
-    shoal(dir.path()).args(["check", "--cluster", cluster.to_str().unwrap()]).run().success();
+    Shoal::new().in_dir(dir.path()).args(["check", "--cluster", cluster.to_str().unwrap()]).run().success();
     let scratch = scratch(&host_a(&cluster));
     assert!(
         left.is_empty() && ended.is_some_and(|t| t < Duration::from_secs(10)) && scratch.is_empty(),
@@ -156,7 +147,7 @@ fn scratch_left_by_an_agent_killed_with_its_guardian_is_removed_by_the_next_agen
     let work = host_a(&cluster);
     let left = scratch(&work);
     assert_eq!(left.len(), 1, "the killed agent's run scratch is there until the next agent starts: {left:?}");
-    shoal(dir.path()).args(["check", "--cluster", cluster.to_str().unwrap()]).run().success();
+    Shoal::new().in_dir(dir.path()).args(["check", "--cluster", cluster.to_str().unwrap()]).run().success();
     assert_eq!(scratch(&work), Vec::<String>::new(), "run scratch left after the next agent started");
     assert!(emptied(&work, 10), "what the next agent set aside is still there 10 s later: {:?}", entries(&work));
 }

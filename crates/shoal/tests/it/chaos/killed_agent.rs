@@ -8,31 +8,20 @@
 //! the host would.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use shoal_testkit::netns::{self, heal_all, pid_list, script, Cluster};
+use shoal_testkit::process::wait_for;
+use shoal_testkit::Shoal;
 
 use super::checks::{run_ids, scratch_left};
-use super::cluster::{self, pid_list, script, Cluster};
-
-/// Waits until `pred` holds or `secs` pass; whether it held.
-fn wait_for(secs: u64, mut pred: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if pred() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn start(dir: &std::path::Path, c: &Cluster) -> Child {
     let data: String = (0..600).map(|i| format!("line {i}\n")).collect();
     std::fs::write(dir.join("data.txt"), data).unwrap();
     let job = "[input]\npath = \"data.txt\"\npartitions = 6\n[map]\ncommand = \"sleep 60; cat\"\n[output]\npath = \"out/result.txt\"\n";
     std::fs::write(dir.join("job.toml"), job).unwrap();
-    Command::new(cluster::shoal_cli())
+    Shoal::new()
+        .command()
         .args(["run", "job.toml", "--json", "--cluster", &c.file.display().to_string()])
         .current_dir(dir)
         .stdout(Stdio::null())
@@ -43,8 +32,8 @@ fn start(dir: &std::path::Path, c: &Cluster) -> Child {
 
 #[test]
 fn an_agent_killed_with_kill_9_leaves_no_task_running_and_no_scratch() {
-    let Some((_g, c)) = cluster::up() else { return };
-    cluster::heal_all();
+    let Some((_g, c)) = netns::up() else { return };
+    heal_all();
     let dir = tempfile::tempdir().unwrap();
     let mut driver = start(dir.path(), c);
     let tasks_on_h2 = || c.strays("h2").into_iter().filter(|p| p.contains("sleep 60")).collect::<Vec<_>>();
@@ -60,11 +49,11 @@ fn an_agent_killed_with_kill_9_leaves_no_task_running_and_no_scratch() {
     let running = tasks_on_h2();
     let _ = Command::new("kill").args(["-INT", &driver.id().to_string()]).status();
     let _ = driver.wait();
-    c.start_fresh_agents(&cluster::shoal_cli());
+    c.start_fresh_agents();
     let scratch = scratch_left(c, &run_ids(dir.path()));
     // What the agent left must not reach the next test.
     let _ = script(&["kill", "h2"]);
-    cluster::heal_all();
+    heal_all();
     assert!(
         running.is_empty() && scratch.is_empty(),
         "after kill -9 of h2's agent {agents:?}: task processes still running 5 s later: {running:?}; its run's scratch still there after a fresh agent started: {scratch:?}"

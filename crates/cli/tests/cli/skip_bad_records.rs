@@ -1,11 +1,9 @@
 //! `[job] skip_bad_records`: a mapper that crashes on one record gets the
 //! job done without it, and the record is reported (Hadoop's skipping).
 
-mod support;
-
 use std::fs;
 
-use support::{local_cluster, shoal};
+use shoal_testkit::{local_cluster, Shoal};
 
 /// Upper-cases its lines and dies on the line `poison`.
 const MAPPER: &str =
@@ -28,7 +26,7 @@ fn job_dir(skip: u32, poison_at: &[usize]) -> (tempfile::TempDir, String) {
 fn a_record_that_kills_the_mapper_is_skipped_and_reported() {
     let (dir, want) = job_dir(1, &[250]);
     let (_c, cluster) = local_cluster(2, 1);
-    let ran = shoal(dir.path()).args(["run", "job.toml", "--json", "--cluster", cluster.to_str().unwrap()]).run().success();
+    let ran = Shoal::new().in_dir(dir.path()).args(["run", "job.toml", "--json", "--cluster", cluster.to_str().unwrap()]).run().success();
     assert_eq!(fs::read_to_string(dir.path().join("out.txt")).unwrap(), want);
     let summary = ran.json();
     let skipped = summary["skipped_records"].as_array().unwrap();
@@ -45,7 +43,7 @@ fn a_record_that_kills_the_mapper_is_skipped_and_reported() {
 fn more_bad_records_than_allowed_fail_the_job() {
     let (dir, _) = job_dir(1, &[10, 20]);
     let (_c, cluster) = local_cluster(1, 2);
-    let ran = shoal(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().code(1);
+    let ran = Shoal::new().in_dir(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().code(1);
     assert!(ran.stderr.contains("shoal: skip mode: this task failed on 2 records, more than [job] skip_bad_records = 1"), "{}", ran.stderr);
     assert!(!dir.path().join("out.txt").exists());
 }
@@ -54,6 +52,6 @@ fn more_bad_records_than_allowed_fail_the_job() {
 fn without_skip_bad_records_the_job_fails() {
     let (dir, _) = job_dir(0, &[250]);
     let (_c, cluster) = local_cluster(1, 2);
-    let ran = shoal(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().code(1);
+    let ran = Shoal::new().in_dir(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().code(1);
     assert!(ran.stderr.contains("cannot parse poison"), "{}", ran.stderr);
 }

@@ -1,12 +1,22 @@
-//! The 3-host ssh test cluster as the soak sees it: bringing it up (with
-//! the CI rule that a missing prerequisite fails instead of skipping),
-//! `scripts/testcluster` commands, the processes inside each host's
-//! network namespace, each host's run scratch, and the `shoal` command
-//! binary the command jobs run.
+//! The 3-host ssh test cluster of `scripts/testcluster`: hosts h1, h2, h3,
+//! each a network namespace with its own address and its own sshd.
+//!
+//! One implementation of bringing it up: once per test binary, shared by
+//! every cluster test of that binary, each of which takes the cluster
+//! whole (a process-wide mutex) because faults (a killed sshd, a cut
+//! link, a frozen agent) must not reach a neighbour test. It needs root;
+//! in CI (`CI=true`) a missing prerequisite fails the test, elsewhere the
+//! test says why and skips.
+//!
+//! Test binaries run one after another under `cargo test`, so the cli's
+//! cluster tests and the shoal crate's never share the cluster at once.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use crate::process::cmdline;
+use crate::{bin, Shoal};
 
 /// The hosts `scripts/testcluster up 3` makes.
 pub const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
@@ -24,13 +34,15 @@ fn dir() -> PathBuf {
 
 /// Runs `scripts/testcluster ARGS` on the shared cluster directory.
 pub fn script(args: &[&str]) -> Output {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    Command::new(repo.join("scripts/testcluster")).args(args).env("SHOAL_TESTCLUSTER_DIR", dir()).output().expect("run scripts/testcluster")
+    Command::new(bin::repo().join("scripts/testcluster"))
+        .args(args)
+        .env("SHOAL_TESTCLUSTER_DIR", dir())
+        .output()
+        .expect("run scripts/testcluster")
 }
 
-/// Brings the cluster up once per test binary, and takes it for one test
-/// (faults must not reach a neighbour); `None` (skip, with the reason)
-/// only outside CI.
+/// Brings the cluster up once per test binary and takes it for one test;
+/// `None` (skip, with the reason) only outside CI.
 pub fn up() -> Option<(MutexGuard<'static, ()>, &'static Cluster)> {
     static LOCK: Mutex<()> = Mutex::new(());
     static UP: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -70,12 +82,24 @@ pub fn pid_list(out: &Output) -> Vec<u32> {
     String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
-fn cmdline(pid: u32) -> Option<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    Some(String::from_utf8_lossy(&raw).replace('\0', " ").trim().to_string())
-}
-
 impl Cluster {
+    /// The cluster file's path, as an argument.
+    pub fn arg(&self) -> String {
+        self.file.display().to_string()
+    }
+
+    /// The processes in host `h`'s namespace whose command line contains
+    /// `pat` (see [`cmdline`] for its form).
+    pub fn procs_on(&self, h: &str, pat: &str) -> Vec<u32> {
+        self.procs_where(h, |c| c.contains(pat))
+    }
+
+    /// The processes in host `h`'s namespace whose command line (see
+    /// [`cmdline`]) passes `pred`.
+    pub fn procs_where(&self, h: &str, pred: impl Fn(&str) -> bool) -> Vec<u32> {
+        pid_list(&script(&["pids", h])).into_iter().filter(|p| cmdline(*p).is_some_and(|c| pred(&c))).collect()
+    }
+
     /// The pid of host `h`'s listening sshd, the one process that belongs
     /// there between jobs.
     fn listener(&self, h: &str) -> Option<u32> {
@@ -88,7 +112,7 @@ impl Cluster {
         pid_list(&script(&["pids", h]))
             .into_iter()
             .filter(|p| Some(*p) != listener)
-            .filter_map(|p| Some(format!("{p} `{}`", cmdline(p)?)))
+            .filter_map(|p| Some(format!("{p} `{}`", cmdline(p)?.trim())))
             .collect()
     }
 
@@ -101,37 +125,21 @@ impl Cluster {
         names.sort();
         names
     }
-}
 
-impl Cluster {
     /// A fresh agent on every host (`shoal check` starts one each).
     /// A host healed a moment ago may still be starting its sshd: a few
     /// tries, a second apart.
-    pub fn start_fresh_agents(&self, cli: &Path) {
+    #[track_caller]
+    pub fn start_fresh_agents(&self) {
         let mut last = String::new();
         for _ in 0..5 {
-            let out = Command::new(cli).args(["check", "--cluster", &self.file.display().to_string()]).output().expect("run shoal check");
-            if out.status.success() {
+            let ran = Shoal::new().args(["check", "--cluster", &self.arg()]).run();
+            if ran.code == 0 {
                 return;
             }
-            last = String::from_utf8_lossy(&out.stdout).into_owned();
+            last = ran.stdout;
             std::thread::sleep(std::time::Duration::from_secs(1));
         }
         panic!("shoal check failed on the healed cluster, 5 times:\n{last}");
     }
-}
-
-/// The `shoal` command, built beside this test (`cargo test -p shoal`
-/// builds only this crate's targets).
-pub fn shoal_cli() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "shoal-cli", "--bin", "shoal"]);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().expect("run cargo build").success(), "cannot build the shoal command");
-    profile_dir.join("shoal")
 }

@@ -4,12 +4,13 @@
 //! panicking closure, bad arguments, a shuffle larger than its sort
 //! buffer, and a resumed program that reuses its finished tasks.
 
-mod common;
-
-use common::*;
+use shoal_testkit::data::{corpus, join_data, records};
+use shoal_testkit::local::local_workers;
+use shoal_testkit::reference::{kmeans, parse_counts, parse_points, pi_hits, sorted_lines, wordcount};
+use shoal_testkit::Shoal;
 
 fn cluster_args(dir: &std::path::Path, n: usize) -> Vec<String> {
-    vec!["--cluster".into(), local_cluster(dir, n).display().to_string()]
+    vec!["--cluster".into(), local_workers(dir, n).display().to_string()]
 }
 
 fn with<'a>(base: &'a [String], rest: &[&'a str]) -> Vec<&'a str> {
@@ -24,13 +25,14 @@ fn wordcount_matches_a_plain_hashmap_on_1_2_and_3_workers() {
     for n in 1..=3 {
         let c = cluster_args(dir.path(), n);
         let out = format!("out-{n}.tsv");
-        let r = run(dir.path(), "wordcount", &with(&c, &["--quiet", "corpus.txt", &out])).success();
+        let r = Shoal::program("wordcount").in_job_dir(dir.path()).args(with(&c, &["--quiet", "corpus.txt", &out])).run().success();
         let got = parse_counts(&std::fs::read_to_string(dir.path().join(&out)).unwrap());
         let want_vec: Vec<(String, u64)> = want.clone().into_iter().collect();
         assert_eq!(got, want_vec, "{n} workers: save_as_text of sort_by_key is the exact sorted count");
         let total: u64 = want.values().sum();
         assert!(r.stdout.starts_with(&format!("{} distinct words, {total} in all\n", want.len())), "{n} workers:\n{}", r.stdout);
-        let simple = run(dir.path(), "wordcount", &with(&c, &["--quiet", "corpus.txt", "--simple"])).success();
+        let simple =
+            Shoal::program("wordcount").in_job_dir(dir.path()).args(with(&c, &["--quiet", "corpus.txt", "--simple"])).run().success();
         assert_eq!(simple.stdout, r.stdout, "{n} workers: the textbook form gives the same answer");
     }
 }
@@ -42,12 +44,12 @@ fn sum_pi_and_kmeans_are_exact_on_1_2_and_3_workers() {
     let centers = kmeans(20_000, 4, 10);
     for n in 1..=3 {
         let c = cluster_args(dir.path(), n);
-        let r = run(dir.path(), "sum", &with(&c, &["--quiet", "10000", "7"])).success();
+        let r = Shoal::program("sum").in_job_dir(dir.path()).args(with(&c, &["--quiet", "10000", "7"])).run().success();
         assert_eq!(r.value("sum"), (10_000i64 * 10_001).to_string());
         assert_eq!(r.value("count"), "10000");
-        let r = run(dir.path(), "pi", &with(&c, &["--quiet", "200000", "6"])).success();
+        let r = Shoal::program("pi").in_job_dir(dir.path()).args(with(&c, &["--quiet", "200000", "6"])).run().success();
         assert_eq!(r.value("inside"), format!("{hits} of 200000"));
-        let r = run(dir.path(), "kmeans", &with(&c, &["--quiet", "20000", "4", "10"])).success();
+        let r = Shoal::program("kmeans").in_job_dir(dir.path()).args(with(&c, &["--quiet", "20000", "4", "10"])).run().success();
         assert_eq!(parse_points(&r.stdout), centers, "{n} workers");
     }
 }
@@ -60,10 +62,10 @@ fn join_and_sort_are_exact_on_1_2_and_3_workers() {
     let sorted = sorted_lines(&dir.path().join("records.txt"));
     for n in 1..=3 {
         let c = cluster_args(dir.path(), n);
-        let r = run(dir.path(), "join", &with(&c, &["--quiet", "users.tsv", "orders.tsv"])).success();
+        let r = Shoal::program("join").in_job_dir(dir.path()).args(with(&c, &["--quiet", "users.tsv", "orders.tsv"])).run().success();
         assert_eq!(parse_counts(&r.stdout), totals, "{n} workers");
         let out = format!("sorted-{n}.txt");
-        run(dir.path(), "sort", &with(&c, &["--quiet", "records.txt", &out])).success();
+        Shoal::program("sort").in_job_dir(dir.path()).args(with(&c, &["--quiet", "records.txt", &out])).run().success();
         let got: Vec<String> = std::fs::read_to_string(dir.path().join(&out)).unwrap().lines().map(String::from).collect();
         assert_eq!(got.len(), sorted.len(), "{n} workers: every record once");
         assert!(got == sorted, "{n} workers: output is sorted and complete");
@@ -76,7 +78,11 @@ fn a_shuffle_larger_than_its_sort_buffer_spills_and_stays_exact() {
     // 2 MB of records through 64 KiB sort buffers: dozens of spills per map.
     records(&dir.path().join("records.txt"), 20_000, 5);
     let c = cluster_args(dir.path(), 2);
-    run(dir.path(), "sort", &with(&c, &["--quiet", "--sort-buffer", "65536", "records.txt", "sorted.txt"])).success();
+    Shoal::program("sort")
+        .in_job_dir(dir.path())
+        .args(with(&c, &["--quiet", "--sort-buffer", "65536", "records.txt", "sorted.txt"]))
+        .run()
+        .success();
     let got: Vec<String> = std::fs::read_to_string(dir.path().join("sorted.txt")).unwrap().lines().map(String::from).collect();
     assert!(got == sorted_lines(&dir.path().join("records.txt")), "sorted and complete");
 }
@@ -84,7 +90,7 @@ fn a_shuffle_larger_than_its_sort_buffer_spills_and_stays_exact() {
 #[test]
 fn a_plan_that_differs_on_the_workers_fails_with_both_plans() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), "faults", &["--quiet", "plan-differs", "100"]).code(1);
+    let r = Shoal::program("faults").in_job_dir(dir.path()).args(["--quiet", "plan-differs", "100"]).run().code(1);
     let r = r.stderr_has("this task built a different plan than the driver for job 0, so it cannot compute its part.");
     let r = r.stderr_has("driver: job 0: #0 range at crates/shoal/examples/faults.rs:");
     let r = r.stderr_has("0..100 partitions=4\n");
@@ -95,7 +101,7 @@ fn a_plan_that_differs_on_the_workers_fails_with_both_plans() {
 #[test]
 fn a_panicking_closure_fails_the_job_with_its_message_location_and_partition() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), "faults", &["--quiet", "panic-always", "10"]).code(1);
+    let r = Shoal::program("faults").in_job_dir(dir.path()).args(["--quiet", "panic-always", "10"]).run().code(1);
     let r = r.stderr_has("failed 4 times, on: local (exit code 101)");
     let r = r.stderr_has("shoal: the program panicked at crates/shoal/examples/faults.rs:");
     let r = r.stderr_has(": boom at 3\n");
@@ -106,7 +112,7 @@ fn a_panicking_closure_fails_the_job_with_its_message_location_and_partition() {
 #[test]
 fn what_closures_print_goes_to_the_logs_not_into_the_records() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), "faults", &["--quiet", "chatty", "10"]).success();
+    let r = Shoal::program("faults").in_job_dir(dir.path()).args(["--quiet", "chatty", "10"]).run().success();
     assert_eq!(r.value("count"), "10");
     assert!(!r.stdout.contains("noise"), "task output leaked to the driver's stdout:\n{}", r.stdout);
 }
@@ -114,21 +120,29 @@ fn what_closures_print_goes_to_the_logs_not_into_the_records() {
 #[test]
 fn bad_arguments_and_missing_input_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), "wordcount", &["missing.txt"]).code(2);
+    let r = Shoal::program("wordcount").in_job_dir(dir.path()).args(["missing.txt"]).run().code(2);
     let cwd = dir.path().canonicalize().unwrap();
     r.stderr_has(&format!(
         "error: text_file(\"missing.txt\"): cannot read it (No such file or directory (os error 2)); relative paths start in {}, where the program was started\n",
         cwd.display()
     ));
-    run(dir.path(), "wordcount", &["--partitions", "0", "x"]).code(2).stderr_has("error: --partitions \"0\" is not a positive number\n");
-    run(dir.path(), "wordcount", &["--cluster", "nope.toml", "x"]).code(2).stderr_has("nope.toml");
-    run(dir.path(), "wordcount", &[]).code(2).stderr_has("error: usage: wordcount CORPUS [OUT] [--simple]\n");
+    Shoal::program("wordcount")
+        .in_job_dir(dir.path())
+        .args(["--partitions", "0", "x"])
+        .run()
+        .code(2)
+        .stderr_has("error: --partitions \"0\" is not a positive number\n");
+    Shoal::program("wordcount").in_job_dir(dir.path()).args(["--cluster", "nope.toml", "x"]).run().code(2).stderr_has("nope.toml");
+    Shoal::program("wordcount").in_job_dir(dir.path()).run().code(2).stderr_has("error: usage: wordcount CORPUS [OUT] [--simple]\n");
     std::fs::write(dir.path().join("empty.txt"), "").unwrap();
-    run(dir.path(), "wordcount", &["empty.txt"]).code(2).stderr_has("is empty: there is nothing to run");
+    Shoal::program("wordcount").in_job_dir(dir.path()).args(["empty.txt"]).run().code(2).stderr_has("is empty: there is nothing to run");
     // A FIFO would hang the driver's read (issue 17, item 9).
     let fifo = dir.path().join("pipe");
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    run(dir.path(), "wordcount", &["pipe"])
+    Shoal::program("wordcount")
+        .in_job_dir(dir.path())
+        .args(["pipe"])
+        .run()
         .code(2)
         .stderr_has("error: text_file(\"pipe\"): pipe is a FIFO, not a regular file or directory; text_file reads only files\n");
 }
@@ -137,8 +151,8 @@ fn bad_arguments_and_missing_input_are_usage_errors() {
 fn resume_reuses_every_finished_task_of_an_unchanged_program() {
     let dir = tempfile::tempdir().unwrap();
     corpus(&dir.path().join("corpus.txt"), 500, 3);
-    let first = run(dir.path(), "wordcount", &["--quiet", "corpus.txt"]).success();
-    let again = run(dir.path(), "wordcount", &["--quiet", "--resume", "corpus.txt"]).success();
+    let first = Shoal::program("wordcount").in_job_dir(dir.path()).args(["--quiet", "corpus.txt"]).run().success();
+    let again = Shoal::program("wordcount").in_job_dir(dir.path()).args(["--quiet", "--resume", "corpus.txt"]).run().success();
     assert_eq!(first.stdout, again.stdout);
     let summaries = run_summaries(dir.path());
     assert_eq!(summaries.len(), 2, "one job per action, two programs");
@@ -169,7 +183,7 @@ fn task_logs(dir: &std::path::Path, host: &str) -> std::collections::BTreeMap<u3
 fn resident_executors_run_many_tasks_in_few_processes_and_keep_each_tasks_prints_apart() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = two_slot_host(dir.path());
-    let r = run(dir.path(), "faults", &["--quiet", "--cluster", &cluster, "pids", "60"]).success();
+    let r = Shoal::program("faults").in_job_dir(dir.path()).args(["--quiet", "--cluster", &cluster, "pids", "60"]).run().success();
     assert_eq!(r.value("count"), "60");
     let logs = task_logs(dir.path(), "w");
     assert_eq!(logs.len(), 60, "every task has its log");
@@ -188,7 +202,7 @@ fn resident_executors_run_many_tasks_in_few_processes_and_keep_each_tasks_prints
 fn two_long_tasks_on_two_slots_run_side_by_side_in_two_executors() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = two_slot_host(dir.path());
-    run(dir.path(), "faults", &["--quiet", "--cluster", &cluster, "pids", "2", "500"]).success();
+    Shoal::program("faults").in_job_dir(dir.path()).args(["--quiet", "--cluster", &cluster, "pids", "2", "500"]).run().success();
     let pids: std::collections::BTreeSet<String> =
         task_logs(dir.path(), "w").values().flatten().filter_map(|l| l.split_once(" pid ").map(|(_, p)| p.to_string())).collect();
     assert_eq!(pids.len(), 2, "both tasks went into one executor's pipe while the other slot idled: {pids:?}");
@@ -197,7 +211,7 @@ fn two_long_tasks_on_two_slots_run_side_by_side_in_two_executors() {
 #[test]
 fn a_task_that_crashes_its_executor_charges_only_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), "faults", &["--quiet", "crash-at", "5", "40"]).code(1);
+    let r = Shoal::program("faults").in_job_dir(dir.path()).args(["--quiet", "crash-at", "5", "40"]).run().code(1);
     let r = r.stderr_has("task 5 (partition 5, input range-5) failed 4 times, on: local (exit code 101)");
     r.stderr_has("shoal: the program panicked at crates/shoal/examples/faults.rs:");
     let summary = run_summaries(dir.path()).pop().unwrap();
@@ -211,14 +225,14 @@ fn tasks_with_large_inline_inputs_and_outputs_never_block_the_executor_pipes() {
     // 300 tasks of about 60 KiB in and out on 2 slots: far more than the
     // 64 KiB pipes hold once the engine writes many tasks ahead.
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), "faults", &["--quiet", "big", "300", "60"]).success();
+    let r = Shoal::program("faults").in_job_dir(dir.path()).args(["--quiet", "big", "300", "60"]).run().success();
     assert_eq!(r.value("big"), "300");
 }
 
 #[test]
 fn a_task_that_exits_cleanly_mid_task_fails_instead_of_passing_for_empty() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), "faults", &["--quiet", "exit-at", "3", "10"]).code(1);
+    let r = Shoal::program("faults").in_job_dir(dir.path()).args(["--quiet", "exit-at", "3", "10"]).run().code(1);
     let r = r.stderr_has("task 3 (partition 3, input range-3) failed 4 times, on: local (exit code 0)");
     r.stderr_has(
         "shoal: the program exited (exit code 0) before it answered this task; a Dataset task must return, not call std::process::exit",
@@ -257,11 +271,11 @@ fn host_files_are_read_where_they_live_one_partition_per_host() {
     std::fs::write(data.join("w1.txt"), "a\nd e f\ng\n").unwrap();
     let c = cluster_args(dir.path(), 2);
     let pattern = format!("{}/{{host}}.txt", data.display());
-    let r = run(dir.path(), "host_files", &with(&c, &["--quiet", &pattern])).success();
+    let r = Shoal::program("host_files").in_job_dir(dir.path()).args(with(&c, &["--quiet", &pattern])).run().success();
     assert_eq!(r.value("lines"), "5");
     assert_eq!(r.value("words"), "8");
     assert!(r.stdout.contains("2\ta\n"), "{}", r.stdout);
     std::fs::remove_file(data.join("w1.txt")).unwrap();
-    let r = run(dir.path(), "host_files", &with(&c, &["--quiet", &pattern])).code(1);
+    let r = Shoal::program("host_files").in_job_dir(dir.path()).args(with(&c, &["--quiet", &pattern])).run().code(1);
     r.stderr_has(&format!("text_file_on_hosts({pattern:?}): host `w1` cannot read {}/w1.txt: No such file or directory", data.display()));
 }

@@ -14,21 +14,15 @@
 //! lost is resumed with `--resume`; any other failure fails the soak.
 //! Needs root; in CI (`CI=true`) a missing prerequisite is a failure.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod checks;
-mod cluster;
 mod faults;
 mod jobs;
 mod killed_agent;
 
-use std::io::Read;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jobs::{Job, Kind};
+use shoal_testkit::{bin, netns};
 
 /// Runs of one job, the first included, before the soak gives up.
 const MAX_RUNS: usize = 5;
@@ -42,13 +36,13 @@ const ALL_HOSTS_GONE: [&str; 3] = ["no usable host is left", "sync failed on eve
 
 #[test]
 fn chaos_soak_keeps_every_job_exact() {
-    let Some((_g, cluster)) = cluster::up() else { return };
+    let Some((_g, cluster)) = netns::up() else { return };
     let seed = env_number("SHOAL_CHAOS_SEED").unwrap_or_else(fresh_seed);
     let seconds = env_number("SHOAL_CHAOS_SECONDS").unwrap_or(60);
     let replay = format!("SHOAL_CHAOS_SEED={seed} SHOAL_CHAOS_SECONDS={seconds}");
     eprintln!("chaos soak: seed {seed}, {seconds} s of jobs (replay with {replay})");
-    let cli = cluster::shoal_cli();
-    let _ = (common::program("wordcount"), common::program("faults"));
+    // Built before the faults start, so that no build counts against a run.
+    let _ = (bin::shoal(), bin::program("wordcount"));
     let work = tempfile::tempdir().expect("a temp dir");
     let chaos = faults::Controller::start(seed);
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -58,7 +52,7 @@ fn chaos_soak_keeps_every_job_exact() {
         let kind = Kind::ALL[(seed as usize).wrapping_add(n) % Kind::ALL.len()];
         let job = Job::prepare(kind, &work.path().join(format!("{n:03}-{kind}")), &cluster.file, seed ^ n as u64);
         chaos.resume(n);
-        let ran = run_to_the_end(&job, &cli);
+        let ran = run_to_the_end(&job);
         chaos.pause();
         let checked = ran.and_then(|last_run| checks::after_job(cluster, &job, last_run.as_deref()));
         if let Err(why) = checked {
@@ -76,7 +70,7 @@ fn chaos_soak_keeps_every_job_exact() {
     }
     eprintln!("chaos soak (seed {seed}): {n} jobs exact under {} faults:\n{}", chaos.made(), chaos.log());
     drop(chaos);
-    cluster.start_fresh_agents(&cli);
+    cluster.start_fresh_agents();
     let left = checks::scratch_left(cluster, &runs);
     assert!(
         left.is_empty(),
@@ -89,12 +83,12 @@ fn chaos_soak_keeps_every_job_exact() {
 /// Runs the job, resuming it while it fails only because every host was
 /// gone, and checks its output; the id of the run that made the output,
 /// when the job is a single `shoal run`.
-fn run_to_the_end(job: &Job, cli: &Path) -> Result<Option<String>, String> {
+fn run_to_the_end(job: &Job) -> Result<Option<String>, String> {
     // A run that lost every host before it began (at connect) left no run
     // to resume: the next one starts afresh.
     let mut resume = false;
     for attempt in 0..MAX_RUNS {
-        let ran = bounded(job.command(cli, resume))?;
+        let ran = job.command(resume).run_within(RUN_LIMIT)?;
         if resume && ran.code == 2 && ran.stderr.contains("nothing to resume") {
             resume = false;
             continue;
@@ -111,48 +105,6 @@ fn run_to_the_end(job: &Job, cli: &Path) -> Result<Option<String>, String> {
         resume = true;
     }
     Err(format!("still failing after {MAX_RUNS} runs, each with every host lost"))
-}
-
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cmd`, killing it if it runs past [`RUN_LIMIT`].
-fn bounded(mut cmd: Command) -> Result<Ran, String> {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| format!("cannot wait for {cmd:?}: {e}"))? {
-            break Some(status);
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
-    match status {
-        Some(s) => Ok(Ran { code: s.code().unwrap_or(-1), stdout, stderr }),
-        None => Err(format!("{cmd:?} still ran after {RUN_LIMIT:?} (killed); its stderr:\n{stderr}")),
-    }
-}
-
-fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut p) = pipe {
-            let mut bytes = Vec::new();
-            let _ = p.read_to_end(&mut bytes);
-            text = String::from_utf8_lossy(&bytes).into_owned();
-        }
-        text
-    })
 }
 
 fn env_number(name: &str) -> Option<u64> {

@@ -2,11 +2,9 @@
 //! drive it (item 11), counters cannot wrap (item 12), a host cannot
 //! report for attempts it was not sent (item 10).
 
-mod support;
-
 use std::fs;
 
-use support::{local_cluster, shoal};
+use shoal_testkit::{local_cluster, Shoal};
 
 fn job(dir: &std::path::Path, text: &str) {
     fs::write(dir.join("job.toml"), text).unwrap();
@@ -18,7 +16,7 @@ fn escape_sequences_in_task_stderr_do_not_reach_the_terminal() {
     let (_c, cluster) = local_cluster(1, 1);
     // Retitles the terminal, then clears the screen.
     job(dir.path(), "[job]\nmax_attempts = 1\n[input]\nargs = [\"x\"]\n[map]\ncommand = \"printf '\\\\033]0;pwned\\\\007\\\\033[2Jboom' >&2; exit 3\"\n");
-    let ran = shoal(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().code(1);
+    let ran = Shoal::new().in_dir(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().code(1);
     assert!(!ran.stderr.contains('\x1b') && !ran.stderr.contains('\x07'), "raw control characters reached the terminal: {:?}", ran.stderr);
     assert!(ran.stderr.contains("\\x1b]0;pwned\\x07\\x1b[2Jboom"), "{}", ran.stderr);
 }
@@ -28,7 +26,7 @@ fn counters_saturate_instead_of_wrapping() {
     let dir = tempfile::tempdir().unwrap();
     let (_c, cluster) = local_cluster(1, 2);
     job(dir.path(), "[input]\nargs = [\"1\", \"2\", \"3\"]\n[map]\ncommand = \"echo reporter:counter:g,big,9223372036854775807 >&2; echo reporter:counter:g,small,{} >&2\"\n");
-    let ran = shoal(dir.path()).args(["run", "job.toml", "--json", "--cluster", cluster.to_str().unwrap()]).run().success();
+    let ran = Shoal::new().in_dir(dir.path()).args(["run", "job.toml", "--json", "--cluster", cluster.to_str().unwrap()]).run().success();
     let summary = ran.json();
     assert_eq!(summary["counters"]["g,big"], i64::MAX, "{summary}");
     assert_eq!(summary["counters"]["g,small"], 6, "{summary}");
@@ -47,8 +45,9 @@ fn reports_for_attempts_a_host_never_ran_are_ignored() {
         dir.path(),
         &format!("[input]\nargs = [{}]\n[map]\ncommand = \"sleep 0.05; echo {{}}\"\n[output]\npath = \"out.txt\"\n", args.join(", ")),
     );
-    shoal(dir.path())
-        .env("SHOAL_FAILPOINT", &format!("forge-reports:{}", _c.path().display()))
+    Shoal::new()
+        .in_dir(dir.path())
+        .env("SHOAL_FAILPOINT", format!("forge-reports:{}", _c.path().display()))
         .args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()])
         .run()
         .success();

@@ -2,14 +2,13 @@
 //! starts ends with it (setsid children, double forks, held pipes, a
 //! killed driver, a lost host), and logs and lines stay bounded.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{local_cluster, pid_in, shoal};
+use shoal_testkit::process::alive;
+use shoal_testkit::{local_cluster, pid_in, Ran, Shoal};
 
 /// Starts a process that escapes the task's process group (`setsid`) and
 /// one that double-forks, each writing its pid to a file in `dir`; their
@@ -36,16 +35,8 @@ fn job_dir(job: &str) -> tempfile::TempDir {
     dir
 }
 
-fn run_job(dir: &Path, cluster: &Path) -> support::Ran {
-    shoal(dir).env("HOME", dir.join("home").to_str().unwrap()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run()
-}
-
-/// Whether `pid` runs (a zombie waiting for its parent does not).
-fn alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
-        Err(_) => false,
-    }
+fn run_job(dir: &Path, cluster: &Path) -> Ran {
+    Shoal::new().in_job_dir(dir).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run()
 }
 
 /// Asserts that the process in `file` ends within `within`; kills it
@@ -121,7 +112,8 @@ fn start_long_run(dir: &Path, cluster: &Path, pids: &Path) -> std::process::Chil
     let command = format!("{}; echo $$ > {}/task.pid; sleep 300", escapees(pids), pids.display());
     fs::write(dir.join("data.txt"), "1\n").unwrap();
     fs::write(dir.join("job.toml"), job(&command, "")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+    let child = Shoal::new()
+        .command()
         .current_dir(dir)
         .env("HOME", dir.join("home"))
         .env("NO_COLOR", "1")
@@ -163,7 +155,8 @@ fn a_lost_host_is_asked_to_stop_and_its_tasks_end() {
     let command = format!("echo $PPID > {p}/agent.pid; {}; echo $$ > {p}/task.pid; sleep 300", escapees(pids.path()));
     fs::write(dir.path().join("data.txt"), "1\n").unwrap();
     fs::write(dir.path().join("job.toml"), job(&command, "")).unwrap();
-    let mut driver = Command::new(env!("CARGO_BIN_EXE_shoal"))
+    let mut driver = Shoal::new()
+        .command()
         .current_dir(dir.path())
         .env("HOME", dir.path().join("home"))
         .args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()])
@@ -205,7 +198,7 @@ fn a_long_stderr_line_without_a_newline_is_logged_in_reasonable_time() {
     run_job(dir.path(), &cluster).success();
     let took = started.elapsed();
     assert!(took < Duration::from_secs(20), "a 24 MB stderr line took {took:?} to log");
-    let logs = shoal(dir.path()).args(["logs", "latest", "--task", "0"]).run().success();
+    let logs = Shoal::new().in_dir(dir.path()).args(["logs", "latest", "--task", "0"]).run().success();
     let xs: usize = logs.stdout.bytes().filter(|b| *b == b'x').count();
     assert_eq!(xs, 24_000_000, "every byte of the line is in the log");
 }
@@ -252,7 +245,8 @@ fn exec_returns_when_its_command_ends_even_if_a_setsid_child_holds_the_pipes() {
     let held = pids.path().join("held.pid");
     let (dir, cluster) = local_cluster(1, 1);
     let command = format!("{}; echo started", setsid_holder(&held));
-    let mut exec = Command::new(env!("CARGO_BIN_EXE_shoal"))
+    let mut exec = Shoal::new()
+        .command()
         .current_dir(dir.path())
         .env("NO_COLOR", "1")
         .args(["exec", "--cluster", cluster.to_str().unwrap(), "--", &command])

@@ -1,43 +1,13 @@
 //! Steps run inside Docker images, on the local transport. The images are
 //! built here `FROM scratch` with a static busybox (no registry needed).
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 
-use support::{local_cluster, shoal};
-
-/// Builds `tag` from a static busybox; None when Docker is not usable
-/// (which fails the test in CI).
-fn busybox_image(tag: &str) -> Option<MutexGuard<'static, ()>> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let usable = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output().is_ok_and(|o| o.status.success());
-    if !usable || !Path::new("/bin/busybox").exists() {
-        assert!(std::env::var("CI").is_err(), "Docker and busybox-static must be usable in CI");
-        eprintln!("skipping: docker or /bin/busybox is missing");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("rootfs/bin");
-    fs::create_dir_all(&bin).unwrap();
-    fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    for tool in ["sh", "awk", "sort", "tr", "cat", "head", "sleep", "echo", "stat", "id", "wc"] {
-        std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
-    }
-    fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").unwrap();
-    let built = Command::new("docker").args(["build", "-q", "-t", tag]).arg(dir.path()).output().unwrap();
-    assert!(built.status.success(), "docker build: {}", String::from_utf8_lossy(&built.stderr));
-    Some(guard)
-}
-
-fn shoal_containers() -> usize {
-    let out = Command::new("docker").args(["ps", "-a", "-q", "--filter", "name=shoal-"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
+use shoal_testkit::docker::{busybox_image, shoal_containers};
+use shoal_testkit::reference::sorted_lines;
+use shoal_testkit::{local_cluster, Ran, Shoal};
 
 fn job_dir(job: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -47,11 +17,11 @@ fn job_dir(job: &str) -> tempfile::TempDir {
     dir
 }
 
-fn run(dir: &Path, extra: &[&str]) -> support::Ran {
+fn run(dir: &Path, extra: &[&str]) -> Ran {
     let (_c, cluster) = local_cluster(2, 2);
     let mut args = vec!["run", "job.toml", "--cluster", cluster.to_str().unwrap()];
     args.extend_from_slice(extra);
-    shoal(dir).args(args).run()
+    Shoal::new().in_dir(dir).args(args).run()
 }
 
 const WORDCOUNT: &str = r#"[input]
@@ -74,12 +44,6 @@ fn reference(dir: &Path) -> Vec<String> {
         *counts.entry(w.to_string()).or_default() += 1;
     }
     counts.into_iter().map(|(w, n)| format!("{w}\t{n}")).collect()
-}
-
-fn sorted_lines(p: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_to_string(p).unwrap().lines().map(String::from).collect();
-    v.sort();
-    v
 }
 
 #[test]
@@ -159,7 +123,8 @@ fn cancel_removes_every_container() {
     let job = "[input]\npath = \"corpus.txt\"\npartitions = 4\n[map]\nimage = \"shoal-test-busybox:cancel\"\ncommand = \"sleep 60\"\n[output]\npath = \"out/x.txt\"\n";
     let dir = job_dir(job);
     let (_c, cluster) = local_cluster(2, 2);
-    let child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+    let child = Shoal::new()
+        .command()
         .args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()])
         .current_dir(dir.path())
         .stderr(std::process::Stdio::piped())
@@ -184,7 +149,10 @@ fn cancel_removes_every_container() {
 fn example_container_tool_matches_reference() {
     let Some(_g) = busybox_image("shoal-test-busybox:example") else { return };
     let (dir, cluster) = local_cluster(2, 1);
-    let (_d, out) = support::run_example("container-tool", &["--cluster", cluster.to_str().unwrap()], &[]);
-    support::example_ok(&out, "container-tool: totals match");
+    Shoal::example("container-tool")
+        .args(["--cluster", cluster.to_str().unwrap()])
+        .run()
+        .success()
+        .stdout_has("container-tool: totals match");
     drop(dir);
 }

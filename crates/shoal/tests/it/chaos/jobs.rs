@@ -15,12 +15,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::common;
+use shoal_testkit::data::corpus;
+use shoal_testkit::reference::{parse_counts, wordcount};
+use shoal_testkit::Shoal;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
@@ -69,7 +70,7 @@ impl Job {
         match kind {
             Kind::Map => write_map_job(dir, &mut rng),
             Kind::Shuffle => write_shuffle_job(dir, &mut rng),
-            Kind::WordCount => common::corpus(&dir.join("corpus.txt"), 3000, seed | 1),
+            Kind::WordCount => corpus(&dir.join("corpus.txt"), 3000, seed | 1),
             Kind::Groups => {}
         }
         Job { kind, dir: dir.to_path_buf(), cluster: cluster.to_path_buf() }
@@ -77,30 +78,17 @@ impl Job {
 
     /// The command that runs the job (`resume`: reusing the last run's
     /// committed tasks).
-    pub fn command(&self, cli: &Path, resume: bool) -> Command {
+    pub fn command(&self, resume: bool) -> Shoal {
         let cluster = self.cluster.display().to_string();
-        let mut cmd = match self.kind {
-            Kind::Map | Kind::Shuffle => {
-                let mut c = Command::new(cli);
-                c.args(["run", "job.toml", "--json", "--cluster", &cluster]);
-                c
-            }
-            Kind::WordCount => {
-                let mut c = Command::new(common::program("wordcount"));
-                c.args(["--quiet", "--cluster", &cluster, "corpus.txt", "counts.tsv"]);
-                c
-            }
+        let cmd = match self.kind {
+            Kind::Map | Kind::Shuffle => Shoal::new().args(["run", "job.toml", "--json", "--cluster", &cluster]),
+            Kind::WordCount => Shoal::program("wordcount").args(["--quiet", "--cluster", &cluster, "corpus.txt", "counts.tsv"]),
             Kind::Groups => {
-                let mut c = Command::new(common::program("faults"));
-                c.args(["--quiet", "--cluster", &cluster, "slow", &GROUP_RECORDS.to_string(), &GROUP_MS.to_string()]);
-                c
+                Shoal::program("faults").args(["--quiet", "--cluster", &cluster, "slow", &GROUP_RECORDS.to_string(), &GROUP_MS.to_string()])
             }
         };
-        if resume {
-            cmd.arg("--resume");
-        }
-        cmd.current_dir(&self.dir).env_remove("SHOAL_CLUSTER").env_remove("RUST_BACKTRACE").env("NO_COLOR", "1");
-        cmd
+        let cmd = if resume { cmd.arg("--resume") } else { cmd };
+        cmd.in_dir(&self.dir).env_remove("SHOAL_CLUSTER").env_remove("RUST_BACKTRACE").env("NO_COLOR", "1")
     }
 
     /// Whether the job's output equals the single-process reference.
@@ -118,8 +106,8 @@ impl Job {
                 same("out/result.txt (lines sorted)", &got.join("\n"), &want.join("\n"))
             }
             Kind::WordCount => {
-                let got = common::parse_counts(&self.read("counts.tsv")?);
-                let want: Vec<(String, u64)> = common::wordcount(&self.dir.join("corpus.txt")).into_iter().collect();
+                let got = parse_counts(&self.read("counts.tsv")?);
+                let want: Vec<(String, u64)> = wordcount(&self.dir.join("corpus.txt")).into_iter().collect();
                 match got == want {
                     true => Ok(()),
                     false => Err(format!("counts.tsv differs from the reference: {} lines, want {}", got.len(), want.len())),

@@ -4,47 +4,13 @@
 //! when a closure panics on one host or a host dies in the middle of a job.
 //! Needs root; in CI (`CI=true`) a missing prerequisite is a failure.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::*;
-
-fn script(args: &[&str]) -> std::process::Output {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    Command::new(repo.join("scripts/testcluster"))
-        .args(args)
-        .env("SHOAL_TESTCLUSTER_DIR", std::env::temp_dir().join("shoal-testcluster-tests"))
-        .output()
-        .expect("run scripts/testcluster")
-}
-
-/// The shared 3-host cluster file, up once per test binary; tests take
-/// turns, since one kills a host.
-fn cluster() -> Option<(MutexGuard<'static, ()>, &'static PathBuf)> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    static UP: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let up = UP.get_or_init(|| {
-        let out = script(&["up", "3"]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        match out.status.success() {
-            true => Ok(PathBuf::from(text.trim())),
-            false => Err(format!("scripts/testcluster up 3 failed:\n{text}{}", String::from_utf8_lossy(&out.stderr))),
-        }
-    });
-    match up {
-        Ok(path) => Some((guard, path)),
-        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("cluster tests must run in CI: {why}"),
-        Err(why) => {
-            eprintln!("skipping cluster test: {why}");
-            None
-        }
-    }
-}
+use shoal_testkit::data::{corpus, join_data, records};
+use shoal_testkit::netns::{self, script};
+use shoal_testkit::reference::{kmeans, parse_counts, parse_points, pi_hits, sorted_lines, wordcount};
+use shoal_testkit::Shoal;
 
 fn on_cluster<'a>(c: &'a Path, rest: &[&'a str]) -> Vec<String> {
     let mut v = vec!["--quiet".to_string(), "--cluster".into(), c.display().to_string()];
@@ -58,38 +24,39 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 #[test]
 fn examples_are_exact_on_three_ssh_hosts() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     let dir = tempfile::tempdir().unwrap();
     corpus(&dir.path().join("corpus.txt"), 4000, 21);
-    let r = run(dir.path(), "wordcount", &strs(&on_cluster(c, &["corpus.txt", "counts.tsv"]))).success();
+    let r =
+        Shoal::program("wordcount").in_job_dir(dir.path()).args(strs(&on_cluster(&c.file, &["corpus.txt", "counts.tsv"]))).run().success();
     let want: Vec<(String, u64)> = wordcount(&dir.path().join("corpus.txt")).into_iter().collect();
     assert_eq!(parse_counts(&std::fs::read_to_string(dir.path().join("counts.tsv")).unwrap()), want);
     assert!(r.stdout.starts_with(&format!("{} distinct words", want.len())));
 
-    let r = run(dir.path(), "kmeans", &strs(&on_cluster(c, &["30000", "4", "10"]))).success();
+    let r = Shoal::program("kmeans").in_job_dir(dir.path()).args(strs(&on_cluster(&c.file, &["30000", "4", "10"]))).run().success();
     assert_eq!(parse_points(&r.stdout), kmeans(30_000, 4, 10));
 
     records(&dir.path().join("records.txt"), 8000, 4);
-    run(dir.path(), "sort", &strs(&on_cluster(c, &["records.txt", "sorted.txt"]))).success();
+    Shoal::program("sort").in_job_dir(dir.path()).args(strs(&on_cluster(&c.file, &["records.txt", "sorted.txt"]))).run().success();
     let got: Vec<String> = std::fs::read_to_string(dir.path().join("sorted.txt")).unwrap().lines().map(String::from).collect();
     assert!(got == sorted_lines(&dir.path().join("records.txt")), "sorted and complete on 3 hosts");
 
-    let r = run(dir.path(), "sum", &strs(&on_cluster(c, &["20000", "9"]))).success();
+    let r = Shoal::program("sum").in_job_dir(dir.path()).args(strs(&on_cluster(&c.file, &["20000", "9"]))).run().success();
     assert_eq!(r.value("sum"), (20_000i64 * 20_001).to_string());
     assert_eq!(r.value("count"), "20000");
-    let r = run(dir.path(), "pi", &strs(&on_cluster(c, &["300000", "9"]))).success();
+    let r = Shoal::program("pi").in_job_dir(dir.path()).args(strs(&on_cluster(&c.file, &["300000", "9"]))).run().success();
     assert_eq!(r.value("inside"), format!("{} of 300000", pi_hits(300_000)));
 
     let totals = join_data(dir.path(), 30, 1500);
-    let r = run(dir.path(), "join", &strs(&on_cluster(c, &["users.tsv", "orders.tsv"]))).success();
+    let r = Shoal::program("join").in_job_dir(dir.path()).args(strs(&on_cluster(&c.file, &["users.tsv", "orders.tsv"]))).run().success();
     assert_eq!(parse_counts(&r.stdout), totals);
 }
 
 #[test]
 fn a_closure_that_panics_on_one_host_is_retried_on_another() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), "faults", &strs(&on_cluster(c, &["panic-on", "h2", "1200"]))).success();
+    let r = Shoal::program("faults").in_job_dir(dir.path()).args(strs(&on_cluster(&c.file, &["panic-on", "h2", "1200"]))).run().success();
     assert_eq!(r.value("sum"), (2 * (0..1200i64).sum::<i64>()).to_string());
     let summary = latest_summary(dir.path());
     let attempts = summary["attempts"].as_array().unwrap();
@@ -102,10 +69,11 @@ fn a_closure_that_panics_on_one_host_is_retried_on_another() {
 
 #[test]
 fn a_host_killed_in_the_middle_of_a_job_changes_nothing_but_the_time() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let args = on_cluster(c, &["slow", "240", "50"]);
-    let child = Command::new(program("faults"))
+    let args = on_cluster(&c.file, &["slow", "240", "50"]);
+    let child = Shoal::program("faults")
+        .command()
         .args(&args)
         .current_dir(dir.path())
         .env_remove("SHOAL_CLUSTER")
@@ -115,7 +83,7 @@ fn a_host_killed_in_the_middle_of_a_job_changes_nothing_but_the_time() {
         .unwrap();
     // Each map task sleeps 20 x 50 ms; kill h2 once one runs there.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !task_running_on("h2", " slow 240 50") {
+    while c.procs_on("h2", " slow 240 50").is_empty() {
         assert!(Instant::now() < deadline, "no task of the job ever ran on h2");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -130,14 +98,6 @@ fn a_host_killed_in_the_middle_of_a_job_changes_nothing_but_the_time() {
     assert!(summary["lost"].as_array().is_some_and(|l| l.iter().any(|h| h[0] == "h2")), "h2 was lost: {summary}");
 }
 
-/// Whether a process in host `h`'s namespace has `pat` in its command line.
-fn task_running_on(h: &str, pat: &str) -> bool {
-    let pids = String::from_utf8_lossy(&script(&["pids", h]).stdout).into_owned();
-    pids.lines()
-        .filter_map(|p| p.trim().parse::<u32>().ok())
-        .any(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(pat)))
-}
-
 fn latest_summary(dir: &Path) -> serde_json::Value {
     let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join(".shoal/runs")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
     runs.retain(|p| p.join("summary.json").exists());
@@ -148,7 +108,7 @@ fn latest_summary(dir: &Path) -> serde_json::Value {
 
 #[test]
 fn host_files_are_read_on_their_own_ssh_host() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut lines = 0;
     for (i, h) in ["h1", "h2", "h3"].iter().enumerate() {
@@ -157,7 +117,7 @@ fn host_files_are_read_on_their_own_ssh_host() {
         std::fs::write(dir.path().join(format!("{h}.txt")), text).unwrap();
     }
     let pattern = format!("{}/{{host}}.txt", dir.path().display());
-    let r = run(dir.path(), "host_files", &strs(&on_cluster(c, &[&pattern]))).success();
+    let r = Shoal::program("host_files").in_job_dir(dir.path()).args(strs(&on_cluster(&c.file, &[&pattern]))).run().success();
     assert_eq!(r.value("lines"), lines.to_string());
     assert_eq!(r.value("words"), (2 * lines).to_string());
     assert!(r.stdout.contains("21\th3\n"), "each host read its own file: {}", r.stdout);

@@ -6,90 +6,33 @@
 //! All tests share one 3-host cluster and take a lock, because faults (a
 //! killed sshd, a cut link) must not leak into a neighbour test.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use support::shoal;
+use shoal_testkit::netns::{self, heal_all, script, Cluster, HOSTS};
+use shoal_testkit::process::wait_for;
+use shoal_testkit::{bin, Shoal};
 
-struct TestCluster {
-    dir: PathBuf,
-    cluster: PathBuf,
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn script(args: &[&str]) -> std::process::Output {
-    Command::new(repo().join("scripts/testcluster"))
-        .args(args)
-        .env("SHOAL_TESTCLUSTER_DIR", cluster_dir())
-        .output()
-        .expect("run scripts/testcluster")
-}
-
-fn cluster_dir() -> PathBuf {
-    std::env::temp_dir().join("shoal-testcluster-tests")
-}
-
-/// Brings the shared cluster up once per test binary.
-fn cluster() -> Option<(MutexGuard<'static, ()>, &'static TestCluster)> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    static UP: OnceLock<Result<TestCluster, String>> = OnceLock::new();
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let up = UP.get_or_init(|| {
-        let out = script(&["up", "3"]);
-        if !out.status.success() {
-            return Err(format!(
-                "scripts/testcluster up 3 failed:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(TestCluster { dir: cluster_dir(), cluster: cluster_dir().join("cluster.toml") })
-    });
-    match up {
-        Ok(c) => Some((guard, c)),
-        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("cluster tests must run in CI: {why}")
-        }
-        Err(why) => {
-            eprintln!("skipping cluster test: {why}");
-            None
-        }
-    }
-}
-
-fn heal_all() {
-    for h in ["h1", "h2", "h3"] {
-        let _ = script(&["heal", h]);
-        let _ = script(&["restart", h]);
-    }
-}
-
-fn cl(c: &TestCluster) -> String {
-    c.cluster.display().to_string()
+fn cl(c: &Cluster) -> String {
+    c.arg()
 }
 
 #[test]
 fn check_shows_all_three_and_second_check_uploads_nothing() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
-    for h in ["h1", "h2", "h3"] {
+    for h in HOSTS {
         let _ = std::fs::remove_dir_all(c.dir.join(h).join("work/bin"));
     }
-    let first = shoal(&c.dir).args(["check", "--json", "--cluster", &cl(c)]).run().success().json();
+    let first = Shoal::new().in_dir(&c.dir).args(["check", "--json", "--cluster", &cl(c)]).run().success().json();
     let rows = first.as_array().unwrap();
     assert_eq!(rows.len(), 3);
     for r in rows {
         assert_eq!(r["ready"], true, "{r}");
         assert!(r["uploaded_bytes"].as_u64().unwrap() > 0, "first check uploads the agent: {r}");
     }
-    let second = shoal(&c.dir).args(["check", "--json", "--cluster", &cl(c)]).run().success().json();
+    let second = Shoal::new().in_dir(&c.dir).args(["check", "--json", "--cluster", &cl(c)]).run().success().json();
     for r in second.as_array().unwrap() {
         assert_eq!(r["uploaded_bytes"], 0, "second check must upload nothing: {r}");
     }
@@ -97,9 +40,10 @@ fn check_shows_all_three_and_second_check_uploads_nothing() {
 
 #[test]
 fn exec_groups_output_across_hosts() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
-    let ran = shoal(&c.dir)
+    let ran = Shoal::new()
+        .in_dir(&c.dir)
         .args(["exec", "--cluster", &cl(c), "--", "echo same; if hostname -I | grep -q 10.177.0.12; then echo two; fi"])
         .run()
         .success();
@@ -109,10 +53,10 @@ fn exec_groups_output_across_hosts() {
 
 #[test]
 fn killed_sshd_is_reported_with_reason() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     assert!(script(&["kill", "h2"]).status.success());
-    let ran = shoal(&c.dir).args(["check", "--cluster", &cl(c)]).run().code(3);
+    let ran = Shoal::new().in_dir(&c.dir).args(["check", "--cluster", &cl(c)]).run().code(3);
     heal_all();
     assert!(ran.stdout.contains("h2: ssh to 10.177.0.12 failed"), "{}", ran.stdout);
     assert!(ran.stdout.contains("Connection refused") || ran.stdout.contains("No route"), "{}", ran.stdout);
@@ -121,11 +65,11 @@ fn killed_sshd_is_reported_with_reason() {
 
 #[test]
 fn cut_link_is_reported_within_the_timeout() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     assert!(script(&["cut", "h3"]).status.success());
     let started = Instant::now();
-    let ran = shoal(&c.dir).args(["check", "--cluster", &cl(c)]).run().code(3);
+    let ran = Shoal::new().in_dir(&c.dir).args(["check", "--cluster", &cl(c)]).run().code(3);
     let took = started.elapsed();
     heal_all();
     assert!(ran.stdout.contains("h3: "), "{}", ran.stdout);
@@ -136,82 +80,90 @@ fn cut_link_is_reported_within_the_timeout() {
 
 #[test]
 fn wrong_known_hosts_is_a_host_key_error() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
-    let text = std::fs::read_to_string(&c.cluster).unwrap();
+    let text = std::fs::read_to_string(&c.file).unwrap();
     let bad_known = c.dir.join("bad_known_hosts");
     let other_key = std::fs::read_to_string(c.dir.join("h2/ssh_host_ed25519_key.pub")).unwrap();
     std::fs::write(&bad_known, format!("10.177.0.11 {other_key}")).unwrap();
     let bad = c.dir.join("bad-cluster.toml");
     std::fs::write(&bad, text.replace(&c.dir.join("known_hosts").display().to_string(), &bad_known.display().to_string())).unwrap();
-    let ran = shoal(&c.dir).args(["check", "--cluster", bad.to_str().unwrap(), "--hosts", "h1"]).run().code(3);
+    let ran = Shoal::new().in_dir(&c.dir).args(["check", "--cluster", bad.to_str().unwrap(), "--hosts", "h1"]).run().code(3);
     assert!(ran.stdout.contains("h1: ssh to 10.177.0.11 failed"), "{}", ran.stdout);
     assert!(ran.stdout.contains("host key"), "{}", ran.stdout);
 }
 
 #[test]
 fn no_agent_survives_a_killed_driver() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
-    let mut driver = Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args(["exec", "--cluster", &cl(c), "--", "sleep 60"])
-        .current_dir(&c.dir)
-        .spawn()
-        .unwrap();
+    let mut driver = Shoal::new().command().args(["exec", "--cluster", &cl(c), "--", "sleep 60"]).current_dir(&c.dir).spawn().unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    assert!(agents_running() > 0, "agents should be up while the driver runs");
+    assert!(agents_running(c) > 0, "agents should be up while the driver runs");
     driver.kill().unwrap();
     let _ = driver.wait();
     // heartbeat_timeout is 5 s in the test cluster.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while agents_running() > 0 && Instant::now() < deadline {
+    while agents_running(c) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert_eq!(agents_running(), 0, "an agent outlived its driver");
-    assert_eq!(sleeps_running(), 0, "a task process outlived its agent");
+    assert_eq!(agents_running(c), 0, "an agent outlived its driver");
+    assert_eq!(sleeps_running(c), 0, "a task process outlived its agent");
 }
 
-fn agents_running() -> usize {
-    count_procs(|cmd| cmd.contains("shoal-") && cmd.contains(" agent "))
+fn agents_running(c: &Cluster) -> usize {
+    count_procs(c, |cmd| cmd.contains("shoal-") && cmd.contains(" agent "))
 }
 
-fn sleeps_running() -> usize {
-    count_procs(|cmd| cmd == "sleep 60")
+fn sleeps_running(c: &Cluster) -> usize {
+    count_procs(c, |cmd| cmd == "sleep 60")
 }
 
-fn count_procs(pred: impl Fn(&str) -> bool) -> usize {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    dir.flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
-        .filter(|c| pred(c))
-        .count()
+/// The processes on the cluster's hosts whose trimmed command line passes
+/// `pred` (only there: the local tests of this binary run beside it).
+fn count_procs(c: &Cluster, pred: impl Fn(&str) -> bool) -> usize {
+    HOSTS.iter().map(|h| c.procs_where(h, |cmd| pred(cmd.trim())).len()).sum()
 }
 
 #[test]
 fn examples_run_on_three_hosts() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     let cl = cl(c);
-    let (_d, out) = support::run_example("ssh-runner", &["--cluster", &cl], &[("CORPUS_BYTES", "1000000")]);
-    support::example_ok(&out, "ssh-runner: output matches the single-machine reference");
-    let (_d, out) = support::run_example("job-splitter", &["--cluster", &cl], &[]);
-    support::example_ok(&out, "job-splitter: 30 results match the one-by-one reference");
-    let (_d, out) = support::run_example("split-copy", &["--cluster", &cl], &[]);
-    support::example_ok(&out, "split-copy: 3 partitions, no input re-sent, sums match, pulled chunks rebuild the file");
-    let (_d, out) = support::run_example("wordcount-streaming", &["--cluster", &cl], &[("CORPUS_BYTES", "500000")]);
-    support::example_ok(&out, "words match the reference, with and without combining");
-    let (_d, out) = support::run_example("key-sharded", &["--cluster", &cl], &[]);
-    support::example_ok(&out, "key-sharded: 1000 keys, each on shard key mod 5, state matches the reference");
+    Shoal::example("ssh-runner")
+        .args(["--cluster", &cl])
+        .env("CORPUS_BYTES", "1000000")
+        .run()
+        .success()
+        .stdout_has("ssh-runner: output matches the single-machine reference");
+    Shoal::example("job-splitter")
+        .args(["--cluster", &cl])
+        .run()
+        .success()
+        .stdout_has("job-splitter: 30 results match the one-by-one reference");
+    Shoal::example("split-copy")
+        .args(["--cluster", &cl])
+        .run()
+        .success()
+        .stdout_has("split-copy: 3 partitions, no input re-sent, sums match, pulled chunks rebuild the file");
+    Shoal::example("wordcount-streaming")
+        .args(["--cluster", &cl])
+        .env("CORPUS_BYTES", "500000")
+        .run()
+        .success()
+        .stdout_has("words match the reference, with and without combining");
+    Shoal::example("key-sharded")
+        .args(["--cluster", &cl])
+        .run()
+        .success()
+        .stdout_has("key-sharded: 1000 keys, each on shard key mod 5, state matches the reference");
 }
 
 // ---- failures on the 3-host cluster (issue: failure is normal) ----
 
 /// A job dir: `data.txt` of `lines` lines, and a job file with `command`
 /// over `partitions` partitions.
-fn fault_job(c: &TestCluster, name: &str, partitions: u32, command: &str, extra: &str) -> PathBuf {
+fn fault_job(c: &Cluster, name: &str, partitions: u32, command: &str, extra: &str) -> PathBuf {
     let dir = c.dir.join("jobs").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -224,8 +176,9 @@ fn fault_job(c: &TestCluster, name: &str, partitions: u32, command: &str, extra:
     dir
 }
 
-fn start_run(c: &TestCluster, dir: &Path, extra: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_shoal"))
+fn start_run(c: &Cluster, dir: &Path, extra: &[&str]) -> std::process::Child {
+    Shoal::new()
+        .command()
         .args(["run", "job.toml", "--json", "--cluster", &cl(c)])
         .args(extra)
         .current_dir(dir)
@@ -249,35 +202,9 @@ fn output_is_input(dir: &Path) {
     assert_eq!(extra.len(), 1, "no extra files in out/: {extra:?}");
 }
 
-/// Waits until `pred` holds or `secs` pass.
-fn wait_for(secs: u64, mut pred: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if pred() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
-/// Processes in host `h`'s namespace whose command line contains `pat`.
-fn procs_on(h: &str, pat: &str) -> Vec<i32> {
-    let out = script(&["pids", h]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|p| p.trim().parse::<i32>().ok())
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(pat))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
-fn no_leftovers() {
-    for h in ["h1", "h2", "h3"] {
-        assert!(wait_for(15, || procs_on(h, " agent ").is_empty() && procs_on(h, "sleep").is_empty()), "processes left on {h}");
+fn no_leftovers(c: &Cluster) {
+    for h in HOSTS {
+        assert!(wait_for(15, || c.procs_on(h, " agent ").is_empty() && c.procs_on(h, "sleep").is_empty()), "processes left on {h}");
     }
 }
 
@@ -287,7 +214,7 @@ fn outcomes(summary: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn a_task_failing_once_per_host_is_retried_and_succeeds() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     let marks = c.dir.join("jobs/marks");
     let _ = std::fs::remove_dir_all(&marks);
@@ -307,7 +234,7 @@ fn a_task_failing_once_per_host_is_retried_and_succeeds() {
 
 #[test]
 fn a_task_that_always_fails_fails_the_job_and_keeps_the_old_output() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     let dir = fault_job(c, "always", 3, "cat", "");
     assert_eq!(finish_run(start_run(c, &dir, &[])).0, 0);
@@ -317,20 +244,20 @@ fn a_task_that_always_fails_fails_the_job_and_keeps_the_old_output() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("task 1 (partition 1, input data.txt) failed 4 times, on: "), "{stderr}");
     assert!(stderr.contains("(exit code 7)") && stderr.contains("  | boom"), "{stderr}");
-    for h in ["h1", "h2", "h3"] {
+    for h in HOSTS {
         assert!(stderr.contains(h), "every host it failed on is named: {stderr}");
     }
     assert_eq!(std::fs::read(dir.join("out/result.txt")).unwrap(), before);
-    no_leftovers();
+    no_leftovers(c);
 }
 
 #[test]
 fn a_killed_host_loses_its_tasks_to_the_others_without_charge() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     let dir = fault_job(c, "killhost", 12, "sleep 2; cat", "max_attempts = 1");
     let run = start_run(c, &dir, &[]);
-    assert!(wait_for(20, || !procs_on("h2", "sleep 2").is_empty()), "h2 never ran a task");
+    assert!(wait_for(20, || !c.procs_on("h2", "sleep 2").is_empty()), "h2 never ran a task");
     let killed_at = Instant::now();
     assert!(script(&["kill", "h2"]).status.success());
     let (code, summary, stderr) = finish_run(run);
@@ -344,11 +271,11 @@ fn a_killed_host_loses_its_tasks_to_the_others_without_charge() {
 
 #[test]
 fn a_cut_link_is_detected_and_the_old_agent_dies_by_its_lease() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     let dir = fault_job(c, "cut", 9, "sleep 3; cat", "");
     let run = start_run(c, &dir, &[]);
-    assert!(wait_for(20, || !procs_on("h3", "sleep 3").is_empty()), "h3 never ran a task");
+    assert!(wait_for(20, || !c.procs_on("h3", "sleep 3").is_empty()), "h3 never ran a task");
     assert!(script(&["cut", "h3"]).status.success());
     let cut_at = Instant::now();
     let (code, summary, stderr) = finish_run(run);
@@ -361,31 +288,34 @@ fn a_cut_link_is_detected_and_the_old_agent_dies_by_its_lease() {
     let took = cut_at.elapsed();
     assert!(script(&["heal", "h3"]).status.success());
     // The agent on h3 never heard from its driver again: its lease ends it.
-    assert!(wait_for(15, || procs_on("h3", " agent ").is_empty() && procs_on("h3", "sleep 3").is_empty()), "old agent or task still on h3");
+    assert!(
+        wait_for(15, || c.procs_on("h3", " agent ").is_empty() && c.procs_on("h3", "sleep 3").is_empty()),
+        "old agent or task still on h3"
+    );
     eprintln!("measured: run with a cut link finished {took:?} after the cut");
 }
 
 #[test]
 fn a_frozen_agent_is_detected_and_not_committed_twice() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     let dir = fault_job(c, "frozen", 9, "sleep 2; cat", "");
     let run = start_run(c, &dir, &[]);
-    assert!(wait_for(20, || !procs_on("h1", " agent ").is_empty() && !procs_on("h1", "sleep 2").is_empty()));
-    let agents = procs_on("h1", " agent ");
+    assert!(wait_for(20, || !c.procs_on("h1", " agent ").is_empty() && !c.procs_on("h1", "sleep 2").is_empty()));
+    let agents = c.procs_on("h1", " agent ");
     for p in &agents {
-        unsafe { libc_kill(*p, 19) }; // SIGSTOP
+        unsafe { libc_kill(*p as i32, 19) }; // SIGSTOP
     }
     let (code, summary, stderr) = finish_run(run);
     for p in &agents {
-        unsafe { libc_kill(*p, 18) }; // SIGCONT
+        unsafe { libc_kill(*p as i32, 18) }; // SIGCONT
     }
     assert_eq!(code, 0, "{stderr}");
     output_is_input(&dir);
     assert!(stderr.contains("host `h1` lost: no heartbeat"), "{stderr}");
     let committed = outcomes(&summary).iter().filter(|o| *o == "succeeded").count();
     assert_eq!(committed, 9, "one committed attempt per partition: {summary}");
-    no_leftovers();
+    no_leftovers(c);
 }
 
 extern "C" {
@@ -395,7 +325,7 @@ extern "C" {
 
 #[test]
 fn speculation_copies_a_straggler_and_kills_the_loser() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     let marks = c.dir.join("jobs/spec-marks");
     let _ = std::fs::remove_dir_all(&marks);
@@ -411,12 +341,12 @@ fn speculation_copies_a_straggler_and_kills_the_loser() {
     let attempts = summary["attempts"].as_array().unwrap();
     assert!(attempts.iter().any(|a| a["speculative"] == true && a["outcome"] == "succeeded"), "{summary}");
     assert!(attempts.iter().any(|a| a["task"] == 4 && a["outcome"] == "killed"), "{summary}");
-    no_leftovers();
+    no_leftovers(c);
 }
 
 #[test]
 fn resume_after_the_driver_is_killed_reuses_finished_tasks() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     let dir = fault_job(c, "resume", 12, "sleep 1; cat", "");
     let mut run = start_run(c, &dir, &[]);
@@ -430,7 +360,7 @@ fn resume_after_the_driver_is_killed_reuses_finished_tasks() {
     let _ = run.wait();
     let done_before = journal().unwrap().lines().count();
     assert!(!dir.join("out/result.txt").exists(), "no output from a killed run");
-    no_leftovers();
+    no_leftovers(c);
     let (code, summary, stderr) = finish_run(start_run(c, &dir, &["--resume"]));
     assert_eq!(code, 0, "{stderr}");
     output_is_input(&dir);
@@ -442,43 +372,43 @@ fn resume_after_the_driver_is_killed_reuses_finished_tasks() {
 
 #[test]
 fn ctrl_c_stops_every_task_and_says_how_to_resume() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     let dir = fault_job(c, "interrupt", 6, "sleep 30; cat", "");
     let run = start_run(c, &dir, &[]);
-    assert!(wait_for(20, || ["h1", "h2", "h3"].iter().all(|h| !procs_on(h, "sleep 30").is_empty())), "tasks never started");
+    assert!(wait_for(20, || HOSTS.iter().all(|h| !c.procs_on(h, "sleep 30").is_empty())), "tasks never started");
     unsafe { libc_kill(run.id() as i32, 2) }; // SIGINT
     let (code, _, stderr) = finish_run(run);
     assert_eq!(code, 130, "{stderr}");
     assert!(stderr.contains("interrupted; finished tasks are kept in its journal; resume with: shoal run job.toml --resume "), "{stderr}");
-    no_leftovers();
+    no_leftovers(c);
 }
 
 /// Runs a shell command in the mount namespace of host `h`'s sshd, which
 /// its agents inherit (`ip netns exec` gives each host a mount namespace of
 /// its own, so a mount made out here would not be seen there).
-fn in_mounts_of(c: &TestCluster, h: &str, cmd: &str) -> bool {
+fn in_mounts_of(c: &Cluster, h: &str, cmd: &str) -> bool {
     let pid = std::fs::read_to_string(c.dir.join(h).join("sshd.pid")).unwrap();
     Command::new("nsenter").args(["-t", pid.trim(), "-m", "sh", "-c", cmd]).status().unwrap().success()
 }
 
 #[test]
 fn a_full_disk_on_one_host_moves_its_tasks_elsewhere() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     // h2's work dir on a small tmpfs: room for the agent binary, then none;
     // private, as the agent accepts only a work dir others cannot write.
     let small = c.dir.join("small-h2");
     std::fs::create_dir_all(&small).unwrap();
-    let size = std::fs::metadata(env!("CARGO_BIN_EXE_shoal")).unwrap().len() / (1 << 20) + 8;
+    let size = std::fs::metadata(bin::shoal()).unwrap().len() / (1 << 20) + 8;
     in_mounts_of(c, "h2", &format!("umount {0} 2>/dev/null; mount -t tmpfs -o size={size}m,mode=0700 tmpfs {0}", small.display()));
-    let text = std::fs::read_to_string(&c.cluster).unwrap();
+    let text = std::fs::read_to_string(&c.file).unwrap();
     let full = c.dir.join("full-cluster.toml");
     std::fs::write(&full, text.replace(&format!("{}/h2/work", c.dir.display()), &small.display().to_string())).unwrap();
-    let check = shoal(&c.dir).args(["check", "--cluster", full.to_str().unwrap(), "--hosts", "h2"]).run();
+    let check = Shoal::new().in_dir(&c.dir).args(["check", "--cluster", full.to_str().unwrap(), "--hosts", "h2"]).run();
     in_mounts_of(c, "h2", &format!("dd if=/dev/zero of={}/filler bs=1M 2>/dev/null; true", small.display()));
     let dir = fault_job(c, "fulldisk", 9, "cat", "");
-    let ran = shoal(&dir).args(["run", "job.toml", "--cluster", full.to_str().unwrap()]).run();
+    let ran = Shoal::new().in_dir(&dir).args(["run", "job.toml", "--cluster", full.to_str().unwrap()]).run();
     in_mounts_of(c, "h2", &format!("umount {}", small.display()));
     assert_eq!(check.code, 0, "h2 deploys onto the small disk: {}", check.stdout);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
@@ -488,7 +418,7 @@ fn a_full_disk_on_one_host_moves_its_tasks_elsewhere() {
 
 #[test]
 fn losing_a_host_with_map_outputs_reruns_only_its_maps() {
-    let Some((_g, c)) = cluster() else { return };
+    let Some((_g, c)) = netns::up() else { return };
     heal_all();
     let dir = c.dir.join("jobs/shuffle-loss");
     let _ = std::fs::remove_dir_all(&dir);
@@ -501,7 +431,7 @@ fn losing_a_host_with_map_outputs_reruns_only_its_maps() {
     )
     .unwrap();
     let run = start_run(c, &dir, &[]);
-    assert!(wait_for(30, || !procs_on("h2", "sleep 4").is_empty()), "no reducer ran on h2");
+    assert!(wait_for(30, || !c.procs_on("h2", "sleep 4").is_empty()), "no reducer ran on h2");
     assert!(script(&["kill", "h2"]).status.success());
     let (code, summary, stderr) = finish_run(run);
     heal_all();

@@ -2,14 +2,12 @@
 //! change the agent's cached blocks, the agent's files are private, and
 //! the agent refuses a work dir that others could tamper with.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
-use support::{local_cluster, shoal};
+use shoal_testkit::docker::busybox_image;
+use shoal_testkit::{local_cluster, Shoal};
 
 /// A job whose one task appends to a synced file and to `$SHOAL_INPUT`
 /// (a single block: the input is larger than what travels inline), and
@@ -35,7 +33,7 @@ fn poison_dir() -> tempfile::TempDir {
 
 fn run_poison(dir: &Path, cluster: &Path, out: &str) -> String {
     fs::write(dir.join("job.toml"), POISON.replace("OUT", out)).unwrap();
-    shoal(dir).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
+    Shoal::new().in_dir(dir).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
     fs::read_to_string(dir.join(format!("out/{out}.txt"))).unwrap()
 }
 
@@ -92,7 +90,7 @@ fn a_work_dir_that_others_can_write_is_refused() {
     fs::set_permissions(&work, fs::Permissions::from_mode(0o777)).unwrap();
     let dir = poison_dir();
     fs::write(dir.path().join("job.toml"), POISON.replace("OUT", "out")).unwrap();
-    let ran = shoal(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().code(3);
+    let ran = Shoal::new().in_dir(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().code(3);
     let want = format!(
         "the work dir {w} is writable by other users (mode 777); they could replace the agent or its cached blocks: run `chmod 700 {w}` on that host, or use another work dir",
         w = work.display()
@@ -101,31 +99,9 @@ fn a_work_dir_that_others_can_write_is_refused() {
     assert!(!work.join("blocks").exists(), "nothing was written into the refused work dir");
 }
 
-/// Builds a tiny image `FROM scratch` with a static busybox; None when
-/// Docker is not usable here (which fails the test in CI).
-fn busybox_image(tag: &str) -> Option<()> {
-    let usable = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output().is_ok_and(|o| o.status.success());
-    if !usable || !Path::new("/bin/busybox").exists() {
-        assert!(std::env::var("CI").is_err(), "Docker and busybox-static must be usable in CI");
-        eprintln!("skipping: docker or /bin/busybox is missing");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("rootfs/bin");
-    fs::create_dir_all(&bin).unwrap();
-    fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    for tool in ["sh", "cat", "echo", "wc", "head"] {
-        std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
-    }
-    fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").unwrap();
-    let built = Command::new("docker").args(["build", "-q", "-t", tag]).arg(dir.path()).output().unwrap();
-    assert!(built.status.success(), "docker build: {}", String::from_utf8_lossy(&built.stderr));
-    Some(())
-}
-
 #[test]
 fn a_container_cannot_poison_the_cache_and_gets_its_params_from_a_file() {
-    let Some(()) = busybox_image("shoal-test-busybox:cache") else { return };
+    let Some(_g) = busybox_image("shoal-test-busybox:cache") else { return };
     let (cdir, cluster) = local_cluster(1, 1);
     let dir = poison_dir();
     let job = POISON
@@ -137,7 +113,7 @@ fn a_container_cannot_poison_the_cache_and_gets_its_params_from_a_file() {
     let want = format!("from the driver\ns3cret\n{size}\nline \n");
     for out in ["first", "second"] {
         fs::write(dir.path().join("job.toml"), job.replace("OUT", out)).unwrap();
-        shoal(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
+        Shoal::new().in_dir(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
         assert_eq!(fs::read_to_string(dir.path().join(format!("out/{out}.txt"))).unwrap(), want, "run {out}");
     }
     assert_blocks_hash_to_their_names(&cdir.path().join("hosts/a/blocks"));

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::cluster::{Cluster, HOSTS};
+use shoal_testkit::netns::{Cluster, HOSTS};
+
 use super::jobs::Job;
 
 /// Long enough for an agent that lost its driver to notice (its lease is

@@ -2,11 +2,9 @@
 //! quotes the command puts around `{}` (issue 17, item 1: each of these
 //! reproductions created the file `pwned` before the fix).
 
-mod support;
-
 use std::fs;
 
-use support::{local_cluster, shoal};
+use shoal_testkit::{local_cluster, Shoal};
 
 /// Arguments that turn into commands when pasted into the command text.
 const HOSTILE: [&str; 4] = ["my file; touch pwned", "$(touch pwned)", "x'; touch pwned; echo '", "`touch pwned`"];
@@ -36,7 +34,7 @@ fn quoted_braces_in_a_job_file_do_not_run_the_argument() {
         let args: Vec<String> = HOSTILE.iter().map(|a| format!("{a:?}")).collect();
         let job = format!("[input]\nargs = [{}]\n[map]\ncommand = \"{template}\"\n[output]\npath = \"out.txt\"\n", args.join(", "));
         fs::write(dir.path().join("job.toml"), &job).unwrap();
-        shoal(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
+        Shoal::new().in_dir(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
         let out = fs::read_to_string(dir.path().join("out.txt")).unwrap();
         assert_args_were_data(dir.path(), &out);
         assert!(walk(_c.path()).iter().all(|p| !p.ends_with("pwned")), "{job}");
@@ -50,7 +48,7 @@ fn quoted_braces_in_a_one_liner_do_not_run_the_argument() {
     let mut args = vec!["map", "--cluster", cluster.to_str().unwrap(), "--output", "out.txt", "--args"];
     args.extend(HOSTILE);
     args.extend(["--", "echo '{}'"]);
-    shoal(dir.path()).args(args).run().success();
+    Shoal::new().in_dir(dir.path()).args(args).run().success();
     let out = fs::read_to_string(dir.path().join("out.txt")).unwrap();
     assert_args_were_data(dir.path(), &out);
     assert!(walk(_c.path()).iter().all(|p| !p.ends_with("pwned")));
@@ -65,7 +63,7 @@ fn the_argument_is_in_shoal_arg() {
         "[input]\nargs = [\"a b\"]\n[map]\ncommand = 'printf \"%s|%s\\n\" \"$SHOAL_ARG\"'\n[output]\npath = \"out.txt\"\n",
     )
     .unwrap();
-    shoal(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
+    Shoal::new().in_dir(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
     // No `{}`: the argument is also the command's last word.
     assert_eq!(fs::read_to_string(dir.path().join("out.txt")).unwrap(), "a b|a b\n");
 }
@@ -75,7 +73,7 @@ fn an_argument_too_long_for_the_environment_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let long = "x".repeat(200_000);
     fs::write(dir.path().join("job.toml"), format!("[input]\nargs = [\"ok\", \"{long}\"]\n[map]\ncommand = \"echo {{}}\"\n")).unwrap();
-    let ran = shoal(dir.path()).args(["run", "job.toml"]).run().code(2);
+    let ran = Shoal::new().in_dir(dir.path()).args(["run", "job.toml"]).run().code(2);
     assert_eq!(ran.stderr.trim(), "error: [input] args: argument 2 is 200000 bytes; it reaches its task as the variable $SHOAL_ARG, and Linux refuses one over 131061 bytes: put long data in a file and pass its name");
 }
 
@@ -83,6 +81,6 @@ fn an_argument_too_long_for_the_environment_is_refused() {
 fn a_nul_in_an_argument_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("job.toml"), "[input]\nargs = [\"ok\", \"a\\u0000b\"]\n[map]\ncommand = \"echo {}\"\n").unwrap();
-    let ran = shoal(dir.path()).args(["run", "job.toml"]).run().code(2);
+    let ran = Shoal::new().in_dir(dir.path()).args(["run", "job.toml"]).run().code(2);
     assert_eq!(ran.stderr.trim(), "error: [input] args: argument 2 (\"a\\0b\") contains a NUL byte, which no command can receive");
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::cluster::{heal_all, pid_list, script, HOSTS};
+use shoal_testkit::netns::{heal_all, pid_list, script, HOSTS};
 
 /// Hosts faulted at the same time, at most: never all three.
 const MAX_DOWN: usize = 2;

@@ -3,16 +3,14 @@
 //! the host was reported lost with a wrong reason; now each works, or is
 //! refused up front with a sentence that names what to change.
 
-mod support;
-
 use std::fs;
 use std::path::Path;
 
-use support::{local_cluster, shoal};
+use shoal_testkit::{local_cluster, Ran, Shoal};
 
-fn run(dir: &Path, hosts: usize) -> support::Ran {
+fn run(dir: &Path, hosts: usize) -> Ran {
     let (_c, cluster) = local_cluster(hosts, 2);
-    shoal(dir).env("HOME", dir.join("home").to_str().unwrap()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run()
+    Shoal::new().in_job_dir(dir).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run()
 }
 
 fn job_dir(job: &str) -> tempfile::TempDir {
@@ -23,7 +21,7 @@ fn job_dir(job: &str) -> tempfile::TempDir {
     dir
 }
 
-fn assert_no_lost_host(ran: &support::Ran) {
+fn assert_no_lost_host(ran: &Ran) {
     let all = format!("{}{}", ran.stdout, ran.stderr);
     assert!(!all.contains("lost") && !all.contains("is gone") && !all.contains("unreachable"), "a host was reported lost:\n{all}");
 }
@@ -32,7 +30,7 @@ fn assert_no_lost_host(ran: &support::Ran) {
 fn exec_printing_5_mb_keeps_the_link_and_shows_the_tail() {
     let (dir, cluster) = local_cluster(1, 1);
     let command = "head -c 4999999 /dev/zero | tr '\\0' x; echo; echo the-end";
-    let ran = shoal(dir.path()).args(["exec", "--cluster", cluster.to_str().unwrap(), "--", command]).run();
+    let ran = Shoal::new().in_dir(dir.path()).args(["exec", "--cluster", cluster.to_str().unwrap(), "--", command]).run();
     assert_no_lost_host(&ran);
     let ran = ran.success();
     assert!(ran.stdout.starts_with("---------------- a (exit code 0)\n"), "{}", &ran.stdout[..ran.stdout.len().min(200)]);
@@ -139,7 +137,8 @@ fn an_unsendable_request_fails_the_run_with_its_reason_not_a_lost_host() {
     let (_c, cluster) = local_cluster(1, 1);
     let text = fs::read_to_string(&cluster).unwrap();
     fs::write(&cluster, format!("{text}env = {{ BIG = \"{}\" }}\n", "b".repeat(5_000_000))).unwrap();
-    let ran = shoal(dir.path())
+    let ran = Shoal::new()
+        .in_dir(dir.path())
         .env("HOME", dir.path().join("home").to_str().unwrap())
         .args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()])
         .run();

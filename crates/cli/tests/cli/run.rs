@@ -2,12 +2,10 @@
 //! error text, failure that leaves the previous output alone, dry runs,
 //! logs, runs and resume.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use support::{local_cluster, shoal};
+use shoal_testkit::{local_cluster, Ran, Shoal};
 
 /// A job dir with `data.txt` (`lines` numbers) and a job file.
 fn job_dir(lines: usize, job: &str) -> tempfile::TempDir {
@@ -18,11 +16,11 @@ fn job_dir(lines: usize, job: &str) -> tempfile::TempDir {
     dir
 }
 
-fn run(dir: &Path, extra: &[&str]) -> support::Ran {
+fn run(dir: &Path, extra: &[&str]) -> Ran {
     let (_c, cluster) = local_cluster(2, 2);
     let mut args = vec!["run", "job.toml", "--cluster", cluster.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let ran = shoal(dir).env("HOME", dir.join("home").to_str().unwrap()).args(args).run();
+    let ran = Shoal::new().in_job_dir(dir).args(args).run();
     drop(_c);
     ran
 }
@@ -126,13 +124,13 @@ fn logs_are_kept_and_merged_by_time() {
     let job = CAT.replace("command = \"cat\"", "command = \"echo working on $SHOAL_PARTITION >&2; cat\"");
     let dir = job_dir(100, &job);
     run(dir.path(), &[]).success();
-    let ran = shoal(dir.path()).args(["logs", "--merged"]).run().success();
+    let ran = Shoal::new().in_dir(dir.path()).args(["logs", "--merged"]).run().success();
     for p in 0..5 {
         assert!(ran.stdout.contains(&format!(" task {p}] working on {p}\n")), "{}", ran.stdout);
     }
-    let one = shoal(dir.path()).args(["logs", "latest", "--task", "2"]).run().success();
+    let one = Shoal::new().in_dir(dir.path()).args(["logs", "latest", "--task", "2"]).run().success();
     assert_eq!(one.stdout, "working on 2\n");
-    let runs = shoal(dir.path()).args(["runs"]).run().success();
+    let runs = Shoal::new().in_dir(dir.path()).args(["runs"]).run().success();
     assert!(runs.stdout.contains("succeeded"), "{}", runs.stdout);
 }
 
@@ -195,7 +193,7 @@ fn short_commands_sent_ahead_never_run_more_at_once_than_the_slots() {
     );
     fs::write(dir.path().join("job.toml"), job).unwrap();
     let (_c, cluster) = local_cluster(1, 1);
-    let ran = shoal(dir.path()).args(["run", "job.toml", "--json", "--cluster", cluster.to_str().unwrap()]).run().success();
+    let ran = Shoal::new().in_dir(dir.path()).args(["run", "job.toml", "--json", "--cluster", cluster.to_str().unwrap()]).run().success();
     assert_eq!(ran.json()["tasks"], 60);
     let mut out: Vec<u32> = fs::read_to_string(dir.path().join("out/all.txt")).unwrap().lines().map(|l| l.parse().unwrap()).collect();
     out.sort_unstable();
@@ -244,7 +242,8 @@ fn map_one_liner_per_file_job_names_outputs_after_inputs() {
         fs::write(dir.path().join("logs").join(name), text).unwrap();
     }
     let (_c, cluster) = local_cluster(2, 1);
-    shoal(dir.path())
+    Shoal::new()
+        .in_dir(dir.path())
         .args([
             "map",
             "--cluster",
@@ -291,21 +290,21 @@ fn map_one_liner_args_are_quoted_and_save_writes_an_equivalent_job() {
         "{}",
         "$SHOAL_PARAM_DEPTH",
     ];
-    shoal(dir.path()).args(args).run().success();
+    Shoal::new().in_dir(dir.path()).args(args).run().success();
     assert_eq!(fs::read_to_string(dir.path().join("out/r.txt")).unwrap(), "plain 4\nit's; touch pwned 4\n");
     assert!(!dir.path().join("pwned").exists() && !dir.path().join("home").join("pwned").exists());
     let mut save = args.to_vec();
     save.splice(save.len() - 4..save.len() - 4, ["--save", "job.toml"]);
-    shoal(dir.path()).args(save).run().success().stdout_has("wrote job.toml");
+    Shoal::new().in_dir(dir.path()).args(save).run().success().stdout_has("wrote job.toml");
     fs::remove_file(dir.path().join("out/r.txt")).unwrap();
-    shoal(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
+    Shoal::new().in_dir(dir.path()).args(["run", "job.toml", "--cluster", cluster.to_str().unwrap()]).run().success();
     assert_eq!(fs::read_to_string(dir.path().join("out/r.txt")).unwrap(), "plain 4\nit's; touch pwned 4\n");
 }
 
 #[test]
 fn completions_are_printed() {
     let dir = tempfile::tempdir().unwrap();
-    shoal(dir.path()).args(["completions", "bash"]).run().success().stdout_has("shoal");
+    Shoal::new().in_dir(dir.path()).args(["completions", "bash"]).run().success().stdout_has("shoal");
 }
 
 /// The run report of a real run with failures and retries, loaded in

@@ -1,0 +1,36 @@
+//! The one integration-test harness of Shoal's own tests, a dev-dependency
+//! of `shoal-cli` and `shoal` (never published).
+//!
+//! It owns what every integration test needs and no test's assertions:
+//!
+//! - [`bin`]: where the built `shoal` command and example programs are
+//!   (built on demand when cargo did not build them for this test);
+//! - [`Shoal`]: a builder that runs one of them in a directory with
+//!   arguments, environment and stdin, and its [`Ran`] with
+//!   `#[track_caller]` assertions that print the command, its exit code,
+//!   stdout and stderr on failure (in the spirit of casey/just's tests);
+//! - [`local`]: cluster files of local-transport hosts;
+//! - [`netns`]: the shared 3-host ssh cluster of `scripts/testcluster`,
+//!   brought up once per test binary and taken by one test at a time;
+//! - [`docker`]: the `FROM scratch` busybox images of the container tests;
+//! - [`process`]: pids written by tasks, liveness, waiting;
+//! - [`data`] and [`reference`]: deterministic test data and the answers
+//!   computed the plain single-threaded way.
+//!
+//! Tests live in two binaries, `crates/cli/tests/cli/` and
+//! `crates/shoal/tests/it/`, one module per former test file.
+
+pub mod bin;
+pub mod data;
+pub mod docker;
+pub mod local;
+pub mod netns;
+pub mod process;
+mod ran;
+pub mod reference;
+mod shoal;
+
+pub use local::local_cluster;
+pub use process::pid_in;
+pub use ran::Ran;
+pub use shoal::Shoal;
