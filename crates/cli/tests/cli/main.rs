@@ -15,8 +15,10 @@
 //! turns through `shoal_testkit::netns::up`; the container tests take
 //! turns through `shoal_testkit::docker::busybox_image`.
 
+mod agent_args;
 mod cluster;
 mod containers;
+mod dry_run;
 mod hardening_args;
 mod hardening_cache;
 mod hardening_misc;
@@ -27,3 +29,4 @@ mod hardening_wire;
 mod local;
 mod run;
 mod skip_bad_records;
+mod state;

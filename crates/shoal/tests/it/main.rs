@@ -22,3 +22,4 @@
 mod chaos;
 mod dataset;
 mod dataset_cluster;
+mod dataset_errors;

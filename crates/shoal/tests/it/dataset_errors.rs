@@ -5,9 +5,14 @@
 //! layout cannot be made from a program; their unit tests are in
 //! `dataset/narrow.rs` and `shoal_wire::task_env`.)
 
-mod common;
+use std::path::Path;
 
-use common::*;
+use shoal_testkit::local::local_workers;
+use shoal_testkit::{Ran, Shoal};
+
+fn run(dir: &Path, program: &str, args: &[&str]) -> Ran {
+    Shoal::program(program).in_job_dir(dir).args(args).run()
+}
 
 #[test]
 fn a_record_parallelize_cannot_encode_is_an_error_at_the_call_on_the_driver() {
@@ -29,7 +34,7 @@ fn a_missing_host_file_fails_the_job_with_a_sentence_not_a_panic() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("w0.txt"), "a\nb\n").unwrap();
-    let cluster = local_cluster(dir.path(), 2).display().to_string();
+    let cluster = local_workers(dir.path(), 2).display().to_string();
     let pattern = format!("{}/{{host}}.txt", data.display());
     let r = run(dir.path(), "bad_input", &["--cluster", &cluster, "--quiet", "host-file", &pattern]).code(1);
     let r = r.stderr_has(&format!(

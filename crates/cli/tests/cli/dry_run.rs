@@ -1,13 +1,11 @@
 //! `shoal run --dry-run` shows the hosts the run itself uses: the dry run
 //! and the run take their placement from the same code.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use support::shoal;
+use shoal_testkit::Shoal;
 
 /// Three local hosts of different speeds, so that weighted shares differ.
 fn cluster(dir: &Path) -> String {
@@ -34,10 +32,11 @@ fn dry_run_of_a_weighted_job_with_a_reduce_shows_the_hosts_the_run_uses() {
     fs::write(dir.path().join("job.toml"), job).unwrap();
     let cluster = cluster(dir.path());
     let home = dir.path().join("home").display().to_string();
-    let dry = shoal(dir.path()).env("HOME", &home).args(["run", "job.toml", "--cluster", &cluster, "--dry-run"]).run().success();
+    let dry =
+        Shoal::new().in_dir(dir.path()).env("HOME", &home).args(["run", "job.toml", "--cluster", &cluster, "--dry-run"]).run().success();
     let rows: Vec<Vec<&str>> = dry.stdout.lines().skip(1).take(14).map(|l| l.split_whitespace().collect()).collect();
     let planned: BTreeMap<u64, String> = rows[..12].iter().map(|r| (r[0].parse().unwrap(), r[3].to_string())).collect();
-    let ran = shoal(dir.path()).env("HOME", &home).args(["run", "job.toml", "--cluster", &cluster, "--json"]).run().success();
+    let ran = Shoal::new().in_dir(dir.path()).env("HOME", &home).args(["run", "job.toml", "--cluster", &cluster, "--json"]).run().success();
     let summary = ran.json();
     let used: BTreeMap<u64, String> = summary["attempts"]
         .as_array()

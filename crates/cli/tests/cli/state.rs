@@ -4,7 +4,8 @@
 //! `shoal logs`, `shoal report` and `shoal runs` find runs by their ids.
 
 use std::path::Path;
-use std::process::Command;
+
+use shoal_testkit::Shoal;
 
 /// A job dir with a cluster of one local host and a `cat` job per name.
 fn job_dir(names: &[&str]) -> tempfile::TempDir {
@@ -23,15 +24,8 @@ fn job_dir(names: &[&str]) -> tempfile::TempDir {
 }
 
 fn shoal(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .current_dir(dir)
-        .env_remove("SHOAL_CLUSTER")
-        .env("HOME", dir.join("home"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    let r = Shoal::new().in_job_dir(dir).args(args).run();
+    (r.code, r.stdout, r.stderr)
 }
 
 #[test]

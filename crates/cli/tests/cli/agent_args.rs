@@ -2,11 +2,11 @@
 //! a bad one is a usage error (exit 2) with a sentence, before anything
 //! is created.
 
-use std::process::Command;
+use shoal_testkit::Shoal;
 
 fn agent(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shoal")).arg("agent").args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    let r = Shoal::new().arg("agent").args(args).run();
+    (r.code, r.stderr)
 }
 
 #[test]
