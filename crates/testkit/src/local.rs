@@ -20,6 +20,16 @@ pub fn local_workers(dir: &Path, n: usize) -> PathBuf {
     write(dir, &format!("cluster-{n}.toml"), (0..n).map(|i| format!("w{i}")), 1)
 }
 
+/// Runs `shoal run job.toml EXTRA...` in the job dir `dir` on a fresh
+/// cluster of two local hosts with two slots each (removed afterwards).
+#[track_caller]
+pub fn run_job(dir: &Path, extra: &[&str]) -> crate::Ran {
+    let (_cluster_dir, cluster) = local_cluster(2, 2);
+    let mut args = vec!["run", "job.toml", "--cluster", cluster.to_str().expect("a UTF-8 temp path")];
+    args.extend_from_slice(extra);
+    crate::Shoal::new().in_job_dir(dir).args(args).run()
+}
+
 fn write(dir: &Path, file: &str, names: impl Iterator<Item = String>, slots: u32) -> PathBuf {
     let mut text = String::from(
         "[defaults]\n# generous: parallel tests load the machine, and these tests do not time hosts out\nheartbeat_timeout = 15\n",

@@ -18,10 +18,7 @@ fn job_dir(job: &str) -> tempfile::TempDir {
 }
 
 fn run(dir: &Path, extra: &[&str]) -> Ran {
-    let (_c, cluster) = local_cluster(2, 2);
-    let mut args = vec!["run", "job.toml", "--cluster", cluster.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    Shoal::new().in_dir(dir).args(args).run()
+    shoal_testkit::local::run_job(dir, extra)
 }
 
 const WORDCOUNT: &str = r#"[input]

@@ -17,12 +17,7 @@ fn job_dir(lines: usize, job: &str) -> tempfile::TempDir {
 }
 
 fn run(dir: &Path, extra: &[&str]) -> Ran {
-    let (_c, cluster) = local_cluster(2, 2);
-    let mut args = vec!["run", "job.toml", "--cluster", cluster.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let ran = Shoal::new().in_job_dir(dir).args(args).run();
-    drop(_c);
-    ran
+    shoal_testkit::local::run_job(dir, extra)
 }
 
 const CAT: &str = "[input]\npath = \"data.txt\"\npartitions = 5\n[map]\ncommand = \"cat\"\n[output]\npath = \"out/all.txt\"\n";
