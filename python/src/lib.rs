@@ -5,9 +5,12 @@
 
 use pyo3::prelude::*;
 
+mod keys;
+
 /// The extension module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(keys::encode_key_bytes, m)?)?;
     Ok(())
 }

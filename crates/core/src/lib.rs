@@ -8,6 +8,7 @@
 //! is `sim`, test scaffolding compiled only for tests (here, and in
 //! other crates with the `sim` feature).
 
+pub mod canon;
 pub mod cluster;
 pub mod job;
 pub mod partitioner;
