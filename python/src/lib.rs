@@ -5,9 +5,12 @@
 
 use pyo3::prelude::*;
 
+mod agent_binary;
+
 /// The extension module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(agent_binary::agent_binary_py, m)?)?;
     Ok(())
 }
