@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod agent_binary;
 mod keys;
 
 /// The extension module.
@@ -12,5 +13,6 @@ mod keys;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(keys::encode_key_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(agent_binary::agent_binary_py, m)?)?;
     Ok(())
 }

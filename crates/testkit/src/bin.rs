@@ -38,6 +38,12 @@ pub fn program(name: &str) -> PathBuf {
     profile_dir().join("examples").join(name)
 }
 
+/// The target dir the running test was built in (`target/`, or
+/// `$CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    profile_dir().parent().expect("target/<profile>/ has a parent").to_path_buf()
+}
+
 /// `target/<profile>/`: the running test is `target/<profile>/deps/<test>`.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");

@@ -13,6 +13,8 @@
 //! - [`netns`]: the shared 3-host ssh cluster of `scripts/testcluster`,
 //!   brought up once per test binary and taken by one test at a time;
 //! - [`docker`]: the `FROM scratch` busybox images of the container tests;
+//! - [`python`]: a venv with the `shoal` Python package installed from
+//!   `python/`, current with the sources;
 //! - [`process`]: pids written by tasks, liveness, waiting;
 //! - [`data`] and [`reference`]: deterministic test data and the answers
 //!   computed the plain single-threaded way.
@@ -26,6 +28,7 @@ pub mod docker;
 pub mod local;
 pub mod netns;
 pub mod process;
+pub mod python;
 mod ran;
 pub mod reference;
 mod shoal;

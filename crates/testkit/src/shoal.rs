@@ -1,5 +1,6 @@
 //! The builder that runs a binary under test: `Shoal::new()` for the
 //! `shoal` command, `Shoal::program(name)` for an example program,
+//! `Shoal::python()` for the venv's python with the `shoal` package,
 //! `Shoal::example(name)` for a shell example's `run.sh`; then
 //! `.arg(..)`, `.env(..)`, `.in_dir(..)`, `.stdin(..)` and `.run()` (or
 //! `.run_within(limit)`, or `.command()` for a test that signals the
@@ -40,6 +41,14 @@ impl Shoal {
         let mut cmd = Command::new(bin::program(name));
         cmd.env_remove("SHOAL_CLUSTER").env_remove("RUST_BACKTRACE");
         Shoal { cmd, line: name.into(), stdin: None, scratch: None }
+    }
+
+    /// The python of the venv with the `shoal` package (see
+    /// [`crate::python::venv`]), with no `PYTHONPATH` from outside.
+    pub fn python() -> Shoal {
+        let mut cmd = Command::new(crate::python::venv());
+        cmd.env_remove("SHOAL_CLUSTER").env_remove("PYTHONPATH").env_remove("PYTHONHOME");
+        Shoal { cmd, line: "python".into(), stdin: None, scratch: None }
     }
 
     /// The shell example `examples/<name>`, copied with `examples/common`

@@ -5,6 +5,8 @@
 //!   against plain single-threaded answers, and the failures a program
 //!   can meet;
 //! - `dataset_cluster`: the same over real ssh on the netns test cluster;
+//! - `python_package`: the Python package `pip install ./python` makes
+//!   (in a venv at `target/python-venv`, see `shoal_testkit::python`);
 //! - `chaos`: the seeded chaos soak on that cluster, and the `kill -9` of
 //!   an agent it found.
 //!
@@ -24,3 +26,4 @@ mod dataset;
 mod dataset_cluster;
 mod dataset_errors;
 mod python_keys;
+mod python_package;

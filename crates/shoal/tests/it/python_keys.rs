@@ -4,23 +4,15 @@
 //! the keys the issue names, fixed across Python processes with different
 //! `PYTHONHASHSEED` and equal to what Rust computes for the same values.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use shoal_core::canon::Key;
 use shoal_core::partitioner::stable_hash;
 use shoal_testkit::bin;
 
-// STUB: replaced by `shoal_testkit::python::venv()` (the embed helper's)
-// at merge. Until then: the keys worktree's venv, where `maturin develop`
-// installed the package.
-fn venv() -> PathBuf {
-    bin::repo().join("target/pyvenv/bin/python")
-}
-
 /// Runs `python/tests/test_keys.py` with `args` and a hash seed.
 fn test_keys(args: &[&str], seed: &str) -> Output {
-    let python = venv();
+    let python = shoal_testkit::python::venv();
     let script = bin::repo().join("python/tests/test_keys.py");
     let out = Command::new(&python)
         .arg(&script)
