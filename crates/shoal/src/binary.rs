@@ -14,14 +14,26 @@ pub struct Binary {
     pub size: u64,
 }
 
-/// The current executable, hashed once per process.
+static CURRENT: OnceLock<Binary> = OnceLock::new();
+
+/// The current executable, hashed once per process; or the agent set by
+/// [`set_agent`] (a driver that is not itself a `shoal` build, such as
+/// the Python interpreter, deploys the `shoal` command instead).
 pub fn current() -> std::io::Result<&'static Binary> {
-    static CURRENT: OnceLock<Binary> = OnceLock::new();
     if let Some(b) = CURRENT.get() {
         return Ok(b);
     }
     let b = hash_file(std::env::current_exe()?)?;
     Ok(CURRENT.get_or_init(|| b))
+}
+
+/// Makes [`current`] return `path` (hashed now): the binary every host
+/// runs as its agent. Call it before anything asks for [`current`];
+/// afterwards it is refused.
+pub fn set_agent(path: PathBuf) -> std::io::Result<()> {
+    let b = hash_file(path)?;
+    let shown = b.path.display().to_string();
+    CURRENT.set(b).map_err(|_| std::io::Error::other(format!("the agent binary is already chosen; {shown} was set too late")))
 }
 
 /// Hashes an executable file (used for `agent_binary` overrides too).
