@@ -1,0 +1,43 @@
+"""The executor on a host: `python -m shoal._executor PLAN_FILE`, started
+by the agent (as a resident executor) with the synced package first on
+`PYTHONPATH`. It loads the job's plan once and computes task after task
+as the agent sends them (`shoal._native.serve`); an exception in a user
+function fails that task with its traceback, partition and host.
+"""
+
+import os
+import pickle
+import socket
+import sys
+import traceback
+
+from shoal import _native
+
+
+def main(argv):
+    if len(argv) != 2:
+        sys.exit("usage: python -m shoal._executor PLAN_FILE (the agent starts it; it is not meant to be run by hand)")
+    if os.environ.get("SHOAL_EXECUTOR") != "1":
+        sys.exit("shoal._executor serves an agent's tasks on its stdin; an agent starts it with SHOAL_EXECUTOR=1")
+    with open(argv[1], "rb") as f:
+        plan = pickle.load(f)
+    host = socket.gethostname()
+
+    def run_task(stage, partition, src, is_file, output_path, inline_max):
+        try:
+            return plan.run(stage, partition, src, is_file)
+        except BaseException as e:
+            side = "map" if stage == 0 else "reduce"
+            text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            raise RuntimeError(
+                f"a Python function raised {type(e).__name__} in {side} partition {partition} on host {host}:\n{text}"
+            ) from None
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+
+    _native.serve(f"job {plan.index}", run_task)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
