@@ -118,7 +118,8 @@ class Context:
     def _run(self, node, writer, path=None, sink=None):
         """Runs the job that computes `node` into `writer`; returns the
         merged output (`result`), or None (`materialize`, `text`)."""
-        self._cache_upstream(node)
+        sink = sink or ("text" if path is not None else "result")
+        self._cache_upstream(node, itself=sink != "materialize")
         paths = _paths(node)
         shuffles = _unique(r for r, _ in paths if r._kind == "shuffle" and r._materialized is None)
         if shuffles and len(paths) > 1:
@@ -126,10 +127,9 @@ class Context:
                 self._materialize(s)
             paths = _paths(node)
             shuffles = []
-        sink = sink or ("text" if path is not None else "result")
         if shuffles:
             return self._shuffle_job(node, paths[0][0], paths[0][1], writer, sink, path)
-        segments = [self._segment(root, ops) for root, ops in paths]
+        segments = [self._segment(root, _fns(ops)) for root, ops in paths]
         plan = _plan.JobPlan(self._jobs, segments, self._layout(paths), writer)
         return self._submit(plan, node, [_root_key(r) for r, _ in paths], None, sink, path, [node])
 
@@ -148,11 +148,12 @@ class Context:
         segments, roots, layout_paths = [], [], []
         for i, parent in enumerate(shuffle._parents):
             for root, ops in _paths(parent):
-                segments.append(self._segment(root, ops + info["pre_ops"][i], parent=i))
+                segments.append(self._segment(root, _fns(ops) + info["pre_ops"][i], parent=i))
                 roots.append(_root_key(root))
                 layout_paths.append((root, ops))
         plan = _plan.JobPlan(self._jobs, segments, self._layout(layout_paths), writer,
-                             map_writers=map_writers, reduce_reader=info["reader"], reduce_ops=reduce_ops)
+                             map_writers=map_writers, reduce_reader=info["reader"],
+                             reduce_ops=_fns(reduce_ops))
         return self._submit(plan, node, roots, (n, kind), sink, path, [node, shuffle])
 
     def _split_points(self, parent, n):
@@ -172,8 +173,9 @@ class Context:
         # The last job run is this node's (the jobs it needed ran before it).
         node._materialized = f"job-{self._jobs - 1}"
 
-    def _cache_upstream(self, node):
-        """Materializes the cached datasets `node` reads, upstream first."""
+    def _cache_upstream(self, node, itself):
+        """Materializes the cached datasets `node` reads, upstream first
+        (and `node` itself when `itself`)."""
         seen = set()
 
         def visit(n):
@@ -186,12 +188,12 @@ class Context:
                 self._materialize(n)
 
         visit(node)
-        if node._cached and node._materialized is None:
+        if itself and node._cached and node._materialized is None:
             self._materialize(node)
 
-    def _segment(self, root, ops, parent=0):
+    def _segment(self, root, fns, parent=0):
         reader = _plan.BatchReader() if root._materialized is not None else root._info["reader"]
-        return _plan.Segment(reader, [op._info["fn"] for op in ops], parent)
+        return _plan.Segment(reader, fns, parent)
 
     def _layout(self, paths):
         layout = []
@@ -222,6 +224,11 @@ def _paths(node):
     if node._kind == "narrow":
         return [(root, ops + [node]) for root, ops in _paths(node._parents[0])]
     return [p for parent in node._parents for p in _paths(parent)]
+
+
+def _fns(nodes):
+    """The batch functions of a chain of narrow nodes."""
+    return [n._info["fn"] for n in nodes]
 
 
 def _root_key(root):
