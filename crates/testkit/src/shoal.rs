@@ -42,6 +42,14 @@ impl Shoal {
         Shoal { cmd, line: name.into(), stdin: None, scratch: None }
     }
 
+    /// A Python program: `python SCRIPT` with the interpreter `python`
+    /// (a venv with the `shoal` package), `SCRIPT` relative to the repo.
+    pub fn python(python: &Path, script: &str) -> Shoal {
+        let mut cmd = Command::new(python);
+        cmd.arg(bin::repo().join(script)).env_remove("SHOAL_CLUSTER");
+        Shoal { cmd, line: format!("python {script}"), stdin: None, scratch: None }
+    }
+
     /// The shell example `examples/<name>`, copied with `examples/common`
     /// into a fresh temp dir (so that tests never share an example's data
     /// or state): its `run.sh` with the `shoal` command as first argument

@@ -14,6 +14,17 @@ import traceback
 from shoal import _native
 
 
+#: Frames of the package itself are left out of a task's traceback.
+PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_traceback(e):
+    """The traceback of `e` without the package's own frames."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not os.path.abspath(f.filename).startswith(PACKAGE + os.sep)]
+    head = "Traceback (most recent call last):\n" if frames else ""
+    return head + "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(type(e), e))
+
+
 def main(argv):
     if len(argv) != 2:
         sys.exit("usage: python -m shoal._executor PLAN_FILE (the agent starts it; it is not meant to be run by hand)")
@@ -28,9 +39,9 @@ def main(argv):
             return plan.run(stage, partition, src, is_file)
         except BaseException as e:
             side = "map" if stage == 0 else "reduce"
-            text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            # The summary sentence comes last: a failed task's report shows the end of its text.
             raise RuntimeError(
-                f"a Python function raised {type(e).__name__} in {side} partition {partition} on host {host}:\n{text}"
+                f"{user_traceback(e)}a Python function raised {type(e).__name__} in {side} partition {partition} on host {host}"
             ) from None
         finally:
             sys.stdout.flush()

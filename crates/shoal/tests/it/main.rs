@@ -23,3 +23,4 @@ mod chaos;
 mod dataset;
 mod dataset_cluster;
 mod dataset_errors;
+mod python;
