@@ -36,14 +36,20 @@ class Context:
     `--quiet`, `--partitions N`, `--sort-buffer BYTES`, `--`; the keyword
     arguments override them); the rest are the program's, `sc.args`.
     Without `--cluster`: `$SHOAL_CLUSTER`, `./cluster.toml`, else this
-    machine. As a context manager, a failed job ends the program with its
-    message and `shoal`'s exit code.
+    machine. Bad flags end the program (exit code 2); as a context
+    manager, a failed job ends it with its message and `shoal`'s exit
+    code (1), as a Rust Dataset program's `shoal::main` does.
     """
 
     def __init__(self, cluster=None, partitions=None, quiet=None, resume=None, argv=None):
         argv = sys.argv[1:] if argv is None else list(argv)
         program = os.path.splitext(os.path.basename(sys.argv[0] or "python"))[0] or "python"
-        self._driver = _native.Driver(argv, program, cluster, partitions, quiet, resume)
+        try:
+            self._driver = _native.Driver(argv, program, cluster, partitions, quiet, resume)
+        except ShoalError as e:
+            # Bad flags or cluster file: said once, with shoal's exit code (2 usage).
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(getattr(e, "exit_code", 2))
         self._nodes = 0
         self._jobs = 0
         _copy_package(self._driver.package_dir)
