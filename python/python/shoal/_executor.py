@@ -18,9 +18,13 @@ from shoal import _native
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
-def user_traceback(e):
-    """The traceback of `e` without the package's own frames."""
+def user_traceback(e, source):
+    """The traceback of `e` without the package's own frames. Functions
+    pickled by value lost their file name (cloudpickle keeps payloads
+    deterministic); they come from the program's main script, `source`."""
     frames = [f for f in traceback.extract_tb(e.__traceback__) if not os.path.abspath(f.filename).startswith(PACKAGE + os.sep)]
+    if source:
+        frames = [traceback.FrameSummary(source, f.lineno, f.name) if f.filename == "<dynamic-code>" else f for f in frames]
     head = "Traceback (most recent call last):\n" if frames else ""
     return head + "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(type(e), e))
 
@@ -41,7 +45,7 @@ def main(argv):
             side = "map" if stage == 0 else "reduce"
             # The summary sentence comes last: a failed task's report shows the end of its text.
             raise RuntimeError(
-                f"{user_traceback(e)}a Python function raised {type(e).__name__} in {side} partition {partition} on host {host}"
+                f"{user_traceback(e, plan.source)}a Python function raised {type(e).__name__} in {side} partition {partition} on host {host}"
             ) from None
         finally:
             sys.stdout.flush()

@@ -337,6 +337,8 @@ class JobPlan:
         self.map_writers = map_writers
         self.reduce_reader = reduce_reader
         self.reduce_ops = list(reduce_ops)
+        #: The program's main script, which functions pickled by value come from.
+        self.source = None
 
     def locate(self, partition):
         """The segment of a map task, and the partition within it."""

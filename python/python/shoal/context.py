@@ -217,6 +217,7 @@ class Context:
         rel = os.path.join("plans", f"{index}.pkl")
         full = os.path.join(self._driver.session_dir, rel)
         os.makedirs(os.path.dirname(full), exist_ok=True)
+        plan.source = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None
         with open(full, "wb") as f:
             f.write(_pickle_plan(plan, node))
         return self._driver.run_job(index, roots, rel, shuffle, sink, path and os.path.abspath(path), node._where())

@@ -197,8 +197,10 @@ fn an_exception_in_a_user_function_fails_the_job_with_its_traceback_partition_an
     let host = String::from_utf8_lossy(&host.stdout).trim().to_string();
     let r = r.fails_with(1, "failed 4 times, on: w0 (exit code 1)");
     let r = r.stderr_has(&format!(
-        "  | shoal: task of job 0 failed: Traceback (most recent call last):\n  |   File \"<dynamic-code>\", line 4, in <lambda>\n  | \
-         ZeroDivisionError: integer division or modulo by zero\n  | a Python function raised ZeroDivisionError in map partition 1 on host {host}\n"
+        "  | shoal: task of job 0 failed: Traceback (most recent call last):\n  |   File \"{}\", line 4, in <lambda>\n  |     \
+         print(sc.range(10, n=2).map(lambda x: 100 // (x - 7)).collect())\n  | \
+         ZeroDivisionError: integer division or modulo by zero\n  | a Python function raised ZeroDivisionError in map partition 1 on host {host}\n",
+        script.display()
     ));
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 }
