@@ -17,6 +17,9 @@
 //!
 //! `esc` is the Rust Dataset codec's (`shoal::dataset::codec`).
 
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Cursor};
+
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -29,28 +32,62 @@ const BATCH: usize = 4096;
 /// Lines per batch handed to Python.
 const LINES: usize = 8192;
 
-/// A task's input, whole: the file at `src`, or the bytes `src`.
-fn load(src: &Bound<'_, PyAny>, is_file: bool) -> PyResult<Vec<u8>> {
-    if is_file {
-        let path: String = src.extract()?;
-        return std::fs::read(&path).map_err(|e| PyOSError::new_err(format!("cannot read the task's input {path}: {e}")));
-    }
-    src.extract()
+/// A task's input read line by line, never whole: the file at `src`, or
+/// the bytes `src`.
+struct Source {
+    reader: Box<dyn BufRead>,
+    /// Byte offset of the next line in the input.
+    offset: u64,
+    /// A line read ahead (a group's end), given back by the next read.
+    ahead: Option<(u64, Vec<u8>)>,
 }
 
-/// The lines of `data`, without their `\n` (or `\r\n`).
-fn lines(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    let mut pos = 0;
-    std::iter::from_fn(move || {
-        if pos >= data.len() {
-            return None;
+impl Source {
+    fn open(src: &Bound<'_, PyAny>, is_file: bool) -> PyResult<Source> {
+        let reader: Box<dyn BufRead> = if is_file {
+            let path: String = src.extract()?;
+            let file = File::open(&path).map_err(|e| PyOSError::new_err(format!("cannot read the task's input {path}: {e}")))?;
+            Box::new(BufReader::with_capacity(1 << 20, file))
+        } else {
+            Box::new(Cursor::new(src.extract::<Vec<u8>>()?))
+        };
+        Ok(Source { reader, offset: 0, ahead: None })
+    }
+
+    /// The next line without its `\n` (or `\r\n`), and its offset.
+    fn line(&mut self) -> PyResult<Option<(u64, Vec<u8>)>> {
+        if let Some(l) = self.ahead.take() {
+            return Ok(Some(l));
         }
-        let start = pos;
-        let end = data[pos..].iter().position(|&b| b == b'\n').map_or(data.len(), |i| pos + i);
-        pos = end + 1;
-        let line = &data[start..end];
-        Some((start, line.strip_suffix(b"\r").unwrap_or(line)))
-    })
+        let mut buf = Vec::new();
+        let n = self.reader.read_until(b'\n', &mut buf).map_err(read_error)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let at = self.offset;
+        self.offset += n as u64;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        }
+        Ok(Some((at, buf)))
+    }
+
+    /// The next line that is not empty.
+    fn record(&mut self) -> PyResult<Option<(u64, Vec<u8>)>> {
+        while let Some(l) = self.line()? {
+            if !l.1.is_empty() {
+                return Ok(Some(l));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn read_error(e: io::Error) -> PyErr {
+    PyOSError::new_err(format!("cannot read the task's input: {e}"))
 }
 
 fn damaged(what: &str) -> PyErr {
@@ -83,8 +120,7 @@ impl<'py> Pickle<'py> {
 /// Iterator of lists of str: the lines of a text input, in batches.
 #[pyclass(unsendable)]
 pub struct Lines {
-    data: Vec<u8>,
-    pos: usize,
+    source: Source,
 }
 
 #[pymethods]
@@ -94,28 +130,21 @@ impl Lines {
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        if self.pos >= self.data.len() {
-            return Ok(None);
-        }
-        let rest = &self.data[self.pos..];
-        let mut batch = Vec::with_capacity(LINES);
-        let mut used = rest.len();
-        for (at, line) in lines(rest) {
-            if batch.len() == LINES {
-                used = at;
-                break;
-            }
-            let text = std::str::from_utf8(line).map_err(|e| {
+        let mut batch = Vec::new();
+        while batch.len() < LINES {
+            let Some((at, line)) = self.source.line()? else { break };
+            let text = String::from_utf8(line).map_err(|e| {
                 PyValueError::new_err(format!(
                     "the input is not UTF-8 text: byte {} of this partition starts an invalid sequence; text_file reads UTF-8 only",
-                    self.pos + at + e.valid_up_to()
+                    at + e.utf8_error().valid_up_to() as u64
                 ))
             })?;
             batch.push(text);
         }
-        let list = PyList::new(py, batch)?;
-        self.pos += used;
-        Ok(Some(list))
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        PyList::new(py, batch).map(Some)
     }
 }
 
@@ -123,7 +152,7 @@ impl Lines {
 /// as an iterator of lists of about 8192 str.
 #[pyfunction]
 pub fn read_lines(src: &Bound<'_, PyAny>, is_file: bool) -> PyResult<Lines> {
-    Ok(Lines { data: load(src, is_file)?, pos: 0 })
+    Ok(Lines { source: Source::open(src, is_file)? })
 }
 
 /// Plain records as batch lines: one pickled list of up to 4096 records a line.
@@ -139,18 +168,28 @@ pub fn encode_batches<'py>(py: Python<'py>, records: &Bound<'py, PyList>) -> PyR
     Ok(PyBytes::new(py, &out))
 }
 
-/// Plain records back: a list of lists of records (one per line).
-#[pyfunction]
-pub fn read_batches<'py>(py: Python<'py>, src: &Bound<'py, PyAny>, is_file: bool) -> PyResult<Bound<'py, PyList>> {
-    let pickle = Pickle::new(py)?;
-    let data = load(src, is_file)?;
-    let batches = PyList::empty(py);
-    for (_, line) in lines(&data) {
-        if !line.is_empty() {
-            batches.append(pickle.get(line)?)?;
-        }
+/// Iterator of lists of records: plain records, a batch per line.
+#[pyclass(unsendable)]
+pub struct Batches {
+    source: Source,
+}
+
+#[pymethods]
+impl Batches {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
     }
-    Ok(batches)
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some((_, line)) = self.source.record()? else { return Ok(None) };
+        Pickle::new(py)?.get(&line).map(Some)
+    }
+}
+
+/// Plain records back, as an iterator of lists (one per line).
+#[pyfunction]
+pub fn read_batches(src: &Bound<'_, PyAny>, is_file: bool) -> PyResult<Batches> {
+    Ok(Batches { source: Source::open(src, is_file)? })
 }
 
 /// The canonical encoding of a key, as bytes (for sampling split points).
@@ -214,11 +253,11 @@ fn split_keyed(line: &[u8]) -> PyResult<(&[u8], &[u8])> {
     Ok((&line[..tab], &line[tab + 1..]))
 }
 
-/// Iterator of `(key, [values])`: the runs of equal keys of a reduce input.
+/// Iterator of `(key, [values])`: the runs of equal keys of a reduce
+/// input (sorted and merged by the agent), one group in memory at a time.
 #[pyclass(unsendable)]
 pub struct Groups {
-    data: Vec<u8>,
-    pos: usize,
+    source: Source,
 }
 
 #[pymethods]
@@ -229,37 +268,26 @@ impl Groups {
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let pickle = Pickle::new(py)?;
-        let rest = &self.data[self.pos..];
-        let mut key: Option<(&[u8], Bound<'py, PyAny>)> = None;
-        let values = PyList::empty(py);
-        let mut used = rest.len();
-        for (at, line) in lines(rest) {
-            if line.is_empty() {
-                continue;
+        let Some((_, first)) = self.source.record()? else { return Ok(None) };
+        let (kb, pair) = split_keyed(&first)?;
+        let pair = pickle.get(pair)?;
+        let values = PyList::new(py, [pair.get_item(1)?])?;
+        while let Some((at, line)) = self.source.record()? {
+            let (k, v) = split_keyed(&line)?;
+            if k != kb {
+                self.source.ahead = Some((at, line));
+                break;
             }
-            let (kb, pair) = split_keyed(line)?;
-            match &key {
-                Some((k, _)) if *k != kb => {
-                    used = at;
-                    break;
-                }
-                Some(_) => values.append(pickle.get(pair)?.get_item(1)?)?,
-                None => {
-                    let pair = pickle.get(pair)?;
-                    values.append(pair.get_item(1)?)?;
-                    key = Some((kb, pair.get_item(0)?));
-                }
-            }
+            values.append(pickle.get(v)?.get_item(1)?)?;
         }
-        self.pos += used;
-        key.map(|(_, k)| PyTuple::new(py, [k, values.into_any()])).transpose()
+        PyTuple::new(py, [pair.get_item(0)?, values.into_any()]).map(Some)
     }
 }
 
 /// The groups of a reduce input (sorted and merged by the agent).
 #[pyfunction]
 pub fn read_groups(src: &Bound<'_, PyAny>, is_file: bool) -> PyResult<Groups> {
-    Ok(Groups { data: load(src, is_file)?, pos: 0 })
+    Ok(Groups { source: Source::open(src, is_file)? })
 }
 
 /// The `(key, value)` pairs of a sorted reduce input, in key order
@@ -267,19 +295,17 @@ pub fn read_groups(src: &Bound<'_, PyAny>, is_file: bool) -> PyResult<Groups> {
 #[pyfunction]
 pub fn read_sorted<'py>(py: Python<'py>, src: &Bound<'py, PyAny>, is_file: bool) -> PyResult<Bound<'py, PyList>> {
     let pickle = Pickle::new(py)?;
-    let data = load(src, is_file)?;
+    let mut source = Source::open(src, is_file)?;
     let mut keyed = Vec::new();
-    for (_, line) in lines(&data) {
-        if line.is_empty() {
-            continue;
-        }
-        let (_, rest) = split_keyed(line)?;
-        keyed.push(split_keyed(rest)?);
+    while let Some((_, line)) = source.record()? {
+        let (_, rest) = split_keyed(&line)?;
+        let (k, v) = split_keyed(rest)?;
+        keyed.push((k.to_vec(), v.to_vec()));
     }
-    keyed.sort_by(|a, b| a.0.cmp(b.0));
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
     let out = PyList::empty(py);
     for (_, pair) in keyed {
-        out.append(pickle.get(pair)?)?;
+        out.append(pickle.get(&pair)?)?;
     }
     Ok(out)
 }
@@ -288,10 +314,28 @@ pub fn read_sorted<'py>(py: Python<'py>, src: &Bound<'py, PyAny>, is_file: bool)
 mod tests {
     use super::*;
 
+    fn source(data: &[u8]) -> Source {
+        Source { reader: Box::new(Cursor::new(data.to_vec())), offset: 0, ahead: None }
+    }
+
     #[test]
-    fn lines_drop_their_ends_and_a_missing_last_newline_is_fine() {
-        let got: Vec<(usize, &[u8])> = lines(b"a\r\nbc\n\nd").collect();
-        assert_eq!(got, [(0, &b"a"[..]), (3, b"bc"), (6, b""), (7, b"d")]);
+    fn lines_drop_their_ends_know_their_offsets_and_a_missing_last_newline_is_fine() {
+        let mut s = source(b"a\r\nbc\n\nd");
+        let mut got = Vec::new();
+        while let Some(l) = s.line().unwrap() {
+            got.push(l);
+        }
+        assert_eq!(got, [(0, b"a".to_vec()), (3, b"bc".to_vec()), (6, vec![]), (7, b"d".to_vec())]);
+    }
+
+    #[test]
+    fn records_skip_empty_lines_and_a_line_read_ahead_comes_back_first() {
+        let mut s = source(b"\nx\n\ny\n");
+        assert_eq!(s.record().unwrap(), Some((1, b"x".to_vec())));
+        s.ahead = Some((1, b"x".to_vec()));
+        assert_eq!(s.record().unwrap(), Some((1, b"x".to_vec())));
+        assert_eq!(s.record().unwrap(), Some((4, b"y".to_vec())));
+        assert_eq!(s.record().unwrap(), None);
     }
 
     #[test]

@@ -29,6 +29,12 @@ def user_traceback(e, source):
     return head + "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(type(e), e))
 
 
+def flush():
+    """User prints go to the task's log (fd 1 is stderr here) before its answer."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
 def main(argv):
     if len(argv) != 2:
         sys.exit("usage: python -m shoal._executor PLAN_FILE (the agent starts it; it is not meant to be run by hand)")
@@ -38,18 +44,33 @@ def main(argv):
         plan = pickle.load(f)
     host = socket.gethostname()
 
+    def failure(e, stage, partition):
+        side = "map" if stage == 0 else "reduce"
+        # The summary sentence comes last: a failed task's report shows the end of its text.
+        return RuntimeError(
+            f"{user_traceback(e, plan.source)}a Python function raised {type(e).__name__} in {side} partition {partition} on host {host}"
+        )
+
+    def guarded(chunks, stage, partition):
+        """The output's chunks as the native loop writes them: the user's
+        functions run here, lazily, so their errors are caught here too."""
+        try:
+            yield from chunks
+        except BaseException as e:
+            raise failure(e, stage, partition) from None
+        finally:
+            flush()
+
     def run_task(stage, partition, src, is_file, output_path, inline_max):
         try:
-            return plan.run(stage, partition, src, is_file)
+            out = plan.run(stage, partition, src, is_file)
         except BaseException as e:
-            side = "map" if stage == 0 else "reduce"
-            # The summary sentence comes last: a failed task's report shows the end of its text.
-            raise RuntimeError(
-                f"{user_traceback(e, plan.source)}a Python function raised {type(e).__name__} in {side} partition {partition} on host {host}"
-            ) from None
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            flush()
+            raise failure(e, stage, partition) from None
+        if out is None or isinstance(out, bytes):
+            flush()
+            return out
+        return guarded(out, stage, partition)
 
     _native.serve(f"job {plan.index}", run_task)
 

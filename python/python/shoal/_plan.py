@@ -62,7 +62,7 @@ class HostTextReader:
 
 class BatchReader:
     def __call__(self, src, is_file):
-        return iter(_native.read_batches(src, is_file))
+        return _native.read_batches(src, is_file)
 
 
 class RangeReader:
@@ -161,13 +161,14 @@ class AsKey:
         return ([(x, None) for x in b] for b in batches)
 
 
-# Writers: an iterator of batches to a task's output bytes.
+# Writers: an iterator of batches to a task's output: bytes, or an
+# iterator of chunks of bytes, which the executor writes as they come.
 
 class Records:
     """Plain records (collect, materialize)."""
 
     def __call__(self, batches):
-        return b"".join(_native.encode_batches(b) for b in batches if b)
+        return (_native.encode_batches(b) for b in batches if b)
 
 
 class Count:
@@ -218,7 +219,7 @@ class Text:
     """Lines of text, `str(record)` each (save_as_text)."""
 
     def __call__(self, batches):
-        return b"".join("".join(f"{x}\n" for x in b).encode() for b in batches)
+        return ("".join(f"{x}\n" for x in b).encode() for b in batches)
 
 
 class SampleKeys:
@@ -238,7 +239,7 @@ class Pairs:
     """A shuffle's map side without combining: every `(key, value)`."""
 
     def __call__(self, batches):
-        return b"".join(_native.encode_keyed(b) for b in batches)
+        return (_native.encode_keyed(b) for b in batches)
 
 
 class Combine:
@@ -251,7 +252,7 @@ class Combine:
 
     def __call__(self, batches):
         create, merge = self.create, self.merge
-        acc, out = {}, []
+        acc = {}
         for b in batches:
             for k, v in b:
                 if k in acc:
@@ -259,10 +260,9 @@ class Combine:
                 else:
                     acc[k] = create(v)
             if len(acc) >= COMBINE_MAX:
-                out.append(_native.encode_keyed(acc.items()))
+                yield _native.encode_keyed(acc.items())
                 acc = {}
-        out.append(_native.encode_keyed(acc.items()))
-        return b"".join(out)
+        yield _native.encode_keyed(acc.items())
 
 
 class SortedPairs:
@@ -273,7 +273,7 @@ class SortedPairs:
 
     def __call__(self, batches):
         desc = not self.ascending
-        return b"".join(_native.encode_sorted(b, self.splits, desc) for b in batches)
+        return (_native.encode_sorted(b, self.splits, desc) for b in batches)
 
 
 # Combiner and group functions (named, so they pickle by reference).
