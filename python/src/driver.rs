@@ -174,7 +174,16 @@ impl Driver {
             merge,
             site,
         };
-        self.session.run(job).map_err(|e| to_py(py, e))?;
+        // Other Python threads run while the job does.
+        let session = &self.session;
+        if let Err(e) = py.detach(|| session.run(job)) {
+            if e.exit_code() == 130 {
+                // The engine saw the Ctrl-C and stopped the run; Python saw
+                // it too: its KeyboardInterrupt would only repeat it.
+                let _ = py.check_signals();
+            }
+            return Err(to_py(py, e));
+        }
         match sink {
             "result" => {
                 let raw = std::fs::read(&output)?;

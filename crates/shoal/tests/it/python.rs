@@ -241,6 +241,38 @@ fn bad_flags_end_the_program_with_a_usage_error() {
     assert!(r.stderr.starts_with("error: ") && r.stderr.contains("missing.toml"), "{}", r.stderr);
 }
 
+const SLOW: &str = r#"
+import os, time
+import shoal
+def slow(x):
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+    return x
+with shoal.Context() as sc:
+    pid_file = sc.args[-1]
+    print(sc.range(2, n=1).map(slow).collect())
+"#;
+
+#[test]
+fn ctrl_c_stops_the_run_and_ends_the_program_with_code_130_and_one_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("slow.py");
+    std::fs::write(&script, SLOW).unwrap();
+    let started = dir.path().join("task.pid");
+    let mut cmd = python(dir.path(), script.to_str().unwrap()).args(on_workers(dir.path(), 1)).arg(&started).command();
+    let child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let task = shoal_testkit::process::pid_in(&started);
+    // SAFETY: signals a child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("\nerror: run ") && stderr.contains(" interrupted; finished tasks are kept in its journal"), "{stderr}");
+    assert!(!stderr.contains("KeyboardInterrupt") && !stderr.contains("Traceback"), "said once, without Python's traceback: {stderr}");
+    assert!(shoal_testkit::process::wait_for(10, || !shoal_testkit::process::alive(task)), "the running task was stopped");
+}
+
 fn summaries(dir: &Path) -> Vec<serde_json::Value> {
     let mut out: Vec<serde_json::Value> = std::fs::read_dir(dir.join(".shoal/runs"))
         .unwrap()
