@@ -205,6 +205,32 @@ fn an_exception_in_a_user_function_fails_the_job_with_its_traceback_partition_an
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 }
 
+const FAILS_TO_REDUCE: &str = r#"
+import shoal
+def add(a, b):
+    if a + b > 40:
+        raise ValueError(f"too large: {a} + {b}")
+    return a + b
+with shoal.Context() as sc:
+    print(sc.range(30, n=3).map(lambda x: ("k", x)).reduce_by_key(add, n=1).collect())
+"#;
+
+#[test]
+fn an_exception_on_the_reduce_side_names_the_reduce_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("reduce.py");
+    std::fs::write(&script, FAILS_TO_REDUCE).unwrap();
+    let r = python(dir.path(), script.to_str().unwrap()).args(on_workers(dir.path(), 2)).run();
+    // The map side's combining calls `add` too: every partition's sum
+    // passes 40 (0+..+9 = 45), none passes 300 (20+..+29 = 245), the
+    // reduce's does (435).
+    r.fails_with(1, "in add\n  |     raise ValueError(f\"too large: {a} + {b}\")\n  | ValueError: too large: ")
+        .stderr_has("a Python function raised ValueError in map partition ");
+    std::fs::write(&script, FAILS_TO_REDUCE.replace("> 40", "> 300")).unwrap();
+    let r = python(dir.path(), script.to_str().unwrap()).args(on_workers(dir.path(), 2)).run();
+    r.fails_with(1, "a Python function raised ValueError in reduce partition 0 on host ");
+}
+
 const UNPICKLABLE: &str = r#"
 import threading
 import shoal
