@@ -8,8 +8,15 @@
                     .map(lambda w: (w, 1))
                     .reduce_by_key(lambda a, b: a + b)
                     .collect())
+
+Flags on the command line are Shoal's (`--cluster FILE`, `--resume`,
+`--quiet`, `--partitions N`, `--sort-buffer BYTES`); the rest are the
+program's, `sc.args`.
 """
 
 from shoal._native import __version__
+from shoal.errors import PlanError, ShoalError
+from shoal.dataset import Dataset
+from shoal.context import Context
 
-__all__ = ["__version__"]
+__all__ = ["Context", "Dataset", "PlanError", "ShoalError", "__version__"]

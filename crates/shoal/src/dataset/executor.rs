@@ -26,6 +26,14 @@ use super::plan::{Assignment, JobPlan};
 /// Serves tasks until stdin ends; never returns. `layout` is the one the
 /// driver sent.
 pub(super) fn serve(layout: &[u32], plan: &JobPlan, finish: &StageFn, replies: File) -> ! {
+    serve_with(&format!("job {}", plan.index), replies, |task| run(layout, plan, finish, task))
+}
+
+/// Serves tasks with `compute` until stdin ends; never returns: the loop
+/// of every resident executor, whatever computes its tasks (this
+/// program's plan, or the Python package's). `label` names the executor
+/// in messages (`job 3`); `replies` is the original stdout.
+pub fn serve_with(label: &str, replies: File, mut compute: impl FnMut(ExecTask) -> io::Result<ExecOutput>) -> ! {
     // Our own buffer over fd 0, to see whether more tasks are already here.
     // SAFETY: fd 0 is this process's stdin, which nothing else reads now.
     let stdin = unsafe { File::from_raw_fd(0) };
@@ -39,14 +47,13 @@ pub(super) fn serve(layout: &[u32], plan: &JobPlan, finish: &StageFn, replies: F
             Ok(Some(t)) => t,
             Ok(None) => std::process::exit(0),
             Err(e) => {
-                eprintln!("shoal: executor of job {}: cannot read the next task from the agent: {e}", plan.index);
+                eprintln!("shoal: executor of {label}: cannot read the next task from the agent: {e}");
                 std::process::exit(1);
             }
         };
         let attempt = task.attempt;
         // The error's text is the program's: cut, so that the reply fits a frame.
-        let result = run(layout, plan, finish, task)
-            .map_err(|e| tail_text(&format!("shoal: task of job {} failed: {e}", plan.index), STDERR_TAIL_MAX));
+        let result = compute(task).map_err(|e| tail_text(&format!("shoal: task of {label} failed: {e}"), STDERR_TAIL_MAX));
         let now = cpu_us();
         let done = ExecDone { attempt, result, cpu_us: now.saturating_sub(last), log_end: stderr_len() };
         last = now;
@@ -55,7 +62,7 @@ pub(super) fn serve(layout: &[u32], plan: &JobPlan, finish: &StageFn, replies: F
         let more = matches!(frame::parse(requests.buffer()), Ok(Parsed::Frame { .. }));
         let sent = write_frame(&mut replies, &done).and_then(|()| if more { Ok(()) } else { replies.flush() });
         if let Err(e) = sent {
-            eprintln!("shoal: executor of job {}: cannot answer the agent: {e}", plan.index);
+            eprintln!("shoal: executor of {label}: cannot answer the agent: {e}");
             std::process::exit(1);
         }
     }
@@ -85,7 +92,7 @@ fn run(layout: &[u32], plan: &JobPlan, finish: &StageFn, task: ExecTask) -> io::
 
 /// Keeps an output in memory while it is small, and moves it to a file
 /// (synced, as a one-task process would leave it) once it is not.
-struct Spill<'a> {
+pub struct Spill<'a> {
     limit: usize,
     path: &'a Path,
     buf: Vec<u8>,
@@ -93,11 +100,13 @@ struct Spill<'a> {
 }
 
 impl<'a> Spill<'a> {
-    fn new(limit: usize, path: &'a Path) -> Self {
+    /// Output kept inline up to `limit` bytes (0: always the file at `path`).
+    pub fn new(limit: usize, path: &'a Path) -> Self {
         Spill { limit, path, buf: Vec::new(), file: None }
     }
 
-    fn finish(self) -> io::Result<ExecOutput> {
+    /// Where the output ended: inline, or the file (flushed and synced).
+    pub fn finish(self) -> io::Result<ExecOutput> {
         let Some(mut file) = self.file else {
             if self.limit > 0 {
                 return Ok(ExecOutput::Data(self.buf));

@@ -33,7 +33,7 @@
 pub mod actions;
 pub mod codec;
 pub mod context;
-mod executor;
+pub mod executor;
 pub mod flags;
 pub mod jobs;
 pub mod keyed;
@@ -41,6 +41,7 @@ pub mod narrow;
 pub mod node;
 mod panics;
 mod plan;
+pub mod session;
 pub mod task;
 
 use std::hash::Hash;

@@ -135,7 +135,7 @@ impl TaskRole {
 
 /// Moves stdout aside (returned: the task's output) and points fd 1 at
 /// stderr, so that the program's prints cannot corrupt its records.
-fn take_stdout() -> Result<File> {
+pub fn take_stdout() -> Result<File> {
     // SAFETY: plain descriptor syscalls on fds 1 and 2, which this process owns.
     unsafe {
         let saved = libc::dup(1);

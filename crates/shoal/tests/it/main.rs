@@ -25,5 +25,6 @@ mod chaos;
 mod dataset;
 mod dataset_cluster;
 mod dataset_errors;
+mod python;
 mod python_keys;
 mod python_package;

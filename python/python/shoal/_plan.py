@@ -1,0 +1,365 @@
+"""What one job computes, as the driver pickles it and the executor on
+each host runs it: a `JobPlan`.
+
+A job reads its map partitions from one or more *segments* (a root: a
+source or a materialized dataset, and the chain of narrow operations
+after it). Without a shuffle each map task's output is the job's sink;
+with one, each segment ends in its shuffle parent's map-side writer
+(keyed lines), and the reduce tasks read the merged groups, run the
+reduce-side chain and write the sink.
+
+Every operation works on an iterator of *batches* (lists of records), so
+Python runs a list comprehension per batch and the native module is
+called once per batch, never per record. Operations are instances of the
+classes below (pickled by reference to this module, with the user's
+functions inside pickled by value by cloudpickle).
+"""
+
+import copy
+import functools
+import itertools
+
+from shoal import _native
+
+#: Records per batch when Python makes the batches.
+BATCH = 4096
+#: Keys held by a map-side combiner before it writes them out.
+COMBINE_MAX = 1 << 18
+
+
+def rebatch(records, size=BATCH):
+    """Batches of `size` records from an iterable of records."""
+    it = iter(records)
+    while True:
+        batch = list(itertools.islice(it, size))
+        if not batch:
+            return
+        yield batch
+
+
+def flatten(batches):
+    return itertools.chain.from_iterable(batches)
+
+
+# Readers: a task's input (bytes, or a file when is_file) as batches.
+
+class TextReader:
+    def __call__(self, src, is_file):
+        return _native.read_lines(src, is_file)
+
+
+class HostTextReader:
+    """A partition naming `host\\npath`: the file on the host the task runs on."""
+
+    def __call__(self, src, is_file):
+        spec = open(src, "rb").read() if is_file else bytes(src)
+        host, _, path = spec.decode().partition("\n")
+        try:
+            return _native.read_lines(path, True)
+        except OSError as e:
+            raise OSError(f"text_file_on_hosts: cannot read {path} on {host}: {e}") from None
+
+
+class BatchReader:
+    def __call__(self, src, is_file):
+        return _native.read_batches(src, is_file)
+
+
+class RangeReader:
+    """A partition `start stop` of `Context.range`."""
+
+    def __call__(self, src, is_file):
+        spec = open(src, "rb").read() if is_file else bytes(src)
+        start, stop = map(int, spec.split())
+        return rebatch(range(start, stop))
+
+
+class GroupReader:
+    """A reduce input as `(key, [values])` groups, through `fn(key, values)`,
+    which returns an iterable of output records."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, src, is_file):
+        fn = self.fn
+        return rebatch(y for k, vs in _native.read_groups(src, is_file) for y in fn(k, vs))
+
+
+class SortedReader:
+    def __init__(self, ascending):
+        self.ascending = ascending
+
+    def __call__(self, src, is_file):
+        pairs = _native.read_sorted(src, is_file)
+        if not self.ascending:
+            pairs.reverse()
+        return rebatch(pairs)
+
+
+# Narrow operations: an iterator of batches to an iterator of batches.
+
+class Map:
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, batches):
+        f = self.f
+        return (list(map(f, b)) for b in batches)
+
+
+class FlatMap:
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, batches):
+        f = self.f
+        return ([y for x in b for y in f(x)] for b in batches)
+
+
+class Filter:
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, batches):
+        f = self.f
+        return ([x for x in b if f(x)] for b in batches)
+
+
+class MapPartitions:
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, batches):
+        return rebatch(self.f(flatten(batches)))
+
+
+class KeyBy:
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, batches):
+        f = self.f
+        return ([(f(x), x) for x in b] for b in batches)
+
+
+class Tag:
+    """`(k, v)` to `(k, (side, v))`: which side of a join a value is from."""
+
+    def __init__(self, side):
+        self.side = side
+
+    def __call__(self, batches):
+        s = self.side
+        return ([(k, (s, v)) for k, v in b] for b in batches)
+
+
+class AsKey:
+    """`x` to `(x, None)`, for `distinct`."""
+
+    def __call__(self, batches):
+        return ([(x, None) for x in b] for b in batches)
+
+
+# Writers: an iterator of batches to a task's output: bytes, or an
+# iterator of chunks of bytes, which the executor writes as they come.
+
+class Records:
+    """Plain records (collect, materialize)."""
+
+    def __call__(self, batches):
+        return (_native.encode_batches(b) for b in batches if b)
+
+
+class Count:
+    def __call__(self, batches):
+        return _native.encode_batches([sum(len(b) for b in batches)])
+
+
+class Take:
+    def __init__(self, n):
+        self.n = n
+
+    def __call__(self, batches):
+        return _native.encode_batches(list(itertools.islice(flatten(batches), self.n)))
+
+
+class Reduce:
+    """The partition reduced by `f`, or nothing when it is empty."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, batches):
+        it = flatten(batches)
+        for first in it:
+            return _native.encode_batches([functools.reduce(self.f, it, first)])
+        return b""
+
+
+class Fold:
+    def __init__(self, zero, f):
+        self.zero, self.f = zero, f
+
+    def __call__(self, batches):
+        return _native.encode_batches([functools.reduce(self.f, flatten(batches), copy.deepcopy(self.zero))])
+
+
+class ForEach:
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, batches):
+        for x in flatten(batches):
+            self.f(x)
+        return b""
+
+
+class Text:
+    """Lines of text, `str(record)` each (save_as_text)."""
+
+    def __call__(self, batches):
+        return ("".join(f"{x}\n" for x in b).encode() for b in batches)
+
+
+class SampleKeys:
+    """Canonical encodings of up to `n` keys of the partition, evenly
+    spaced: what the driver picks a sort's split points from."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __call__(self, batches):
+        keys = [_native.canonical(k) for b in batches for k, _ in b]
+        step = max(1, len(keys) // self.n)
+        return _native.encode_batches(keys[::step])
+
+
+class Pairs:
+    """A shuffle's map side without combining: every `(key, value)`."""
+
+    def __call__(self, batches):
+        return (_native.encode_keyed(b) for b in batches)
+
+
+class Combine:
+    """A shuffle's map side with combining: values of a key folded in a
+    dict by `merge(acc, value)` (`create(value)` starts one), written out
+    whenever the dict holds COMBINE_MAX keys, and at the end."""
+
+    def __init__(self, create, merge):
+        self.create, self.merge = create, merge
+
+    def __call__(self, batches):
+        create, merge = self.create, self.merge
+        acc = {}
+        for b in batches:
+            for k, v in b:
+                if k in acc:
+                    acc[k] = merge(acc[k], v)
+                else:
+                    acc[k] = create(v)
+            if len(acc) >= COMBINE_MAX:
+                yield _native.encode_keyed(acc.items())
+                acc = {}
+        yield _native.encode_keyed(acc.items())
+
+
+class SortedPairs:
+    """A sort's map side: keyed lines with their range bucket first."""
+
+    def __init__(self, splits, ascending):
+        self.splits, self.ascending = splits, ascending
+
+    def __call__(self, batches):
+        desc = not self.ascending
+        return (_native.encode_sorted(b, self.splits, desc) for b in batches)
+
+
+# Combiner and group functions (named, so they pickle by reference).
+
+def identity(v):
+    return v
+
+
+def keep_first(a, _b):
+    return a
+
+
+class SeqFromZero:
+    def __init__(self, zero, seq):
+        self.zero, self.seq = zero, seq
+
+    def __call__(self, v):
+        return self.seq(copy.deepcopy(self.zero), v)
+
+
+class ReduceGroup:
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, k, vs):
+        return [(k, functools.reduce(self.f, vs))]
+
+
+def whole_group(k, vs):
+    return [(k, vs)]
+
+
+def key_only(k, _vs):
+    return [k]
+
+
+def join_group(k, vs):
+    left = [v for s, v in vs if s == 0]
+    right = [v for s, v in vs if s == 1]
+    return [(k, (a, b)) for a in left for b in right]
+
+
+class Segment:
+    """One map root: how to read its partitions, the chain after it, and
+    (with a shuffle) which shuffle parent it feeds."""
+
+    def __init__(self, reader, ops, parent=0):
+        self.reader, self.ops, self.parent = reader, ops, parent
+
+
+class JobPlan:
+    """One job: `segments` with `layout` (partitions of each), an optional
+    shuffle (map-side `map_writers` per parent, `reduce_reader`), the
+    reduce-side chain `reduce_ops`, and the sink's `writer`."""
+
+    def __init__(self, index, segments, layout, writer, map_writers=None, reduce_reader=None, reduce_ops=()):
+        self.index = index
+        self.segments = segments
+        self.layout = layout
+        self.writer = writer
+        self.map_writers = map_writers
+        self.reduce_reader = reduce_reader
+        self.reduce_ops = list(reduce_ops)
+        #: The program's main script, which functions pickled by value come from.
+        self.source = None
+
+    def locate(self, partition):
+        """The segment of a map task, and the partition within it."""
+        p = partition
+        for seg, n in enumerate(self.layout):
+            if p < n:
+                return seg, p
+            p -= n
+        raise IndexError(f"partition {partition} is beyond the job's layout {self.layout}")
+
+    def run(self, stage, partition, src, is_file):
+        """One task's output bytes."""
+        if stage == 1:
+            return self.writer(chain(self.reduce_ops, self.reduce_reader(src, is_file)))
+        seg = self.segments[self.locate(partition)[0]]
+        batches = chain(seg.ops, seg.reader(src, is_file))
+        writer = self.writer if self.map_writers is None else self.map_writers[seg.parent]
+        return writer(batches)
+
+
+def chain(ops, batches):
+    for op in ops:
+        batches = op(batches)
+    return batches
