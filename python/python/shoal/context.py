@@ -273,7 +273,8 @@ def _register_user_modules():
     skip = _library_dirs()
     for name, mod in list(sys.modules.items()):
         path = getattr(mod, "__file__", None)
-        if name == "__main__" or name in _BY_VALUE or not path:
+        # Only Python source: a compiled extension cannot travel by value.
+        if name == "__main__" or name in _BY_VALUE or not path or not path.endswith(".py"):
             continue
         path = os.path.realpath(path)
         installed = any(part in ("site-packages", "dist-packages") for part in path.split(os.sep))
