@@ -18,5 +18,6 @@ from shoal._native import __version__
 from shoal.errors import PlanError, ShoalError
 from shoal.dataset import Dataset
 from shoal.context import Context
+from shoal.mapreduce import MapReduceJob
 
-__all__ = ["Context", "Dataset", "PlanError", "ShoalError", "__version__"]
+__all__ = ["Context", "Dataset", "MapReduceJob", "PlanError", "ShoalError", "__version__"]

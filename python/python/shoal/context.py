@@ -16,7 +16,9 @@ the same engine as a Rust Dataset program's jobs.
 
 import os
 import shutil
+import site
 import sys
+import sysconfig
 
 import cloudpickle
 
@@ -252,10 +254,59 @@ def _unique(nodes):
 
 
 def _pickle_plan(plan, node):
+    _register_user_modules()
     try:
         return cloudpickle.dumps(plan, protocol=5)
     except Exception as e:
         raise _unpicklable(node, e) from e
+
+
+def _register_user_modules():
+    """Has cloudpickle send the user's own modules by value: every module
+    loaded from a file under the main script's directory or the current
+    directory, except the shoal package, installed packages and the
+    standard library. cloudpickle pickles other modules' functions by
+    reference, and the hosts do not have the user's project files."""
+    roots = _user_roots()
+    if not roots:
+        return
+    skip = _library_dirs()
+    for name, mod in list(sys.modules.items()):
+        path = getattr(mod, "__file__", None)
+        # Only Python source: a compiled extension cannot travel by value.
+        if name == "__main__" or name in _BY_VALUE or not path or not path.endswith(".py"):
+            continue
+        path = os.path.realpath(path)
+        installed = any(part in ("site-packages", "dist-packages") for part in path.split(os.sep))
+        if any(_under(path, r) for r in roots) and not installed and not any(_under(path, d) for d in skip):
+            cloudpickle.register_pickle_by_value(mod)
+            _BY_VALUE.add(name)
+
+
+#: Modules already registered with cloudpickle to be pickled by value.
+_BY_VALUE = set()
+
+
+def _user_roots():
+    """The main script's directory and the current directory; never `/`,
+    under which everything lies."""
+    dirs = [os.getcwd()]
+    if sys.argv and sys.argv[0] and os.path.isfile(sys.argv[0]):
+        dirs.append(os.path.dirname(os.path.abspath(sys.argv[0])))
+    return {os.path.realpath(d) for d in dirs} - {os.path.realpath(os.sep)}
+
+
+def _library_dirs():
+    """Where the shoal package, installed packages and the standard library live."""
+    dirs = [os.path.dirname(os.path.abspath(shoal.__file__)), os.path.dirname(os.path.abspath(cloudpickle.__file__))]
+    dirs += [sysconfig.get_path(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    dirs += list(getattr(site, "getsitepackages", lambda: [])())
+    dirs.append(getattr(site, "getusersitepackages", lambda: None)())
+    return {os.path.realpath(d) for d in dirs if d}
+
+
+def _under(path, root):
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _unpicklable(node, error):

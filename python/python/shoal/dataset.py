@@ -15,9 +15,13 @@ hashable values the canonical encoding knows (None, bool, int, float,
 str, bytes, and tuples or frozensets of them).
 """
 
+import collections
 import functools
 import itertools
+import os
+import subprocess
 import sys
+import threading
 
 from shoal import _plan
 
@@ -71,6 +75,16 @@ class Dataset:
     def key_by(self, f):
         """Each record `x` becomes `(f(x), x)`."""
         return self._narrow("key_by", _plan.KeyBy(f), f)
+
+    def pipe(self, command, image=None):
+        """Each partition's records, as `str(record)` lines, through the
+        shell command `command` on its stdin; its stdout lines (without
+        their line ends) are the new records, str. With `image`, the
+        command runs in that Docker image (`docker run --rm -i --init`,
+        as this user, no network, the run's work dir at /shoal/work). A
+        command that exits non-zero fails the task, with its exit code
+        and the end of its stderr."""
+        return self._narrow("pipe", _plan.MapPartitions(_Pipe(command, image)), None)
 
     def union(self, *others):
         """The partitions of this dataset, then those of each of `others`."""
@@ -159,3 +173,85 @@ class Dataset:
     def save_as_text(self, path):
         """Writes `str(x)` of every record as lines to the file `path` (on the driver)."""
         self._ctx._run(self, _plan.Text(), path=path)
+
+
+class _Pipe:
+    """`Dataset.pipe`'s function of a partition. The records are written
+    to the command's stdin from the task's own thread (the native readers
+    upstream are bound to it), while threads drain its stdout and stderr,
+    so that neither side can block the other on a full pipe."""
+
+    #: Exit code of `docker run` when Docker itself failed (agent/container.rs).
+    DOCKER_ERROR = 125
+    #: Lines of the command's stderr kept for the error.
+    TAIL = 20
+
+    def __init__(self, command, image):
+        self.command, self.image = command, image
+
+    def argv(self):
+        if self.image is None:
+            return ["sh", "-c", self.command]
+        # As agent/container.rs runs a task's image: this user, no network, --init.
+        return ["docker", "run", "--rm", "-i", "--init", "--user", f"{os.getuid()}:{os.getgid()}", "--network", "none",
+                "-v", f"{os.getcwd()}:/shoal/work", "-w", "/shoal/work", self.image, "/bin/sh", "-c", self.command]
+
+    def what(self):
+        return f"pipe({self.command!r})" if self.image is None else f"pipe({self.command!r}, image={self.image!r})"
+
+    def __call__(self, records):
+        try:
+            proc = subprocess.Popen(self.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as e:
+            fix = "install Docker on the hosts or drop image=" if self.image else "check that sh is on the hosts"
+            raise RuntimeError(f"{self.what()} cannot start {self.argv()[0]}: {e}; {fix}") from None
+        out, tail = collections.deque(), collections.deque(maxlen=self.TAIL)
+        readers = [threading.Thread(target=_drain, args=(proc.stdout, out.append), daemon=True),
+                   threading.Thread(target=_drain, args=(proc.stderr, tail.append), daemon=True)]
+        for t in readers:
+            t.start()
+        try:
+            yield from self._feed(proc, records, out)
+        finally:
+            _close(proc.stdin)
+            for t in readers:
+                t.join()
+            code = proc.wait()
+        yield from _lines(out)
+        if code != 0:
+            err = b"".join(tail).decode("utf-8", "replace").rstrip("\n") or "(nothing)"
+            if self.image is not None and code == self.DOCKER_ERROR:
+                raise RuntimeError(f"{self.what()}: Docker could not run the image (docker run exited with code {code}); "
+                                   f"its stderr ends:\n{err}\ncheck that the image exists on every host (docker images)")
+            raise RuntimeError(f"{self.what()} exited with code {code}; the end of its stderr:\n{err}\n"
+                               "fix the command (run it by hand on a few records) or the records it reads")
+
+    def _feed(self, proc, records, out):
+        """Writes the records, handing on the lines the command wrote meanwhile."""
+        for batch in _plan.rebatch(records):
+            try:
+                proc.stdin.write("".join(f"{x}\n" for x in batch).encode())
+            except BrokenPipeError:
+                # The command stopped reading (`head`): its exit code tells.
+                return
+            yield from _lines(out)
+
+
+def _drain(stream, put):
+    for line in stream:
+        put(line)
+    stream.close()
+
+
+def _close(stream):
+    try:
+        stream.close()
+    except BrokenPipeError:
+        pass
+
+
+def _lines(out):
+    """The lines in `out` so far, without their line ends."""
+    while out:
+        line = out.popleft().decode()
+        yield line[:-1] if line.endswith("\n") else line

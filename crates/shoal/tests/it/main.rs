@@ -27,4 +27,5 @@ mod dataset_cluster;
 mod dataset_errors;
 mod python;
 mod python_keys;
+mod python_mr;
 mod python_package;
