@@ -1,0 +1,107 @@
+//! A Python program when things break under it: a host killed in the
+//! middle of a job (on the netns ssh cluster) and a driver killed with
+//! SIGKILL then rerun with `--resume`. Either way the answer is exact;
+//! the lost host is in the summary, and the resumed run reuses what the
+//! killed one had committed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use shoal_testkit::local::local_workers;
+use shoal_testkit::netns::{self, script};
+use shoal_testkit::process::wait_for;
+use shoal_testkit::Shoal;
+
+/// `slow.py N DELAY PARTS [--collect]`: counts 0..N by `x % 7`, each
+/// record taking DELAY seconds in the map, and prints `groups [(k, n),
+/// ...]`; by `reduce_by_key`, or with `--collect` by collecting the pairs
+/// and counting on the driver (a job without a shuffle, whose map outputs
+/// the driver journals as they come).
+const SLOW: &str = r#"
+import time
+
+import shoal
+
+with shoal.Context() as sc:
+    n, delay, parts = int(sc.args[0]), float(sc.args[1]), int(sc.args[2])
+
+    def slow(x):
+        time.sleep(delay)
+        return (x % 7, 1)
+
+    pairs = sc.range(0, n, parts).map(slow)
+    if "--collect" in sc.args:
+        counts = {}
+        for k, one in pairs.collect():
+            counts[k] = counts.get(k, 0) + one
+        groups = sorted(counts.items())
+    else:
+        groups = sorted(pairs.reduce_by_key(lambda a, b: a + b).collect())
+    print("groups", groups)
+"#;
+
+fn want(n: u64) -> String {
+    let groups: Vec<String> = (0..7).map(|k| format!("({k}, {})", (0..n).filter(|i| i % 7 == k).count())).collect();
+    format!("groups [{}]\n", groups.join(", "))
+}
+
+fn start(dir: &Path, args: &[&str]) -> Child {
+    std::fs::write(dir.join("slow.py"), SLOW).unwrap();
+    let mut cmd = Shoal::python().arg(dir.join("slow.py")).in_job_dir(dir).args(args).command();
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+fn summaries(dir: &Path) -> Vec<serde_json::Value> {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join(".shoal/runs")).unwrap().filter_map(|e| Some(e.ok()?.path())).collect();
+    runs.retain(|p| p.join("summary.json").exists());
+    runs.sort();
+    runs.iter().map(|r| serde_json::from_str(&std::fs::read_to_string(r.join("summary.json")).unwrap()).unwrap()).collect()
+}
+
+fn journal_lines(dir: &Path) -> usize {
+    let Ok(runs) = std::fs::read_dir(dir.join(".shoal/runs")) else { return 0 };
+    runs.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("journal.jsonl")).ok()).map(|j| j.lines().count()).sum()
+}
+
+#[test]
+fn a_host_killed_in_the_middle_of_a_python_job_changes_nothing_but_the_time() {
+    let Some((_g, c)) = netns::up() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = c.file.display().to_string();
+    let child = start(dir.path(), &["--quiet", "--cluster", &cluster, "240", "0.05", "12"]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while c.procs_on("h2", "shoal._executor").is_empty() {
+        assert!(Instant::now() < deadline, "no Python executor of the job ever ran on h2");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(script(&["kill", "h2"]).status.success());
+    let out = child.wait_with_output().unwrap();
+    let _ = script(&["restart", "h2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout, want(240));
+    let s = summaries(dir.path());
+    assert!(s.iter().any(|s| s["lost"].as_array().is_some_and(|l| l.iter().any(|h| h[0] == "h2"))), "h2 was lost in the job: {s:?}");
+}
+
+#[test]
+fn a_python_driver_killed_with_sigkill_is_resumed_without_redoing_committed_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = local_workers(dir.path(), 2).display().to_string();
+    let args = ["--quiet", "--cluster", &cluster, "120", "0.1", "12", "--collect"];
+    let mut first = start(dir.path(), &args);
+    // 12 map tasks of 1 s each on 2 workers: kill once a few committed.
+    let committed = wait_for(90, || journal_lines(dir.path()) >= 3);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(committed, "no map task was journaled within 90 s");
+    let again = start(dir.path(), &[&["--resume"][..], &args].concat());
+    let out = again.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout, want(120));
+    let s = summaries(dir.path());
+    let last = s.last().expect("the resumed run's summary");
+    assert!(last["reused"].as_u64().is_some_and(|n| n >= 3), "the resumed run reused the committed tasks: {last}");
+}
