@@ -44,16 +44,22 @@ fn keys_of(path: &Path) -> Vec<String> {
 /// Runs each example on `flags`' cluster and its `--plain` twin, in `dir`
 /// (with corpus.txt, users.tsv, orders.tsv, records.txt), and compares.
 fn examples_match_plain(dir: &Path, flags: &[String], label: &str) {
-    let cases: [(&str, &[&str]); 4] = [
+    let cases: [(&str, &[&str]); 5] = [
         ("wordcount", &["corpus.txt", "counts.tsv"]),
         ("join", &["users.tsv", "orders.tsv"]),
         ("sum", &["20000", "7"]),
         ("kmeans", &["20000", "4", "10"]),
+        ("sweep", &["sweep.csv", "3000"]),
     ];
     for (name, args) in cases {
         let plain = example(dir, name).args(args).arg("--plain").run().success();
-        if name == "wordcount" {
-            std::fs::rename(dir.join("counts.tsv"), dir.join("counts-plain.tsv")).unwrap();
+        let written = match name {
+            "wordcount" => Some(("counts.tsv", "counts-plain.tsv")),
+            "sweep" => Some(("sweep.csv", "sweep-plain.csv")),
+            _ => None,
+        };
+        if let Some((out, kept)) = written {
+            std::fs::rename(dir.join(out), dir.join(kept)).unwrap();
         }
         let got = example(dir, name).args(flags).args(args).run().success();
         assert_eq!(got.stdout, plain.stdout, "{label}: {name} differs from plain Python");
@@ -61,6 +67,8 @@ fn examples_match_plain(dir: &Path, flags: &[String], label: &str) {
     }
     let (counts, plain) = (std::fs::read(dir.join("counts.tsv")).unwrap(), std::fs::read(dir.join("counts-plain.tsv")).unwrap());
     assert!(counts == plain, "{label}: wordcount's sorted counts file is plain Python's");
+    let (sweep, plain) = (std::fs::read(dir.join("sweep.csv")).unwrap(), std::fs::read(dir.join("sweep-plain.csv")).unwrap());
+    assert!(sweep == plain, "{label}: the sweep's CSV is plain Python's");
     example(dir, "sort").args(flags).args(["records.txt", "sorted.txt"]).run().success();
     example(dir, "sort").args(["records.txt", "sorted-plain.txt", "--plain"]).run().success();
     assert_eq!(keys_of(&dir.join("sorted.txt")), keys_of(&dir.join("sorted-plain.txt")), "{label}: sorted by key");
