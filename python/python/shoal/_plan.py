@@ -8,16 +8,25 @@ with one, each segment ends in its shuffle parent's map-side writer
 (keyed lines), and the reduce tasks read the merged groups, run the
 reduce-side chain and write the sink.
 
-Every operation works on an iterator of *batches* (lists of records), so
-Python runs a list comprehension per batch and the native module is
-called once per batch, never per record. Operations are instances of the
-classes below (pickled by reference to this module, with the user's
-functions inside pickled by value by cloudpickle).
+Every operation works on an iterator of *batches* (lists of records), and
+the native module is called once per batch, never per record. Operations
+are instances of the classes below (pickled by reference to this module,
+with the user's functions inside pickled by value by cloudpickle).
+
+On a host, each run of narrow operations of a stage (map, flat_map,
+filter, key_by, and the tags of join and distinct), together with the
+map-side combiner that follows it, is compiled into ONE Python function
+(`compile_chain`) that loops over each batch's records with no
+intermediate lists; the executor builds it the first time a task of the
+plan runs and keeps it for the plan's other tasks.
 """
 
+import bisect
 import copy
 import functools
 import itertools
+import os
+import sys
 
 from shoal import _native
 
@@ -100,6 +109,8 @@ class SortedReader:
 # Narrow operations: an iterator of batches to an iterator of batches.
 
 class Map:
+    fuse = "map"
+
     def __init__(self, f):
         self.f = f
 
@@ -109,6 +120,8 @@ class Map:
 
 
 class FlatMap:
+    fuse = "flat_map"
+
     def __init__(self, f):
         self.f = f
 
@@ -118,6 +131,8 @@ class FlatMap:
 
 
 class Filter:
+    fuse = "filter"
+
     def __init__(self, f):
         self.f = f
 
@@ -135,6 +150,8 @@ class MapPartitions:
 
 
 class KeyBy:
+    fuse = "key_by"
+
     def __init__(self, f):
         self.f = f
 
@@ -146,6 +163,8 @@ class KeyBy:
 class Tag:
     """`(k, v)` to `(k, (side, v))`: which side of a join a value is from."""
 
+    fuse = "tag"
+
     def __init__(self, side):
         self.side = side
 
@@ -156,6 +175,8 @@ class Tag:
 
 class AsKey:
     """`x` to `(x, None)`, for `distinct`."""
+
+    fuse = "as_key"
 
     def __call__(self, batches):
         return ([(x, None) for x in b] for b in batches)
@@ -251,18 +272,7 @@ class Combine:
         self.create, self.merge = create, merge
 
     def __call__(self, batches):
-        create, merge = self.create, self.merge
-        acc = {}
-        for b in batches:
-            for k, v in b:
-                if k in acc:
-                    acc[k] = merge(acc[k], v)
-                else:
-                    acc[k] = create(v)
-            if len(acc) >= COMBINE_MAX:
-                yield _native.encode_keyed(acc.items())
-                acc = {}
-        yield _native.encode_keyed(acc.items())
+        return _fuse([], self)(batches)
 
 
 class SortedPairs:
@@ -340,26 +350,161 @@ class JobPlan:
         #: The program's main script, which functions pickled by value come from.
         self.source = None
 
+    def __getstate__(self):
+        # The compiled stages are the executor's own: never pickled.
+        state = dict(self.__dict__)
+        state.pop("_compiled", None)
+        return state
+
     def locate(self, partition):
         """The segment of a map task, and the partition within it."""
-        p = partition
-        for seg, n in enumerate(self.layout):
-            if p < n:
-                return seg, p
-            p -= n
-        raise IndexError(f"partition {partition} is beyond the job's layout {self.layout}")
+        starts = self._stages()["starts"]
+        seg = bisect.bisect_right(starts, partition) - 1
+        if partition < 0 or seg >= len(self.layout) or partition - starts[seg] >= self.layout[seg]:
+            raise IndexError(f"partition {partition} is beyond the job's layout {self.layout}")
+        return seg, partition - starts[seg]
+
+    def _stages(self):
+        """What every task of the plan runs, compiled on first use and kept:
+        per segment its reader and its chain with its writer fused in, and
+        the reduce side's; so a task does no work proportional to the plan."""
+        compiled = self.__dict__.get("_compiled")
+        if compiled is None:
+            starts = [0]
+            for n in self.layout[:-1]:
+                starts.append(starts[-1] + n)
+            segments = []
+            for seg in self.segments:
+                writer = self.writer if self.map_writers is None else self.map_writers[seg.parent]
+                segments.append((seg.reader, compile_chain(seg.ops, writer)))
+            reduce = compile_chain(self.reduce_ops, self.writer) if self.reduce_reader is not None else None
+            compiled = self._compiled = {"starts": starts, "segments": segments, "reduce": reduce}
+        return compiled
 
     def run(self, stage, partition, src, is_file):
         """One task's output bytes."""
+        stages = self._stages()
         if stage == 1:
-            return self.writer(chain(self.reduce_ops, self.reduce_reader(src, is_file)))
-        seg = self.segments[self.locate(partition)[0]]
-        batches = chain(seg.ops, seg.reader(src, is_file))
-        writer = self.writer if self.map_writers is None else self.map_writers[seg.parent]
-        return writer(batches)
+            return stages["reduce"](self.reduce_reader(src, is_file))
+        reader, run = stages["segments"][self.locate(partition)[0]]
+        return run(reader(src, is_file))
 
 
 def chain(ops, batches):
     for op in ops:
         batches = op(batches)
     return batches
+
+
+# Fusion: a chain compiled into one generated function.
+
+#: The file name of generated code: inside the package, so the executor
+#: leaves its frames out of a task's traceback like the package's own.
+FUSED_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "<fused>")
+
+
+class _Missing:
+    def __repr__(self):
+        return "MISSING"
+
+
+#: A key not yet in a combiner's dict (None and every other value can be one).
+MISSING = _Missing()
+
+
+def compile_chain(ops, writer):
+    """A function from an iterator of input batches to the task's output
+    (what `writer(chain(ops, batches))` returns, computed the same way):
+    each run of fusable operations becomes one loop, and a `Combine`
+    writer after such a run is folded into it."""
+    stages = []
+    run = []
+    for op in ops:
+        if getattr(op, "fuse", None) is None:
+            if run:
+                stages.append(_fuse(run, None))
+                run = []
+            stages.append(op)
+        else:
+            run.append(op)
+    if isinstance(writer, Combine):
+        stages.append(_fuse(run, writer))
+        writer = None
+    elif run:
+        stages.append(_fuse(run, None))
+
+    def go(batches):
+        for stage in stages:
+            batches = stage(batches)
+        return batches if writer is None else writer(batches)
+
+    return go
+
+
+def _fuse(ops, combine):
+    """One generated generator function for the fusable `ops`, yielding a
+    batch of output records per input batch (like the ops one after the
+    other), or, with `combine`, that combiner's output chunks."""
+    ns = {"MISSING": MISSING, "encode_keyed": _native.encode_keyed, "_plan": sys.modules[__name__]}
+    def bind(obj):
+        name = f"_f{len(ns)}"
+        ns[name] = obj
+        return name
+
+    body = []
+    depth = 2
+    cur = "x0"
+    body.append((depth, "for x0 in b:"))
+    depth += 1
+    for i, op in enumerate(ops, 1):
+        nxt = f"x{i}"
+        kind = op.fuse
+        if kind == "map":
+            body.append((depth, f"{nxt} = {bind(op.f)}({cur})"))
+        elif kind == "flat_map":
+            body.append((depth, f"for {nxt} in {bind(op.f)}({cur}):"))
+            depth += 1
+        elif kind == "filter":
+            body.append((depth, f"if not {bind(op.f)}({cur}):"))
+            body.append((depth + 1, "continue"))
+            nxt = cur
+        elif kind == "key_by":
+            body.append((depth, f"{nxt} = ({bind(op.f)}({cur}), {cur})"))
+        elif kind == "tag":
+            body.append((depth, f"k, v = {cur}"))
+            body.append((depth, f"{nxt} = (k, ({bind(op.side)}, v))"))
+        elif kind == "as_key":
+            body.append((depth, f"{nxt} = ({cur}, None)"))
+        else:
+            raise ValueError(f"cannot fuse an operation of kind {kind!r}: this is a bug in shoal._plan")
+        cur = nxt
+
+    lines = ["def fused(batches):"]
+    if combine is None:
+        lines += ["    for b in batches:", "        out = []", "        append = out.append"]
+        lines += ["    " * d + text for d, text in body]
+        lines += ["    " * depth + f"append({cur})", "        yield out"]
+    else:
+        create = None if combine.create is identity else bind(combine.create)
+        merge = bind(combine.merge)
+        lines += ["    limit = _plan.COMBINE_MAX", "    acc = {}", "    get = acc.get", "    for b in batches:"]
+        lines += ["    " * d + text for d, text in body]
+        pad = "    " * depth
+        lines += [
+            pad + f"k, v = {cur}",
+            pad + "old = get(k, MISSING)",
+            pad + "if old is MISSING:",
+            pad + f"    acc[k] = {'v' if create is None else f'{create}(v)'}",
+            pad + "else:",
+            pad + f"    acc[k] = {merge}(old, v)",
+            "        if len(acc) >= limit:",
+            "            yield encode_keyed(acc.items())",
+            "            acc = {}",
+            "            get = acc.get",
+            "    yield encode_keyed(acc.items())",
+        ]
+    code = compile("\n".join(lines) + "\n", FUSED_FILE, "exec")
+    exec(code, ns)
+    fused = ns["fused"]
+    fused.source = "\n".join(lines)
+    return fused

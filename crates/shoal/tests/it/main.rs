@@ -26,5 +26,6 @@ mod dataset;
 mod dataset_cluster;
 mod dataset_errors;
 mod python;
+mod python_fusion;
 mod python_keys;
 mod python_package;
