@@ -24,7 +24,9 @@ plan runs and keeps it for the plan's other tasks.
 import bisect
 import copy
 import functools
+import inspect
 import itertools
+import operator
 import os
 import sys
 
@@ -496,7 +498,7 @@ def _fuse(ops, combine):
             pad + "if old is MISSING:",
             pad + f"    acc[k] = {'v' if create is None else f'{create}(v)'}",
             pad + "else:",
-            pad + f"    acc[k] = {merge}(old, v)",
+            *_merge_lines(pad + "    ", merge, combine.merge),
             "        if len(acc) >= limit:",
             "            yield encode_keyed(acc.items())",
             "            acc = {}",
@@ -508,3 +510,25 @@ def _fuse(ops, combine):
     fused = ns["fused"]
     fused.source = "\n".join(lines)
     return fused
+
+
+#: What a merge function's code is compared on to know it returns `a + b`.
+def _code_key(f):
+    code = getattr(f, "__code__", None)
+    if code is None:
+        return None
+    return (code.co_code, code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount,
+            code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS), code.co_consts, code.co_names, code.co_freevars)
+
+
+ADD_KEYS = {_code_key(lambda a, b: a + b)}
+
+
+def _merge_lines(pad, name, merge):
+    """The combine of a key seen before: `merge(old, v)`, or `old + v` in
+    line when `merge` is `lambda a, b: a + b` (or operator.add), with the
+    call again when the addition raises, so the error comes from the
+    user's function with its frame."""
+    if merge is operator.add or _code_key(merge) in ADD_KEYS:
+        return [pad + "try:", pad + "    acc[k] = old + v", pad + "except Exception:", pad + f"    acc[k] = {name}(old, v)"]
+    return [pad + f"acc[k] = {name}(old, v)"]

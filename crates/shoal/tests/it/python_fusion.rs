@@ -2,7 +2,8 @@
 //! of narrow operations and the map-side combiner compiled into one loop
 //! give the answers plain Python gives, across a combiner's flush and
 //! around a `map_partitions` that breaks fusion, and an exception inside
-//! a fused loop still shows only the user's frame.
+//! a fused loop (and in a `lambda a, b: a + b` the combiner adds in line)
+//! still shows only the user's frame.
 
 use std::path::Path;
 
@@ -75,6 +76,28 @@ fn an_exception_in_a_fused_stage_shows_only_the_users_frame() {
         "  | shoal: task of job 0 failed: Traceback (most recent call last):\n  |   File \"{}\", line 5, in <lambda>\n  |     \
          print(words.map(lambda w: (w, 1 // (len(w) - 4))).reduce_by_key(lambda a, b: a + b).collect())\n  | \
          ZeroDivisionError: integer division or modulo by zero\n  | a Python function raised ZeroDivisionError in map partition 0 on host ",
+        script.display()
+    ));
+}
+
+const FAILS_TO_ADD: &str = r#"
+import shoal
+with shoal.Context() as sc:
+    pairs = sc.parallelize([("k", 1), ("j", 2), ("k", "x")], 1)
+    print(pairs.reduce_by_key(lambda a, b: a + b).collect())
+"#;
+
+#[test]
+fn an_exception_in_an_addition_the_combiner_inlines_shows_the_users_lambda() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("adds.py");
+    std::fs::write(&script, FAILS_TO_ADD).unwrap();
+    let r = python(dir.path(), &script).args(on_workers(dir.path(), 1)).run();
+    let r = r.fails_with(1, "failed 4 times, on: w0 (exit code 1)");
+    r.stderr_has(&format!(
+        "  | shoal: task of job 0 failed: Traceback (most recent call last):\n  |   File \"{}\", line 5, in <lambda>\n  |     \
+         print(pairs.reduce_by_key(lambda a, b: a + b).collect())\n  | \
+         TypeError: unsupported operand type(s) for +: 'int' and 'str'\n  | a Python function raised TypeError in map partition 0 on host ",
         script.display()
     ));
 }
