@@ -30,6 +30,11 @@ import operator
 import os
 import sys
 
+try:
+    from collections import _count_elements as count_elements
+except ImportError:  # not every Python has the C helper
+    count_elements = None
+
 from shoal import _native
 
 #: Records per batch when Python makes the batches.
@@ -447,45 +452,39 @@ def _fuse(ops, combine):
     """One generated generator function for the fusable `ops`, yielding a
     batch of output records per input batch (like the ops one after the
     other), or, with `combine`, that combiner's output chunks."""
-    ns = {"MISSING": MISSING, "encode_keyed": _native.encode_keyed, "_plan": sys.modules[__name__]}
+    ns = {"MISSING": MISSING, "encode_keyed": _native.encode_keyed, "_plan": sys.modules[__name__], "count": count_elements}
+
     def bind(obj):
         name = f"_f{len(ns)}"
         ns[name] = obj
         return name
 
-    body = []
-    depth = 2
-    cur = "x0"
-    body.append((depth, "for x0 in b:"))
-    depth += 1
-    for i, op in enumerate(ops, 1):
-        nxt = f"x{i}"
-        kind = op.fuse
-        if kind == "map":
-            body.append((depth, f"{nxt} = {bind(op.f)}({cur})"))
-        elif kind == "flat_map":
-            body.append((depth, f"for {nxt} in {bind(op.f)}({cur}):"))
-            depth += 1
-        elif kind == "filter":
-            body.append((depth, f"if not {bind(op.f)}({cur}):"))
-            body.append((depth + 1, "continue"))
-            nxt = cur
-        elif kind == "key_by":
-            body.append((depth, f"{nxt} = ({bind(op.f)}({cur}), {cur})"))
-        elif kind == "tag":
-            body.append((depth, f"k, v = {cur}"))
-            body.append((depth, f"{nxt} = (k, ({bind(op.side)}, v))"))
-        elif kind == "as_key":
-            body.append((depth, f"{nxt} = ({cur}, None)"))
-        else:
-            raise ValueError(f"cannot fuse an operation of kind {kind!r}: this is a bug in shoal._plan")
-        cur = nxt
+    # `map(lambda w: (w, 1))` then `reduce_by_key(lambda a, b: a + b)`
+    # counts: the loop that makes the words feeds them to C code instead.
+    counting = (combine is not None and ops and ops[-1].fuse == "map" and _code_key(ops[-1].f) in PAIR_ONE_KEYS
+                and combine.create is identity and _adds(combine.merge) and count_elements is not None)
+    if counting:
+        body, depth, cur, last_loop = _loops(ops[:-1], bind)
+        counting = last_loop is not None
+    if not counting:
+        body, depth, cur, last_loop = _loops(ops, bind)
 
     lines = ["def fused(batches):"]
     if combine is None:
         lines += ["    for b in batches:", "        out = []", "        append = out.append"]
         lines += ["    " * d + text for d, text in body]
         lines += ["    " * depth + f"append({cur})", "        yield out"]
+    elif counting:
+        line, iterable = last_loop
+        body = body[:line] + [(body[line][0], f"count(acc, {iterable})")]
+        lines += ["    limit = _plan.COMBINE_MAX", "    acc = {}", "    for b in batches:"]
+        lines += ["    " * d + text for d, text in body]
+        lines += [
+            "        if len(acc) >= limit:",
+            "            yield encode_keyed(acc.items())",
+            "            acc = {}",
+            "    yield encode_keyed(acc.items())",
+        ]
     else:
         create = None if combine.create is identity else bind(combine.create)
         merge = bind(combine.merge)
@@ -512,16 +511,60 @@ def _fuse(ops, combine):
     return fused
 
 
+def _loops(ops, bind):
+    """The loops of a fused function over a batch `b` running `ops`, as
+    (indent, line) pairs; the indent inside them, the name of the record
+    there, and the innermost loop (its line, what it iterates) when no
+    line follows it."""
+    body = [(2, "for x0 in b:")]
+    depth = 3
+    cur = "x0"
+    last_loop = (0, "b")
+    for i, op in enumerate(ops, 1):
+        last_loop = None
+        nxt = f"x{i}"
+        kind = op.fuse
+        if kind == "map":
+            body.append((depth, f"{nxt} = {bind(op.f)}({cur})"))
+        elif kind == "flat_map":
+            last_loop = (len(body), f"{bind(op.f)}({cur})")
+            body.append((depth, f"for {nxt} in {last_loop[1]}:"))
+            depth += 1
+        elif kind == "filter":
+            body.append((depth, f"if not {bind(op.f)}({cur}):"))
+            body.append((depth + 1, "continue"))
+            nxt = cur
+        elif kind == "key_by":
+            body.append((depth, f"{nxt} = ({bind(op.f)}({cur}), {cur})"))
+        elif kind == "tag":
+            body.append((depth, f"k, v = {cur}"))
+            body.append((depth, f"{nxt} = (k, ({bind(op.side)}, v))"))
+        elif kind == "as_key":
+            body.append((depth, f"{nxt} = ({cur}, None)"))
+        else:
+            raise ValueError(f"cannot fuse an operation of kind {kind!r}: this is a bug in shoal._plan")
+        cur = nxt
+    return body, depth, cur, last_loop
+
+
 #: What a merge function's code is compared on to know it returns `a + b`.
 def _code_key(f):
     code = getattr(f, "__code__", None)
     if code is None:
         return None
+    # Constants with their types: 1 == True == 1.0, but (w, True) is not (w, 1).
+    consts = tuple((type(c), c) for c in code.co_consts)
     return (code.co_code, code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount,
-            code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS), code.co_consts, code.co_names, code.co_freevars)
+            code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS), consts, code.co_names, code.co_freevars)
 
 
 ADD_KEYS = {_code_key(lambda a, b: a + b)}
+PAIR_ONE_KEYS = {_code_key(lambda w: (w, 1))}
+
+
+def _adds(merge):
+    """Whether `merge(a, b)` is `a + b`: operator.add or `lambda a, b: a + b`."""
+    return merge is operator.add or _code_key(merge) in ADD_KEYS
 
 
 def _merge_lines(pad, name, merge):
@@ -529,6 +572,6 @@ def _merge_lines(pad, name, merge):
     line when `merge` is `lambda a, b: a + b` (or operator.add), with the
     call again when the addition raises, so the error comes from the
     user's function with its frame."""
-    if merge is operator.add or _code_key(merge) in ADD_KEYS:
+    if _adds(merge):
         return [pad + "try:", pad + "    acc[k] = old + v", pad + "except Exception:", pad + f"    acc[k] = {name}(old, v)"]
     return [pad + f"acc[k] = {name}(old, v)"]

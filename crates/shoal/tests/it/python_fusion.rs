@@ -1,7 +1,8 @@
 //! The Python executor's fused stages (`shoal._plan.compile_chain`): runs
 //! of narrow operations and the map-side combiner compiled into one loop
 //! give the answers plain Python gives, across a combiner's flush and
-//! around a `map_partitions` that breaks fusion, and an exception inside
+//! around a `map_partitions` that breaks fusion (the textbook `(w, 1)`
+//! count, which C code counts, too), and an exception inside
 //! a fused loop (and in a `lambda a, b: a + b` the combiner adds in line)
 //! still shows only the user's frame.
 
@@ -45,6 +46,16 @@ with shoal.Context() as sc:
             if y % 3 and (y // 2) % 4 != 0:
                 want.setdefault((y // 2) % 6, []).append(y // 2)
     check("around_map_partitions", {k: sorted(v) for k, v in got}, {k: sorted(v) for k, v in want.items()})
+    # The textbook count (`(w, 1)` pairs added up) is counted in C code: the
+    # same answers, across a flush too; `(w, True)` pairs are not counts.
+    got = sc.range(2 * m + 7, n=1).flat_map(lambda x: [x % m, -1]).map(lambda w: (w, 1)).reduce_by_key(lambda a, b: a + b, n=2).collect()
+    want = {}
+    for x in range(2 * m + 7):
+        for w in (x % m, -1):
+            want[w] = want.get(w, 0) + 1
+    check("counted_across_a_flush", dict(got), want)
+    got = sc.parallelize(["a b a", "c"], 1).flat_map(lambda s: s.split()).map(lambda w: (w, True)).reduce_by_key(lambda a, b: a + b).collect()
+    check("true_pairs_are_not_counts", repr(sorted(got)), repr([("a", 2), ("b", True), ("c", True)]))
     got = sc.parallelize([None, 0, "", "a", None, 0], 2).distinct(2).collect()
     check("distinct_none_and_falsy_keys", sorted(got, key=repr), sorted([None, 0, "", "a"], key=repr))
 "#;
@@ -55,7 +66,13 @@ fn fused_stages_match_plain_python_across_a_flush_and_map_partitions() {
     let script = dir.path().join("fused.py");
     std::fs::write(&script, FUSED).unwrap();
     let r = python(dir.path(), &script).args(on_workers(dir.path(), 2)).run().success();
-    assert_eq!(r.stdout, "ok combine_across_a_flush\nok around_map_partitions\nok distinct_none_and_falsy_keys\n", "stderr:\n{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "ok combine_across_a_flush\nok around_map_partitions\nok counted_across_a_flush\nok true_pairs_are_not_counts\n\
+         ok distinct_none_and_falsy_keys\n",
+        "stderr:\n{}",
+        r.stderr
+    );
 }
 
 const FAILS_IN_FUSED: &str = r#"
