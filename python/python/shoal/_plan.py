@@ -18,7 +18,9 @@ filter, key_by, and the tags of join and distinct), together with the
 map-side combiner that follows it, is compiled into ONE Python function
 (`compile_chain`) that loops over each batch's records with no
 intermediate lists; the executor builds it the first time a task of the
-plan runs and keeps it for the plan's other tasks.
+plan runs and keeps it for the plan's other tasks. A merge that is
+`lambda a, b: a + b` is added in line, and the textbook count (`map(lambda
+w: (w, 1))` into such a combiner) is counted by collections' C helper.
 """
 
 import bisect
@@ -115,37 +117,35 @@ class SortedReader:
 
 # Narrow operations: an iterator of batches to an iterator of batches.
 
-class Map:
+class Fusable:
+    """An operation `compile_chain` fuses with its neighbours; its `fuse`
+    names what `_loops` generates for it."""
+
+    fuse = None
+
+    def __call__(self, batches):
+        return _fuse([self], None)(batches)
+
+
+class Map(Fusable):
     fuse = "map"
 
     def __init__(self, f):
         self.f = f
 
-    def __call__(self, batches):
-        f = self.f
-        return (list(map(f, b)) for b in batches)
 
-
-class FlatMap:
+class FlatMap(Fusable):
     fuse = "flat_map"
 
     def __init__(self, f):
         self.f = f
 
-    def __call__(self, batches):
-        f = self.f
-        return ([y for x in b for y in f(x)] for b in batches)
 
-
-class Filter:
+class Filter(Fusable):
     fuse = "filter"
 
     def __init__(self, f):
         self.f = f
-
-    def __call__(self, batches):
-        f = self.f
-        return ([x for x in b if f(x)] for b in batches)
 
 
 class MapPartitions:
@@ -156,18 +156,14 @@ class MapPartitions:
         return rebatch(self.f(flatten(batches)))
 
 
-class KeyBy:
+class KeyBy(Fusable):
     fuse = "key_by"
 
     def __init__(self, f):
         self.f = f
 
-    def __call__(self, batches):
-        f = self.f
-        return ([(f(x), x) for x in b] for b in batches)
 
-
-class Tag:
+class Tag(Fusable):
     """`(k, v)` to `(k, (side, v))`: which side of a join a value is from."""
 
     fuse = "tag"
@@ -175,18 +171,11 @@ class Tag:
     def __init__(self, side):
         self.side = side
 
-    def __call__(self, batches):
-        s = self.side
-        return ([(k, (s, v)) for k, v in b] for b in batches)
 
-
-class AsKey:
+class AsKey(Fusable):
     """`x` to `(x, None)`, for `distinct`."""
 
     fuse = "as_key"
-
-    def __call__(self, batches):
-        return ([(x, None) for x in b] for b in batches)
 
 
 # Writers: an iterator of batches to a task's output: bytes, or an
@@ -397,12 +386,6 @@ class JobPlan:
         return run(reader(src, is_file))
 
 
-def chain(ops, batches):
-    for op in ops:
-        batches = op(batches)
-    return batches
-
-
 # Fusion: a chain compiled into one generated function.
 
 #: The file name of generated code: inside the package, so the executor
@@ -421,13 +404,13 @@ MISSING = _Missing()
 
 def compile_chain(ops, writer):
     """A function from an iterator of input batches to the task's output
-    (what `writer(chain(ops, batches))` returns, computed the same way):
+    (what `writer` makes of the batches the ops make one after the other):
     each run of fusable operations becomes one loop, and a `Combine`
     writer after such a run is folded into it."""
     stages = []
     run = []
     for op in ops:
-        if getattr(op, "fuse", None) is None:
+        if not isinstance(op, Fusable):
             if run:
                 stages.append(_fuse(run, None))
                 run = []
