@@ -27,6 +27,7 @@ mod dataset_cluster;
 mod dataset_errors;
 mod python;
 mod python_faults;
+mod python_fusion;
 mod python_keys;
 mod python_mr;
 mod python_package;
