@@ -16,6 +16,7 @@
 //! - [`python`]: a venv with the `shoal` Python package installed from
 //!   `python/`, current with the sources;
 //! - [`process`]: pids written by tasks, liveness, waiting;
+//! - [`runs`]: the summaries a driver left in a job dir;
 //! - [`data`] and [`reference`]: deterministic test data and the answers
 //!   computed the plain single-threaded way.
 //!
@@ -31,6 +32,7 @@ pub mod process;
 pub mod python;
 mod ran;
 pub mod reference;
+pub mod runs;
 mod shoal;
 
 pub use local::local_cluster;

@@ -83,6 +83,16 @@ pub fn pid_list(out: &Output) -> Vec<u32> {
 }
 
 impl Cluster {
+    /// Kills host `h` (as `testcluster kill`) once a process whose
+    /// command line contains `pat` runs there; panics when none does
+    /// within `secs`. Restart it with `script(&["restart", h])`.
+    #[track_caller]
+    pub fn kill_once_running(&self, h: &str, pat: &str, secs: u64) {
+        let running = crate::process::wait_for(secs, || !self.procs_on(h, pat).is_empty());
+        assert!(running, "nothing matching {pat:?} ever ran on {h} within {secs} s");
+        assert!(script(&["kill", h]).status.success(), "testcluster kill {h} failed");
+    }
+
     /// The cluster file's path, as an argument.
     pub fn arg(&self) -> String {
         self.file.display().to_string()

@@ -4,12 +4,12 @@
 //! when a closure panics on one host or a host dies in the middle of a job.
 //! Needs root; in CI (`CI=true`) a missing prerequisite is a failure.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use shoal_testkit::data::{corpus, join_data, records};
 use shoal_testkit::netns::{self, script};
 use shoal_testkit::reference::{kmeans, parse_counts, parse_points, pi_hits, sorted_lines, wordcount};
+use shoal_testkit::runs::latest_summary;
 use shoal_testkit::Shoal;
 
 fn on_cluster<'a>(c: &'a Path, rest: &[&'a str]) -> Vec<String> {
@@ -82,12 +82,7 @@ fn a_host_killed_in_the_middle_of_a_job_changes_nothing_but_the_time() {
         .spawn()
         .unwrap();
     // Each map task sleeps 20 x 50 ms; kill h2 once one runs there.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while c.procs_on("h2", " slow 240 50").is_empty() {
-        assert!(Instant::now() < deadline, "no task of the job ever ran on h2");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(script(&["kill", "h2"]).status.success());
+    c.kill_once_running("h2", " slow 240 50", 60);
     let out = child.wait_with_output().unwrap();
     let _ = script(&["restart", "h2"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -96,14 +91,6 @@ fn a_host_killed_in_the_middle_of_a_job_changes_nothing_but_the_time() {
     assert!(stdout.contains(&format!("groups {want:?}")), "{stdout}");
     let summary = latest_summary(dir.path());
     assert!(summary["lost"].as_array().is_some_and(|l| l.iter().any(|h| h[0] == "h2")), "h2 was lost: {summary}");
-}
-
-fn latest_summary(dir: &Path) -> serde_json::Value {
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join(".shoal/runs")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    runs.retain(|p| p.join("summary.json").exists());
-    runs.sort();
-    let last = runs.last().expect("a run");
-    serde_json::from_str(&std::fs::read_to_string(last.join("summary.json")).unwrap()).unwrap()
 }
 
 #[test]

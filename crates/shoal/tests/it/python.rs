@@ -14,6 +14,7 @@ use std::path::Path;
 
 use shoal_testkit::data::{corpus, join_data, records};
 use shoal_testkit::local::local_workers;
+use shoal_testkit::runs::summaries;
 use shoal_testkit::{bin, netns, Shoal};
 
 /// A Python program in `dir` (with `HOME` there), run by the venv's
@@ -301,16 +302,6 @@ fn ctrl_c_stops_the_run_and_ends_the_program_with_code_130_and_one_error() {
     assert!(stderr.contains("\nerror: run ") && stderr.contains(" interrupted; finished tasks are kept in its journal"), "{stderr}");
     assert!(!stderr.contains("KeyboardInterrupt") && !stderr.contains("Traceback"), "said once, without Python's traceback: {stderr}");
     assert!(shoal_testkit::process::wait_for(10, || !shoal_testkit::process::alive(task)), "the running task was stopped");
-}
-
-fn summaries(dir: &Path) -> Vec<serde_json::Value> {
-    let mut out: Vec<serde_json::Value> = std::fs::read_dir(dir.join(".shoal/runs"))
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("summary.json")).ok())
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .collect();
-    out.sort_by_key(|s| s["started_unix_ms"].as_u64());
-    out
 }
 
 #[test]

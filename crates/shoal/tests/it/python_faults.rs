@@ -4,13 +4,13 @@
 //! the lost host is in the summary, and the resumed run reuses what the
 //! killed one had committed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use shoal_testkit::local::local_workers;
 use shoal_testkit::netns::{self, script};
 use shoal_testkit::process::wait_for;
+use shoal_testkit::runs::summaries;
 use shoal_testkit::Shoal;
 
 /// `slow.py N DELAY PARTS [--collect]`: counts 0..N by `x % 7`, each
@@ -52,13 +52,6 @@ fn start(dir: &Path, args: &[&str]) -> Child {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
-fn summaries(dir: &Path) -> Vec<serde_json::Value> {
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join(".shoal/runs")).unwrap().filter_map(|e| Some(e.ok()?.path())).collect();
-    runs.retain(|p| p.join("summary.json").exists());
-    runs.sort();
-    runs.iter().map(|r| serde_json::from_str(&std::fs::read_to_string(r.join("summary.json")).unwrap()).unwrap()).collect()
-}
-
 fn journal_lines(dir: &Path) -> usize {
     let Ok(runs) = std::fs::read_dir(dir.join(".shoal/runs")) else { return 0 };
     runs.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("journal.jsonl")).ok()).map(|j| j.lines().count()).sum()
@@ -70,12 +63,7 @@ fn a_host_killed_in_the_middle_of_a_python_job_changes_nothing_but_the_time() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = c.file.display().to_string();
     let child = start(dir.path(), &["--quiet", "--cluster", &cluster, "240", "0.05", "12"]);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while c.procs_on("h2", "shoal._executor").is_empty() {
-        assert!(Instant::now() < deadline, "no Python executor of the job ever ran on h2");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(script(&["kill", "h2"]).status.success());
+    c.kill_once_running("h2", "shoal._executor", 90);
     let out = child.wait_with_output().unwrap();
     let _ = script(&["restart", "h2"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
