@@ -41,8 +41,10 @@ pub fn agent_binary() -> PyResult<PathBuf> {
         return Ok(path.clone());
     }
     let path = extract(EMBEDDED, EMBEDDED_HASH, &cache_bin_dir()?).map_err(PyOSError::new_err)?;
-    shoal::binary::set_agent(path.clone())
-        .map_err(|e| PyOSError::new_err(format!("cannot use {} as the shoal agent: {e}; remove it and try again", path.display())))?;
+    // `extract` leaves exactly the embedded bytes there (verified or just
+    // written), so their hash is already known: no second read of the file.
+    let binary = shoal::binary::Binary { path: path.clone(), hash: EMBEDDED_HASH.to_string(), size: EMBEDDED.len() as u64 };
+    shoal::binary::use_agent(binary);
     Ok(DONE.get_or_init(|| path).clone())
 }
 

@@ -32,8 +32,14 @@ pub fn current() -> std::io::Result<&'static Binary> {
 /// Makes [`current`] return the executable at `path` from now on. Hashes
 /// it first: an error (the file is missing or unreadable) changes nothing.
 pub fn set_agent(path: PathBuf) -> std::io::Result<()> {
-    AGENT.set(hash_file(path)?);
+    use_agent(hash_file(path)?);
     Ok(())
+}
+
+/// Makes [`current`] return `binary` from now on, for a caller that knows
+/// its hash already (it just wrote or verified the file).
+pub fn use_agent(binary: Binary) {
+    AGENT.set(binary);
 }
 
 /// Hashes an executable file (used for `agent_binary` overrides too).
