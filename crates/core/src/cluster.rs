@@ -1,18 +1,22 @@
 //! The cluster file: which hosts a run uses and how to reach them.
 //!
 //! `cluster.toml` (or `.json` with the same keys) has an optional
-//! `[defaults]` table applied to every host and one `[hosts.NAME]` table
-//! per host. Validation refuses anything that could be misread: unknown
+//! `[defaults]` table applied to every host, one `[hosts.NAME]` table per
+//! host and an optional `[python]` table ([`PythonSpec`]: the interpreter
+//! per host and what to install in its virtual environment, for the Python
+//! package). Validation refuses anything that could be misread: unknown
 //! keys (with a suggestion), a host or key given twice, addresses and users
 //! that ssh could take for an option or a remote shell could expand
-//! (compare OpenSSH CVE-2023-51385), impossible ports, slots and speeds.
+//! (compare OpenSSH CVE-2023-51385), interpreter paths that the host's
+//! shell could misread, impossible ports, slots and speeds.
 //! With no cluster file at all, the cluster is this machine:
 //! [`ClusterSpec::local`].
 //!
 //! This module only parses and checks the file's text: reading the file
 //! (`shoal::driver::specs`), connecting, detecting core counts and checking
 //! `command_on` host names against the cluster are the driver's business,
-//! in the `shoal` crate.
+//! in the `shoal` crate; so are finding the requirements and wheels and
+//! building the virtual environments (the Python package).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -70,6 +74,25 @@ pub struct ClusterSpec {
     /// The file it came from; `None` for [`ClusterSpec::local`].
     pub source: Option<PathBuf>,
     pub hosts: Vec<HostSpec>,
+    /// The `[python]` table; empty when the file has none.
+    pub python: PythonSpec,
+}
+
+/// The `[python]` table: how Shoal's Python package runs Python on each
+/// host. Only read here; the package picks the interpreter and provisions
+/// the virtual environment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PythonSpec {
+    /// The interpreter on every host; `None` leaves the choice to the driver.
+    pub python: Option<String>,
+    /// Per-host interpreters, by host name (every key is a host of the
+    /// cluster), overriding `python` like a job's `command_on`.
+    pub python_on: BTreeMap<String, String>,
+    /// As written in the file (relative paths are relative to the cluster file's directory).
+    pub requirements: Option<String>,
+    /// A local directory of wheels used instead of the package index; as
+    /// written in the file, like `requirements`.
+    pub wheels: Option<String>,
 }
 
 const HOST_KEYS: &[&str] = &[
@@ -91,9 +114,21 @@ const HOST_KEYS: &[&str] = &[
 /// Keys that say which machine a host is, so sharing them makes no sense.
 const PER_HOST_ONLY: &[&str] = &["address", "transport"];
 
-const TOP_KEYS: &[&str] = &["defaults", "hosts"];
+const TOP_KEYS: &[&str] = &["defaults", "hosts", "python"];
+
+const PYTHON_KEYS: &[&str] = &["python", "python_on", "requirements", "wheels"];
 
 const INJECTION_NOTE: &str = "this is refused to prevent option and command injection (OpenSSH CVE-2023-51385)";
+
+/// Why interpreters are held to plain paths, for hints.
+const INTERPRETER_NOTE: &str =
+    "the interpreter is spliced into a shell command on the host, so this is refused to prevent option and command injection";
+
+/// Characters a shell would treat specially in an unquoted word (besides
+/// whitespace and control characters, refused too).
+const SHELL_SPECIAL: &str = "'\"`$;&|<>()\\*?!{}[]";
+
+const PYTHON_ON_HINT: &str = "write python_on = { HOST = \"/path/to/python3\" }, one entry per host";
 
 impl HostSpec {
     fn new(name: &str) -> Self {
@@ -122,7 +157,7 @@ impl ClusterSpec {
         let mut h = HostSpec::new("local");
         h.transport = TransportKind::Local;
         h.address = "localhost".into();
-        ClusterSpec { source: None, hosts: vec![h] }
+        ClusterSpec { source: None, hosts: vec![h], python: PythonSpec::default() }
     }
 
     /// Parses and validates cluster text; `path` names it in errors and
@@ -140,7 +175,11 @@ impl ClusterSpec {
             None => HostSpec::new(""),
         };
         let hosts = cx.hosts(find(top, "hosts"), &base)?;
-        Ok(ClusterSpec { source: Some(path.to_path_buf()), hosts })
+        let python = match find(top, "python") {
+            Some(p) => cx.python(p, &hosts)?,
+            None => PythonSpec::default(),
+        };
+        Ok(ClusterSpec { source: Some(path.to_path_buf()), hosts, python })
     }
 
     /// The host called `name`.
@@ -164,7 +203,37 @@ impl ClusterSpec {
             .hint(format!("the hosts are: {}", known.join(", "))));
         }
         let hosts = self.hosts.iter().filter(|h| names.contains(&h.name)).cloned().collect();
-        Ok(ClusterSpec { source: self.source.clone(), hosts })
+        // `python_on` keeps the entries of hosts left out: they are still
+        // hosts of the file, and nothing asks for their interpreter.
+        Ok(ClusterSpec { source: self.source.clone(), hosts, python: self.python.clone() })
+    }
+}
+
+impl PythonSpec {
+    /// The interpreter for `host`: its `python_on` entry, else `python`.
+    pub fn interpreter(&self, host: &str) -> Option<&str> {
+        self.python_on.get(host).or(self.python.as_ref()).map(String::as_str)
+    }
+
+    /// `requirements` resolved against the directory of `source` (the
+    /// cluster file) when relative; as given when absolute or when there is
+    /// no source.
+    pub fn requirements_path(&self, source: Option<&Path>) -> Option<PathBuf> {
+        self.requirements.as_deref().map(|p| beside(source, p))
+    }
+
+    /// `wheels` resolved like [`PythonSpec::requirements_path`].
+    pub fn wheels_path(&self, source: Option<&Path>) -> Option<PathBuf> {
+        self.wheels.as_deref().map(|p| beside(source, p))
+    }
+}
+
+/// `path` relative to the directory of the file `source`, as a job file's
+/// paths are relative to the job file.
+fn beside(source: Option<&Path>, path: &str) -> PathBuf {
+    match source.and_then(Path::parent) {
+        Some(dir) if Path::new(path).is_relative() => dir.join(path),
+        _ => PathBuf::from(path),
     }
 }
 
@@ -178,6 +247,8 @@ fn duplicate_error(file: &str, text: &str, d: &Duplicate) -> SpecError {
         ["hosts", name, _, ..] => at(format!("host `{name}`: `{}` is given twice", rest(2))).hint("keep one of them"),
         ["defaults"] => at("[defaults] is given twice".into()).hint("merge the two [defaults] tables into one"),
         ["defaults", _, ..] => at(format!("[defaults]: `{}` is given twice", rest(1))).hint("keep one of them"),
+        ["python"] => at("[python] is given twice".into()).hint("merge the two [python] tables into one"),
+        ["python", _, ..] => at(format!("[python]: `{}` is given twice", rest(1))).hint("keep one of them"),
         _ => at(format!("`{}` is given twice", rest(0))).hint("keep one of them"),
     }
 }
@@ -191,6 +262,7 @@ fn find<'a>(t: &'a [Entry], key: &str) -> Option<&'a Entry> {
 enum Owner<'a> {
     Defaults,
     Host(&'a str),
+    Python,
 }
 
 impl fmt::Display for Owner<'_> {
@@ -198,6 +270,7 @@ impl fmt::Display for Owner<'_> {
         match self {
             Owner::Defaults => f.write_str("[defaults]"),
             Owner::Host(name) => write!(f, "host `{name}`"),
+            Owner::Python => f.write_str("[python]"),
         }
     }
 }
@@ -232,7 +305,7 @@ impl Cx<'_> {
         if let Some(e) = top.iter().find(|e| !TOP_KEYS.contains(&e.key.as_str())) {
             return Err(self
                 .err(e.key_pos, format!("unknown top-level key `{}`{}", e.key, suggestion(&e.key, TOP_KEYS)))
-                .hint("a cluster file has an optional [defaults] table and one [hosts.NAME] table per host"));
+                .hint("a cluster file has an optional [defaults] table, one [hosts.NAME] table per host and an optional [python] table"));
         }
         Ok(top)
     }
@@ -241,7 +314,10 @@ impl Cx<'_> {
         let Some(e) = t.iter().find(|e| !known.contains(&e.key.as_str())) else {
             return Ok(());
         };
-        let who = if matches!(owner, Owner::Host(_)) { "a host" } else { "[defaults]" };
+        let who = match owner {
+            Owner::Host(_) => "a host".to_string(),
+            other => other.to_string(),
+        };
         Err(self
             .err(e.key_pos, format!("{owner}: unknown key `{}`{}", e.key, suggestion(&e.key, known)))
             .hint(format!("the keys {who} accepts are: {}", known.join(", "))))
@@ -516,6 +592,66 @@ impl Cx<'_> {
         };
         let hint = hint.unwrap_or_else(|| format!("use {plain}; {INJECTION_NOTE}"));
         Err(self.bad(e, owner, format_args!("{what} {s:?} {why}")).hint(hint))
+    }
+
+    /// `[python]`, read after the hosts because `python_on` names them.
+    fn python(&self, e: &Entry, hosts: &[HostSpec]) -> R<PythonSpec> {
+        let hint = "write [python] on a line of its own, followed by its keys (python, python_on, requirements, wheels)";
+        let keys = self.table(&e.node, "[python]", hint)?;
+        self.known_keys(keys, PYTHON_KEYS, Owner::Python)?;
+        let mut p = PythonSpec::default();
+        for k in keys {
+            match k.key.as_str() {
+                "python" => p.python = Some(self.interpreter(k, "python")?),
+                "python_on" => p.python_on = self.python_on(k, hosts)?,
+                "requirements" => p.requirements = Some(self.string(k, Owner::Python)?),
+                "wheels" => p.wheels = Some(self.string(k, Owner::Python)?),
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+
+    fn python_on(&self, e: &Entry, hosts: &[HostSpec]) -> R<BTreeMap<String, String>> {
+        let Val::Table(t) = &e.node.val else {
+            return Err(self
+                .bad(e, Owner::Python, format_args!("python_on must be a table of host names and interpreters, not {}", e.node.val.kind()))
+                .hint(PYTHON_ON_HINT));
+        };
+        let known: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        let entry = |v: &Entry| {
+            if !known.contains(&v.key.as_str()) {
+                return Err(self
+                    .err(
+                        v.key_pos,
+                        format!("[python]: python_on names `{}`, which is not a host of this cluster{}", v.key, suggestion(&v.key, &known)),
+                    )
+                    .hint(format!("the hosts are: {}", known.join(", "))));
+            }
+            Ok((v.key.clone(), self.interpreter(v, &format!("python_on `{}`", v.key))?))
+        };
+        t.iter().map(entry).collect()
+    }
+
+    /// `python` or a `python_on` value (`what` names it): a plain path,
+    /// since the host's shell runs it.
+    fn interpreter(&self, e: &Entry, what: &str) -> R<String> {
+        let fail = |msg: String, hint: String| Err(self.bad(e, Owner::Python, msg).hint(hint));
+        let s = match &e.node.val {
+            Val::Str(s) if s.is_empty() => {
+                return fail(format!("{what} is empty"), "give the path of a Python interpreter, or leave it out".into())
+            }
+            Val::Str(s) => s,
+            v => return fail(format!("{what} must be a string, not {}", v.kind()), "put the path in quotes: \"/usr/bin/python3\"".into()),
+        };
+        let why = if s.starts_with('-') {
+            "begins with `-`, which would be read as an option".to_string()
+        } else if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control() || SHELL_SPECIAL.contains(*c)) {
+            format!("contains {c:?}, which a shell could interpret")
+        } else {
+            return Ok(s.clone());
+        };
+        fail(format!("{what} {s:?} {why}"), format!("give a plain path such as /usr/bin/python3; {INTERPRETER_NOTE}"))
     }
 }
 

@@ -102,7 +102,7 @@ fn unknown_defaults_key() {
 fn unknown_top_level_key() {
     assert_eq!(
         err("[host.a]\naddress = \"x\"\n"),
-        "cluster.toml:1:2: unknown top-level key `host`; did you mean `hosts`?\n  hint: a cluster file has an optional [defaults] table and one [hosts.NAME] table per host"
+        "cluster.toml:1:2: unknown top-level key `host`; did you mean `hosts`?\n  hint: a cluster file has an optional [defaults] table, one [hosts.NAME] table per host and an optional [python] table"
     );
 }
 
@@ -360,4 +360,198 @@ fn select_suggests_a_close_name() {
 fn serializes_for_json_output() {
     let v = serde_json::to_value(ClusterSpec::local()).unwrap();
     assert_eq!(v["hosts"][0]["transport"], "local");
+}
+
+const TWO_HOSTS: &str = "[hosts.a]\naddress = \"x\"\n[hosts.gpu1]\naddress = \"y\"\n";
+
+const INTERPRETER_HINT: &str = "give a plain path such as /usr/bin/python3; the interpreter is spliced into a shell command on the host, so this is refused to prevent option and command injection";
+
+/// The error for `[python]` keys written after [`TWO_HOSTS`].
+fn python_err(keys: &str) -> String {
+    err(&format!("{TWO_HOSTS}[python]\n{keys}"))
+}
+
+#[test]
+fn python_table_parses() {
+    let c = parse(&format!(
+        "{TWO_HOSTS}[python]\npython = \"/opt/conda/bin/python3\"\npython_on = {{ gpu1 = \"/usr/bin/python3.11\" }}\nrequirements = \"requirements.txt\"\nwheels = \"wheels/\"\n"
+    ))
+    .unwrap();
+    let p = &c.python;
+    assert_eq!(
+        (p.python.as_deref(), p.requirements.as_deref(), p.wheels.as_deref()),
+        (Some("/opt/conda/bin/python3"), Some("requirements.txt"), Some("wheels/"))
+    );
+    assert_eq!(p.python_on, BTreeMap::from([("gpu1".to_string(), "/usr/bin/python3.11".to_string())]));
+    assert_eq!(c.hosts.len(), 2);
+}
+
+#[test]
+fn python_table_in_json() {
+    let c = ClusterSpec::parse(
+        r#"{"hosts": {"a": {"address": "x"}}, "python": {"python_on": {"a": "python3.12"}, "wheels": "/srv/wheels"}}"#,
+        Path::new("c.json"),
+    )
+    .unwrap();
+    let want = PythonSpec {
+        python_on: BTreeMap::from([("a".to_string(), "python3.12".to_string())]),
+        wheels: Some("/srv/wheels".into()),
+        ..PythonSpec::default()
+    };
+    assert_eq!(c.python, want);
+}
+
+#[test]
+fn no_python_table_is_empty() {
+    assert_eq!(parse(TWO_HOSTS).unwrap().python, PythonSpec::default());
+    assert_eq!(ClusterSpec::local().python, PythonSpec::default());
+    assert_eq!(parse(&format!("{TWO_HOSTS}[python]\n")).unwrap().python, PythonSpec::default());
+}
+
+#[test]
+fn interpreter_is_the_hosts_own_else_the_shared_one() {
+    let mut p =
+        PythonSpec { python_on: BTreeMap::from([("gpu1".to_string(), "/usr/bin/python3.11".to_string())]), ..PythonSpec::default() };
+    assert_eq!((p.interpreter("gpu1"), p.interpreter("a")), (Some("/usr/bin/python3.11"), None));
+    p.python = Some("/opt/conda/bin/python3".into());
+    assert_eq!((p.interpreter("gpu1"), p.interpreter("a")), (Some("/usr/bin/python3.11"), Some("/opt/conda/bin/python3")));
+}
+
+#[test]
+fn requirements_and_wheels_resolve_beside_the_cluster_file() {
+    let p = PythonSpec { requirements: Some("req/lock.txt".into()), wheels: Some("/srv/wheels".into()), ..PythonSpec::default() };
+    let source = Some(Path::new("/home/me/proj/cluster.toml"));
+    assert_eq!(p.requirements_path(source), Some(PathBuf::from("/home/me/proj/req/lock.txt")));
+    assert_eq!(p.wheels_path(source), Some(PathBuf::from("/srv/wheels")), "absolute paths stay as given");
+    assert_eq!(p.requirements_path(None), Some(PathBuf::from("req/lock.txt")), "no cluster file: as given");
+    assert_eq!(p.requirements_path(Some(Path::new("cluster.toml"))), Some(PathBuf::from("req/lock.txt")));
+    assert_eq!(p.requirements_path(Some(Path::new("conf/c.json"))), Some(PathBuf::from("conf/req/lock.txt")));
+    assert_eq!(PythonSpec::default().requirements_path(source), None);
+    assert_eq!(PythonSpec::default().wheels_path(source), None);
+}
+
+#[test]
+fn unknown_python_key_suggests() {
+    assert_eq!(
+        python_err("requirement = \"r.txt\"\n"),
+        "cluster.toml:6:1: [python]: unknown key `requirement`; did you mean `requirements`?\n  hint: the keys [python] accepts are: python, python_on, requirements, wheels"
+    );
+}
+
+#[test]
+fn unknown_top_level_key_lists_python() {
+    assert_eq!(
+        err("[pyhton]\npython = \"python3\"\n[hosts.a]\naddress = \"x\"\n"),
+        "cluster.toml:1:2: unknown top-level key `pyhton`; did you mean `python`?\n  hint: a cluster file has an optional [defaults] table, one [hosts.NAME] table per host and an optional [python] table"
+    );
+}
+
+#[test]
+fn python_must_be_a_table() {
+    assert_eq!(
+        err("python = \"/usr/bin/python3\"\n[hosts.a]\naddress = \"x\"\n"),
+        "cluster.toml:1:10: [python] must be a table, not a string\n  hint: write [python] on a line of its own, followed by its keys (python, python_on, requirements, wheels)"
+    );
+    assert!(json_err(r#"{"hosts": {"a": {"address": "x"}}, "python": ["python3"]}"#).contains("[python] must be a table, not an array"));
+}
+
+#[test]
+fn python_values_must_be_non_empty_strings() {
+    assert_eq!(
+        python_err("python = \"\"\n"),
+        "cluster.toml:6:10: [python]: python is empty\n  hint: give the path of a Python interpreter, or leave it out"
+    );
+    assert_eq!(
+        python_err("python = 3\n"),
+        "cluster.toml:6:10: [python]: python must be a string, not an integer\n  hint: put the path in quotes: \"/usr/bin/python3\""
+    );
+    assert_eq!(
+        python_err("requirements = \"\"\n"),
+        "cluster.toml:6:16: [python]: requirements is empty\n  hint: give requirements a value, or leave it out"
+    );
+    assert_eq!(
+        python_err("wheels = true\n"),
+        "cluster.toml:6:10: [python]: wheels must be a string, not a boolean\n  hint: put the value in quotes: wheels = \"...\""
+    );
+}
+
+#[test]
+fn option_injection_in_interpreter_is_refused() {
+    assert_eq!(
+        python_err("python = \"-c\"\n"),
+        format!("cluster.toml:6:10: [python]: python \"-c\" begins with `-`, which would be read as an option\n  hint: {INTERPRETER_HINT}")
+    );
+    assert_eq!(
+        python_err("python_on = { gpu1 = \"-i\" }\n"),
+        format!("cluster.toml:6:22: [python]: python_on `gpu1` \"-i\" begins with `-`, which would be read as an option\n  hint: {INTERPRETER_HINT}")
+    );
+}
+
+#[test]
+fn shell_metacharacters_and_whitespace_in_interpreter_are_refused() {
+    assert_eq!(
+        python_err("python = \"python3; reboot\"\n"),
+        format!("cluster.toml:6:10: [python]: python \"python3; reboot\" contains ';', which a shell could interpret\n  hint: {INTERPRETER_HINT}")
+    );
+    assert_eq!(
+        python_err("python_on = { a = \"/usr/bin/python3 -I\" }\n"),
+        format!("cluster.toml:6:19: [python]: python_on `a` \"/usr/bin/python3 -I\" contains ' ', which a shell could interpret\n  hint: {INTERPRETER_HINT}")
+    );
+    for c in [' ', '\t', '\n', '\r', '\'', '"', '`', '$', ';', '&', '|', '<', '>', '(', ')', '\\', '*', '?', '!', '{', '}', '[', ']', '\0']
+    {
+        for keys in [format!("python = {:?}\n", format!("/bin/py{c}")), format!("python_on = {{ gpu1 = {:?} }}\n", format!("py{c}3"))] {
+            let e = python_err(&keys.replace("\\0", "\\u0000"));
+            assert!(e.contains(&format!("contains {c:?}, which a shell could interpret")), "{c:?}: {e}");
+        }
+    }
+    let c = parse(&format!("{TWO_HOSTS}[python]\npython = \"~/venvs/py3.11_x-y+z/bin/python@3,=%:\"\n")).unwrap();
+    assert_eq!(c.python.interpreter("a"), Some("~/venvs/py3.11_x-y+z/bin/python@3,=%:"));
+}
+
+#[test]
+fn python_on_must_be_a_table_of_strings() {
+    let hint = "\n  hint: write python_on = { HOST = \"/path/to/python3\" }, one entry per host";
+    assert_eq!(
+        python_err("python_on = \"/usr/bin/python3\"\n"),
+        format!("cluster.toml:6:13: [python]: python_on must be a table of host names and interpreters, not a string{hint}")
+    );
+    assert_eq!(
+        python_err("python_on = { gpu1 = 3 }\n"),
+        "cluster.toml:6:22: [python]: python_on `gpu1` must be a string, not an integer\n  hint: put the path in quotes: \"/usr/bin/python3\""
+    );
+    assert_eq!(
+        python_err("python_on = { gpu1 = \"\" }\n"),
+        "cluster.toml:6:22: [python]: python_on `gpu1` is empty\n  hint: give the path of a Python interpreter, or leave it out"
+    );
+}
+
+#[test]
+fn python_on_unknown_host_suggests() {
+    assert_eq!(
+        python_err("python_on = { gpu2 = \"python3\" }\n"),
+        "cluster.toml:6:15: [python]: python_on names `gpu2`, which is not a host of this cluster; did you mean `gpu1`?\n  hint: the hosts are: a, gpu1"
+    );
+    assert_eq!(
+        json_err("{\"hosts\": {\"a\": {\"address\": \"x\"}},\n \"python\": {\"python_on\": {\"zeta\": \"python3\"}}}"),
+        "c.json:2:27: [python]: python_on names `zeta`, which is not a host of this cluster\n  hint: the hosts are: a"
+    );
+}
+
+#[test]
+fn duplicate_python_tables_and_keys() {
+    assert_eq!(
+        err(&format!("[python]\npython = \"p\"\n{TWO_HOSTS}[python]\nwheels = \"w\"\n")),
+        "cluster.toml:7:1: [python] is given twice\n  hint: merge the two [python] tables into one"
+    );
+    assert_eq!(
+        python_err("wheels = \"w\"\nwheels = \"v\"\n"),
+        "cluster.toml:7:1: [python]: `wheels` is given twice\n  hint: keep one of them"
+    );
+}
+
+#[test]
+fn select_keeps_python() {
+    let c = parse(&format!("{TWO_HOSTS}[python]\npython = \"python3\"\npython_on = {{ gpu1 = \"/usr/bin/python3.11\" }}\n")).unwrap();
+    let a = c.select(&["a".into()]).unwrap();
+    assert_eq!(a.python, c.python);
 }
