@@ -40,6 +40,15 @@ transport = "local"            # "ssh" (the default) or "local"
 # workdir = "/scratch/shoal"
 # connect_timeout = "30s"
 # heartbeat_timeout = 10
+
+# How Shoal's Python package runs Python on the hosts: the interpreter, and
+# what it installs in a virtual environment on each host. Paths are
+# relative to this file's directory.
+# [python]
+# python = "/opt/conda/bin/python3"     # the interpreter on every host (default: the driver decides)
+# python_on = { alpha = "/usr/bin/python3.11" }   # per-host override
+# requirements = "requirements.txt"     # a pip requirements (or lock) file
+# wheels = "wheels/"                    # a local directory of wheels used instead of the package index
 "#;
 
 /// `job.toml` as written by `shoal init`.
@@ -114,7 +123,7 @@ merge = "concat"               # "concat", "none" (a directory of parts), "json-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{ClusterSpec, TransportKind};
+    use crate::cluster::{ClusterSpec, PythonSpec, TransportKind};
     use crate::job::{JobSpec, Merge, Split};
     use std::path::Path;
 
@@ -123,6 +132,7 @@ mod tests {
         let c = ClusterSpec::parse(CLUSTER_TEMPLATE, Path::new("cluster.toml")).unwrap();
         assert_eq!(c.hosts.len(), 1);
         assert_eq!((c.hosts[0].name.as_str(), c.hosts[0].transport), ("local", TransportKind::Local));
+        assert_eq!(c.python, PythonSpec::default(), "the [python] example stays commented out");
     }
 
     #[test]
@@ -140,6 +150,11 @@ mod tests {
         let cluster = uncomment(CLUSTER_TEMPLATE);
         let c = ClusterSpec::parse(&cluster, Path::new("cluster.toml")).unwrap_or_else(|e| panic!("{e}\n{cluster}"));
         assert_eq!(c.hosts.len(), 2);
+        assert_eq!(
+            (c.python.interpreter("alpha"), c.python.interpreter("local")),
+            (Some("/usr/bin/python3.11"), Some("/opt/conda/bin/python3"))
+        );
+        assert_eq!((c.python.requirements.as_deref(), c.python.wheels.as_deref()), (Some("requirements.txt"), Some("wheels/")));
         // args and chunk are alternatives to keys the template already sets.
         let job = uncomment(&JOB_TEMPLATE.replace("# args = [", "#- args = [").replace("# chunk = ", "#- chunk = "));
         let j = JobSpec::parse(&job, Path::new("job.toml")).unwrap_or_else(|e| panic!("{e}\n{job}"));
