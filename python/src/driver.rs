@@ -82,6 +82,12 @@ impl Driver {
         self.session.slots()
     }
 
+    /// `--quiet` (or `quiet=True`): no progress, no notes.
+    #[getter]
+    fn quiet(&self) -> bool {
+        self.session.flags().quiet
+    }
+
     /// `--partitions`, when given.
     #[getter]
     fn partitions(&self) -> Option<u32> {
@@ -173,6 +179,7 @@ impl Driver {
             output: output.clone(),
             merge,
             site,
+            setup: false,
         };
         // Other Python threads run while the job does.
         let session = &self.session;
@@ -197,6 +204,57 @@ impl Driver {
             }
             _ => Ok(None),
         }
+    }
+
+    /// The hosts, in the cluster file's order: `(name, local, env)`, with
+    /// `env` the variables the cluster file gives the host's tasks.
+    fn hosts(&self) -> Vec<(String, bool, BTreeMap<String, String>)> {
+        self.session.cluster().hosts.iter().map(|h| (h.name.clone(), self.session.is_local(&h.name), h.env.clone())).collect()
+    }
+
+    /// The cluster file's `[python]` table: `(python, python_on,
+    /// requirements, wheels)`, paths resolved against the file's dir.
+    fn python_config(&self) -> (Option<String>, BTreeMap<String, String>, Option<PathBuf>, Option<PathBuf>) {
+        let cluster = self.session.cluster();
+        let p = &cluster.python;
+        let source = cluster.source.as_deref();
+        (p.python.clone(), p.python_on.clone(), p.requirements_path(source), p.wheels_path(source))
+    }
+
+    /// Sets variable `key` for every later task on host `name`.
+    fn set_host_env(&mut self, py: Python<'_>, name: &str, key: &str, value: &str) -> PyResult<()> {
+        self.session.set_host_env(name, key, value).map_err(|e| to_py(py, e))
+    }
+
+    /// Leaves host `name` out of the later jobs (`why` words the refusal
+    /// when it is the last host).
+    fn leave_out(&mut self, py: Python<'_>, name: &str, why: &str) -> PyResult<()> {
+        self.session.leave_out(name, why).map_err(|e| to_py(py, e))
+    }
+
+    /// Runs `command` once on every host (a task pinned to each, not
+    /// resident, never resumed) with `sync` (paths under the session dir)
+    /// in its work dir; returns the tasks' outputs, in host order.
+    fn run_setup<'py>(&mut self, py: Python<'py>, command: String, sync: Vec<String>) -> PyResult<Bound<'py, PyBytes>> {
+        let parts = self.session.host_parts("python-setup", "python-setup", "-").map_err(|e| to_py(py, e))?;
+        let output = self.session.dir().join("jobs").join("setup.out");
+        let job = JobRun {
+            index: 0,
+            parts,
+            reduce: None,
+            command,
+            params: BTreeMap::new(),
+            sync,
+            output: output.clone(),
+            merge: Merge::Concat,
+            site: "the check of every host's Python".into(),
+            setup: true,
+        };
+        let session = &self.session;
+        py.detach(|| session.run(job)).map_err(|e| to_py(py, e))?;
+        let raw = std::fs::read(&output)?;
+        let _ = std::fs::remove_file(&output);
+        Ok(PyBytes::new(py, &raw))
     }
 
     /// End of a successful program: the session's scratch goes.

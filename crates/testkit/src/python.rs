@@ -119,6 +119,98 @@ fn newest_under(path: &Path) -> u128 {
     entries.filter(|e| !skip(&e.file_name().to_string_lossy())).map(|e| newest_under(&e.path())).fold(own, u128::max)
 }
 
+/// An interpreter with nothing but the standard library, made at `dir`
+/// (`python -m venv --without-pip` from the test venv's base Python, so
+/// the same version as the driver's): what a fresh host has. Checked:
+/// neither `cloudpickle` nor `shoal` imports there.
+pub fn stdlib_only(dir: &Path) -> PathBuf {
+    let out = Command::new(venv()).args(["-m", "venv", "--without-pip"]).arg(dir).output();
+    check(out, "python -m venv --without-pip", "fix the venv module");
+    let python = dir.join("bin/python");
+    for module in ["cloudpickle", "shoal"] {
+        let out = Command::new(&python).args(["-c", &format!("import {module}")]).env_remove("PYTHONPATH").output().unwrap();
+        assert!(!out.status.success(), "{} was meant to have only the standard library, but imports {module}", python.display());
+    }
+    python
+}
+
+/// The test venv's Python version, `3.11.7`.
+pub fn version() -> String {
+    version_of(&venv()).expect("the test venv's python runs")
+}
+
+fn version_of(py: &Path) -> Option<String> {
+    let code = "import sys; print('%d.%d.%d' % sys.version_info[:3])";
+    let out = Command::new(py).args(["-c", code]).env_remove("PYTHONPATH").output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `3.11` of `3.11.7`.
+fn minor(version: &str) -> Option<String> {
+    version.rsplit_once('.').map(|(m, _)| m.to_string())
+}
+
+/// A Python 3.9 or newer whose major.minor differs from the test venv's,
+/// from pyenv or the system (`None` when this machine has none).
+pub fn other_minor() -> Option<PathBuf> {
+    let mine = minor(&version());
+    let recent = |m: &str| m.strip_prefix("3.").and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n >= 9);
+    pythons().into_iter().find(|p| version_of(p).and_then(|v| minor(&v)).is_some_and(|m| Some(&m) != mine.as_ref() && recent(&m)))
+}
+
+/// A Python of the test venv's major.minor but another patch release
+/// (Debian's 3.11.2 beside pyenv's 3.11.7), `None` when there is none.
+pub fn other_patch() -> Option<PathBuf> {
+    let mine = version();
+    pythons().into_iter().find(|p| version_of(p).is_some_and(|v| v != mine && minor(&v) == minor(&mine)))
+}
+
+/// The Python 3 interpreters of pyenv and of the system, by path.
+fn pythons() -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let pyenv = std::fs::read_dir(home.join(".pyenv/versions")).into_iter().flatten().flatten().map(|e| e.path().join("bin/python3"));
+    let versioned =
+        |p: &PathBuf| p.file_name().is_some_and(|n| n.to_string_lossy().strip_prefix("python3.").is_some_and(|v| v.parse::<u32>().is_ok()));
+    let system =
+        ["/usr/bin", "/usr/local/bin"].into_iter().flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten().map(|e| e.path()));
+    let mut found: Vec<PathBuf> = pyenv.chain(system.filter(versioned)).filter(|p| p.exists()).collect();
+    found.sort();
+    found
+}
+
+/// Writes the pure-Python wheel `name-version-py3-none-any.whl` into
+/// `dir`: a package `name` whose `__init__.py` is `init`, for the Pythons
+/// `python` admits (`Requires-Python`, none when empty), requiring
+/// `requires` (`Requires-Dist` lines), made with the standard library's
+/// `zipfile` as the wheel format says (METADATA, WHEEL, RECORD).
+pub fn wheel(dir: &Path, name: &str, version: &str, python: &str, requires: &[&str], init: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let script = r#"
+import base64, hashlib, sys, zipfile
+out, name, version, python, init = sys.argv[1:6]
+requires = sys.argv[6:]
+info = f"{name}-{version}.dist-info"
+meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+if python:
+    meta += f"Requires-Python: {python}\n"
+files = {f"{name}/__init__.py": init, f"{info}/METADATA": meta,
+         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: shoal-testkit\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+record = []
+with zipfile.ZipFile(out, "w") as z:
+    for path, text in files.items():
+        data = text.encode()
+        z.writestr(path, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{info}/RECORD,,")
+    z.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+"#;
+    let path = dir.join(format!("{name}-{version}-py3-none-any.whl"));
+    let out = Command::new(venv()).arg("-c").arg(script).arg(&path).args([name, version, python, init]).args(requires).output();
+    check(out, "writing a test wheel", "fix the wheel writer");
+    path
+}
+
 /// An exclusive flock, held until dropped (closing the file releases it).
 struct Flock {
     _file: std::fs::File,

@@ -23,7 +23,7 @@ import sysconfig
 import cloudpickle
 
 import shoal
-from shoal import _native, _plan
+from shoal import _environment, _native, _plan
 from shoal.dataset import Dataset, _site
 from shoal.errors import PlanError, ShoalError
 
@@ -41,9 +41,17 @@ class Context:
     machine. Bad flags end the program (exit code 2); as a context
     manager, a failed job ends it with its message and `shoal`'s exit
     code (1), as a Rust Dataset program's `shoal::main` does.
+
+    Each host's Python: `python` (an interpreter for every host) and
+    `requirements` (a pip requirements file; `wheels`, a directory of
+    wheels to take them from instead of the package index) override the
+    cluster file's `[python]` table. Before the first job, every host is
+    checked (and its environment built from the requirements, offline,
+    once): see `shoal._environment`.
     """
 
-    def __init__(self, cluster=None, partitions=None, quiet=None, resume=None, argv=None):
+    def __init__(self, cluster=None, partitions=None, quiet=None, resume=None, argv=None,
+                 python=None, requirements=None, wheels=None):
         argv = sys.argv[1:] if argv is None else list(argv)
         program = os.path.splitext(os.path.basename(sys.argv[0] or "python"))[0] or "python"
         try:
@@ -54,6 +62,13 @@ class Context:
             sys.exit(getattr(e, "exit_code", 2))
         self._nodes = 0
         self._jobs = 0
+        # Relative paths are the program's, from where it was started.
+        self._python = {
+            "python": python,
+            "requirements": requirements and os.path.abspath(os.fspath(requirements)),
+            "wheels": wheels and os.path.abspath(os.fspath(wheels)),
+        }
+        self._checked = False
         _copy_package(self._driver.package_dir)
 
     @property
@@ -214,6 +229,9 @@ class Context:
         return layout
 
     def _submit(self, plan, node, roots, shuffle, sink, path, nodes):
+        if not self._checked:
+            _environment.provision(self._driver, quiet=self._driver.quiet, **self._python)
+            self._checked = True
         index = self._jobs
         self._jobs += 1
         rel = os.path.join("plans", f"{index}.pkl")

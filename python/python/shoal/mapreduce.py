@@ -46,6 +46,11 @@ class MapReduceJob:
     stateful = False
     #: Reduce partitions (shards); None: `--partitions`, else one per worker slot.
     partitions = None
+    #: Each host's interpreter and a requirements file (and wheel
+    #: directory), as `shoal.Context(python=, requirements=, wheels=)`.
+    python = None
+    requirements = None
+    wheels = None
 
     def mapper(self, key, line):
         """Yields `(key, value)` pairs for one input line (`key` is None)."""
@@ -69,7 +74,7 @@ class MapReduceJob:
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             sys.exit(2)
-        with Context(argv=argv) as sc:
+        with Context(argv=argv, python=self.python, requirements=self.requirements, wheels=self.wheels) as sc:
             opts = _options(name, sc.args)
             inputs = [sc.text_file(path) for path in opts.input]
             lines = inputs[0].union(*inputs[1:]) if len(inputs) > 1 else inputs[0]

@@ -144,6 +144,7 @@ impl Driver {
             output: output.to_path_buf(),
             merge: if matches!(purpose, Purpose::Materialize) { Merge::None } else { Merge::Concat },
             site: plan.node.site(),
+            setup: false,
         })
     }
 

@@ -61,14 +61,18 @@ pub struct JobRun {
     pub merge: Merge,
     /// The program's call that made the job, for messages.
     pub site: String,
+    /// A set-up job (the Python package's check of every host's
+    /// interpreter and environment): named `<program>-setup`, its command
+    /// runs once per task instead of serving tasks (not resident), and it
+    /// is never resumed, since what it checks may have changed.
+    pub setup: bool,
 }
 
 impl Session {
     /// A program run named `program` (its state and jobs are named after it).
     pub fn new(flags: DriverFlags, program: &str) -> Result<Session> {
         let cluster = load_cluster(flags.cluster.as_deref())?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        let slots = cluster.hosts.iter().map(|h| h.slots.unwrap_or(cores)).sum::<u32>().max(1);
+        let slots = total_slots(&cluster);
         let cwd = std::env::current_dir().map_err(|e| Error::io("cannot find the current directory", e))?;
         let state_dir = cwd.join(crate::driver::state::NAME);
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
@@ -97,6 +101,38 @@ impl Session {
     /// Names of the cluster's hosts, in the cluster file's order.
     pub fn hosts(&self) -> Vec<String> {
         self.cluster.hosts.iter().map(|h| h.name.clone()).collect()
+    }
+
+    /// Whether host `name` is reached as this machine's child process.
+    pub fn is_local(&self, name: &str) -> bool {
+        self.cluster.host(name).is_some_and(|h| h.transport == shoal_core::cluster::TransportKind::Local)
+    }
+
+    /// The cluster as loaded (with the changes below).
+    pub fn cluster(&self) -> &ClusterSpec {
+        &self.cluster
+    }
+
+    /// Sets variable `key` for every task on host `name` from now on.
+    pub fn set_host_env(&mut self, name: &str, key: &str, value: &str) -> Result<()> {
+        let host = self.cluster.hosts.iter_mut().find(|h| h.name == name);
+        let host = host.ok_or_else(|| Error::Internal(format!("set_host_env: {name} is not a host of the cluster")))?;
+        host.env.insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    /// Leaves host `name` out of the program's later jobs; refused when
+    /// it is the last host, with `why` (the reason it is left out).
+    pub fn leave_out(&mut self, name: &str, why: &str) -> Result<()> {
+        if self.cluster.host(name).is_none() {
+            return Err(Error::Internal(format!("leave_out: {name} is not a host of the cluster")));
+        }
+        if self.cluster.hosts.len() == 1 {
+            return Err(Error::Usage(format!("{name}, the cluster's only host, cannot be used: {why}")));
+        }
+        self.cluster.hosts.retain(|h| h.name != name);
+        self.slots = total_slots(&self.cluster);
+        Ok(())
     }
 
     /// Default partitions of a shuffle: `--partitions`, else one per slot.
@@ -188,7 +224,7 @@ impl Session {
 
     /// Runs one job to the end (its output is where `job.output` says).
     pub fn run(&self, job: JobRun) -> Result<()> {
-        let name = format!("{}-{}", self.program, job.index);
+        let name = if job.setup { format!("{}-setup", self.program) } else { format!("{}-{}", self.program, job.index) };
         let path = self.dir.join(format!("{name}.toml"));
         let draft = Draft {
             name: name.clone(),
@@ -203,16 +239,16 @@ impl Session {
         let mut spec = draft.into_spec(&path).map_err(|e| Error::Internal(format!("the job made for {site} is invalid: {e}")))?;
         spec.input.parts = Some(job.parts);
         // Tasks of a program can stay up and run one task after another.
-        spec.map.resident = true;
+        spec.map.resident = !job.setup;
         if let Some(r) = spec.reduce.as_mut() {
-            r.step.resident = true;
+            r.step.resident = !job.setup;
         }
         spec.sync.files = job.sync;
         spec.sync.max_size = u64::MAX;
         let opts = RunOptions {
             state_dir: self.state_dir.clone(),
             dry_run: false,
-            resume: self.resume_for(&name),
+            resume: if job.setup { None } else { self.resume_for(&name) },
             speculate: self.flags.speculate,
             quiet: self.flags.quiet,
             resume_hint: Some("rerun the program with --resume to reuse the tasks that finished".into()),
@@ -295,6 +331,13 @@ pub fn materialized_parts(dir: &Path) -> Result<Vec<InputPart>> {
             Ok(InputPart { data: None, path, offset: 0, len, name, hash: None, host: None })
         })
         .collect()
+}
+
+/// Slots of all hosts (a host without `slots` counts this machine's
+/// cores: the real count is known only once connected).
+fn total_slots(cluster: &ClusterSpec) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    cluster.hosts.iter().map(|h| h.slots.unwrap_or(cores)).sum::<u32>().max(1)
 }
 
 fn load_cluster(flag: Option<&Path>) -> Result<ClusterSpec> {

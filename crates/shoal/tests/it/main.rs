@@ -26,6 +26,7 @@ mod dataset;
 mod dataset_cluster;
 mod dataset_errors;
 mod python;
+mod python_env;
 mod python_faults;
 mod python_fusion;
 mod python_keys;

@@ -95,6 +95,10 @@ impl Engine<'_> {
         let work = format!("{}/runs/{}/work", h.info.workdir, self.plan.run_id);
         env.extend([
             ("SHOAL_HOST".into(), h.name().to_string()),
+            // Where the agent keeps bin/, blocks/ and runs/: what outlives
+            // a run on the host (the Python package's environments) goes
+            // under it.
+            ("SHOAL_AGENT_DIR".into(), h.info.workdir.clone()),
             ("SHOAL_RUN".into(), self.plan.run_id.to_string()),
             ("SHOAL_SEED".into(), self.job.job.seed.to_string()),
             ("SHOAL_PARAMS".into(), format!("{work}/{PARAMS_PATH}")),
