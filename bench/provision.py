@@ -6,15 +6,16 @@ ssh test hosts of scripts/testcluster (needs root).
 
     target/python-venv/bin/python bench/provision.py [--runs 3]
 
-Each first run starts clean: a new interpreter with only the standard
-library (so a new environment key on every host) and an empty wheel cache
-on the driver. The program is a 12-task job whose tasks import every
+Each first run starts clean: no environment on any host (their
+`python-envs/` are removed), an interpreter with only the standard
+library, and an empty wheel cache on the driver. The program is a 12-task job whose tasks import every
 requirement. Prints a Markdown table for bench/RESULTS.md.
 """
 
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,6 +55,8 @@ def main():
         cluster_text = f.read()
     rows = []
     for i in range(args.runs):
+        for h in ("h1", "h2", "h3"):
+            shutil.rmtree(os.path.join(cluster_dir, h, "work", "python-envs"), ignore_errors=True)
         with tempfile.TemporaryDirectory() as d:
             bare = os.path.join(d, "bare")
             run([sys.executable, "-m", "venv", "--without-pip", bare])
