@@ -142,6 +142,10 @@ class Context:
         """Runs the job that computes `node` into `writer`; returns the
         merged output (`result`), or None (`materialize`, `text`)."""
         sink = sink or ("text" if path is not None else "result")
+        if not self._checked:
+            # Before any partition is made: a host left out gets none.
+            _environment.provision(self._driver, quiet=self._driver.quiet, **self._python)
+            self._checked = True
         self._cache_upstream(node, itself=sink != "materialize")
         paths = _paths(node)
         shuffles = _unique(r for r, _ in paths if r._kind == "shuffle" and r._materialized is None)
@@ -229,9 +233,6 @@ class Context:
         return layout
 
     def _submit(self, plan, node, roots, shuffle, sink, path, nodes):
-        if not self._checked:
-            _environment.provision(self._driver, quiet=self._driver.quiet, **self._python)
-            self._checked = True
         index = self._jobs
         self._jobs += 1
         rel = os.path.join("plans", f"{index}.pkl")
