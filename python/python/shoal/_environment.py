@@ -72,7 +72,7 @@ def provision(driver, python=None, requirements=None, wheels=None, quiet=False):
         for name in chosen:
             driver.set_host_env(name, "SHOAL_PYTHON", sys.executable)
         return
-    expect = expected(None)
+    expect = expected()
     setup = {"expect": {"python": expect["python"].rsplit(".", 1)[0], "platform": expect["platform"]}, "package": PACKAGE_DIR}
     sync = [PACKAGE_DIR, SETUP_FILE]
     if requirements:
@@ -91,14 +91,14 @@ def provision(driver, python=None, requirements=None, wheels=None, quiet=False):
     check(driver, reports, expect, requirements, quiet, time.monotonic() - started)
 
 
-def expected(requirements):
+def expected():
     """This driver's fingerprint: what every host must match."""
     return {
         "python": "%d.%d.%d" % sys.version_info[:3],
         "platform": sysconfig.get_platform(),
         "shoal": _native.__version__,
         "cloudpickle": cloudpickle.__version__,
-        "requirements": requirements,
+        "requirements": None,
     }
 
 
@@ -246,16 +246,17 @@ def wheelset(requirements, wheels):
                 "the hosts need no internet, but this machine must reach the package index, or give a directory of wheels with [python] wheels = \"DIR\"",
             )
         files = sorted(n for n in os.listdir(tmp) if n.endswith(".whl"))
+        # The id names the wheels' content; hashed once, when they are got.
+        ident = hashlib.sha256()
+        for name in files:
+            ident.update(name.encode() + b"\0" + file_hash(os.path.join(tmp, name)) + b"\0")
         with open(os.path.join(tmp, ".complete"), "w") as f:
-            json.dump(files, f)
+            json.dump({"files": files, "id": ident.hexdigest()[:16]}, f)
         shutil.rmtree(cache, ignore_errors=True)
         os.rename(tmp, cache)
     with open(done) as f:
-        files = json.load(f)
-    ident = hashlib.sha256()
-    for name in files:
-        ident.update(name.encode() + b"\0" + file_hash(os.path.join(cache, name)) + b"\0")
-    return cache, files, ident.hexdigest()[:16]
+        kept = json.load(f)
+    return cache, kept["files"], kept["id"]
 
 
 def file_hash(path):
