@@ -76,6 +76,21 @@ pub struct ClusterSpec {
     pub hosts: Vec<HostSpec>,
     /// The `[python]` table; empty when the file has none.
     pub python: PythonSpec,
+    /// How data moves between hosts (`data = "direct" | "relay"`).
+    pub data: DataPath,
+}
+
+/// How shuffle data moves between hosts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataPath {
+    /// Host to host, over connections authenticated with a per-run key,
+    /// where a probe at the start of the run finds that the pair can
+    /// reach each other; through the driver for the other pairs.
+    #[default]
+    Direct,
+    /// Always through the driver (hosts reach each other only through ssh).
+    Relay,
 }
 
 /// The `[python]` table: how Shoal's Python package runs Python on each
@@ -114,7 +129,7 @@ const HOST_KEYS: &[&str] = &[
 /// Keys that say which machine a host is, so sharing them makes no sense.
 const PER_HOST_ONLY: &[&str] = &["address", "transport"];
 
-const TOP_KEYS: &[&str] = &["defaults", "hosts", "python"];
+const TOP_KEYS: &[&str] = &["defaults", "hosts", "python", "data"];
 
 const PYTHON_KEYS: &[&str] = &["python", "python_on", "requirements", "wheels"];
 
@@ -157,7 +172,7 @@ impl ClusterSpec {
         let mut h = HostSpec::new("local");
         h.transport = TransportKind::Local;
         h.address = "localhost".into();
-        ClusterSpec { source: None, hosts: vec![h], python: PythonSpec::default() }
+        ClusterSpec { source: None, hosts: vec![h], python: PythonSpec::default(), data: DataPath::Direct }
     }
 
     /// Parses and validates cluster text; `path` names it in errors and
@@ -179,7 +194,11 @@ impl ClusterSpec {
             Some(p) => cx.python(p, &hosts)?,
             None => PythonSpec::default(),
         };
-        Ok(ClusterSpec { source: Some(path.to_path_buf()), hosts, python })
+        let data = match find(top, "data") {
+            Some(d) => cx.data(d)?,
+            None => DataPath::Direct,
+        };
+        Ok(ClusterSpec { source: Some(path.to_path_buf()), hosts, python, data })
     }
 
     /// The host called `name`.
@@ -205,7 +224,7 @@ impl ClusterSpec {
         let hosts = self.hosts.iter().filter(|h| names.contains(&h.name)).cloned().collect();
         // `python_on` keeps the entries of hosts left out: they are still
         // hosts of the file, and nothing asks for their interpreter.
-        Ok(ClusterSpec { source: self.source.clone(), hosts, python: self.python.clone() })
+        Ok(ClusterSpec { source: self.source.clone(), hosts, python: self.python.clone(), data: self.data })
     }
 }
 
@@ -263,6 +282,7 @@ enum Owner<'a> {
     Defaults,
     Host(&'a str),
     Python,
+    Top,
 }
 
 impl fmt::Display for Owner<'_> {
@@ -271,6 +291,7 @@ impl fmt::Display for Owner<'_> {
             Owner::Defaults => f.write_str("[defaults]"),
             Owner::Host(name) => write!(f, "host `{name}`"),
             Owner::Python => f.write_str("[python]"),
+            Owner::Top => f.write_str("the cluster file"),
         }
     }
 }
@@ -305,7 +326,7 @@ impl Cx<'_> {
         if let Some(e) = top.iter().find(|e| !TOP_KEYS.contains(&e.key.as_str())) {
             return Err(self
                 .err(e.key_pos, format!("unknown top-level key `{}`{}", e.key, suggestion(&e.key, TOP_KEYS)))
-                .hint("a cluster file has an optional [defaults] table, one [hosts.NAME] table per host and an optional [python] table"));
+                .hint("a cluster file has an optional [defaults] table, one [hosts.NAME] table per host, an optional [python] table, and an optional `data = \"direct\"` or `data = \"relay\"` line above the tables"));
         }
         Ok(top)
     }
@@ -595,6 +616,17 @@ impl Cx<'_> {
     }
 
     /// `[python]`, read after the hosts because `python_on` names them.
+    /// The top-level `data` key.
+    fn data(&self, e: &Entry) -> R<DataPath> {
+        match self.string(e, Owner::Top)?.as_str() {
+            "direct" => Ok(DataPath::Direct),
+            "relay" => Ok(DataPath::Relay),
+            other => Err(self.bad(e, Owner::Top, format_args!("data must be \"direct\" or \"relay\", not \"{other}\"")).hint(
+                "\"direct\" (the default) moves shuffle data host to host where hosts reach each other; \"relay\" sends it all through the driver, for hosts that reach each other only through ssh",
+            )),
+        }
+    }
+
     fn python(&self, e: &Entry, hosts: &[HostSpec]) -> R<PythonSpec> {
         let hint = "write [python] on a line of its own, followed by its keys (python, python_on, requirements, wheels)";
         let keys = self.table(&e.node, "[python]", hint)?;

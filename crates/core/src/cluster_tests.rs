@@ -102,7 +102,7 @@ fn unknown_defaults_key() {
 fn unknown_top_level_key() {
     assert_eq!(
         err("[host.a]\naddress = \"x\"\n"),
-        "cluster.toml:1:2: unknown top-level key `host`; did you mean `hosts`?\n  hint: a cluster file has an optional [defaults] table, one [hosts.NAME] table per host and an optional [python] table"
+        "cluster.toml:1:2: unknown top-level key `host`; did you mean `hosts`?\n  hint: a cluster file has an optional [defaults] table, one [hosts.NAME] table per host, an optional [python] table, and an optional `data = \"direct\"` or `data = \"relay\"` line above the tables"
     );
 }
 
@@ -442,7 +442,7 @@ fn unknown_python_key_suggests() {
 fn unknown_top_level_key_lists_python() {
     assert_eq!(
         err("[pyhton]\npython = \"python3\"\n[hosts.a]\naddress = \"x\"\n"),
-        "cluster.toml:1:2: unknown top-level key `pyhton`; did you mean `python`?\n  hint: a cluster file has an optional [defaults] table, one [hosts.NAME] table per host and an optional [python] table"
+        "cluster.toml:1:2: unknown top-level key `pyhton`; did you mean `python`?\n  hint: a cluster file has an optional [defaults] table, one [hosts.NAME] table per host, an optional [python] table, and an optional `data = \"direct\"` or `data = \"relay\"` line above the tables"
     );
 }
 
@@ -554,4 +554,29 @@ fn select_keeps_python() {
     let c = parse(&format!("{TWO_HOSTS}[python]\npython = \"python3\"\npython_on = {{ gpu1 = \"/usr/bin/python3.11\" }}\n")).unwrap();
     let a = c.select(&["a".into()]).unwrap();
     assert_eq!(a.python, c.python);
+}
+
+#[test]
+fn data_path_is_direct_unless_relay_is_asked_for() {
+    let hosts = "[hosts.a]\naddress = \"10.0.0.1\"\n";
+    assert_eq!(parse(hosts).unwrap().data, DataPath::Direct);
+    assert_eq!(parse(&format!("data = \"relay\"\n{hosts}")).unwrap().data, DataPath::Relay);
+    assert_eq!(parse(&format!("data = \"direct\"\n{hosts}")).unwrap().data, DataPath::Direct);
+    assert_eq!(ClusterSpec::local().data, DataPath::Direct);
+    let selected = parse(&format!("data = \"relay\"\n{hosts}")).unwrap().select(&["a".into()]).unwrap();
+    assert_eq!(selected.data, DataPath::Relay);
+}
+
+#[test]
+fn data_path_errors() {
+    let hosts = "[hosts.a]\naddress = \"10.0.0.1\"\n";
+    assert_eq!(
+        err(&format!("data = \"fast\"\n{hosts}")),
+        "cluster.toml:1:8: the cluster file: data must be \"direct\" or \"relay\", not \"fast\"\n  hint: \"direct\" (the default) moves shuffle data host to host where hosts reach each other; \"relay\" sends it all through the driver, for hosts that reach each other only through ssh"
+    );
+    assert!(
+        err(&format!("data = 1\n{hosts}")).contains("the cluster file: data must be a string, not an integer"),
+        "{}",
+        err(&format!("data = 1\n{hosts}"))
+    );
 }

@@ -14,6 +14,7 @@ pub mod dataset;
 pub mod driver;
 pub mod error;
 pub mod format;
+pub mod peer;
 pub mod printable;
 pub mod quote;
 pub mod transport;

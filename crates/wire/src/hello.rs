@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::WireError;
 
 /// Bumped whenever [`crate::Message`] changes shape.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Constant first field of every `Hello`.
 pub const MAGIC: [u8; 8] = *b"SHOAL\x00\x01\x00";

@@ -175,6 +175,74 @@ pub enum Message {
         id: u64,
         message: String,
     },
+    /// Driver -> agent: listen for the peers of `run` (other agents of
+    /// the same run) for as long as the run lives, admitting only those
+    /// that hold `key`. Answered by [`Message::PeerListening`].
+    PeerListen {
+        id: u64,
+        run: String,
+        key: RunKey,
+    },
+    /// Agent -> driver: where peers reach it (`ip:port`), or why it cannot
+    /// listen.
+    PeerListening {
+        id: u64,
+        addr: Result<String, String>,
+    },
+    /// Driver -> agent: try to reach each of these peers of `run` (connect,
+    /// handshake and one round trip); answered by [`Message::PeerProbed`]
+    /// with one entry per peer, in order: `None` when it answered, else why not.
+    PeerProbe {
+        id: u64,
+        run: String,
+        peers: Vec<String>,
+    },
+    PeerProbed {
+        id: u64,
+        unreachable: Vec<Option<String>>,
+    },
+    /// Driver -> agent: fetch these blocks straight from the peers that
+    /// hold them (blocks it already holds are skipped), each verified by
+    /// its hash before it is stored; answered by [`Message::PeerFetched`].
+    PeerFetch {
+        id: u64,
+        run: String,
+        blocks: Vec<PeerBlock>,
+    },
+    /// Bytes that came from peers, and the blocks that could not be
+    /// fetched, each with why.
+    PeerFetched {
+        id: u64,
+        bytes: u64,
+        failed: Vec<(Hash, String)>,
+    },
+    /// Agent -> driver: a connection to this run's peer listener was
+    /// refused before anything it sent was decoded.
+    PeerRefused {
+        run: String,
+        from: String,
+        why: String,
+    },
+}
+
+/// The secret that admits an agent's peers of one run: made by the
+/// driver for each run and handed to every agent over its own (ssh)
+/// link, never written to a file. Its `Debug` hides it.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunKey(pub [u8; 32]);
+
+impl std::fmt::Debug for RunKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunKey(..)")
+    }
+}
+
+/// A block to fetch from the peer at `from` (`ip:port`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerBlock {
+    pub hash: Hash,
+    pub size: u64,
+    pub from: String,
 }
 
 /// Facts about a host, reported once by its agent.
@@ -497,6 +565,13 @@ impl Message {
             Message::FetchPath { .. } => "FetchPath",
             Message::EndRun { .. } => "EndRun",
             Message::Error { .. } => "Error",
+            Message::PeerListen { .. } => "PeerListen",
+            Message::PeerListening { .. } => "PeerListening",
+            Message::PeerProbe { .. } => "PeerProbe",
+            Message::PeerProbed { .. } => "PeerProbed",
+            Message::PeerFetch { .. } => "PeerFetch",
+            Message::PeerFetched { .. } => "PeerFetched",
+            Message::PeerRefused { .. } => "PeerRefused",
         }
     }
 
@@ -509,6 +584,9 @@ impl Message {
             | Message::WorkdirReady { id, .. }
             | Message::Placed { id, .. }
             | Message::FetchFailed { id, .. }
+            | Message::PeerListening { id, .. }
+            | Message::PeerProbed { id, .. }
+            | Message::PeerFetched { id, .. }
             | Message::Error { id, .. } => Some(*id),
             _ => None,
         }

@@ -18,6 +18,7 @@
 mod agent_args;
 mod cluster;
 mod containers;
+mod data_plane;
 mod dry_run;
 mod hardening_args;
 mod hardening_cache;

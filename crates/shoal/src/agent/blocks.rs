@@ -103,6 +103,12 @@ impl BlockStore {
         self.publish(up, hash)
     }
 
+    /// Drops an upload that will not be finished (its sender broke off);
+    /// its temp file goes with it.
+    pub fn abandon(&self, stream: u64, hash: Hash) {
+        self.uploads.lock().unwrap().remove(&(hash, stream));
+    }
+
     fn publish(&self, up: Upload, hash: Hash) -> io::Result<bool> {
         if *up.hasher.finalize().as_bytes() != hash {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "block content does not match its hash"));

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use shoal_wire::bounded::{Tail, EXEC_OUTPUT_MAX};
 use shoal_wire::hello::Role;
-use shoal_wire::{frame, spawn_writer, ExitStatus, FrameReader, Hash, Hello, LogStream, Message, Outbox, TaskRequest, WireError};
+use shoal_wire::{frame, spawn_writer, ExitStatus, FrameReader, Hash, Hello, LogStream, Message, Outbox, RunKey, TaskRequest, WireError};
 use tokio::io::AsyncReadExt;
 
 use super::gate::{Entry, Gates, Permit};
@@ -20,6 +20,7 @@ use super::scratch::{self, RunLock};
 use super::task::{self, TaskPlace};
 use super::tree;
 use super::{guard, hostinfo, workdir, AgentError, AgentOptions, BlockStore, FileError, START_MARKER};
+use crate::peer::serve::{Listener, OnRefused};
 
 /// The variables of a run's tasks (or why its params file could not be
 /// written), and that run.
@@ -42,6 +43,8 @@ struct Agent {
     gates: Arc<Gates>,
     /// The variables of each run's tasks (`RunEnv`), by id, with their run.
     envs: Mutex<HashMap<u64, RunEnv>>,
+    /// Each run's key and peer listener, while the run lives.
+    peers: Mutex<HashMap<String, (RunKey, Option<Listener>)>>,
 }
 
 /// Runs the agent on stdin/stdout until the driver goes away.
@@ -76,6 +79,7 @@ pub async fn run(opts: AgentOptions) -> Result<(), AgentError> {
         executors,
         gates: Arc::new(Gates::default()),
         envs: Mutex::new(HashMap::new()),
+        peers: Mutex::new(HashMap::new()),
     });
     let mut reader = FrameReader::new(stdin);
     let result = tokio::select! {
@@ -151,6 +155,9 @@ impl Agent {
                 self.reply(Message::Placed { id, error });
             }
             Message::FetchPath { id, path } => self.spawn_fetch_path(id, path),
+            Message::PeerListen { id, run, key } => self.peer_listen(id, run, key),
+            Message::PeerProbe { id, run, peers } => self.spawn_peer_probe(id, run, peers),
+            Message::PeerFetch { id, run, blocks } => self.spawn_peer_fetch(id, run, blocks),
             other => self.reply(Message::Error { id: 0, message: format!("unexpected message {other:?}") }),
         }
     }
@@ -390,7 +397,65 @@ impl Agent {
         });
     }
 
+    /// Starts listening for the peers of `run` (see `crate::peer`): for
+    /// as long as the run lives, admitting only those holding its key.
+    fn peer_listen(&self, id: u64, run: String, key: RunKey) {
+        let outbox = self.outbox.clone();
+        let who = run.clone();
+        let on_refused: OnRefused = Arc::new(move |from, why| {
+            let _ = outbox.send_now(Message::PeerRefused { run: who.clone(), from: from.to_string(), why });
+        });
+        let started = Listener::start(crate::peer::own_ip(), run.clone(), key, self.store.clone(), on_refused);
+        let addr = started.as_ref().map(|l| l.addr.to_string()).map_err(|e| format!("cannot listen for peers: {e}"));
+        self.peers.lock().unwrap().insert(run, (key, started.ok()));
+        self.reply(Message::PeerListening { id, addr });
+    }
+
+    fn run_key(&self, run: &str) -> Option<RunKey> {
+        self.peers.lock().unwrap().get(run).map(|(key, _)| *key)
+    }
+
+    fn spawn_peer_probe(&self, id: u64, run: String, peers: Vec<String>) {
+        let outbox = self.outbox.clone();
+        let key = self.run_key(&run);
+        tokio::spawn(async move {
+            let mut unreachable = Vec::with_capacity(peers.len());
+            match key {
+                Some(key) => {
+                    let mut set = tokio::task::JoinSet::new();
+                    for (i, addr) in peers.into_iter().enumerate() {
+                        let run = run.clone();
+                        set.spawn(async move { (i, crate::peer::fetch::probe(&addr, &run, &key).await.err().map(|e| e.to_string())) });
+                    }
+                    let mut answers: Vec<(usize, Option<String>)> = Vec::new();
+                    while let Some(Ok(a)) = set.join_next().await {
+                        answers.push(a);
+                    }
+                    answers.sort_by_key(|(i, _)| *i);
+                    unreachable.extend(answers.into_iter().map(|(_, a)| a));
+                }
+                None => unreachable.extend(peers.iter().map(|_| Some(NO_KEY.to_string()))),
+            }
+            reply(&outbox, Message::PeerProbed { id, unreachable });
+        });
+    }
+
+    fn spawn_peer_fetch(&self, id: u64, run: String, blocks: Vec<shoal_wire::PeerBlock>) {
+        let outbox = self.outbox.clone();
+        let (key, store) = (self.run_key(&run), self.store.clone());
+        blocks.iter().for_each(|b| self.store.pin(b.hash));
+        tokio::spawn(async move {
+            let (bytes, failed) = match key {
+                Some(key) => crate::peer::fetch::fetch_all(&run, &key, blocks, store).await,
+                None => (0, blocks.iter().map(|b| (b.hash, NO_KEY.to_string())).collect()),
+            };
+            reply(&outbox, Message::PeerFetched { id, bytes, failed });
+        });
+    }
+
     fn end_run(&self, run: &str) {
+        // Its listener closes, and its key is forgotten.
+        self.peers.lock().unwrap().remove(run);
         self.executors.end_run(run);
         self.gates.end_run(run);
         self.envs.lock().unwrap().retain(|_, (r, _)| r != run);
@@ -419,6 +484,9 @@ impl Agent {
         runs.into_iter().for_each(RunLock::remove);
     }
 }
+
+/// Why a peer request of a run this agent has no key for fails.
+const NO_KEY: &str = "this agent holds no key for the run (it was never asked to listen for its peers)";
 
 /// Sends a reply to the driver. One too large to send (it should never
 /// be: whatever a user controls is bounded before) is answered with an

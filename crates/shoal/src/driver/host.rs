@@ -235,6 +235,9 @@ impl Host {
             | Message::MissingBlocks { id, .. }
             | Message::WorkdirReady { id, .. }
             | Message::Placed { id, .. }
+            | Message::PeerListening { id, .. }
+            | Message::PeerProbed { id, .. }
+            | Message::PeerFetched { id, .. }
             | Message::Error { id, .. } => self.answer(id, msg),
             Message::Chunk { stream, .. } | Message::FetchFailed { id: stream, .. } => self.to_stream(stream, msg).await,
             Message::BlockStored { hash, error } => self.stored(hash, error),

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod host;
 pub mod input;
 pub mod manifest;
+pub mod mesh;
 pub mod run;
 pub mod specs;
 pub mod state;

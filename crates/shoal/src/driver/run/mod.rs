@@ -40,7 +40,7 @@ use self::placement::Placement;
 use self::prepare::Plan;
 use self::summary::{AttemptRecord, RunSummary};
 use super::state::StateDir;
-use super::{blocks, connect, Cluster, Host};
+use super::{blocks, connect, mesh, Cluster, Host};
 use crate::{Error, Result};
 
 /// How to run.
@@ -86,6 +86,13 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     let journal = Journal::create(&plan.run_dir.journal()).map_err(|e| Error::io("cannot create the run journal", e))?;
     let sched = scheduler(job, &plan, &cluster.hosts, opts).await;
     let mut engine = Engine::new(job, &plan, cluster.hosts.clone(), sched, journal, opts.quiet);
+    if job.reduce.is_some() {
+        let (mesh, unreachable) = mesh::set_up(&cluster.hosts, spec.data, &plan.run_id.to_string()).await;
+        for line in mesh::describe(&cluster.hosts, &unreachable) {
+            eprintln!("shoal: {line}");
+        }
+        engine.set_mesh(mesh);
+    }
     engine.book.facts.sync_sent = sent;
     engine.book.facts.sync_skipped = skipped;
     resume(&mut engine, opts)?;
@@ -95,7 +102,11 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     }
     let mut summary = summarize(&engine, job, started, started_unix);
     if job.reduce.is_some() {
-        summary.shuffle = Some(summary::ShuffleSummary::new(engine.book.partition_sizes(), engine.book.facts.shuffled_via_driver));
+        let mut shuffle = summary::ShuffleSummary::new(engine.book.partition_sizes(), engine.book.facts.shuffled_via_driver);
+        shuffle.direct_bytes = engine.book.facts.shuffled_direct;
+        shuffle.direct_pairs = engine.direct_pairs();
+        shuffle.refused_connections = engine.book.facts.peer_refused;
+        summary.shuffle = Some(shuffle);
     }
     summary.counters = engine.book.facts.counters.clone();
     summary.skipped_records = engine.book.facts.skipped.clone();

@@ -106,6 +106,18 @@ pub struct ShuffleSummary {
     pub partitions: Vec<PartitionSize>,
     /// Bucket bytes that travelled through the driver.
     pub via_driver_bytes: u64,
+    /// Bucket bytes the reducers' hosts fetched straight from the map
+    /// hosts.
+    #[serde(default)]
+    pub direct_bytes: u64,
+    /// Ordered pairs of hosts (reducer's host, map's host) that moved
+    /// buckets directly; the others went through the driver.
+    #[serde(default)]
+    pub direct_pairs: usize,
+    /// Connections to the hosts' peer listeners that were refused (not
+    /// a peer of the run).
+    #[serde(default)]
+    pub refused_connections: u64,
     pub skew_warning: Option<String>,
 }
 
@@ -119,7 +131,7 @@ impl ShuffleSummary {
     /// Sizes per partition, with a warning when one is far above the median.
     pub fn new(sizes: Vec<(u64, u64)>, via_driver_bytes: u64) -> Self {
         let partitions: Vec<PartitionSize> = sizes.iter().map(|&(bytes, records)| PartitionSize { bytes, records }).collect();
-        ShuffleSummary { skew_warning: skew(&partitions), partitions, via_driver_bytes }
+        ShuffleSummary { skew_warning: skew(&partitions), partitions, via_driver_bytes, ..Default::default() }
     }
 }
 

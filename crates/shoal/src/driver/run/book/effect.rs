@@ -93,8 +93,11 @@ pub struct Ignored {
 pub enum Internal {
     /// A reduce could not get its input: map `from_task`'s host is gone.
     FetchFailed { task: u32, attempt: u32, from_task: u32 },
-    /// Shuffle bytes that crossed the driver.
-    Shuffled { bytes: u64 },
+    /// Shuffle bytes staged for a reducer: through the driver, and
+    /// fetched by the reducer's host straight from its peers.
+    Shuffled { relayed: u64, direct: u64 },
+    /// A connection to a host's peer listener was refused.
+    PeerRefused,
     /// An input upload: bytes sent, and bytes the host already held.
     Uploaded { host: usize, sent: u64, skipped: u64 },
     /// A committed output is in the run dir (`data` when kept in memory).

@@ -24,6 +24,10 @@ pub struct Facts {
     pub input_skipped: u64,
     /// Shuffle bytes that crossed the driver.
     pub shuffled_via_driver: u64,
+    /// Shuffle bytes reducers' hosts fetched straight from their peers.
+    pub shuffled_direct: u64,
+    /// Connections to the hosts' peer listeners refused.
+    pub peer_refused: u64,
     /// Hadoop-style counters from `reporter:counter:group,name,amount`.
     pub counters: BTreeMap<String, i64>,
     /// Records left out by committed attempts.

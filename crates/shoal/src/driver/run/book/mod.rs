@@ -209,7 +209,11 @@ impl<'a> RunBook<'a> {
     pub fn on_internal(&mut self, ev: Internal, now: Duration) -> Vec<Effect> {
         self.now = now;
         match ev {
-            Internal::Shuffled { bytes } => self.facts.shuffled_via_driver += bytes,
+            Internal::Shuffled { relayed, direct } => {
+                self.facts.shuffled_via_driver += relayed;
+                self.facts.shuffled_direct += direct;
+            }
+            Internal::PeerRefused => self.facts.peer_refused += 1,
             Internal::FetchFailed { task, attempt, from_task } => self.fetch_failed(task, attempt, from_task),
             Internal::Uploaded { host, sent, skipped } => {
                 self.facts.hosts[host].bytes_in += sent;

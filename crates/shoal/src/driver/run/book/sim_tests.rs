@@ -337,7 +337,7 @@ impl Sim {
                 }
                 None => {
                     self.started(l)?;
-                    Internal::Shuffled { bytes: buckets.iter().map(|n| n.bucket.block.size).sum() }
+                    Internal::Shuffled { relayed: buckets.iter().map(|n| n.bucket.block.size).sum(), direct: 0 }
                 }
             },
             Work::Fetch { host, .. } if !self.up[host] => Internal::CollectFailed { host, why: "gone".into() },

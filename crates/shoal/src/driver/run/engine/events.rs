@@ -40,6 +40,16 @@ impl Engine<'_> {
                 self.carry_out(effects);
             }
             Message::TaskLog { attempt, stream, data } => self.on_log(h, attempt, stream, &data),
+            Message::PeerRefused { from, why, .. } => {
+                // The first few are worth a line each; after that, the count
+                // in the summary tells.
+                if self.book.facts.peer_refused < 3 {
+                    let line = format!("{} refused a connection from {from}: {why}", self.hosts[h].name());
+                    self.note(&crate::printable::printable(&line));
+                }
+                let effects = self.book.on_internal(crate::driver::run::book::Internal::PeerRefused, self.now());
+                self.carry_out(effects);
+            }
             _ => {}
         }
     }
@@ -62,6 +72,7 @@ impl Engine<'_> {
             Back::Held { host, .. } if self.hosts[host].is_lost() => return,
             Back::Held { host, report } => self.book.on_held_report(host, *report, now),
             Back::Book(ev) => self.book.on_internal(ev, now),
+            Back::Note(line) => return self.note(&line),
         };
         self.carry_out(effects);
     }

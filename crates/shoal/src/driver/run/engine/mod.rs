@@ -29,6 +29,7 @@ use super::output::Part;
 use super::prepare::Plan;
 use super::private;
 use super::progress::Progress;
+use crate::driver::mesh::Mesh;
 use crate::driver::{blocks, Host, HostEvent};
 use shuffle::{stage_buckets, StageError};
 
@@ -38,6 +39,8 @@ enum Back {
     Book(Internal),
     /// A report of an attempt SIGKILLed by someone else, held back a moment.
     Held { host: usize, report: Box<TaskReport> },
+    /// A line for the user.
+    Note(String),
 }
 
 pub struct Engine<'a> {
@@ -57,6 +60,8 @@ pub struct Engine<'a> {
     interrupts: u32,
     /// The id of each host's `RunEnv`, once sent.
     env_ids: std::collections::HashMap<usize, u64>,
+    /// Which pairs of hosts move shuffle data directly.
+    mesh: Arc<Mesh>,
 }
 
 impl<'a> Engine<'a> {
@@ -79,7 +84,18 @@ impl<'a> Engine<'a> {
             back_rx,
             interrupts: 0,
             env_ids: Default::default(),
+            mesh: Arc::new(Mesh::relay(&plan.run_id.to_string(), names.len())),
         }
+    }
+
+    /// Ordered pairs of hosts that moved shuffle data directly (at the end).
+    pub fn direct_pairs(&self) -> usize {
+        self.mesh.direct_pairs()
+    }
+
+    /// Moves shuffle data directly between the pairs `mesh` allows.
+    pub fn set_mesh(&mut self, mesh: Mesh) {
+        self.mesh = Arc::new(mesh);
     }
 
     fn now(&self) -> Duration {
@@ -200,11 +216,21 @@ impl<'a> Engine<'a> {
         let needed: Vec<(Needed, Arc<Host>)> = buckets.into_iter().map(|n| (n, self.hosts[n.from].clone())).collect();
         let dir = self.plan.run_dir.shuffle();
         let tx = self.back_tx.clone();
-        let Launch { task, attempt, .. } = launch;
+        let mesh = self.mesh.clone();
+        let names: Vec<String> = self.hosts.iter().map(|h| h.name().to_string()).collect();
+        let Launch { task, attempt, host: to, .. } = launch;
         tokio::spawn(async move {
-            let msg = match stage_buckets(&h, needed, dir).await {
-                Ok(bytes) => {
-                    let _ = tx.send(Back::Book(Internal::Shuffled { bytes }));
+            let msg = match stage_buckets(&h, to, needed, dir, &mesh).await {
+                Ok(staged) => {
+                    for (from, why) in staged.fell_back {
+                        let why = crate::printable::printable(&why);
+                        let line = format!(
+                            "{} could not fetch from {} directly ({why}): that pair's shuffle data goes through the driver from now on",
+                            names[to], names[from]
+                        );
+                        let _ = tx.send(Back::Note(line));
+                    }
+                    let _ = tx.send(Back::Book(Internal::Shuffled { relayed: staged.relayed, direct: staged.direct }));
                     match h.send(Message::RunTask(req)).await {
                         Ok(()) => return,
                         Err(e) => Internal::LaunchFailed { task, attempt, why: e.to_string(), gone: e.is_gone() },

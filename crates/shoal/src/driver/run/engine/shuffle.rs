@@ -2,21 +2,24 @@
 //!
 //! Map tasks keep their output on their host as R sorted buckets. When
 //! reduce task r starts on host H, the driver makes sure H holds bucket r
-//! of every map task: buckets H lacks are fetched from the map's host and
-//! uploaded to H over the existing links (the data path goes through the
-//! driver; [`stage_buckets`] is the one place to change for a direct
-//! host-to-host path). A bucket whose host is gone turns into a
-//! `FetchFailed` for the reduce, which makes the scheduler rerun only the
-//! lost map task, without charging the reduce.
+//! of every map task. Where the run's mesh (`driver/mesh.rs`) says H
+//! reaches the map's host directly, H's agent fetches the buckets from
+//! that host's agent itself, several peers at once, verifying each by its
+//! hash: the driver only says where they are. The other buckets, and any
+//! a direct fetch could not get, are relayed: fetched from the map's host
+//! and uploaded to H over the driver's links. A bucket whose host is gone
+//! turns into a `FetchFailed` for the reduce, which makes the scheduler
+//! rerun only the lost map task, without charging the reduce.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use shoal_wire::hex;
+use shoal_wire::{hex, Message, PeerBlock};
 
 use super::super::book::Needed;
 use super::super::private;
+use crate::driver::mesh::Mesh;
 use crate::driver::{blocks, Host};
 
 /// Why buckets could not be staged on a reducer's host.
@@ -30,9 +33,63 @@ pub enum StageError {
     Other(String),
 }
 
-/// Makes `dest` hold every needed bucket; returns the bytes that crossed
-/// the driver.
-pub async fn stage_buckets(dest: &Host, needed: Vec<(Needed, Arc<Host>)>, dir: PathBuf) -> Result<u64, StageError> {
+/// What staging moved, and how.
+#[derive(Debug, Default)]
+pub struct Staged {
+    /// Bytes that crossed the driver.
+    pub relayed: u64,
+    /// Bytes the reducer's host fetched from its peers.
+    pub direct: u64,
+    /// Pairs (map host, why) whose direct fetch failed and that use the
+    /// relay from now on.
+    pub fell_back: Vec<(usize, String)>,
+}
+
+/// Makes host `to` (`dest`) hold every needed bucket.
+pub async fn stage_buckets(
+    dest: &Host,
+    to: usize,
+    needed: Vec<(Needed, Arc<Host>)>,
+    dir: PathBuf,
+    mesh: &Mesh,
+) -> Result<Staged, StageError> {
+    let mut staged = Staged::default();
+    let (direct, mut relay): (Vec<_>, Vec<_>) =
+        needed.into_iter().partition(|(n, from)| !from.is_lost() && mesh.direct(to, n.from).is_some());
+    if !direct.is_empty() {
+        let blocks = direct
+            .iter()
+            .map(|(n, _)| PeerBlock {
+                hash: n.bucket.block.hash,
+                size: n.bucket.block.size,
+                from: mesh.direct(to, n.from).unwrap_or_default().into(),
+            })
+            .collect();
+        let id = dest.next_id();
+        match dest.request(id, Message::PeerFetch { id, run: mesh.run.clone(), blocks }).await {
+            Ok(Message::PeerFetched { bytes, failed, .. }) => {
+                staged.direct = bytes;
+                for (n, from) in direct {
+                    let Some((_, why)) = failed.iter().find(|(h, _)| *h == n.bucket.block.hash) else { continue };
+                    if !from.is_lost() && mesh.fall_back(to, n.from) {
+                        staged.fell_back.push((n.from, why.clone()));
+                    }
+                    relay.push((n, from));
+                }
+            }
+            Err(e) if e.is_gone() => return Err(StageError::Gone),
+            _ => relay.extend(direct),
+        }
+    }
+    staged.relayed = relay_buckets(dest, relay, dir).await?;
+    Ok(staged)
+}
+
+/// Moves buckets through the driver; returns the bytes that crossed it.
+async fn relay_buckets(dest: &Host, needed: Vec<(Needed, Arc<Host>)>, dir: PathBuf) -> Result<u64, StageError> {
+    if needed.is_empty() {
+        return Ok(0);
+    }
     let hashes = needed.iter().map(|(n, _)| n.bucket.block.hash).collect();
     let missing = blocks::missing(dest, hashes).await.map_err(|_| StageError::Gone)?;
     let _ = private::dir(&dir);

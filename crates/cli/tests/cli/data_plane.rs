@@ -1,0 +1,160 @@
+//! The data plane on the 3-host netns cluster: reducers' hosts fetch
+//! shuffle buckets straight from the map hosts (nothing through the
+//! driver), `data = "relay"` sends them all through the driver, a pair
+//! of hosts that cannot reach each other falls back to the relay for that
+//! pair only, and a stranger's connection to a host's peer listener is
+//! refused and reported. Each run's output is checked against the
+//! single-machine answer.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use shoal_testkit::netns::{self, heal_all, script, Cluster};
+use shoal_testkit::process::wait_for;
+use shoal_testkit::Shoal;
+
+const KEYS: usize = 101;
+const LINES: usize = 6000;
+
+/// A job dir with a keyed sum over `LINES` lines and, beside it, a
+/// cluster file: the test cluster's, with `top` put above its tables.
+/// The keys are new on every call: buckets are blocks named by their
+/// content, and a host that already holds one (from an earlier test)
+/// is sent nothing.
+fn shuffle_job(c: &Cluster, name: &str, top: &str, reduce_prefix: &str) -> (PathBuf, String) {
+    let dir = c.dir.join("jobs").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    std::fs::write(dir.join("nonce"), nonce.to_string()).unwrap();
+    let data: String = (0..LINES).map(|i| format!("k{nonce}-{}\t1\n", i % KEYS)).collect();
+    std::fs::write(dir.join("data.txt"), data).unwrap();
+    let job = format!(
+        "[input]\npath = \"data.txt\"\npartitions = 6\n[map]\ncommand = \"cat\"\n[reduce]\npartitions = 6\ncommand = \"{reduce_prefix}awk -F'\\\\t' '{{ s[$1] += $2 }} END {{ for (k in s) print k \\\"\\\\t\\\" s[k] }}'\"\n[output]\npath = \"out/result.txt\"\n"
+    );
+    std::fs::write(dir.join("job.toml"), job).unwrap();
+    let cluster = dir.join("cluster.toml");
+    std::fs::write(&cluster, format!("{top}\n{}", std::fs::read_to_string(&c.file).unwrap())).unwrap();
+    (dir, cluster.display().to_string())
+}
+
+#[track_caller]
+fn sums_are_exact(dir: &Path) {
+    let mut got: Vec<String> = std::fs::read_to_string(dir.join("out/result.txt")).unwrap().lines().map(String::from).collect();
+    got.sort();
+    let nonce = std::fs::read_to_string(dir.join("nonce")).unwrap();
+    let mut want: Vec<String> = (0..KEYS).map(|k| format!("k{nonce}-{k}\t{}", LINES / KEYS + usize::from(k < LINES % KEYS))).collect();
+    want.sort();
+    assert_eq!(got, want, "the reduce's output differs from the single-machine answer");
+}
+
+fn run(dir: &Path, cluster: &str) -> shoal_testkit::Ran {
+    Shoal::new().args(["run", "job.toml", "--json", "--cluster", cluster]).in_dir(dir).run()
+}
+
+#[test]
+fn reducers_fetch_every_bucket_straight_from_the_map_hosts() {
+    let Some((_g, c)) = netns::up() else { return };
+    heal_all();
+    let (dir, cluster) = shuffle_job(c, "direct", "", "");
+    let ran = run(&dir, &cluster).success();
+    sums_are_exact(&dir);
+    let shuffle = &ran.json()["shuffle"];
+    assert_eq!(shuffle["via_driver_bytes"], 0, "a bucket went through the driver: {shuffle}");
+    assert!(shuffle["direct_bytes"].as_u64().unwrap() > 0, "no bucket moved host to host: {shuffle}");
+    assert_eq!(shuffle["direct_pairs"], 6, "{shuffle}");
+    assert_eq!(shuffle["refused_connections"], 0, "{shuffle}");
+    assert!(!ran.stderr.contains("cannot fetch directly"), "{}", ran.stderr);
+    // The listeners went with the run: nothing but sshd listens on any host.
+    for h in netns::HOSTS {
+        assert_eq!(listening_ports(h), vec![22], "{h} still listens after the run");
+    }
+}
+
+#[test]
+fn data_relay_sends_every_bucket_through_the_driver() {
+    let Some((_g, c)) = netns::up() else { return };
+    heal_all();
+    let (dir, cluster) = shuffle_job(c, "relay", "data = \"relay\"", "");
+    let ran = run(&dir, &cluster).success();
+    sums_are_exact(&dir);
+    let shuffle = &ran.json()["shuffle"];
+    assert!(shuffle["via_driver_bytes"].as_u64().unwrap() > 0, "{shuffle}");
+    assert_eq!(shuffle["direct_bytes"], 0, "{shuffle}");
+    assert_eq!(shuffle["direct_pairs"], 0, "{shuffle}");
+}
+
+#[test]
+fn a_pair_that_cannot_reach_each_other_uses_the_relay_and_only_that_pair() {
+    let Some((_g, c)) = netns::up() else { return };
+    heal_all();
+    assert!(script(&["sever", "h1", "h2"]).status.success(), "testcluster sever failed");
+    let (dir, cluster) = shuffle_job(c, "severed", "", "");
+    let ran = run(&dir, &cluster);
+    heal_all();
+    let ran = ran.success();
+    sums_are_exact(&dir);
+    let ran = ran
+        .stderr_has("h1 cannot fetch directly from h2 (cannot reach the peer at 10.177.0.12:")
+        .stderr_has("h2 cannot fetch directly from h1 (")
+        .stderr_has("that shuffle data goes through the driver");
+    assert!(!ran.stderr.contains("h3 cannot fetch"), "{}", ran.stderr);
+    let shuffle = &ran.json()["shuffle"];
+    assert_eq!(shuffle["direct_pairs"], 4, "{shuffle}");
+    assert!(shuffle["direct_bytes"].as_u64().unwrap() > 0, "{shuffle}");
+}
+
+#[test]
+fn a_stranger_at_a_hosts_peer_port_is_refused_and_reported() {
+    let Some((_g, c)) = netns::up() else { return };
+    heal_all();
+    let (dir, cluster) = shuffle_job(c, "stranger", "", "sleep 3; ");
+    let child = Shoal::new()
+        .command()
+        .args(["run", "job.toml", "--json", "--cluster", &cluster])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = None;
+    assert!(
+        wait_for(30, || {
+            port = listening_ports("h1").into_iter().find(|p| *p != 22);
+            port.is_some()
+        }),
+        "h1 never listened for its peers"
+    );
+    let addr = format!("10.177.0.11:{}", port.unwrap());
+    // Garbage from this machine (not a peer: it holds no key).
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        &[0, 48].iter().copied().chain(*b"GET / HTTP/1.1\r\nHost: h1\r\n\r\n0123456789abcdefghijk").collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let mut back = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut back);
+    assert!(back.is_empty(), "h1's listener answered a stranger: {back:?}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    sums_are_exact(&dir);
+    assert!(stderr.contains("h1 refused a connection from 10.177.0.1:"), "{stderr}");
+    assert!(stderr.contains("not a peer of this run"), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["shuffle"]["refused_connections"], 1, "{summary}");
+}
+
+/// The TCP ports that listen in host `h`'s namespace.
+fn listening_ports(h: &str) -> Vec<u16> {
+    let ns = format!("shoal-{h}");
+    let out = Command::new("ip").args(["netns", "exec", &ns, "ss", "-Hltn"]).output().expect("run ss");
+    let mut ports: Vec<u16> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3)?.rsplit(':').next()?.parse().ok())
+        .collect();
+    ports.sort();
+    ports.dedup();
+    ports
+}
