@@ -65,7 +65,13 @@ fn reducers_fetch_every_bucket_straight_from_the_map_hosts() {
     assert_eq!(shuffle["direct_pairs"], 6, "{shuffle}");
     assert_eq!(shuffle["refused_connections"], 0, "{shuffle}");
     assert!(!ran.stderr.contains("cannot fetch directly"), "{}", ran.stderr);
-    // The listeners went with the run: nothing but sshd listens on any host.
+    let check = Shoal::new().args(["check", "--json", "--cluster", &cluster]).run().success().json();
+    for r in check.as_array().unwrap() {
+        assert_eq!((&r["direct_from"], &r["peers"]), (&2.into(), &2.into()), "{r}");
+        assert_eq!(r["unreachable_from"], serde_json::json!([]), "{r}");
+    }
+    // The listeners went with the run and the check: nothing but sshd
+    // listens on any host.
     for h in netns::HOSTS {
         assert_eq!(listening_ports(h), vec![22], "{h} still listens after the run");
     }
@@ -90,8 +96,16 @@ fn a_pair_that_cannot_reach_each_other_uses_the_relay_and_only_that_pair() {
     heal_all();
     assert!(script(&["sever", "h1", "h2"]).status.success(), "testcluster sever failed");
     let (dir, cluster) = shuffle_job(c, "severed", "", "");
+    let check = Shoal::new().args(["check", "--cluster", &cluster]).run();
     let ran = run(&dir, &cluster);
     heal_all();
+    let check = check.success();
+    let peers: Vec<&str> = check.stdout.lines().skip(1).take(3).map(|l| l.split_whitespace().rev().nth(1).unwrap_or("")).collect();
+    assert_eq!(peers, ["1/2", "1/2", "2/2"], "the PEERS column:\n{}", check.stdout);
+    let check = check
+        .stdout_has("h1: h2 cannot reach it directly (cannot reach the peer at 10.177.0.11:")
+        .stdout_has("h2: h1 cannot reach it directly (");
+    assert!(!check.stdout.contains("h3: "), "{}", check.stdout);
     let ran = ran.success();
     sums_are_exact(&dir);
     let ran = ran

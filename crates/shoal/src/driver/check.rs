@@ -2,7 +2,7 @@
 //! and report each host's facts.
 
 use serde::Serialize;
-use shoal_core::cluster::{ClusterSpec, TransportKind};
+use shoal_core::cluster::{ClusterSpec, DataPath, TransportKind};
 
 use super::connect;
 use crate::format::{align, human_bytes};
@@ -24,14 +24,30 @@ pub struct HostReport {
     pub docker: Option<bool>,
     pub connect_ms: u64,
     pub uploaded_bytes: u64,
+    /// Of the other ssh hosts, how many reach this host's agent directly
+    /// (a shuffle's direct path); `None` when no direct path applies
+    /// (one host, the local transport, `data = "relay"`).
+    pub direct_from: Option<u32>,
+    pub peers: Option<u32>,
+    /// Each peer that cannot reach this host directly, and why.
+    pub unreachable_from: Vec<(String, String)>,
 }
 
 /// Connects to every host and reports on each, in cluster-file order.
 pub async fn check(spec: &ClusterSpec) -> Vec<HostReport> {
     let cluster = connect(spec).await;
     let docker = super::host::docker_usable(&cluster.hosts).await;
-    let mut rows: Vec<(usize, HostReport)> = Vec::new();
+    let run = format!("check-{:08x}", rand::random::<u32>());
+    let (mesh, unreachable) = super::mesh::set_up(&cluster.hosts, spec.data, &run).await;
     for h in &cluster.hosts {
+        let _ = h.send(shoal_wire::Message::EndRun { run: run.clone() }).await;
+    }
+    let tried = spec.data == DataPath::Direct && cluster.hosts.iter().filter(|h| h.spec.transport == TransportKind::Ssh).count() > 1;
+    let mut rows: Vec<(usize, HostReport)> = Vec::new();
+    for (i, h) in cluster.hosts.iter().enumerate() {
+        let from: Vec<(String, String)> =
+            unreachable.iter().filter(|u| u.from == i).map(|u| (cluster.hosts[u.to].name().to_string(), u.why.clone())).collect();
+        let member = tried && h.spec.transport == TransportKind::Ssh;
         rows.push((
             h.index,
             HostReport {
@@ -48,6 +64,9 @@ pub async fn check(spec: &ClusterSpec) -> Vec<HostReport> {
                 docker: Some(docker.contains(&h.index)),
                 connect_ms: h.stats.connect_ms,
                 uploaded_bytes: h.stats.uploaded_bytes,
+                direct_from: member.then(|| (0..cluster.hosts.len()).filter(|&j| mesh.direct(j, i).is_some()).count() as u32),
+                peers: member.then(|| cluster.hosts.iter().filter(|o| o.spec.transport == TransportKind::Ssh).count() as u32 - 1),
+                unreachable_from: from,
             },
         ));
     }
@@ -69,6 +88,9 @@ pub async fn check(spec: &ClusterSpec) -> Vec<HostReport> {
                 docker: None,
                 connect_ms: f.connect_ms,
                 uploaded_bytes: 0,
+                direct_from: None,
+                peers: None,
+                unreachable_from: Vec::new(),
             },
         ));
     }
@@ -90,7 +112,7 @@ fn address(h: &shoal_core::cluster::HostSpec) -> String {
 /// Renders the reports as an aligned text table followed by the reasons of
 /// unreachable hosts, one line each.
 pub fn render(rows: &[HostReport]) -> String {
-    let header = ["HOST", "ADDRESS", "STATUS", "ARCH", "CORES", "SLOTS", "MEMORY", "DISK FREE", "DOCKER", "CONNECT", "UPLOAD"];
+    let header = ["HOST", "ADDRESS", "STATUS", "ARCH", "CORES", "SLOTS", "MEMORY", "DISK FREE", "DOCKER", "CONNECT", "UPLOAD", "PEERS"];
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
@@ -106,11 +128,24 @@ pub fn render(rows: &[HostReport]) -> String {
             opt(r.docker.map(|d| if d { "yes".into() } else { "no".into() })),
             format!("{:.2}s", r.connect_ms as f64 / 1000.0),
             if r.uploaded_bytes > 0 { human_bytes(r.uploaded_bytes) } else { "cached".into() },
+            match (r.direct_from, r.peers) {
+                (Some(d), Some(n)) => format!("{d}/{n} direct"),
+                _ => "-".into(),
+            },
         ]);
     }
     let mut out = align(&table);
     for r in rows.iter().filter(|r| !r.ready) {
         out.push_str(&format!("{}: {}\n", r.name, r.reason.as_deref().unwrap_or("unknown")));
+    }
+    for r in rows {
+        for (peer, why) in &r.unreachable_from {
+            let why = crate::printable::printable(why);
+            out.push_str(&format!(
+                "{}: {peer} cannot reach it directly ({why}); shuffle data between them goes through the driver\n",
+                r.name
+            ));
+        }
     }
     out
 }
