@@ -166,9 +166,15 @@ pub enum Command {
     /// Fetch a file from every host into DIR/<host>/.
     #[command(after_help = "Example:\n  shoal pull data/result.txt --to results/ --combine all.txt")]
     Pull {
-        path: String,
+        /// The file to fetch from every host (not with --output).
+        #[arg(required_unless_present = "output", conflicts_with = "output")]
+        path: Option<String>,
         #[arg(long)]
         to: PathBuf,
+        /// Bring back the parts an `[output] on_hosts` run left on the hosts
+        /// (RUN: `latest` or a run id), each checked against its hash.
+        #[arg(long, value_name = "RUN")]
+        output: Option<String>,
         /// Also concatenate the fetched files, in cluster order, into FILE.
         #[arg(long, value_name = "FILE")]
         combine: Option<PathBuf>,

@@ -50,7 +50,10 @@ fn on_runtime(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<
             crate::runs::show_logs(&crate::runs::LogArgs { run, host, task, merged, follow, json })
         }
         Command::Push { file, to, split, cluster, json } => rt.block_on(push(&cluster, &file, &to, split, json)),
-        Command::Pull { path, to, combine, cluster, json } => rt.block_on(pull(&cluster, &path, &to, combine.as_deref(), json)),
+        Command::Pull { output: Some(run), to, cluster, json, .. } => rt.block_on(pull_output(&cluster, &run, &to, json)),
+        Command::Pull { path, to, combine, cluster, json, .. } => {
+            rt.block_on(pull(&cluster, path.as_deref().unwrap_or_default(), &to, combine.as_deref(), json))
+        }
         Command::Agent { args } => {
             // A bad command line is a usage error (exit 2), as clap's were.
             let args = shoal::agent::AgentArgs::from_args(&args).map_err(|e| shoal::Error::Usage(e.to_string()))?;
@@ -205,6 +208,29 @@ async fn pull(arg: &ClusterArg, path: &str, to: &Path, combine: Option<&Path>, j
     let spec = load_cluster(arg)?;
     let cluster = driver::connect(&spec).await;
     let rows = driver::transfer::pull(&cluster, path, to, combine).await;
+    cluster.close().await;
+    transfer_result(rows?, &cluster, json, "pull")
+}
+
+/// `shoal pull --output RUN --to DIR`: the parts RUN left on the hosts.
+async fn pull_output(arg: &ClusterArg, run: &str, to: &Path, json: bool) -> anyhow::Result<i32> {
+    let state = crate::runs::state_dir();
+    let id = crate::runs::resolve_run(&state, run)?;
+    let summary_path = StateDir::new(&state).run(&id).summary();
+    let text = std::fs::read_to_string(&summary_path)
+        .with_context(|| format!("cannot read the summary of run {id} ({})", summary_path.display()))?;
+    let summary: shoal::driver::run::summary::RunSummary = serde_json::from_str(&text)?;
+    if summary.parts_on_hosts.is_empty() {
+        return Err(shoal::Error::Usage(format!(
+            "run {id} left no output on the hosts (its output is {}); --output is for jobs with [output] on_hosts = true",
+            summary.output.as_deref().unwrap_or("none")
+        ))
+        .into());
+    }
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    let spec = load_cluster(arg)?;
+    let cluster = driver::connect(&spec).await;
+    let rows = driver::transfer::pull_output(&cluster, &summary.parts_on_hosts, to).await;
     cluster.close().await;
     transfer_result(rows?, &cluster, json, "pull")
 }

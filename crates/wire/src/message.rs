@@ -237,6 +237,21 @@ impl std::fmt::Debug for RunKey {
     }
 }
 
+/// `len` bytes of the file at `path` from `offset`; `size` is the whole
+/// file's size as the driver saw it, which the host checks, so that a
+/// file system that shows hosts different files is caught, not read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    pub path: String,
+    pub offset: u64,
+    pub len: u64,
+    pub size: u64,
+    /// The range was cut blind (the driver cannot read the file): the
+    /// host aligns it to lines, a line belonging to the range its first
+    /// byte is in.
+    pub lines: bool,
+}
+
 /// A block to fetch from the peer at `from` (`ip:port`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerBlock {
@@ -355,6 +370,10 @@ pub struct TaskRequest {
     /// `inputs` is empty.
     #[serde(with = "serde_bytes")]
     pub input_data: Option<Vec<u8>>,
+    /// The input read where it lives, a byte range of a file the host
+    /// sees (on the driver's own machine, or a `shared:` path); then
+    /// `inputs` and `input_data` are empty.
+    pub input_file: Option<Box<InputFile>>,
     /// Feed the input on stdin (it is also at `$SHOAL_INPUT`).
     pub stdin: bool,
     /// Take the output from stdout (otherwise from the file `$SHOAL_OUTPUT`).
@@ -374,6 +393,9 @@ pub struct TaskRequest {
     /// Skip mode: the task failed before, so run its input in pieces and
     /// leave out the records the command fails on, at most this many.
     pub skip_bad: Option<u32>,
+    /// Keep the output as a block on this host however small (it is
+    /// committed here, `[output] on_hosts`), never inline in the report.
+    pub keep_output: bool,
 }
 
 impl TaskRequest {
@@ -398,6 +420,7 @@ impl TaskRequest {
             partitions: 1,
             inputs: Vec::new(),
             input_data: None,
+            input_file: None,
             stdin: true,
             stdout_is_output: true,
             timeout_ms: None,
@@ -407,6 +430,7 @@ impl TaskRequest {
             resident: false,
             slots: 1,
             skip_bad: None,
+            keep_output: false,
         }
     }
 

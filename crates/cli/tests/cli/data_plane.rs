@@ -172,3 +172,55 @@ fn listening_ports(h: &str) -> Vec<u16> {
     ports.dedup();
     ports
 }
+
+/// A job over `shared:DIR/in.txt`, a file every netns host sees (they
+/// share this machine's files), in a job dir of its own.
+fn shared_job(c: &Cluster, name: &str) -> (PathBuf, PathBuf, String) {
+    let dir = c.dir.join("jobs").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let shared = c.dir.join("shared").join(name);
+    let _ = std::fs::remove_dir_all(&shared);
+    std::fs::create_dir_all(&shared).unwrap();
+    let data: String = (0..30_000).map(|i| format!("record {i} {}\n", i * 31 % 977)).collect();
+    std::fs::write(shared.join("in.txt"), &data).unwrap();
+    let job = format!(
+        "[input]\npath = \"shared:{}\"\npartitions = 9\n[map]\ncommand = \"cat\"\n[output]\npath = \"out/result.txt\"\n",
+        shared.join("in.txt").display()
+    );
+    std::fs::write(dir.join("job.toml"), job).unwrap();
+    (dir, shared, data)
+}
+
+#[test]
+fn a_shared_input_is_read_by_each_host_and_never_sent() {
+    let Some((_g, c)) = netns::up() else { return };
+    heal_all();
+    let (dir, _shared, data) = shared_job(c, "shared-in");
+    let summary = run(&dir, &c.arg()).success().json();
+    assert_eq!(std::fs::read_to_string(dir.join("out/result.txt")).unwrap(), data);
+    assert_eq!(summary["input_bytes_sent"], 0, "an input byte went through the driver: {summary}");
+    let hosts: std::collections::BTreeSet<&str> =
+        summary["attempts"].as_array().unwrap().iter().map(|a| a["host"].as_str().unwrap()).collect();
+    assert_eq!(hosts.len(), 3, "every host read some of it: {summary}");
+}
+
+#[test]
+fn a_host_that_lacks_the_shared_path_is_named_and_the_others_do_its_part() {
+    let Some((_g, c)) = netns::up() else { return };
+    heal_all();
+    let (dir, shared, data) = shared_job(c, "shared-hidden");
+    assert!(script(&["hide", "h2", shared.to_str().unwrap()]).status.success(), "testcluster hide failed");
+    let ran = run(&dir, &c.arg());
+    heal_all();
+    let ran = ran.success().stderr_has("host `h2`: cannot read the input").stderr_has("host `h2` is excluded for the rest of the run");
+    let summary = ran.json();
+    assert_eq!(std::fs::read_to_string(dir.join("out/result.txt")).unwrap(), data);
+    let failed: Vec<&serde_json::Value> = summary["attempts"].as_array().unwrap().iter().filter(|a| a["outcome"] == "failed").collect();
+    assert!(!failed.is_empty(), "h2 ran none of the tasks: {summary}");
+    let want = format!("cannot read the input {} on this host (No such file or directory (os error 2)): a shared: input must be at the same path on every host", shared.join("in.txt").display());
+    for a in &failed {
+        assert_eq!(a["host"], "h2", "{a}");
+        assert!(a["status"].as_str().unwrap_or("").contains(&want), "{a}");
+    }
+}

@@ -27,6 +27,7 @@ mod hardening_orphans;
 mod hardening_output;
 mod hardening_procs;
 mod hardening_wire;
+mod in_place;
 mod local;
 mod run;
 mod skip_bad_records;

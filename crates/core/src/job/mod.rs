@@ -130,6 +130,36 @@ pub struct InputSpec {
     /// file; when set, `path` and `args` are ignored.
     #[serde(skip)]
     pub parts: Option<Vec<InputPart>>,
+    /// `parts` name files on the hosts, read there in place (never set by
+    /// a job file).
+    #[serde(skip)]
+    pub parts_on_hosts: bool,
+}
+
+/// What stands for the host's name in an `[input] path` of files that
+/// live on each host (`/data/{host}/events.log`).
+pub const HOST_PATTERN: &str = "{host}";
+
+/// What marks an `[input] path` that every host sees the same way (NFS, a
+/// parallel file system): the hosts read their byte ranges themselves.
+pub const SHARED_PREFIX: &str = "shared:";
+
+impl InputSpec {
+    /// True when the input is a `shared:` path, read in place by each host.
+    pub fn is_shared(&self) -> bool {
+        self.path.as_deref().is_some_and(|p| Self::shared_path(p).is_some())
+    }
+
+    /// True when the path names a file (or directory) on each host, by a
+    /// `{host}` pattern.
+    pub fn is_per_host(&self) -> bool {
+        self.parts.is_none() && self.path.as_deref().is_some_and(|p| p.contains(HOST_PATTERN))
+    }
+
+    /// The path after `shared:`, when `p` has the prefix.
+    pub fn shared_path(p: &str) -> Option<&str> {
+        p.strip_prefix(SHARED_PREFIX)
+    }
 }
 
 /// One partition handed over by a program: `len` bytes of `path` from
@@ -148,6 +178,9 @@ pub struct InputPart {
     /// The host (by cluster name) the partition must run on: its data
     /// lives there.
     pub host: Option<String>,
+    /// The size of the whole file on that host, when it is read there in
+    /// place (`InputSpec::parts_on_hosts`).
+    pub file_size: Option<u64>,
 }
 
 /// A step: `[map]`, `[combine]`, or the command part of `[reduce]`.
@@ -277,6 +310,9 @@ pub struct OutputSpec {
     /// Naming pattern for per-file outputs: `{name}`, `{stem}`, `{ext}`,
     /// `{partition}`.
     pub name: Option<String>,
+    /// Each part stays on the host that made it, under `path` there
+    /// (`{host}` in it is that host's name; relative to the home directory).
+    pub on_hosts: bool,
 }
 
 /// An entry of `[images]`.
@@ -292,7 +328,7 @@ const SYNC_KEYS: &[&str] = &["files", "list_file", "max_size", "force", "exclude
 const INPUT_KEYS: &[&str] = &["path", "args", "split", "partitions", "chunk", "key", "partitioner", "weighted"];
 const STEP_KEYS: &[&str] = &["command", "command_on", "image", "timeout", "memory", "network", "cpus"];
 const REDUCE_EXTRA: &[&str] = &["partitions", "partitioner", "key", "sort", "sort_buffer"];
-const OUTPUT_KEYS: &[&str] = &["path", "merge", "name"];
+const OUTPUT_KEYS: &[&str] = &["path", "merge", "name", "on_hosts"];
 
 /// Keys accepted by a section (for `--set` and error hints); `None` for
 /// sections whose keys are free (`params`, `images`) or unknown names.
@@ -350,6 +386,17 @@ impl JobSpec {
     }
 
     /// A path from the job file, relative to the job file's directory.
+    /// The file or directory `[input] path` names, resolved: a `shared:`
+    /// path as written after the prefix (it is absolute), any other
+    /// relative to the job file.
+    pub fn input_path(&self) -> Option<PathBuf> {
+        let p = self.input.path.as_deref()?;
+        Some(match InputSpec::shared_path(p) {
+            Some(shared) => PathBuf::from(shared),
+            None => self.resolve(p),
+        })
+    }
+
     pub fn resolve(&self, p: &str) -> PathBuf {
         if self.base_dir == Path::new(".") {
             PathBuf::from(p)

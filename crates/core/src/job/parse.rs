@@ -161,6 +161,30 @@ impl Cx<'_> {
                 .err(pos("chunk"), "[input] has both partitions and chunk; give one of them")
                 .hint("partitions sets how many pieces the input is cut into, chunk how big each piece is"));
         }
+        if i.path.as_deref().is_some_and(|p| p.contains(HOST_PATTERN)) {
+            if i.is_shared() {
+                return Err(self.err(pos("path"), "[input] path has both shared: and {host}; give one of them").hint(
+                    "shared: is one path every host sees the same way; {host} names a different file on each host, in its own file system",
+                ));
+            }
+            if matches!(i.split, Some(Split::Hash | Split::Range)) {
+                return Err(self.err(pos("split"), "[input] split = \"hash\" and \"range\" cannot read files that live on the hosts").hint(
+                    "each host reads its own file where it is; use split = \"lines\" (the default for a file) or \"files\" (for a directory)",
+                ));
+            }
+        }
+        if let Some(shared) = i.path.as_deref().and_then(InputSpec::shared_path) {
+            if !shared.starts_with('/') {
+                return Err(self
+                    .err(pos("path"), format!("[input] path = \"shared:{shared}\" is not absolute"))
+                    .hint("a shared: path is one every host sees the same way (NFS, a parallel file system): write it from the root, shared:/data/logs"));
+            }
+            if matches!(i.split, Some(Split::Hash | Split::Range)) {
+                return Err(self.err(pos("split"), "[input] split = \"hash\" and \"range\" cannot read a shared: input in place").hint(
+                    "routing lines by key reads the whole input on this machine; use split = \"lines\" or \"files\", or drop shared: to route it here",
+                ));
+            }
+        }
         if matches!(i.split, Some(Split::Hash | Split::Range)) && i.key.is_none() {
             return Err(self
                 .err(pos("split"), "[input] split = \"hash\" and \"range\" need a key")
@@ -354,14 +378,21 @@ impl Cx<'_> {
 
     fn output(&self, t: &[Entry], job: &str) -> R<OutputSpec> {
         self.known_in(t, "output", OUTPUT_KEYS)?;
-        let mut o = OutputSpec { path: format!("out/{job}"), merge: Merge::Concat, name: None };
+        let mut o = OutputSpec { path: format!("out/{job}"), merge: Merge::Concat, name: None, on_hosts: false };
         for e in t {
             match e.key.as_str() {
                 "path" => o.path = self.nonempty(e, "output")?,
                 "merge" => o.merge = self.merge(e)?,
                 "name" => o.name = Some(self.name_pattern(e)?),
+                "on_hosts" => o.on_hosts = self.boolean(e, "output")?,
                 _ => {}
             }
+        }
+        if o.on_hosts && o.merge != Merge::None {
+            let at = find(t, "merge").or_else(|| find(t, "on_hosts")).and_then(|e| e.key_pos);
+            return Err(self
+                .err(at, "[output] on_hosts = true leaves each part on the host that made it, so it cannot be merged")
+                .hint("add merge = \"none\" to [output]; `shoal pull --output` brings the parts here when you want them"));
         }
         Ok(o)
     }

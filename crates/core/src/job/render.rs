@@ -237,6 +237,9 @@ fn output(j: &JobSpec) -> Table {
             })
         }
     }
+    if j.output.on_hosts {
+        t["on_hosts"] = value(true);
+    }
     if let Some(n) = &j.output.name {
         t["name"] = value(n.clone());
     }

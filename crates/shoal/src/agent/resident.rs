@@ -482,6 +482,12 @@ fn kind_of(req: &TaskRequest) -> Kind {
 async fn exec_task(req: &mut TaskRequest, place: &TaskPlace, store: &Arc<BlockStore>) -> Result<ExecTask, InputTrouble> {
     let input = match (req.input_data.take(), req.inputs.as_slice()) {
         (Some(data), _) => ExecInput::Data(data),
+        // A whole file read where it lives: the executor only reads it.
+        (None, []) if req.input_file.as_ref().is_some_and(|f| f.offset == 0 && f.len == f.size && !f.lines) => {
+            let f = req.input_file.as_ref().expect("checked");
+            task::check_in_place(f).map_err(|e| InputTrouble::Prepare(io::Error::other(e)))?;
+            ExecInput::File(f.path.clone())
+        }
         // The executor is the Dataset library, which only reads its input:
         // no copy, even of a large block.
         (None, [one]) if req.merge_in.is_none() => {
@@ -500,7 +506,7 @@ async fn exec_task(req: &mut TaskRequest, place: &TaskPlace, store: &Arc<BlockSt
         }
     };
     // A shuffle's map output is cut into buckets from a file.
-    let inline_max = if req.shuffle_out.is_some() { 0 } else { INLINE_MAX as u64 };
+    let inline_max = if req.shuffle_out.is_some() || req.keep_output { 0 } else { INLINE_MAX as u64 };
     Ok(ExecTask {
         attempt: req.attempt,
         stage: req.stage,

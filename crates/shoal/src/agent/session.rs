@@ -362,6 +362,10 @@ impl Agent {
         if p.is_absolute() {
             return Ok(p.to_path_buf());
         }
+        if let (Some(rest), Some(home)) = (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+            workdir::confined(rest)?;
+            return Ok(PathBuf::from(home).join(rest));
+        }
         workdir::confined(path)?;
         Ok(self.opts.workdir.join(p))
     }

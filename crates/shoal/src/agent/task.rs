@@ -79,11 +79,21 @@ pub fn start(
     let started = Instant::now();
     let fail = |why: String| Box::new(trouble(req.attempt, started, why));
     private::create_fresh_dir(&place.scratch).map_err(|e| fail(format!("cannot create task dir {}: {e}", place.scratch.display())))?;
-    let input = prepare_input(&req, &place.scratch, &store).map_err(|e| fail(format!("cannot prepare input: {e}")))?;
+    let streamed = match &req.input_file {
+        Some(f) if req.stdin && req.container.is_none() => Some(InPlace::open(f).map_err(|e| fail(e.to_string()))?),
+        _ => None,
+    };
+    let input = match &streamed {
+        Some(s) => s.path(),
+        None => prepare_input(&req, &place.scratch, &store).map_err(|e| fail(format!("cannot prepare input: {e}")))?,
+    };
     let output = place.scratch.join("output");
     let progress = place.scratch.join("progress");
     let mut cmd =
         command(&req, &place, &input, &output, &progress).map_err(|why| Box::new(refused(req.attempt, started, why.to_string())))?;
+    if let Some(s) = streamed {
+        cmd.stdin(s.stdin().map_err(|e| fail(format!("cannot feed the input to the task: {e}")))?);
+    }
     let mark = Mark::new();
     cmd.env(tree::MARK_ENV, mark.value());
     let stdout_target = if req.stdout_is_output {
@@ -223,6 +233,18 @@ pub(super) fn prepare_input(req: &TaskRequest, scratch: &Path, store: &BlockStor
         private::create_new(&path)?.write_all(data)?;
         return Ok(path);
     }
+    if let Some(f) = &req.input_file {
+        // Read where it lives, copied once into the task's own file (the
+        // kernel copies: `copy_file_range` where it can).
+        let mut src = InPlace::open(f).map_err(io::Error::other)?.file;
+        io::Seek::seek(&mut src, io::SeekFrom::Start(f.offset))?;
+        let mut out = private::create_new(&path)?;
+        let copied = io::copy(&mut io::Read::take(src, f.len), &mut out)?;
+        if copied != f.len {
+            return Err(io::Error::other(format!("{} ended after {copied} of its {} bytes from {}", f.path, f.len, f.offset)));
+        }
+        return Ok(path);
+    }
     let blocks = req.inputs.iter().map(|h| store.verified(h)).collect::<io::Result<Vec<PathBuf>>>()?;
     if let Some(key) = &req.merge_in {
         // A reducer's input: sorted runs from every map, merged by key.
@@ -241,6 +263,138 @@ pub(super) fn prepare_input(req: &TaskRequest, scratch: &Path, store: &BlockStor
             Ok(path)
         }
     }
+}
+
+/// A task's input read where it lives (`TaskRequest::input_file`): on
+/// its stdin, the file itself when the range is all of it, else a pipe
+/// that a thread fills from the range.
+struct InPlace {
+    file: File,
+    input: shoal_wire::InputFile,
+}
+
+/// Why an input could not be read where it lives.
+#[derive(Debug, thiserror::Error)]
+enum InPlaceError {
+    #[error("cannot read the input {path} on this host ({source}): a shared: input must be at the same path on every host (NFS, a parallel file system)")]
+    Open { path: String, source: io::Error },
+    #[error("the input {path} is {kind} on this host, not a regular file")]
+    NotAFile { path: String, kind: &'static str },
+    #[error("the input {path} has {here} bytes on this host but {there} on the driver's: the hosts do not see the same file (is the shared file system in sync?)")]
+    Size { path: String, here: u64, there: u64 },
+}
+
+impl InPlace {
+    fn open(f: &shoal_wire::InputFile) -> Result<InPlace, InPlaceError> {
+        let open = |source| InPlaceError::Open { path: f.path.clone(), source };
+        let file = File::open(&f.path).map_err(open)?;
+        let meta = file.metadata().map_err(open)?;
+        if !meta.is_file() {
+            let kind = if meta.is_dir() { "a directory" } else { "a special file" };
+            return Err(InPlaceError::NotAFile { path: f.path.clone(), kind });
+        }
+        if meta.len() != f.size {
+            return Err(InPlaceError::Size { path: f.path.clone(), here: meta.len(), there: f.size });
+        }
+        let mut input = f.clone();
+        if f.lines {
+            let start = line_start(&file, f.offset).map_err(open)?;
+            let end = line_start(&file, f.offset + f.len).map_err(open)?;
+            (input.offset, input.len, input.lines) = (start, end.saturating_sub(start), false);
+        }
+        Ok(InPlace { file, input })
+    }
+
+    fn whole(&self) -> bool {
+        self.input.offset == 0 && self.input.len == self.input.size
+    }
+
+    /// `$SHOAL_INPUT`: the file, when the range is all of it; else the
+    /// task's stdin (the range has no path of its own).
+    fn path(&self) -> PathBuf {
+        if self.whole() {
+            PathBuf::from(&self.input.path)
+        } else {
+            PathBuf::from("/dev/stdin")
+        }
+    }
+
+    fn stdin(self) -> io::Result<Stdio> {
+        if self.whole() {
+            return Ok(Stdio::from(self.file));
+        }
+        let (reader, writer) = io::pipe()?;
+        let InPlace { file, input } = self;
+        // Ends when the range is written or the task closes its stdin.
+        std::thread::Builder::new().name("shoal-input".into()).spawn(move || {
+            let _ = pump(&file, input.offset, input.len, writer);
+        })?;
+        Ok(Stdio::from(reader))
+    }
+}
+
+/// Where the first line that starts at or after `at` begins: `at` itself
+/// at the start of the file or just after a newline, else just after the
+/// next newline (or the end of the file).
+fn line_start(file: &File, at: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let size = file.metadata()?.len();
+    if at == 0 || at >= size {
+        return Ok(at.min(size));
+    }
+    let mut pos = at - 1;
+    let mut buf = vec![0u8; 64 << 10];
+    while pos < size {
+        let n = file.read_at(&mut buf, pos)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            return Ok(pos + i as u64 + 1);
+        }
+        pos += n as u64;
+    }
+    Ok(size)
+}
+
+/// Writes `len` bytes of `file` from `offset` into a pipe: spliced by the
+/// kernel, or read and written where splice does not apply.
+fn pump(file: &File, mut offset: u64, len: u64, pipe: io::PipeWriter) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let end = offset + len;
+    while offset < end {
+        let mut off = offset as libc::loff_t;
+        let want = ((end - offset) as usize).min(1 << 20);
+        // SAFETY: both descriptors are open for the call; `off` is ours.
+        let n = unsafe { libc::splice(file.as_raw_fd(), &mut off, pipe.as_raw_fd(), std::ptr::null_mut(), want, libc::SPLICE_F_MORE) };
+        if n > 0 {
+            offset += n as u64;
+            continue;
+        }
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the input ended early"));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(e);
+        }
+        // No splice here: plain reads and writes.
+        let mut f = file;
+        io::Seek::seek(&mut f, io::SeekFrom::Start(offset))?;
+        let mut reader = io::Read::take(io::BufReader::with_capacity(1 << 20, f), end - offset);
+        let mut pipe = pipe;
+        io::copy(&mut reader, &mut pipe)?;
+        return Ok(());
+    }
+    Ok(())
+}
+
+/// Checks that an input read where it lives is there, as the driver saw it.
+pub(super) fn check_in_place(f: &shoal_wire::InputFile) -> Result<(), String> {
+    InPlace::open(f).map(drop).map_err(|e| e.to_string())
 }
 
 type LogRx = mpsc::Receiver<(LogStream, Vec<u8>)>;
@@ -416,7 +570,7 @@ pub(super) fn finish(a: FinishArgs) -> TaskReport {
 /// block, or as shuffle buckets.
 fn keep_output(a: &FinishArgs, report: &mut TaskReport) {
     let Some(spec) = &a.req.shuffle_out else {
-        let kept = match small_file(&a.output) {
+        let kept = match small_file(&a.output).map(|d| d.filter(|_| !a.req.keep_output)) {
             Ok(Some(data)) => {
                 inline_output(report, data);
                 Ok(())

@@ -181,6 +181,7 @@ impl Session {
                 name: p.name,
                 hash: Some(p.source.hash),
                 host: None,
+                file_size: None,
             })
             .collect())
     }
@@ -197,14 +198,23 @@ impl Session {
                 let hash = Some(*blake3::hash(bytes).as_bytes());
                 let len = bytes.len() as u64;
                 if bytes.len() <= shoal_wire::INLINE_MAX {
-                    return Ok(InputPart { data: Some(bytes.into()), path: PathBuf::new(), offset: 0, len, name, hash, host: None });
+                    return Ok(InputPart {
+                        data: Some(bytes.into()),
+                        path: PathBuf::new(),
+                        offset: 0,
+                        len,
+                        name,
+                        hash,
+                        host: None,
+                        file_size: None,
+                    });
                 }
                 private::dir(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
                 let path = dir.join(format!("part-{i:05}"));
                 private::create(&path)
                     .and_then(|mut f| f.write_all(bytes))
                     .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-                Ok(InputPart { data: None, path, offset: 0, len, name, hash, host: None })
+                Ok(InputPart { data: None, path, offset: 0, len, name, hash, host: None, file_size: None })
             })
             .collect()
     }
@@ -328,7 +338,7 @@ pub fn materialized_parts(dir: &Path) -> Result<Vec<InputPart>> {
         .map(|path| {
             let len = std::fs::metadata(&path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?.len();
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok(InputPart { data: None, path, offset: 0, len, name, hash: None, host: None })
+            Ok(InputPart { data: None, path, offset: 0, len, name, hash: None, host: None, file_size: None })
         })
         .collect()
 }

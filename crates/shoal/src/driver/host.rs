@@ -180,6 +180,18 @@ impl Host {
 
     /// Runs a shell command on the host; whether it succeeded, and its
     /// stderr, trimmed.
+    /// Runs `command` in the agent's work dir; whether it succeeded, its
+    /// stdout and its stderr (their last 1 MiB each).
+    pub async fn exec_output(&self, command: String) -> Result<(bool, String, String), HostGone> {
+        let id = self.next_id();
+        match self.request(id, Message::Exec { id, command }).await {
+            Ok(Message::ExecDone { status, stdout, stderr, .. }) => {
+                Ok((status.success(), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).trim().to_string()))
+            }
+            _ => Err(self.gone()),
+        }
+    }
+
     pub async fn exec(&self, command: String) -> Result<(bool, String), HostGone> {
         let id = self.next_id();
         match self.request(id, Message::Exec { id, command }).await {

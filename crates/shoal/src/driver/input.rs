@@ -194,13 +194,7 @@ fn by_files(dir: &Path) -> Result<Vec<Partition>, InputError> {
     if !dir.is_dir() {
         return Err(InputError::NotADirectory { path: dir.to_path_buf() });
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| io_err(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && !file_name(p).starts_with('.'))
-        .collect();
-    files.sort();
-    files.into_iter().map(|p| whole_file(&p)).collect()
+    by_files_named(dir)?.into_iter().map(|p| whole_file(&p)).collect()
 }
 
 /// A whole file as one partition (also an `[images]` archive, a pushed
@@ -214,7 +208,63 @@ pub fn whole_file(path: &Path) -> Result<Partition, InputError> {
     Ok(Partition { source: Source { path: path.to_path_buf(), offset: 0, len, hash, data: None }, name: file_name(path) })
 }
 
-fn by_lines(path: &Path, size: u64, partitions: u32) -> Result<Vec<Partition>, InputError> {
+/// Cuts a `shared:` input, which every host reads in place: only its size
+/// and the bytes around each cut are read here. A partition is named by
+/// what locates it (path, size, modification time, range), not by its
+/// content, which is never read on this machine.
+pub fn split_shared(path: &Path, plan: &SplitPlan) -> Result<Vec<Partition>, InputError> {
+    let meta = std::fs::metadata(path).map_err(|source| InputError::Missing { path: path.to_path_buf(), source })?;
+    let files = match plan {
+        SplitPlan::Files => {
+            if !meta.is_dir() {
+                return Err(InputError::NotADirectory { path: path.to_path_buf() });
+            }
+            by_files_named(path)?
+        }
+        _ if meta.is_dir() => return Err(InputError::Directory { path: path.to_path_buf() }),
+        _ => vec![path.to_path_buf()],
+    };
+    let mut parts = Vec::new();
+    for file in files {
+        if let Some(kind) = special_kind(&file) {
+            return Err(InputError::NotAFile { path: file, kind });
+        }
+        let meta = std::fs::metadata(&file).map_err(|e| io_err(&file, e))?;
+        let ranges = match plan {
+            SplitPlan::Lines { partitions } => line_ranges(&file, meta.len(), *partitions)?,
+            _ => vec![(0, meta.len())],
+        };
+        let mtime = std::os::unix::fs::MetadataExt::mtime_nsec(&meta) as u64 ^ (std::os::unix::fs::MetadataExt::mtime(&meta) as u64) << 30;
+        for (offset, len) in ranges {
+            let mut id = blake3::Hasher::new();
+            id.update(b"shared\0");
+            id.update(file.as_os_str().as_encoded_bytes());
+            for n in [meta.len(), mtime, offset, len] {
+                id.update(&n.to_le_bytes());
+            }
+            let hash = *id.finalize().as_bytes();
+            parts.push(Partition { source: Source { path: file.clone(), offset, len, hash, data: None }, name: file_name(&file) });
+        }
+    }
+    if parts.iter().all(|p| p.source.len == 0) {
+        return Err(InputError::Empty { path: path.to_path_buf() });
+    }
+    Ok(parts)
+}
+
+/// The files of a directory input, in name order (hidden ones left out).
+fn by_files_named(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io_err(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && !file_name(p).starts_with('.'))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Line-aligned byte ranges of about `size / partitions` bytes each.
+fn line_ranges(path: &Path, size: u64, partitions: u32) -> Result<Vec<(u64, u64)>, InputError> {
     let mut file = File::open(path).map_err(|e| io_err(path, e))?;
     let mut cuts = vec![0u64];
     for target in shoal_core::plan::line_chunk_targets(size, partitions) {
@@ -228,9 +278,13 @@ fn by_lines(path: &Path, size: u64, partitions: u32) -> Result<Vec<Partition>, I
         }
     }
     cuts.push(size);
-    cuts.windows(2)
-        .map(|w| {
-            let (offset, len) = (w[0], w[1] - w[0]);
+    Ok(cuts.windows(2).map(|w| (w[0], w[1] - w[0])).collect())
+}
+
+fn by_lines(path: &Path, size: u64, partitions: u32) -> Result<Vec<Partition>, InputError> {
+    line_ranges(path, size, partitions)?
+        .into_iter()
+        .map(|(offset, len)| {
             let hash = hash_range(path, offset, len).map_err(|e| io_err(path, e))?;
             Ok(Partition { source: Source { path: path.to_path_buf(), offset, len, hash, data: None }, name: file_name(path) })
         })

@@ -181,6 +181,63 @@ pub async fn pull(cluster: &Cluster, path: &str, to: &Path, combine: Option<&Pat
     Ok(rows)
 }
 
+/// Brings the parts of an `[output] on_hosts` output (a run summary's
+/// `parts_on_hosts`) into `to`, each under its own name and checked
+/// against the hash the run recorded; `_SUCCESS` last, when all came.
+pub async fn pull_output(cluster: &Cluster, parts: &[crate::driver::run::summary::PartOnHost], to: &Path) -> Result<Vec<TransferRow>> {
+    let mut set = JoinSet::new();
+    for (i, p) in parts.iter().enumerate() {
+        let name = p.path.rsplit('/').next().unwrap_or("part").to_string();
+        let dest = to.join(&name);
+        let (p, host) = (p.clone(), cluster.hosts.iter().find(|h| h.name() == p.host).cloned());
+        set.spawn(async move {
+            let row = |bytes, error| TransferRow { host: p.host.clone(), path: dest.display().to_string(), bytes, skipped: 0, error };
+            let Some(h) = host else {
+                return (
+                    i,
+                    row(
+                        0,
+                        Some(format!(
+                            "host `{}` holds part {} but is not connected (not in this cluster file, or unreachable)",
+                            p.host, p.partition
+                        )),
+                    ),
+                );
+            };
+            let got = match fetch_path(&h, &p.path, &dest).await {
+                Ok(n) => n,
+                Err(e) => return (i, row(0, Some(e.to_string()))),
+            };
+            let hash = tokio::task::spawn_blocking({
+                let dest = dest.clone();
+                move || std::fs::read(&dest).map(|d| hex(blake3::hash(&d).as_bytes()))
+            })
+            .await;
+            match hash {
+                Ok(Ok(h)) if h == p.hash => (i, row(got, None)),
+                _ => {
+                    let _ = std::fs::remove_file(&dest);
+                    (
+                        i,
+                        row(
+                            0,
+                            Some(format!(
+                                "{} on `{}` is no longer what the run wrote there (its hash differs): run the job again",
+                                p.path, p.host
+                            )),
+                        ),
+                    )
+                }
+            }
+        });
+    }
+    let rows = collect(set).await;
+    if rows.iter().all(|r| r.error.is_none()) {
+        std::fs::write(to.join("_SUCCESS"), b"").map_err(|e| Error::io(format!("cannot write {}", to.join("_SUCCESS").display()), e))?;
+    }
+    Ok(rows)
+}
+
 async fn fetch_path(h: &super::Host, path: &str, dest: &Path) -> std::result::Result<u64, RowError> {
     if let Some(parent) = dest.parent() {
         tokio::fs::create_dir_all(parent).await.map_err(RowError::Local)?;

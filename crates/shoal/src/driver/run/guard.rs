@@ -66,8 +66,8 @@ fn relation(out: &Path, g: &Guarded) -> Option<&'static str> {
 /// errors name them: inputs first.
 fn guarded(job: &JobSpec, sync_paths: &[(String, &str)], state_dir: &Path) -> Vec<Guarded> {
     let mut wanted: Vec<(PathBuf, String, bool)> = Vec::new();
-    if let Some(p) = &job.input.path {
-        wanted.push((job.resolve(p), format!("the input {p:?} ([input] path)"), false));
+    if let (Some(p), Some(full)) = (&job.input.path, job.input_path()) {
+        wanted.push((full, format!("the input {p:?} ([input] path)"), false));
     }
     let files: BTreeSet<&Path> = job.input.parts.iter().flatten().filter(|p| p.data.is_none()).map(|p| p.path.as_path()).collect();
     wanted.extend(

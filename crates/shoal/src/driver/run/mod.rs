@@ -9,6 +9,7 @@ pub mod book;
 mod dry_run;
 pub mod engine;
 pub mod guard;
+mod host_files;
 pub mod id;
 pub mod images;
 pub mod journal;
@@ -64,17 +65,43 @@ pub struct RunOptions {
 /// failed run carries the summary's path in its message.
 pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result<RunSummary> {
     let slots_guess: u32 = spec.hosts.iter().map(|h| h.slots.unwrap_or(cores())).sum();
-    let plan = prepare::prepare(job, slots_guess, &opts.state_dir)?;
+    // Files that live on the hosts are cut once the hosts said how big
+    // they are: connect first (a dry run too).
+    let (mut early, on_hosts) = (None, job.input.is_per_host());
+    let expanded;
+    let job = if on_hosts {
+        let cluster = connect(spec).await;
+        report_unreachable(&cluster)?;
+        let listed = host_files::expand(job, &cluster.hosts).await;
+        early = Some(cluster);
+        match listed {
+            Ok(j) => expanded = j,
+            Err(e) => return Err(close_early(early, e).await),
+        }
+        &expanded
+    } else {
+        job
+    };
+    let plan = match prepare::prepare(job, slots_guess, &opts.state_dir) {
+        Ok(p) => p,
+        Err(e) => return Err(close_early(early, e).await),
+    };
     if let Err(e) = shuffle_fits(job, &plan) {
         let _ = std::fs::remove_dir_all(plan.run_dir.path());
-        return Err(e);
+        return Err(close_early(early, e).await);
     }
     let _ = StateDir::new(&opts.state_dir).set_latest(&plan.run_id);
     if opts.dry_run {
+        if let Some(c) = early {
+            c.close().await;
+        }
         return Ok(dry_run::dry_run(spec, job, &plan));
     }
     warn_unknown_hosts(spec, job);
-    let mut cluster = connect(spec).await;
+    let mut cluster = match early {
+        Some(c) => c,
+        None => connect(spec).await,
+    };
     report_unreachable(&cluster)?;
     let started = Instant::now();
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
@@ -124,6 +151,15 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
         Err(Error::Interrupted(m)) => Err(Error::Interrupted(m + &where_)),
         Err(e) => Err(e),
     }
+}
+
+/// Ends the agents a run connected before it could plan (files on the
+/// hosts), and hands back why the run ends.
+async fn close_early(early: Option<Cluster>, e: Error) -> Error {
+    if let Some(c) = early {
+        c.close().await;
+    }
+    e
 }
 
 /// Why a run interrupted twice ends without its summary.
@@ -335,6 +371,14 @@ fn resume(engine: &mut Engine<'_>, opts: &RunOptions) -> Result<()> {
         };
         let file = engine.plan.run_dir.part(t as u32);
         let part = |data| Part { partition: task.partition, file: file.clone(), data, input_name: std::sync::Arc::clone(&task.input_name) };
+        if engine.job.output.on_hosts {
+            // The part stayed on its host, at a path that depends only on
+            // the host and the task: reused as it is (`shoal pull` checks it).
+            let file = PathBuf::from(format!("{}:{}", e.host, engine.part_on_host(t as u32, &e.host)));
+            let part = Part { partition: task.partition, file, data: None, input_name: std::sync::Arc::clone(&task.input_name) };
+            engine.journal_reuse(t as u32, e.clone(), part)?;
+            continue;
+        }
         if e.data.is_some() {
             // Kept in the journal line; reused only if it matches its hash.
             if let Some(data) = e.data() {
@@ -440,6 +484,9 @@ fn job_path(job: &JobSpec) -> String {
 
 fn commit(engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
     let parts: Vec<&Part> = engine.book.parts.values().collect();
+    if job.output.on_hosts {
+        return commit_on_hosts(&parts, job, plan, summary);
+    }
     let dest = job.resolve(&job.output.path);
     let committed = output::commit(&dest, &job.output.merge, job.output.name.as_deref(), &parts, &plan.run_id.to_string(), &job.base_dir);
     match committed {
@@ -454,6 +501,35 @@ fn commit(engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSumm
             Err(Error::JobFailed(format!("run {}: every task succeeded but the output could not be committed: {e}", plan.run_id)))
         }
     }
+}
+
+/// The output of an `[output] on_hosts` job is already in place, part by
+/// part, on the hosts: the run records where each one is, with its size
+/// and hash (the summary's `parts_on_hosts`, which `shoal pull --output`
+/// reads).
+fn commit_on_hosts(parts: &[&Part], job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
+    // The run's own journal (synced when the engine stopped) has each
+    // committed output's size and hash.
+    let journaled = journal::load(&plan.run_dir.journal()).map_err(|e| Error::io("cannot read the run journal", e))?;
+    let last = if job.reduce.is_some() { 1 } else { 0 };
+    let mut placed = Vec::new();
+    for p in parts {
+        let task = plan.tasks.iter().find(|t| t.stage == last && t.partition == p.partition);
+        let entry = task.and_then(|t| journaled.get(&t.identity));
+        let text = p.file.display().to_string();
+        let (host, path) = text.split_once(':').unwrap_or(("", &text));
+        placed.push(summary::PartOnHost {
+            partition: p.partition,
+            host: host.to_string(),
+            path: path.to_string(),
+            bytes: entry.map_or(0, |e| e.size),
+            hash: entry.map(|e| e.output.clone()).unwrap_or_default(),
+        });
+    }
+    summary.status = "succeeded".into();
+    summary.output = Some(format!("{} part(s) left on the hosts at {}", placed.len(), job.output.path));
+    summary.parts_on_hosts = placed;
+    Ok(())
 }
 
 async fn end_run(cluster: &Cluster, run: &str) {

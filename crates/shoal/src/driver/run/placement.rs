@@ -82,7 +82,7 @@ mod tests {
         tasks.extend((0..reduces).map(|r| task(1, r, None)));
         let run_id = crate::driver::run::id::RunId::new("run", std::time::UNIX_EPOCH, 1);
         let run_dir = crate::driver::state::StateDir::new("/state").run(&run_id);
-        Plan { run_id, run_dir, manifest: vec![], tasks, params: vec![] }
+        Plan { run_id, run_dir, manifest: vec![], tasks, params: vec![], shared_input: false }
     }
 
     fn place(weighted: bool, maps: &[Option<&str>], reduces: u32) -> Placement {

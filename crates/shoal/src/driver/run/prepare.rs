@@ -43,6 +43,9 @@ pub struct Plan {
     /// The params as JSON: they travel in each host's `RunEnv` and are
     /// written to the run's scratch there, never to a shared cache block.
     pub params: Vec<u8>,
+    /// Every host reads its partitions' byte ranges itself, nothing is
+    /// uploaded: a `shared:` path, or files that live on the hosts.
+    pub shared_input: bool,
 }
 
 /// The longest argument of an argument job: Linux refuses an environment
@@ -70,7 +73,14 @@ pub fn prepare(job: &JobSpec, total_slots: u32, state_dir: &Path) -> Result<Plan
         Ok(tasks)
     });
     match planned {
-        Ok(tasks) => Ok(Plan { run_id, run_dir, manifest, tasks, params }),
+        Ok(tasks) => Ok(Plan {
+            run_id,
+            run_dir,
+            manifest,
+            tasks,
+            params,
+            shared_input: (job.input.is_shared() && job.input.parts.is_none()) || job.input.parts_on_hosts,
+        }),
         Err(e) => {
             // Bad input: leave no half-made run behind.
             let _ = std::fs::remove_dir_all(run_dir.path());
@@ -88,8 +98,8 @@ fn make_run_dir(state_dir: &Path, id: &RunId) -> Result<RunDir> {
 /// Refuses an input that is not a regular file or directory (a FIFO would
 /// hang the split forever).
 fn check_input_kind(job: &JobSpec) -> Result<()> {
-    match &job.input.path {
-        Some(p) if job.input.parts.is_none() => input::check_kind(&job.resolve(p)).map_err(Error::from),
+    match job.input_path() {
+        Some(p) if job.input.parts.is_none() => input::check_kind(&p).map_err(Error::from),
         _ => Ok(()),
     }
 }
@@ -263,11 +273,13 @@ fn partitions(job: &JobSpec, total_slots: u32, run_dir: &RunDir, state_dir: &Pat
     if let Some(parts) = &job.input.parts {
         return given_parts(parts);
     }
-    let Some(path) = &job.input.path else {
+    let Some(full) = job.input_path() else {
         return Err(Error::Usage("the job has no input: set [input] path or args".into()));
     };
-    let full = job.resolve(path);
     let plan = split_plan(job, total_slots, &full)?;
+    if job.input.is_shared() {
+        return input::split_shared(&full, &plan).map_err(Error::from);
+    }
     let unsized_lines = matches!(plan, SplitPlan::Lines { .. }) && job.input.partitions.is_none() && job.input.chunk.is_none();
     if let Some(cuts) = unsized_lines.then(|| crate::driver::transfer::pushed_cuts(state_dir, &full)).flatten() {
         // Split exactly as `shoal push --split` did: every chunk is already on a host.

@@ -77,6 +77,10 @@ pub struct RunSummary {
     /// Path of the HTML run report.
     #[serde(default)]
     pub report: Option<String>,
+    /// Where each part of an `[output] on_hosts` output is, in partition
+    /// order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts_on_hosts: Vec<PartOnHost>,
     /// Bad records left out under `[job] skip_bad_records`.
     #[serde(default)]
     pub skipped_records: Vec<SkippedSummary>,
@@ -84,6 +88,18 @@ pub struct RunSummary {
     /// for the binary to print; never in `summary.json`.
     #[serde(skip)]
     pub plan: Option<String>,
+}
+
+/// One part of an output left on the host that made it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PartOnHost {
+    pub partition: u32,
+    pub host: String,
+    /// On that host (`~/` for its home directory).
+    pub path: String,
+    pub bytes: u64,
+    /// BLAKE3, hex.
+    pub hash: String,
 }
 
 /// A bad record that a task left out in skip mode.

@@ -42,7 +42,7 @@ impl RunBook<'_> {
                 self.collected(task, attempt, file, size, hex(&hash), Some(data.into()));
             }
             Some(data) => self.out.push(Effect::Write { task, attempt, hash, data, file }),
-            None => self.out.push(Effect::Fetch { task, attempt, host, hash, file }),
+            None => self.out.push(Effect::Fetch { task, attempt, host, hash, size: p.output.size, file }),
         }
     }
 

@@ -29,7 +29,7 @@ pub enum Effect {
     Kill { host: usize, attempt: u32 },
     /// Fetch a committed output block into `file`
     /// (`Internal::Collected` or `Internal::CollectFailed`).
-    Fetch { task: u32, attempt: u32, host: usize, hash: Hash, file: PathBuf },
+    Fetch { task: u32, attempt: u32, host: usize, hash: Hash, size: u64, file: PathBuf },
     /// Write an output that came inline, too large for its journal line, to
     /// `file` and sync it (`Internal::Collected` or `Internal::CannotKeep`).
     Write { task: u32, attempt: u32, hash: Hash, data: Vec<u8>, file: PathBuf },

@@ -58,7 +58,7 @@ pub(super) fn plan(maps: &[Input], reduces: u32) -> &'static Plan {
     tasks.extend((0..reduces).map(|r| task(1, r, None)));
     let run_id = RunId::new("run", std::time::UNIX_EPOCH, 1);
     let run_dir = StateDir::new("/state").run(&run_id);
-    let plan = Plan { run_id, run_dir, manifest: vec![], tasks, params: vec![] };
+    let plan = Plan { run_id, run_dir, manifest: vec![], tasks, params: vec![], shared_input: false };
     Box::leak(Box::new(plan))
 }
 

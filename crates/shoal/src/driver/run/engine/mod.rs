@@ -164,7 +164,10 @@ impl<'a> Engine<'a> {
                 Effect::Upload(launch) => self.upload_and_start(launch),
                 Effect::Stage { launch, buckets } => self.stage_and_start(launch, buckets),
                 Effect::Kill { host, attempt } => self.kill(host, attempt),
-                Effect::Fetch { task, attempt, host, hash, file } => self.fetch(task, attempt, host, hash, file),
+                Effect::Fetch { task, attempt, host, hash, file, .. } if !self.job.output.on_hosts => {
+                    self.fetch(task, attempt, host, hash, file)
+                }
+                Effect::Fetch { task, attempt, host, hash, size, .. } => self.place(task, attempt, host, hash, size),
                 Effect::Write { task, attempt, hash, data, file } => self.write(task, attempt, hash, data, file),
                 Effect::Journal(c) => self.journal_commit(c),
                 Effect::HoldBack { host, report } => self.hold_back(host, report),
@@ -189,6 +192,10 @@ impl<'a> Engine<'a> {
     /// Uploads the input block if the host lacks it, then starts the task.
     fn upload_and_start(&mut self, launch: Launch) {
         let h = self.hosts[launch.host].clone();
+        if self.reads_in_place(&h) {
+            // Nothing to upload: the host reads the input itself.
+            return self.start(launch);
+        }
         let req = self.request(&h, launch, &[]);
         let Some(src) = self.plan.tasks[launch.task as usize].input.clone() else {
             return;
@@ -268,6 +275,41 @@ impl<'a> Engine<'a> {
             };
             let _ = tx.send(Back::Book(msg));
         });
+    }
+
+    /// Commits an output on the host that made it (`[output] on_hosts`):
+    /// its block is copied to the part's path there, by temp file and
+    /// rename, and the driver keeps only where it is.
+    fn place(&self, task: u32, attempt: u32, host: usize, hash: shoal_wire::Hash, size: u64) {
+        let h = self.hosts[host].clone();
+        let path = self.part_on_host(task, h.name());
+        let tx = self.back_tx.clone();
+        tokio::spawn(async move {
+            let id = h.next_id();
+            let msg = match h.request(id, Message::PlaceBlock { id, hash, path: path.clone() }).await {
+                Ok(Message::Placed { error: None, .. }) => {
+                    let file = std::path::PathBuf::from(format!("{}:{path}", h.name()));
+                    Internal::Collected { task, attempt, file, size, hash: hex(&hash), data: None }
+                }
+                Ok(Message::Placed { error: Some(why), .. }) => {
+                    Internal::CannotKeep { why: format!("cannot put the output of task {task} at {path} on `{}`: {why}", h.name()) }
+                }
+                Ok(other) => Internal::CollectFailed { host, why: format!("unexpected answer {other:?}") },
+                Err(e) => Internal::CollectFailed { host, why: e.to_string() },
+            };
+            let _ = tx.send(Back::Book(msg));
+        });
+    }
+
+    /// Where task `task`'s part lives on host `host` (`[output] on_hosts`):
+    /// the output path with `{host}` filled in, relative paths under the
+    /// home directory, and the part's name.
+    pub fn part_on_host(&self, task: u32, host: &str) -> String {
+        let planned = &self.plan.tasks[task as usize];
+        let dir = self.job.output.path.replace(shoal_core::job::HOST_PATTERN, host);
+        let dir = if dir.starts_with('/') || dir.starts_with("~/") { dir } else { format!("~/{dir}") };
+        let name = super::output::part_name(self.job.output.name.as_deref(), planned.partition, &planned.input_name);
+        format!("{}/{name}", dir.trim_end_matches('/'))
     }
 
     /// Writes an output that came inline to its part file and syncs it,

@@ -2,8 +2,9 @@
 //! wire (command for its host, input, shuffle settings, container), and
 //! each host's `RunEnv`, sent once ahead of its first task.
 
+use shoal_core::cluster::TransportKind;
 use shoal_core::job::{Partitioner, SortOrder, StepSpec};
-use shoal_wire::{KeyFormat, Message, ShuffleOut, TaskRequest};
+use shoal_wire::{InputFile, KeyFormat, Message, ShuffleOut, TaskRequest};
 
 use super::super::book::{Launch, Needed};
 use super::super::prepare::PARAMS_PATH;
@@ -19,6 +20,7 @@ impl Engine<'_> {
             return TaskRequest {
                 inputs: buckets.iter().map(|n| n.bucket.block.hash).collect(),
                 merge_in: self.key_format(),
+                keep_output: job.output.on_hosts,
                 ..self.common(h, launch, &reduce.step, job.command_for(&reduce.step, h.name()).to_string())
             };
         }
@@ -26,14 +28,30 @@ impl Engine<'_> {
         if planned.arg.is_some() {
             command = crate::argument::bind(&command);
         }
+        let on_host =
+            self.job.input.parts.as_ref().filter(|_| self.job.input.parts_on_hosts).and_then(|p| p.get(planned.partition as usize));
+        let in_place = planned
+            .input
+            .as_ref()
+            .filter(|s| s.data.is_none() && self.reads_in_place(h))
+            .map(|s| Box::new(in_place(s, on_host.and_then(|p| p.file_size))));
         TaskRequest {
             arg: planned.arg.clone(),
-            inputs: planned.input.iter().filter(|s| s.data.is_none()).map(|s| s.hash).collect(),
+            inputs: planned.input.iter().filter(|s| s.data.is_none() && in_place.is_none()).map(|s| s.hash).collect(),
             input_data: planned.input.as_ref().and_then(|s| s.data.as_deref()).map(<[u8]>::to_vec),
+            input_file: in_place,
             shuffle_out: self.shuffle_out(),
             skip_bad: launch.skip_bad,
+            keep_output: job.output.on_hosts && job.reduce.is_none(),
             ..self.common(h, launch, &job.map, command)
         }
+    }
+
+    /// True when host `h` reads the map inputs itself, where they live:
+    /// a `shared:` input on every host, and any input on this machine's
+    /// own (local) hosts, which see the driver's files.
+    pub(super) fn reads_in_place(&self, h: &Host) -> bool {
+        self.plan.shared_input || h.spec.transport == TransportKind::Local
     }
 
     /// What a request of `launch` on `h` carries whatever its stage: who
@@ -118,4 +136,17 @@ impl Engine<'_> {
         self.env_ids.insert(h.index, id);
         id
     }
+}
+
+/// A partition read where it lives: its file by absolute path (the agent
+/// runs elsewhere), and the file's size, which the host checks: as the
+/// host reported it for a file on the host (`on_host`, whose range the
+/// host aligns to lines), else as this machine sees it now.
+fn in_place(s: &crate::driver::blocks::Source, on_host: Option<u64>) -> InputFile {
+    if let Some(size) = on_host {
+        return InputFile { path: s.path.display().to_string(), offset: s.offset, len: s.len, size, lines: true };
+    }
+    let path = std::path::absolute(&s.path).unwrap_or_else(|_| s.path.clone());
+    let size = std::fs::metadata(&path).map_or(s.offset + s.len, |m| m.len());
+    InputFile { path: path.display().to_string(), offset: s.offset, len: s.len, size, lines: false }
 }
