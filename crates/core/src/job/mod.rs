@@ -130,10 +130,6 @@ pub struct InputSpec {
     /// file; when set, `path` and `args` are ignored.
     #[serde(skip)]
     pub parts: Option<Vec<InputPart>>,
-    /// `parts` name files on the hosts, read there in place (never set by
-    /// a job file).
-    #[serde(skip)]
-    pub parts_on_hosts: bool,
 }
 
 /// What stands for the host's name in an `[input] path` of files that
@@ -145,6 +141,15 @@ pub const HOST_PATTERN: &str = "{host}";
 pub const SHARED_PREFIX: &str = "shared:";
 
 impl InputSpec {
+    /// True when the hosts read the input themselves: a `shared:` path, or
+    /// partitions that say so (`InputPart::file_size`).
+    pub fn in_place(&self) -> bool {
+        match &self.parts {
+            Some(parts) => parts.iter().any(|p| p.file_size.is_some()),
+            None => self.is_shared(),
+        }
+    }
+
     /// True when the input is a `shared:` path, read in place by each host.
     pub fn is_shared(&self) -> bool {
         self.path.as_deref().is_some_and(|p| Self::shared_path(p).is_some())
@@ -178,8 +183,10 @@ pub struct InputPart {
     /// The host (by cluster name) the partition must run on: its data
     /// lives there.
     pub host: Option<String>,
-    /// The size of the whole file on that host, when it is read there in
-    /// place (`InputSpec::parts_on_hosts`).
+    /// Set when the partition is read in place by the host that runs it
+    /// (a file on that host, or on a file system every host shares): the
+    /// whole file's size, which the host checks. Such a range is aligned
+    /// to lines by the host.
     pub file_size: Option<u64>,
 }
 

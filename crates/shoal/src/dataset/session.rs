@@ -24,7 +24,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use shoal_core::cluster::ClusterSpec;
-use shoal_core::job::{InputPart, JobSpec, Merge, ParamValue, Partitioner};
+use shoal_core::job::{InputPart, InputSpec, JobSpec, Merge, ParamValue, Partitioner};
 use shoal_core::spec_error::SpecError;
 
 use super::flags::DriverFlags;
@@ -143,6 +143,15 @@ impl Session {
     /// Refuses a missing input, or one that is not a regular file or
     /// directory (a FIFO would hang the read), at the call that names it.
     pub fn check_input(&self, path: &str) -> Result<()> {
+        let path = match InputSpec::shared_path(path) {
+            Some(p) if !p.starts_with('/') => {
+                return Err(Error::Usage(format!(
+                    "text_file({path:?}): a shared: path is one every host sees the same way (NFS, a parallel file system): write it from the root, shared:/data/logs"
+                )))
+            }
+            Some(p) => p,
+            None => path,
+        };
         std::fs::metadata(path).map_err(|e| {
             let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
             Error::Usage(format!("text_file({path:?}): cannot read it ({e}); relative paths start in {cwd}, where the program was started"))
@@ -162,18 +171,26 @@ impl Session {
     /// A text file (or a directory of them) cut at line boundaries:
     /// `partitions`, else `--partitions`, else a few per slot. `key`
     /// names the scratch dir; `site` the call, in errors.
+    /// A `shared:` path is only cut here; every host reads its ranges
+    /// itself.
     pub fn text_parts(&self, site: &str, key: &str, path: &str, partitions: Option<u32>) -> Result<Vec<InputPart>> {
-        let full = Path::new(path);
+        let shared = InputSpec::shared_path(path);
+        let full = Path::new(shared.unwrap_or(path));
         let plan = if full.is_dir() {
             SplitPlan::Files
         } else {
             SplitPlan::Lines { partitions: partitions.or(self.flags.partitions).unwrap_or(self.slots * PARTITIONS_PER_SLOT) }
         };
         let scratch = self.dir.join("inputs").join(key);
-        let cut = input::split(full, &plan, &scratch).map_err(|e| Error::Usage(format!("{site}: {e}")))?;
+        let cut = match shared {
+            Some(_) => input::split_shared(full, &plan),
+            None => input::split(full, &plan, &scratch),
+        }
+        .map_err(|e| Error::Usage(format!("{site}: {e}")))?;
         Ok(cut
             .into_iter()
             .map(|p| InputPart {
+                file_size: shared.and_then(|_| std::fs::metadata(&p.source.path).ok()).map(|m| m.len()),
                 data: None,
                 path: p.source.path,
                 offset: p.source.offset,
@@ -181,7 +198,6 @@ impl Session {
                 name: p.name,
                 hash: Some(p.source.hash),
                 host: None,
-                file_size: None,
             })
             .collect())
     }

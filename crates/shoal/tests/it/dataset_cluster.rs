@@ -114,3 +114,32 @@ fn host_files_are_read_on_their_own_ssh_host() {
         assert_eq!(a["host"], want.as_str(), "partition ran on its own host: {summary}");
     }
 }
+
+#[test]
+fn a_shared_text_file_is_cut_here_and_read_by_each_ssh_host() {
+    let Some((_g, c)) = netns::up() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    corpus(&dir.path().join("corpus.txt"), 6000, 33);
+    let want: Vec<(String, u64)> = wordcount(&dir.path().join("corpus.txt")).into_iter().collect();
+    let input_sent = |dir: &Path| -> u64 {
+        let runs = std::fs::read_dir(dir.join(".shoal/runs")).unwrap().filter_map(|e| e.ok());
+        runs.filter_map(|r| std::fs::read_to_string(r.path().join("summary.json")).ok())
+            .map(|s| serde_json::from_str::<serde_json::Value>(&s).unwrap()["input_bytes_sent"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    // The same program, shipped from here and read in place.
+    Shoal::program("wordcount").in_job_dir(dir.path()).args(strs(&on_cluster(&c.file, &["corpus.txt", "shipped.tsv"]))).run().success();
+    assert!(input_sent(dir.path()) > 0, "text_file ships its partitions from the driver");
+    let shared_dir = tempfile::tempdir().unwrap();
+    let shared = format!("shared:{}", dir.path().join("corpus.txt").display());
+    Shoal::program("wordcount")
+        .in_job_dir(shared_dir.path())
+        .args(strs(&on_cluster(&c.file, &[&shared, &dir.path().join("counts.tsv").display().to_string()])))
+        .run()
+        .success();
+    assert_eq!(parse_counts(&std::fs::read_to_string(dir.path().join("counts.tsv")).unwrap()), want);
+    assert_eq!(input_sent(shared_dir.path()), 0, "a shared: input is never sent");
+    let summary = latest_summary(shared_dir.path());
+    let hosts: std::collections::BTreeSet<&str> = summary["attempts"].as_array().unwrap().iter().map(|a| a["host"].as_str().unwrap()).collect();
+    assert!(hosts.len() >= 2, "{summary}");
+}

@@ -47,7 +47,6 @@ pub async fn expand(job: &JobSpec, hosts: &[Arc<Host>]) -> Result<JobSpec> {
     }
     let mut expanded = job.clone();
     expanded.input.parts = Some(cut(&files, job, dirs));
-    expanded.input.parts_on_hosts = true;
     Ok(expanded)
 }
 

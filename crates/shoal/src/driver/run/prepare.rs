@@ -79,7 +79,7 @@ pub fn prepare(job: &JobSpec, total_slots: u32, state_dir: &Path) -> Result<Plan
             manifest,
             tasks,
             params,
-            shared_input: (job.input.is_shared() && job.input.parts.is_none()) || job.input.parts_on_hosts,
+            shared_input: job.input.in_place(),
         }),
         Err(e) => {
             // Bad input: leave no half-made run behind.

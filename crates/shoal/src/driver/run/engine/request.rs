@@ -29,7 +29,7 @@ impl Engine<'_> {
             command = crate::argument::bind(&command);
         }
         let on_host =
-            self.job.input.parts.as_ref().filter(|_| self.job.input.parts_on_hosts).and_then(|p| p.get(planned.partition as usize));
+            self.job.input.parts.as_ref().and_then(|p| p.get(planned.partition as usize));
         let in_place = planned
             .input
             .as_ref()
@@ -140,8 +140,8 @@ impl Engine<'_> {
 
 /// A partition read where it lives: its file by absolute path (the agent
 /// runs elsewhere), and the file's size, which the host checks: as the
-/// host reported it for a file on the host (`on_host`, whose range the
-/// host aligns to lines), else as this machine sees it now.
+/// partition says (`InputPart::file_size`: the host aligns its range to
+/// lines), else as this machine sees it now.
 fn in_place(s: &crate::driver::blocks::Source, on_host: Option<u64>) -> InputFile {
     if let Some(size) = on_host {
         return InputFile { path: s.path.display().to_string(), offset: s.offset, len: s.len, size, lines: true };
