@@ -200,6 +200,17 @@ fn a_shared_input_is_read_by_each_host_and_never_sent() {
     let summary = run(&dir, &c.arg()).success().json();
     assert_eq!(std::fs::read_to_string(dir.join("out/result.txt")).unwrap(), data);
     assert_eq!(summary["input_bytes_sent"], 0, "an input byte went through the driver: {summary}");
+    // A directory of files, each a partition.
+    let (dir, shared, _) = shared_job(c, "shared-dir");
+    for i in 0..4 {
+        std::fs::write(shared.join(format!("more-{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    std::fs::remove_file(shared.join("in.txt")).unwrap();
+    let job = format!("[input]\npath = \"shared:{}\"\n[map]\ncommand = \"cat\"\n[output]\npath = \"out/result.txt\"\n", shared.display());
+    std::fs::write(dir.join("job.toml"), job).unwrap();
+    let dir_summary = run(&dir, &c.arg()).success().json();
+    assert_eq!(std::fs::read_to_string(dir.join("out/result.txt")).unwrap(), "file 0\nfile 1\nfile 2\nfile 3\n");
+    assert_eq!(dir_summary["input_bytes_sent"], 0, "{dir_summary}");
     let hosts: std::collections::BTreeSet<&str> =
         summary["attempts"].as_array().unwrap().iter().map(|a| a["host"].as_str().unwrap()).collect();
     assert_eq!(hosts.len(), 3, "every host read some of it: {summary}");
@@ -223,4 +234,46 @@ fn a_host_that_lacks_the_shared_path_is_named_and_the_others_do_its_part() {
         assert_eq!(a["host"], "h2", "{a}");
         assert!(a["status"].as_str().unwrap_or("").contains(&want), "{a}");
     }
+}
+
+#[test]
+fn files_on_each_host_are_read_there_and_outputs_stay_there_until_pulled() {
+    let Some((_g, c)) = netns::up() else { return };
+    heal_all();
+    let dir = c.dir.join("jobs").join("on-hosts");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Each host's own file (the test hosts share this machine's files,
+    // so each gets a name of its own: {host} in the path).
+    let mut all = Vec::new();
+    for h in netns::HOSTS {
+        let text: String = (0..4000).map(|i| format!("{h} {i} {}\n", "y".repeat(i % 90))).collect();
+        std::fs::write(dir.join(format!("logs-{h}.txt")), &text).unwrap();
+        all.extend(text.lines().map(|l| l.to_uppercase()));
+    }
+    let check = r#"awk -v h="$SHOAL_HOST" '$1 != h { print "WRONG HOST " h ": " $0; next } { print toupper($0) }'"#;
+    let job = format!(
+        "[input]\npath = \"{d}/logs-{{host}}.txt\"\npartitions = 9\n[map]\ncommand = '''{check}'''\n[output]\npath = \"{d}/kept/{{host}}\"\nmerge = \"none\"\non_hosts = true\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("job.toml"), job).unwrap();
+    let summary = run(&dir, &c.arg()).success().json();
+    assert_eq!(summary["input_bytes_sent"], 0, "{summary}");
+    let parts = summary["parts_on_hosts"].as_array().unwrap();
+    assert_eq!(parts.len(), 9, "{summary}");
+    for p in parts {
+        // Committed once, on the host that read the data, in its own dir.
+        let host = p["host"].as_str().unwrap();
+        assert!(p["path"].as_str().unwrap().starts_with(&format!("{}/kept/{host}/part-", dir.display())), "{p}");
+        let text = std::fs::read_to_string(p["path"].as_str().unwrap()).unwrap();
+        assert!(text.lines().all(|l| l.starts_with(&host.to_uppercase())), "part {p} holds another host's lines");
+    }
+    assert!(!dir.join("out").exists());
+    let pulled = Shoal::new().in_dir(&dir).args(["pull", "--output", "latest", "--to", "pulled", "--cluster", &c.arg()]).run().success();
+    assert_eq!(pulled.stdout.lines().filter(|l| l.ends_with(" ok")).count(), 9, "{}", pulled.stdout);
+    let mut got: Vec<String> = Vec::new();
+    for i in 0..9 {
+        got.extend(std::fs::read_to_string(dir.join(format!("pulled/part-{i:05}"))).unwrap().lines().map(String::from));
+    }
+    assert_eq!(got, all, "every line once, in host then partition order");
 }
