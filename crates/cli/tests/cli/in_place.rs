@@ -41,29 +41,48 @@ fn local_hosts_read_their_partitions_in_place_and_nothing_is_uploaded() {
 }
 
 #[test]
-fn shoal_input_names_the_range_on_stdin_and_a_whole_file_by_its_path() {
+fn shoal_input_is_the_tasks_stdin_and_the_users_file_is_never_written() {
     let (dir, cluster) = local_cluster(2, 1);
     lines(dir.path(), 10_000);
-    // A byte range has no file of its own: $SHOAL_INPUT is the task's stdin.
-    job(dir.path(), "data.txt", "wc -l < \"$SHOAL_INPUT\"", "");
+    // A command that names $SHOAL_INPUT gets a file of its own: read twice,
+    // written to, and the user's file untouched.
+    let data = std::fs::read_to_string(dir.path().join("data.txt")).unwrap();
+    job(dir.path(), "data.txt", "wc -l < \"$SHOAL_INPUT\"; wc -l < \"$SHOAL_INPUT\"; echo poison >> \"$SHOAL_INPUT\"", "");
+    run(dir.path(), &cluster).success();
+    let counts: Vec<u64> =
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap().lines().map(|l| l.trim().parse::<u64>().unwrap()).collect();
+    assert_eq!(counts.iter().step_by(2).sum::<u64>(), 10_000);
+    assert_eq!(counts.iter().skip(1).step_by(2).sum::<u64>(), 10_000);
+    assert_eq!(std::fs::read_to_string(dir.path().join("data.txt")).unwrap(), data, "a task wrote into the input");
+    // One that does not read it from stdin, where it is streamed; a script
+    // that reads the variable finds the same stream there.
+    std::fs::write(dir.path().join("count.sh"), "wc -l < \"$SHOAL_INPUT\"\n").unwrap();
+    job(dir.path(), "data.txt", "sh count.sh", "[sync]\nfiles = [\"count.sh\"]\n");
     run(dir.path(), &cluster).success();
     let counts: u64 = std::fs::read_to_string(dir.path().join("out.txt")).unwrap().lines().map(|l| l.trim().parse::<u64>().unwrap()).sum();
     assert_eq!(counts, 10_000);
-    // Pre-split files: each partition is a whole file, named by its path.
+    // Pre-split files: each partition a whole file, never handed to a task
+    // by name.
     std::fs::create_dir(dir.path().join("parts")).unwrap();
     for i in 0..3 {
         std::fs::write(dir.path().join(format!("parts/p{i}.txt")), format!("part {i}\n")).unwrap();
     }
     std::fs::write(
         dir.path().join("job.toml"),
-        "[input]\npath = \"parts\"\n[map]\ncommand = 'echo \"$SHOAL_INPUT\"; cat \"$SHOAL_INPUT\"'\n[output]\npath = \"out.txt\"\n",
+        "[input]\npath = \"parts\"\n[map]\ncommand = 'cat; echo poison >> /dev/stdin'\n[output]\npath = \"out.txt\"\n",
     )
     .unwrap();
     run(dir.path(), &cluster).success();
     let out = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
-    let abs = std::fs::canonicalize(dir.path()).unwrap();
-    let want: String = (0..3).map(|i| format!("{}/parts/p{i}.txt\npart {i}\n", abs.display())).collect();
+    let want: String = (0..3).map(|i| format!("part {i}\n")).collect();
     assert_eq!(out, want);
+    for i in 0..3 {
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(format!("parts/p{i}.txt"))).unwrap(),
+            format!("part {i}\n"),
+            "a task wrote into the input"
+        );
+    }
 }
 
 #[test]

@@ -79,8 +79,13 @@ pub fn start(
     let started = Instant::now();
     let fail = |why: String| Box::new(trouble(req.attempt, started, why));
     private::create_fresh_dir(&place.scratch).map_err(|e| fail(format!("cannot create task dir {}: {e}", place.scratch.display())))?;
+    // Read in place and streamed into stdin, unless the command names
+    // `$SHOAL_INPUT`: then it gets a file of its own, which it may read
+    // twice, seek in or write to (one copy, made by the kernel).
     let streamed = match &req.input_file {
-        Some(f) if req.stdin && req.container.is_none() => Some(InPlace::open(f).map_err(|e| fail(e.to_string()))?),
+        Some(f) if req.stdin && req.container.is_none() && !req.command.contains("SHOAL_INPUT") => {
+            Some(InPlace::open(f).map_err(|e| fail(e.to_string()))?)
+        }
         _ => None,
     };
     let input = match &streamed {
@@ -266,8 +271,10 @@ pub(super) fn prepare_input(req: &TaskRequest, scratch: &Path, store: &BlockStor
 }
 
 /// A task's input read where it lives (`TaskRequest::input_file`): on
-/// its stdin, the file itself when the range is all of it, else a pipe
-/// that a thread fills from the range.
+/// its stdin, through a pipe that a thread fills from the range. Never
+/// the file itself, nor its path: the file is the user's data, and a task
+/// that writes to its input (even through `/dev/stdin`, which the kernel
+/// would reopen by path) must not reach it.
 struct InPlace {
     file: File,
     input: shoal_wire::InputFile,
@@ -305,24 +312,12 @@ impl InPlace {
         Ok(InPlace { file, input })
     }
 
-    fn whole(&self) -> bool {
-        self.input.offset == 0 && self.input.len == self.input.size
-    }
-
-    /// `$SHOAL_INPUT`: the file, when the range is all of it; else the
-    /// task's stdin (the range has no path of its own).
+    /// `$SHOAL_INPUT`: the task's stdin (a pipe).
     fn path(&self) -> PathBuf {
-        if self.whole() {
-            PathBuf::from(&self.input.path)
-        } else {
-            PathBuf::from("/dev/stdin")
-        }
+        PathBuf::from("/dev/stdin")
     }
 
     fn stdin(self) -> io::Result<Stdio> {
-        if self.whole() {
-            return Ok(Stdio::from(self.file));
-        }
         let (reader, writer) = io::pipe()?;
         let InPlace { file, input } = self;
         // Ends when the range is written or the task closes its stdin.

@@ -140,6 +140,7 @@ fn a_shared_text_file_is_cut_here_and_read_by_each_ssh_host() {
     assert_eq!(parse_counts(&std::fs::read_to_string(dir.path().join("counts.tsv")).unwrap()), want);
     assert_eq!(input_sent(shared_dir.path()), 0, "a shared: input is never sent");
     let summary = latest_summary(shared_dir.path());
-    let hosts: std::collections::BTreeSet<&str> = summary["attempts"].as_array().unwrap().iter().map(|a| a["host"].as_str().unwrap()).collect();
+    let hosts: std::collections::BTreeSet<&str> =
+        summary["attempts"].as_array().unwrap().iter().map(|a| a["host"].as_str().unwrap()).collect();
     assert!(hosts.len() >= 2, "{summary}");
 }

@@ -82,7 +82,8 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     } else {
         job
     };
-    let plan = match prepare::prepare(job, slots_guess, &opts.state_dir) {
+    let local_only = spec.hosts.iter().all(|h| h.transport == shoal_core::cluster::TransportKind::Local);
+    let plan = match prepare::prepare(job, slots_guess, &opts.state_dir, local_only) {
         Ok(p) => p,
         Err(e) => return Err(close_early(early, e).await),
     };

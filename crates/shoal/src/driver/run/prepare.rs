@@ -58,7 +58,9 @@ pub const PARTITIONS_PER_SLOT: u32 = 4;
 /// Resolves the job against the local files. Everything that can be
 /// checked without cutting the input is checked before the run dir is
 /// made; a failure after it removes the run dir again.
-pub fn prepare(job: &JobSpec, total_slots: u32, state_dir: &Path) -> Result<Plan> {
+/// `local_only`: every host is on this machine (the local transport), so
+/// every host reads a file input in place and it is never hashed here.
+pub fn prepare(job: &JobSpec, total_slots: u32, state_dir: &Path, local_only: bool) -> Result<Plan> {
     supported(job)?;
     check_input_kind(job)?;
     let sync_paths = sync_paths(job)?;
@@ -67,20 +69,13 @@ pub fn prepare(job: &JobSpec, total_slots: u32, state_dir: &Path) -> Result<Plan
     let params = params_json(job)?;
     let run_id = RunId::now(&job.job.name);
     let run_dir = make_run_dir(state_dir, &run_id)?;
-    let planned = tasks(job, total_slots, &run_dir, &manifest, &params, state_dir).and_then(|mut tasks| {
+    let planned = tasks(job, total_slots, &run_dir, &manifest, &params, state_dir, local_only).and_then(|mut tasks| {
         tasks.extend(reduce_tasks(job, total_slots, &tasks));
         output_names(job, &tasks)?;
         Ok(tasks)
     });
     match planned {
-        Ok(tasks) => Ok(Plan {
-            run_id,
-            run_dir,
-            manifest,
-            tasks,
-            params,
-            shared_input: job.input.in_place(),
-        }),
+        Ok(tasks) => Ok(Plan { run_id, run_dir, manifest, tasks, params, shared_input: job.input.in_place() }),
         Err(e) => {
             // Bad input: leave no half-made run behind.
             let _ = std::fs::remove_dir_all(run_dir.path());
@@ -167,6 +162,7 @@ fn tasks(
     manifest: &[ManifestFile],
     params: &[u8],
     state_dir: &Path,
+    local_only: bool,
 ) -> Result<Vec<PlannedTask>> {
     let context = context_hash(job, manifest, params);
     if let Some(args) = job.input.args.as_ref().filter(|_| job.input.parts.is_none()) {
@@ -200,7 +196,7 @@ fn tasks(
             })
             .collect();
     }
-    let parts = partitions(job, total_slots, run_dir, state_dir)?;
+    let parts = partitions(job, total_slots, run_dir, state_dir, local_only)?;
     let hosts: Vec<Option<String>> = job.input.parts.iter().flatten().map(|p| p.host.clone()).collect();
     Ok(parts
         .into_iter()
@@ -269,7 +265,7 @@ fn context_hash(job: &JobSpec, manifest: &[ManifestFile], params: &[u8]) -> Vec<
     h.finalize().as_bytes().to_vec()
 }
 
-fn partitions(job: &JobSpec, total_slots: u32, run_dir: &RunDir, state_dir: &Path) -> Result<Vec<Partition>> {
+fn partitions(job: &JobSpec, total_slots: u32, run_dir: &RunDir, state_dir: &Path, local_only: bool) -> Result<Vec<Partition>> {
     if let Some(parts) = &job.input.parts {
         return given_parts(parts);
     }
@@ -277,7 +273,10 @@ fn partitions(job: &JobSpec, total_slots: u32, run_dir: &RunDir, state_dir: &Pat
         return Err(Error::Usage("the job has no input: set [input] path or args".into()));
     };
     let plan = split_plan(job, total_slots, &full)?;
-    if job.input.is_shared() {
+    let read_in_place = job.input.is_shared() || (local_only && matches!(plan, SplitPlan::Lines { .. } | SplitPlan::Files));
+    if read_in_place {
+        // The hosts read the ranges themselves: named by where they are,
+        // the input is never read whole here.
         return input::split_shared(&full, &plan).map_err(Error::from);
     }
     let unsized_lines = matches!(plan, SplitPlan::Lines { .. }) && job.input.partitions.is_none() && job.input.chunk.is_none();

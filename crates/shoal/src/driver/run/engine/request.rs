@@ -28,8 +28,7 @@ impl Engine<'_> {
         if planned.arg.is_some() {
             command = crate::argument::bind(&command);
         }
-        let on_host =
-            self.job.input.parts.as_ref().and_then(|p| p.get(planned.partition as usize));
+        let on_host = self.job.input.parts.as_ref().and_then(|p| p.get(planned.partition as usize));
         let in_place = planned
             .input
             .as_ref()
