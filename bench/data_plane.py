@@ -116,7 +116,7 @@ def run_wordcount(cluster_file, text, d):
     os.makedirs(os.path.join(job, "data"), exist_ok=True)
     shutil.copy(text, os.path.join(job, "data", "corpus.txt"))
     t = time.monotonic()
-    sh([SHOAL, "run", "job.toml", "--cluster", cluster_file, "--quiet"], cwd=job, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sh([SHOAL, "run", "job.toml", "--cluster", cluster_file], cwd=job, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.monotonic() - t
     got = {}
     for line in open(os.path.join(job, "out", "counts.tsv")):
