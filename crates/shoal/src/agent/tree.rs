@@ -375,6 +375,12 @@ mod tests {
         let (marked, cleared) = (wait_for_pid(&dir.path().join("marked")), wait_for_pid(&dir.path().join("cleared")));
         end_orphans(agent, 0);
         let _ = child.wait();
+        // A SIGKILL takes effect when the kernel next runs the process: on
+        // a loaded machine, a moment later.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while [marked, cleared].into_iter().any(running) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let left: Vec<i32> = [marked, cleared].into_iter().filter(|&p| running(p)).collect();
         left.iter().for_each(|&p| signal(p, libc::SIGKILL));
         assert!(left.is_empty(), "processes of the dead agent still run: {left:?}");

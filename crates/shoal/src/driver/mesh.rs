@@ -58,11 +58,6 @@ impl Mesh {
     pub fn direct_pairs(&self) -> usize {
         self.direct.lock().unwrap().iter().map(|row| row.iter().filter(|d| **d).count()).sum()
     }
-
-    /// True when host `h` listens for its peers.
-    pub fn in_mesh(&self, h: usize) -> bool {
-        self.addrs.get(h).is_some_and(Option::is_some)
-    }
 }
 
 /// Sets up the mesh of `run` over `hosts`; the pairs that could not be

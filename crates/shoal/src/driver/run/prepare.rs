@@ -273,8 +273,7 @@ fn partitions(job: &JobSpec, total_slots: u32, run_dir: &RunDir, state_dir: &Pat
         return Err(Error::Usage("the job has no input: set [input] path or args".into()));
     };
     let plan = split_plan(job, total_slots, &full)?;
-    let read_in_place = job.input.is_shared() || (local_only && matches!(plan, SplitPlan::Lines { .. } | SplitPlan::Files));
-    if read_in_place {
+    if job.input.is_shared() {
         // The hosts read the ranges themselves: named by where they are,
         // the input is never read whole here.
         return input::split_shared(&full, &plan).map_err(Error::from);
@@ -283,6 +282,10 @@ fn partitions(job: &JobSpec, total_slots: u32, run_dir: &RunDir, state_dir: &Pat
     if let Some(cuts) = unsized_lines.then(|| crate::driver::transfer::pushed_cuts(state_dir, &full)).flatten() {
         // Split exactly as `shoal push --split` did: every chunk is already on a host.
         return input::at_cuts(&full, &cuts).map_err(Error::from);
+    }
+    if local_only && matches!(plan, SplitPlan::Lines { .. } | SplitPlan::Files) {
+        // Every host is on this machine and reads the file in place.
+        return input::split_shared(&full, &plan).map_err(Error::from);
     }
     let scratch = run_dir.input();
     if matches!(plan, SplitPlan::Hash { .. } | SplitPlan::Range { .. }) {

@@ -126,8 +126,9 @@ pub struct ShuffleSummary {
     /// hosts.
     #[serde(default)]
     pub direct_bytes: u64,
-    /// Ordered pairs of hosts (reducer's host, map's host) that moved
-    /// buckets directly; the others went through the driver.
+    /// Ordered pairs of hosts (reducer's host, map's host) that fetch
+    /// buckets directly, as the run ended (a pair whose fetch failed went
+    /// over to the driver); the others went through the driver.
     #[serde(default)]
     pub direct_pairs: usize,
     /// Connections to the hosts' peer listeners that were refused (not
