@@ -297,7 +297,14 @@ fn skew(h: &mut String, s: &RunSummary) {
     for (r, p) in sh.partitions.iter().enumerate() {
         let _ = write!(h, "<tr><td>{r}</td><td>{}</td><td>{}</td></tr>", human_bytes(p.bytes), p.records);
     }
-    let _ = write!(h, "</table><p>through the driver: {}</p>", human_bytes(sh.via_driver_bytes));
+    let _ = write!(
+        h,
+        "</table><p>host to host: {} ({} pairs direct); through the driver: {}; refused connections: {}</p>",
+        human_bytes(sh.direct_bytes),
+        sh.direct_pairs,
+        human_bytes(sh.via_driver_bytes),
+        sh.refused_connections
+    );
     if let Some(w) = &sh.skew_warning {
         let _ = write!(h, "<p><b>warning:</b> {}</p>", esc(w));
     }

@@ -210,7 +210,16 @@ impl RunSummary {
         }
         if let Some(sh) = &self.shuffle {
             let bytes: Vec<String> = sh.partitions.iter().map(|p| format!("{} ({} records)", human_bytes(p.bytes), p.records)).collect();
-            out.push_str(&format!("shuffle: {}; through the driver: {}\n", bytes.join(", "), human_bytes(sh.via_driver_bytes)));
+            out.push_str(&format!(
+                "shuffle: {}; host to host: {} ({} pairs direct); through the driver: {}\n",
+                bytes.join(", "),
+                human_bytes(sh.direct_bytes),
+                sh.direct_pairs,
+                human_bytes(sh.via_driver_bytes)
+            ));
+            if sh.refused_connections > 0 {
+                out.push_str(&format!("refused connections to the hosts' peer listeners: {}\n", sh.refused_connections));
+            }
             if let Some(w) = &sh.skew_warning {
                 out.push_str(&format!("warning: {w}\n"));
             }
