@@ -137,6 +137,11 @@ fn files_named_per_host_are_cut_on_their_hosts_into_whole_lines() {
     // partitions = 5 across the cluster, by each host's share of the bytes.
     let on = |h: &str| summary["attempts"].as_array().unwrap().iter().filter(|x| x["host"] == h).count();
     assert!(on("a") >= 3 && on("b") >= 1, "{summary}");
+    // The same ranges copied into a file of the task's own (the command
+    // names $SHOAL_INPUT): aligned to whole lines as well.
+    job(dir.path(), &format!("{}/{{host}}.txt", files.display()), "cat \"$SHOAL_INPUT\"", "");
+    run(dir.path(), &cluster).success();
+    assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap(), format!("{a}{b}"), "every line once, whole, from a copy");
 }
 
 #[test]

@@ -241,12 +241,13 @@ pub(super) fn prepare_input(req: &TaskRequest, scratch: &Path, store: &BlockStor
     if let Some(f) = &req.input_file {
         // Read where it lives, copied once into the task's own file (the
         // kernel copies: `copy_file_range` where it can).
-        let mut src = InPlace::open(f).map_err(io::Error::other)?.file;
-        io::Seek::seek(&mut src, io::SeekFrom::Start(f.offset))?;
+        // The range as aligned to lines, when the driver cut it blind.
+        let InPlace { file: mut src, input } = InPlace::open(f).map_err(io::Error::other)?;
+        io::Seek::seek(&mut src, io::SeekFrom::Start(input.offset))?;
         let mut out = private::create_new(&path)?;
-        let copied = io::copy(&mut io::Read::take(src, f.len), &mut out)?;
-        if copied != f.len {
-            return Err(io::Error::other(format!("{} ended after {copied} of its {} bytes from {}", f.path, f.len, f.offset)));
+        let copied = io::copy(&mut io::Read::take(src, input.len), &mut out)?;
+        if copied != input.len {
+            return Err(io::Error::other(format!("{} ended after {copied} of its {} bytes from {}", f.path, input.len, input.offset)));
         }
         return Ok(path);
     }

@@ -210,7 +210,9 @@ pub async fn pull_output(cluster: &Cluster, parts: &[crate::driver::run::summary
             };
             let hash = tokio::task::spawn_blocking({
                 let dest = dest.clone();
-                move || std::fs::read(&dest).map(|d| hex(blake3::hash(&d).as_bytes()))
+                move || {
+                    std::fs::File::open(&dest).and_then(|f| blake3::Hasher::new().update_reader(f).map(|h| hex(h.finalize().as_bytes())))
+                }
             })
             .await;
             match hash {

@@ -20,6 +20,11 @@ pub const MAX_PLAIN: usize = 65535 - 16;
 /// A message on the wire: its length, then at most 65535 bytes.
 const WIRE: usize = 2 + 65535;
 
+/// How long one message may take to arrive or to be sent once a session
+/// is up: a peer that stalls longer is broken, and its blocks go through
+/// the driver.
+pub const MESSAGE_LIMIT: Duration = Duration::from_secs(60);
+
 /// How long a peer may take to complete the handshake.
 pub const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
 
@@ -34,6 +39,8 @@ pub enum ChannelError {
     NotAPeer,
     #[error("no handshake within {0}s")]
     Slow(u64),
+    #[error("the peer stalled: nothing within {0}s")]
+    Stalled(u64),
     #[error("the connection closed before the handshake ended")]
     Closed,
     /// The listener hung up on our handshake: it holds another key.
@@ -115,13 +122,22 @@ impl Channel {
         debug_assert!(plain.len() <= MAX_PLAIN);
         let n = self.noise.write_message(plain, &mut self.wire[2..]).map_err(|_| ChannelError::Broken)?;
         self.wire[..2].copy_from_slice(&(n as u16).to_be_bytes());
-        self.stream.write_all(&self.wire[..2 + n]).await?;
-        Ok(())
+        match tokio::time::timeout(MESSAGE_LIMIT, self.stream.write_all(&self.wire[..2 + n])).await {
+            Ok(written) => Ok(written?),
+            Err(_) => Err(ChannelError::Stalled(MESSAGE_LIMIT.as_secs())),
+        }
     }
 
     /// Receives and decrypts one message into `plain` (replacing what it
     /// held); `Ok(false)` at a clean end of the stream between messages.
     pub async fn recv(&mut self, plain: &mut Vec<u8>) -> Result<bool, ChannelError> {
+        match tokio::time::timeout(MESSAGE_LIMIT, self.recv_now(plain)).await {
+            Ok(got) => got,
+            Err(_) => Err(ChannelError::Stalled(MESSAGE_LIMIT.as_secs())),
+        }
+    }
+
+    async fn recv_now(&mut self, plain: &mut Vec<u8>) -> Result<bool, ChannelError> {
         let mut len = [0u8; 2];
         match self.stream.read_exact(&mut len).await {
             Ok(_) => {}

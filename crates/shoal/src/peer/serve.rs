@@ -18,9 +18,6 @@ use crate::agent::BlockStore;
 /// Most connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 64;
 
-/// A session idle this long between requests is closed.
-const IDLE_LIMIT: Duration = Duration::from_secs(120);
-
 /// Told of every refused connection: who, and why.
 pub type OnRefused = Arc<dyn Fn(SocketAddr, String) + Send + Sync>;
 
@@ -102,9 +99,9 @@ async fn serve(stream: TcpStream, from: SocketAddr, s: &Served) {
     };
     let mut req = Vec::new();
     loop {
-        match tokio::time::timeout(IDLE_LIMIT, ch.recv(&mut req)).await {
-            Ok(Ok(true)) => {}
-            _ => return,
+        // A session idle (or stalled) past `MESSAGE_LIMIT` is closed.
+        if !matches!(ch.recv(&mut req).await, Ok(true)) {
+            return;
         }
         s.counts.requests.fetch_add(1, Ordering::Relaxed);
         let answered = match (req.first(), req.get(1..33)) {

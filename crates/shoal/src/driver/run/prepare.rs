@@ -232,6 +232,7 @@ fn reduce_tasks(job: &JobSpec, total_slots: u32, maps: &[PlannedTask]) -> Vec<Pl
     for m in maps {
         ctx.update(m.identity.as_bytes());
     }
+    on_hosts(&mut ctx, job);
     let ctx = ctx.finalize();
     (0..r_count)
         .map(|r| PlannedTask {
@@ -244,6 +245,18 @@ fn reduce_tasks(job: &JobSpec, total_slots: u32, maps: &[PlannedTask]) -> Vec<Pl
             identity: journal::identity(&[ctx.as_bytes(), &r.to_le_bytes()]),
         })
         .collect()
+}
+
+/// An output kept on the hosts is part of a task's identity, with its
+/// path and part names: `--resume` reuses a part only where the earlier
+/// run put it on its host, never an output that came back here.
+fn on_hosts(h: &mut blake3::Hasher, job: &JobSpec) {
+    if job.output.on_hosts {
+        h.update(b"on_hosts\0");
+        h.update(job.output.path.as_bytes());
+        h.update(b"\0");
+        h.update(job.output.name.as_deref().unwrap_or("").as_bytes());
+    }
 }
 
 /// Everything but the input that determines a map task's output.
@@ -262,6 +275,7 @@ fn context_hash(job: &JobSpec, manifest: &[ManifestFile], params: &[u8]) -> Vec<
     }
     h.update(b"params\0");
     h.update(params);
+    on_hosts(&mut h, job);
     h.finalize().as_bytes().to_vec()
 }
 

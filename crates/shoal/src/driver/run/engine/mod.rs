@@ -192,7 +192,7 @@ impl<'a> Engine<'a> {
     /// Uploads the input block if the host lacks it, then starts the task.
     fn upload_and_start(&mut self, launch: Launch) {
         let h = self.hosts[launch.host].clone();
-        if self.reads_in_place(&h) {
+        if self.reads_in_place(&h, launch.task) {
             // Nothing to upload: the host reads the input itself.
             return self.start(launch);
         }

@@ -32,7 +32,7 @@ impl Engine<'_> {
         let in_place = planned
             .input
             .as_ref()
-            .filter(|s| s.data.is_none() && self.reads_in_place(h))
+            .filter(|s| s.data.is_none() && self.reads_in_place(h, launch.task))
             .map(|s| Box::new(in_place(s, on_host.and_then(|p| p.file_size))));
         TaskRequest {
             arg: planned.arg.clone(),
@@ -46,11 +46,20 @@ impl Engine<'_> {
         }
     }
 
-    /// True when host `h` reads the map inputs itself, where they live:
-    /// a `shared:` input on every host, and any input on this machine's
-    /// own (local) hosts, which see the driver's files.
-    pub(super) fn reads_in_place(&self, h: &Host) -> bool {
-        self.plan.shared_input || h.spec.transport == TransportKind::Local
+    /// True when host `h` reads the input of task `task` itself, where it
+    /// lives: any input on this machine's own (local) hosts, which see the
+    /// driver's files; a `shared:` input or a host's own file elsewhere.
+    pub(super) fn reads_in_place(&self, h: &Host, task: u32) -> bool {
+        if h.spec.transport == TransportKind::Local {
+            return true;
+        }
+        // A program's partitions say each for itself (a `shared:` file
+        // beside parts only this machine holds).
+        let partition = self.plan.tasks[task as usize].partition as usize;
+        match self.job.input.parts.as_ref().and_then(|p| p.get(partition)) {
+            Some(part) => part.file_size.is_some(),
+            None => self.plan.shared_input,
+        }
     }
 
     /// What a request of `launch` on `h` carries whatever its stage: who
