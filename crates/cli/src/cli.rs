@@ -25,6 +25,10 @@ pub struct ClusterArg {
     /// else this machine alone.
     #[arg(long, env = "SHOAL_CLUSTER")]
     pub cluster: Option<PathBuf>,
+    /// Run on a standing cluster (`shoal cluster up --name NAME`): its
+    /// name, or the path of its client.access file.
+    #[arg(long, value_name = "NAME", env = "SHOAL_ON", conflicts_with = "cluster")]
+    pub on: Option<String>,
     /// Only these hosts (comma-separated names from the cluster file).
     #[arg(long, value_delimiter = ',')]
     pub hosts: Vec<String>,
@@ -183,6 +187,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A standing cluster: a coordinator here, a worker on every host.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  shoal cluster up --cluster cluster.toml --name lab\n  shoal cluster status --name lab\n  shoal run job.toml --on lab\n  shoal cluster down --name lab"
+    )]
+    Cluster(ClusterCommand),
+    /// Run a worker of a standing cluster that joins its coordinator with
+    /// a worker access file (Slurm, Docker, Kubernetes, or by hand).
+    #[command(after_help = "Example:\n  shoal worker --join ~/.shoal/clusters/lab/worker.access --slots 8")]
+    Worker(WorkerArgs),
+    /// The coordinator of a standing cluster (started by `shoal cluster up`).
+    #[command(hide = true)]
+    Coordinator {
+        #[arg(long)]
+        name: String,
+    },
     /// Run the agent (started by a driver over ssh or as a child process).
     #[command(hide = true)]
     Agent {
@@ -201,4 +221,87 @@ pub enum Command {
         #[arg(long, allow_negative_numbers = true)]
         group: i32,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Start the coordinator here and a worker on every host of the
+    /// cluster file (over ssh); starts only what is missing.
+    Up {
+        /// The cluster's name: its keys live in ~/.shoal/clusters/NAME/.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Cluster file (TOML or JSON). Default: ./cluster.toml if present,
+        /// else this machine alone.
+        #[arg(long, env = "SHOAL_CLUSTER")]
+        cluster: Option<PathBuf>,
+        /// Only these hosts (comma-separated names from the cluster file).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+        /// The address workers reach the coordinator at (default: this
+        /// machine's address toward the first host).
+        #[arg(long)]
+        advertise: Option<String>,
+        /// The coordinator's port (default: one picked at the first `up`, then kept).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Applications that may run at once; more wait in the queue (0: no limit).
+        #[arg(long)]
+        max_applications: Option<u32>,
+        /// Silence after which a worker is lost (e.g. 5s).
+        #[arg(long, value_parser = parse_duration)]
+        heartbeat_timeout: Option<std::time::Duration>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Workers (alive, last heartbeat, slots busy/total, memory),
+    /// applications and the queue.
+    Status {
+        #[arg(long, default_value = "default")]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the coordinator and every worker; safe to run twice.
+    Down {
+        #[arg(long, default_value = "default")]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    shoal_core::spec_error::parse_duration(s).map_err(|e| e.to_string())
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// The cluster's worker.access file (`-`: read it from stdin).
+    #[arg(long, value_name = "ACCESS")]
+    pub join: PathBuf,
+    /// The worker's name in the cluster (default: this host's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Task slots (default: the number of cores).
+    #[arg(long)]
+    pub slots: Option<u32>,
+    /// Where agents keep bin/, blocks/ and runs/ (default: ~/.shoal).
+    #[arg(long, default_value = "~/.shoal")]
+    pub workdir: String,
+    /// The coordinator's HOST:PORT, instead of the access file's.
+    #[arg(long)]
+    pub coordinator: Option<String>,
+    /// The coordinator's port on the machine this ssh session came from.
+    #[arg(long, hide = true)]
+    pub coordinator_port: Option<u16>,
+    /// Run in the background (log and pid file under WORKDIR/clusters/NAME/).
+    #[arg(long)]
+    pub detach: bool,
+    /// What started it (shown by `status`): `slurm:JOBID`, `docker`, ...
+    #[arg(long, default_value = "")]
+    pub started_by: String,
+    /// Print the agent's start marker first (for `shoal cluster up`).
+    #[arg(long, hide = true)]
+    pub marker: bool,
 }

@@ -14,12 +14,17 @@ use crate::cli::{ClusterArg, Command};
 
 /// Runs a command and returns the process exit code.
 pub fn dispatch(cli: crate::cli::Cli) -> anyhow::Result<i32> {
-    if let Command::AgentGuard { workdir, agent, group } = cli.command {
-        // No runtime: the guardian only waits, then walks /proc.
-        return Ok(shoal::agent::guard::run(&shoal::agent::guard::GuardOptions { workdir, agent, group }));
-    }
+    let command = match cli.command {
+        Command::AgentGuard { workdir, agent, group } => {
+            // No runtime: the guardian only waits, then walks /proc.
+            return Ok(shoal::agent::guard::run(&shoal::agent::guard::GuardOptions { workdir, agent, group }));
+        }
+        // It may detach (fork) first, which must happen before any thread.
+        Command::Worker(args) => return crate::standing::worker(args),
+        other => other,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let result = on_runtime(&rt, cli.command);
+    let result = on_runtime(&rt, command);
     if result.as_ref().is_err_and(|e| matches!(crate::shoal_error(e), Some(shoal::Error::Interrupted(_)))) {
         // Interrupted means exit now: wait for no blocking thread (a
         // journal fsync, a log writer) the way dropping the runtime would.
@@ -61,14 +66,23 @@ fn on_runtime(rt: &tokio::runtime::Runtime, command: Command) -> anyhow::Result<
             rt.block_on(shoal::agent::run(opts))?;
             Ok(0)
         }
-        Command::AgentGuard { .. } => unreachable!("handled above"),
+        Command::Cluster(c) => rt.block_on(crate::standing::cluster(c)),
+        Command::Coordinator { name } => {
+            rt.block_on(shoal::standing::control::serve_coordinator(&name))?;
+            Ok(0)
+        }
+        Command::AgentGuard { .. } | Command::Worker(_) => unreachable!("handled above"),
     }
 }
 
-/// The cluster of a command: `--cluster`/`SHOAL_CLUSTER`, else
-/// `./cluster.toml`, else this machine alone.
-pub fn load_cluster(arg: &ClusterArg) -> anyhow::Result<ClusterSpec> {
-    let spec = driver::specs::find_cluster(arg.cluster.as_deref())?;
+/// The cluster of a command: a standing cluster's share (`--on`), else
+/// `--cluster`/`SHOAL_CLUSTER`, else `./cluster.toml`, else this machine
+/// alone. `label` names the application on a standing cluster.
+pub async fn load_cluster(arg: &ClusterArg, label: &str) -> anyhow::Result<ClusterSpec> {
+    let spec = match &arg.on {
+        Some(on) => shoal::standing::link::apply(on, label).await.map_err(shoal::Error::from)?,
+        None => driver::specs::find_cluster(arg.cluster.as_deref())?,
+    };
     if arg.hosts.is_empty() {
         return Ok(spec);
     }
@@ -90,7 +104,7 @@ fn init(dir: &Path, force: bool) -> anyhow::Result<i32> {
 }
 
 async fn check(arg: &ClusterArg, json: bool) -> anyhow::Result<i32> {
-    let spec = load_cluster(arg)?;
+    let spec = load_cluster(arg, "shoal check").await?;
     let rows = driver::check::check(&spec).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -102,7 +116,7 @@ async fn check(arg: &ClusterArg, json: bool) -> anyhow::Result<i32> {
 }
 
 async fn exec(arg: &ClusterArg, json: bool, command: &str) -> anyhow::Result<i32> {
-    let spec = load_cluster(arg)?;
+    let spec = load_cluster(arg, "shoal exec").await?;
     let cluster = driver::connect(&spec).await;
     let results = driver::exec::exec(&cluster, command).await;
     cluster.close().await;
@@ -153,7 +167,7 @@ async fn map(
 }
 
 async fn execute(job: shoal_core::job::JobSpec, a: RunArgs) -> anyhow::Result<i32> {
-    let spec = load_cluster(&a.cluster)?;
+    let spec = load_cluster(&a.cluster, &job.job.name).await?;
     let state = crate::runs::state_dir();
     let resume = match a.resume.as_deref() {
         Some("latest") => Some(latest_of(&state, &job.job.name)?),
@@ -192,7 +206,7 @@ fn latest_of(state: &Path, job: &str) -> anyhow::Result<RunId> {
 async fn push(arg: &ClusterArg, file: &Path, to: &str, split: bool, json: bool) -> anyhow::Result<i32> {
     // A FIFO would hang the hashing forever: refuse it before connecting.
     driver::input::check_regular(file, "shoal push:", "shoal push sends regular files only").map_err(shoal::Error::from)?;
-    let spec = load_cluster(arg)?;
+    let spec = load_cluster(arg, "shoal push/pull").await?;
     let state = crate::runs::state_dir();
     if split {
         // It records the cut there (`.shoal/pushed/`): owner-only, like all state.
@@ -205,7 +219,7 @@ async fn push(arg: &ClusterArg, file: &Path, to: &str, split: bool, json: bool) 
 }
 
 async fn pull(arg: &ClusterArg, path: &str, to: &Path, combine: Option<&Path>, json: bool) -> anyhow::Result<i32> {
-    let spec = load_cluster(arg)?;
+    let spec = load_cluster(arg, "shoal push/pull").await?;
     let cluster = driver::connect(&spec).await;
     let rows = driver::transfer::pull(&cluster, path, to, combine).await;
     cluster.close().await;
@@ -228,7 +242,7 @@ async fn pull_output(arg: &ClusterArg, run: &str, to: &Path, json: bool) -> anyh
         .into());
     }
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    let spec = load_cluster(arg)?;
+    let spec = load_cluster(arg, "shoal push/pull").await?;
     let cluster = driver::connect(&spec).await;
     let rows = driver::transfer::pull_output(&cluster, &summary.parts_on_hosts, to).await;
     cluster.close().await;

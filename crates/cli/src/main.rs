@@ -6,12 +6,14 @@ mod cli;
 mod commands;
 mod oneliner;
 mod runs;
+mod standing;
 
 use clap::Parser;
 
 fn main() {
     let args = cli::Cli::parse();
-    init_tracing(args.verbose);
+    let daemon = matches!(args.command, cli::Command::Coordinator { .. } | cli::Command::Worker(_));
+    init_tracing(args.verbose, daemon);
     let code = match commands::dispatch(args) {
         Ok(code) => code,
         Err(e) => {
@@ -22,14 +24,18 @@ fn main() {
     std::process::exit(code);
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, daemon: bool) {
     let level = match verbose {
+        // A daemon's log says what it did (joins, sessions, refusals).
+        0 if daemon => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG").unwrap_or_else(|_| level.into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colour only on a terminal: a daemon's stderr is its log file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
 /// The error and its causes, each once.

@@ -36,6 +36,17 @@ pub enum TransportKind {
     Local,
     /// The system `ssh` client.
     Ssh,
+    /// A worker of a standing cluster (`shoal run --on NAME`): a session
+    /// through its coordinator, never named in a cluster file.
+    Standing,
+}
+
+impl TransportKind {
+    /// A host that is not this machine's child process: its agent has its
+    /// own address and reaches its peers over the network.
+    pub fn is_remote(self) -> bool {
+        self != TransportKind::Local
+    }
 }
 
 /// One host of the cluster, with `[defaults]` applied.
@@ -146,7 +157,8 @@ const SHELL_SPECIAL: &str = "'\"`$;&|<>()\\*?!{}[]";
 const PYTHON_ON_HINT: &str = "write python_on = { HOST = \"/path/to/python3\" }, one entry per host";
 
 impl HostSpec {
-    fn new(name: &str) -> Self {
+    /// A host with every default (`ssh`, no address yet).
+    pub fn new(name: &str) -> Self {
         HostSpec {
             name: name.to_string(),
             transport: TransportKind::Ssh,
@@ -411,7 +423,7 @@ impl Cx<'_> {
                     .err(e.key_pos, format!("host `{}` has no address", h.name))
                     .hint("add address = \"host.example.com\" (anything ssh accepts), or transport = \"local\" for this machine"));
             }
-            TransportKind::Ssh => {}
+            TransportKind::Ssh | TransportKind::Standing => {}
         }
         Ok(h)
     }

@@ -28,6 +28,10 @@ pub enum Error {
     /// A host could not be reached or its agent not started.
     #[error("host `{host}`: {reason}")]
     Connect { host: String, reason: String },
+    /// The standing cluster (`--on`) could not be had: no such cluster, its
+    /// coordinator down or refusing this access file.
+    #[error("{0}")]
+    Standing(String),
     /// Every host of the cluster failed to connect.
     #[error("no host of the cluster could be reached:\n{0}")]
     Unreachable(String),
@@ -59,7 +63,7 @@ impl Error {
         match self {
             Error::JobFailed(_) => 1,
             Error::Spec(_) | Error::Usage(_) | Error::Input(_) | Error::Sync(_) => 2,
-            Error::Connect { .. } | Error::Unreachable(_) => 3,
+            Error::Connect { .. } | Error::Unreachable(_) | Error::Standing(_) => 3,
             Error::Interrupted(_) => 130,
             Error::Io { .. } => 1,
             Error::Internal(_) => EX_SOFTWARE,

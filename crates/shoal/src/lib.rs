@@ -17,6 +17,7 @@ pub mod format;
 pub mod peer;
 pub mod printable;
 pub mod quote;
+pub mod standing;
 pub mod transport;
 
 pub use dataset::{main, prelude, Context, Dataset};

@@ -13,6 +13,8 @@
 //! - [`netns`]: the shared 3-host ssh cluster of `scripts/testcluster`,
 //!   brought up once per test binary and taken by one test at a time;
 //! - [`docker`]: the `FROM scratch` busybox images of the container tests;
+//! - [`standing`]: a standing cluster (`shoal cluster up`) with its own
+//!   `HOME`, brought down when dropped;
 //! - [`python`]: a venv with the `shoal` Python package installed from
 //!   `python/`, current with the sources;
 //! - [`process`]: pids written by tasks, liveness, waiting;
@@ -34,6 +36,7 @@ mod ran;
 pub mod reference;
 pub mod runs;
 mod shoal;
+pub mod standing;
 
 pub use local::local_cluster;
 pub use process::pid_in;

@@ -32,7 +32,7 @@ impl Shoal {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Shoal {
         let mut cmd = Command::new(bin::shoal());
-        cmd.env_remove("SHOAL_CLUSTER").env("NO_COLOR", "1");
+        cmd.env_remove("SHOAL_CLUSTER").env_remove("SHOAL_ON").env("NO_COLOR", "1");
         Shoal { cmd, line: "shoal".into(), stdin: None, scratch: None }
     }
 

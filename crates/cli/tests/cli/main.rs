@@ -31,4 +31,5 @@ mod in_place;
 mod local;
 mod run;
 mod skip_bad_records;
+mod standing;
 mod state;

@@ -14,6 +14,8 @@ use crate::Error;
 pub struct DriverFlags {
     /// `--cluster FILE` (else `$SHOAL_CLUSTER`, `./cluster.toml`, this machine).
     pub cluster: Option<PathBuf>,
+    /// `--on NAME` (else `$SHOAL_ON`): run on a standing cluster.
+    pub on: Option<String>,
     /// `--resume`: reuse the tasks of the latest run of each job.
     pub resume: bool,
     /// `--speculate`: copy stragglers.
@@ -30,7 +32,7 @@ pub struct DriverFlags {
 }
 
 pub const USAGE: &str =
-    "shoal flags: --cluster FILE, --resume, --speculate, --quiet, --partitions N, --sort-buffer BYTES (then `--` and the program's own arguments)";
+    "shoal flags: --cluster FILE, --on CLUSTER, --resume, --speculate, --quiet, --partitions N, --sort-buffer BYTES (then `--` and the program's own arguments)";
 
 /// Splits Shoal's flags from the program's arguments.
 pub fn parse(args: &[String]) -> Result<DriverFlags, Error> {
@@ -46,6 +48,7 @@ pub fn parse(args: &[String]) -> Result<DriverFlags, Error> {
         };
         match name {
             "--cluster" => f.cluster = Some(PathBuf::from(value("--cluster")?)),
+            "--on" => f.on = Some(value("--on")?),
             "--partitions" => {
                 let v = value("--partitions")?;
                 let n = v.parse::<u32>().ok().filter(|n| *n > 0);

@@ -71,17 +71,23 @@ pub struct JobRun {
 impl Session {
     /// A program run named `program` (its state and jobs are named after it).
     pub fn new(flags: DriverFlags, program: &str) -> Result<Session> {
-        let cluster = load_cluster(flags.cluster.as_deref())?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the driver's runtime", e))?;
+        let on = flags.on.clone().or_else(|| std::env::var("SHOAL_ON").ok().filter(|v| !v.is_empty()));
+        let cluster = match on {
+            Some(on) if flags.cluster.is_none() => {
+                rt.block_on(crate::standing::link::apply(&on, program)).map_err(|e| Error::Standing(e.to_string()))?
+            }
+            _ => load_cluster(flags.cluster.as_deref())?,
+        };
         let slots = total_slots(&cluster);
         let cwd = std::env::current_dir().map_err(|e| Error::io("cannot find the current directory", e))?;
         let state_dir = cwd.join(crate::driver::state::NAME);
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
         let dir = state_dir.join("dataset").join(format!("{program}-{stamp}-{}", std::process::id()));
         private::dir(&dir.join("results")).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("cannot start the driver's runtime", e))?;
         Ok(Session { rt, cluster, flags, dir, state_dir, program: program.to_string(), slots })
     }
 

@@ -42,12 +42,12 @@ pub async fn check(spec: &ClusterSpec) -> Vec<HostReport> {
     for h in &cluster.hosts {
         let _ = h.send(shoal_wire::Message::EndRun { run: run.clone() }).await;
     }
-    let tried = spec.data == DataPath::Direct && cluster.hosts.iter().filter(|h| h.spec.transport == TransportKind::Ssh).count() > 1;
+    let tried = spec.data == DataPath::Direct && cluster.hosts.iter().filter(|h| h.spec.transport.is_remote()).count() > 1;
     let mut rows: Vec<(usize, HostReport)> = Vec::new();
     for (i, h) in cluster.hosts.iter().enumerate() {
         let from: Vec<(String, String)> =
             unreachable.iter().filter(|u| u.from == i).map(|u| (cluster.hosts[u.to].name().to_string(), u.why.clone())).collect();
-        let member = tried && h.spec.transport == TransportKind::Ssh;
+        let member = tried && h.spec.transport.is_remote();
         rows.push((
             h.index,
             HostReport {
@@ -65,7 +65,7 @@ pub async fn check(spec: &ClusterSpec) -> Vec<HostReport> {
                 connect_ms: h.stats.connect_ms,
                 uploaded_bytes: h.stats.uploaded_bytes,
                 direct_from: member.then(|| (0..cluster.hosts.len()).filter(|&j| mesh.direct(j, i).is_some()).count() as u32),
-                peers: member.then(|| cluster.hosts.iter().filter(|o| o.spec.transport == TransportKind::Ssh).count() as u32 - 1),
+                peers: member.then(|| cluster.hosts.iter().filter(|o| o.spec.transport.is_remote()).count() as u32 - 1),
                 unreachable_from: from,
             },
         ));
@@ -102,6 +102,7 @@ pub async fn check(spec: &ClusterSpec) -> Vec<HostReport> {
 fn address(h: &shoal_core::cluster::HostSpec) -> String {
     match h.transport {
         TransportKind::Local => "(local)".into(),
+        TransportKind::Standing => format!("(worker of {})", h.address),
         TransportKind::Ssh => match h.port {
             Some(p) => format!("{}:{p}", h.address),
             None => h.address.clone(),

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use shoal_core::cluster::HostSpec;
 use shoal_wire::{FrameReader, Hash, HostInfo, Message, Outbox, WireError};
-use tokio::process::{Child, ChildStdout};
+use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::transport::{self, ConnectStats, Link, StderrTail, STOP_GRACE};
@@ -95,7 +95,7 @@ impl Host {
             streams: Mutex::new(HashMap::new()),
             uploads: Mutex::new(HashMap::new()),
             lost: AtomicBool::new(false),
-            child: Mutex::new(Some(child)),
+            child: Mutex::new(child),
             stopping: Mutex::new(None),
             stderr,
         });
@@ -309,7 +309,7 @@ pub async fn docker_usable(hosts: &[Arc<Host>]) -> std::collections::HashSet<usi
     usable
 }
 
-async fn receive(host: Arc<Host>, mut reader: FrameReader<ChildStdout>, events: mpsc::UnboundedSender<HostEvent>) {
+async fn receive(host: Arc<Host>, mut reader: FrameReader<transport::LinkReader>, events: mpsc::UnboundedSender<HostEvent>) {
     let limit = host.spec.heartbeat_timeout;
     // One timer for the link, pushed back only when it fires early, not a
     // timer per message (thousands of task reports a second).

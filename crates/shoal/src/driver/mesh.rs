@@ -12,7 +12,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use shoal_core::cluster::{DataPath, TransportKind};
+use shoal_core::cluster::DataPath;
 use shoal_wire::{Message, RunKey};
 use tokio::task::JoinSet;
 
@@ -64,7 +64,7 @@ impl Mesh {
 /// reached come back with it (the caller says so).
 pub async fn set_up(hosts: &[Arc<Host>], data: DataPath, run: &str) -> (Mesh, Vec<Unreachable>) {
     let mut mesh = Mesh::relay(run, hosts.len());
-    let members: Vec<usize> = (0..hosts.len()).filter(|&i| hosts[i].spec.transport == TransportKind::Ssh && !hosts[i].is_lost()).collect();
+    let members: Vec<usize> = (0..hosts.len()).filter(|&i| hosts[i].spec.transport.is_remote() && !hosts[i].is_lost()).collect();
     if data == DataPath::Relay || members.len() < 2 {
         return (mesh, Vec::new());
     }

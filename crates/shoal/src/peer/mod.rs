@@ -43,10 +43,18 @@ pub fn new_key() -> RunKey {
     RunKey(key)
 }
 
-/// The address peers use to reach this agent: the address its driver's
-/// ssh connection came in on (`SSH_CONNECTION`), which is on the network
-/// the hosts share; loopback for an agent the driver started itself.
+/// Set by a standing cluster's worker for the agents it starts: the
+/// address of its host on the network the cluster shares.
+pub const PEER_IP_ENV: &str = "SHOAL_PEER_IP";
+
+/// The address peers use to reach this agent: the one its worker gave
+/// ([`PEER_IP_ENV`]), else the address its driver's ssh connection came
+/// in on (`SSH_CONNECTION`), which is on the network the hosts share;
+/// loopback for an agent the driver started itself.
 pub fn own_ip() -> std::net::IpAddr {
+    if let Some(ip) = std::env::var(PEER_IP_ENV).ok().and_then(|v| v.parse().ok()) {
+        return ip;
+    }
     std::env::var("SSH_CONNECTION")
         .ok()
         .and_then(|v| v.split_whitespace().nth(2).and_then(|ip| ip.parse().ok()))

@@ -49,6 +49,9 @@ pub enum TransportError {
         #[source]
         source: std::io::Error,
     },
+    /// A standing cluster's session could not be had (its sentence says why).
+    #[error("{0}")]
+    Standing(String),
     /// The local agent process could not be started.
     #[error("cannot start a local agent: {0}")]
     SpawnLocal(#[source] std::io::Error),

@@ -19,18 +19,24 @@ use std::time::{Duration, Instant};
 use shoal_core::cluster::{HostSpec, TransportKind};
 use shoal_wire::hello::Role;
 use shoal_wire::{spawn_writer, FrameReader, Hello, HostInfo, Message, Outbox, WireError};
-use tokio::io::AsyncReadExt;
-use tokio::process::{Child, ChildStdout};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::process::Child;
 
 use crate::agent::START_MARKER;
 use crate::binary;
 pub use stderr::StderrTail;
 
+/// The agent's side of a link, read by the driver: a child's stdout, or
+/// a standing cluster's session.
+pub type LinkReader = Box<dyn AsyncRead + Unpin + Send>;
+
 /// An established link to one agent.
 pub struct Link {
-    pub reader: FrameReader<ChildStdout>,
+    pub reader: FrameReader<LinkReader>,
     pub outbox: Outbox,
-    pub child: Child,
+    /// The process that carries the link (the agent, or `ssh`); none for a
+    /// standing cluster's session, which ends with its connection.
+    pub child: Option<Child>,
     pub stderr: StderrTail,
     pub info: HostInfo,
     pub stats: ConnectStats,
@@ -52,6 +58,7 @@ pub async fn connect(host: &HostSpec, lease: Duration) -> Result<Link, Transport
     let mut link = match host.transport {
         TransportKind::Local => local::start(host, lease).await?,
         TransportKind::Ssh => ssh::start(host, lease).await?,
+        TransportKind::Standing => crate::standing::link::start(host, lease).await?,
     };
     link.stats.connect_ms = started.elapsed().as_millis() as u64;
     Ok(link)
@@ -71,7 +78,7 @@ const NEED: &[u8] = b"SHOAL-NEED ";
 
 /// Reads until the start marker or a `SHOAL-NEED` line, skipping whatever a
 /// login shell printed first (at most 64 KiB of it).
-pub(crate) async fn greet(out: &mut ChildStdout) -> Result<Greeting, TransportError> {
+pub(crate) async fn greet<R: AsyncRead + Unpin>(out: &mut R) -> Result<Greeting, TransportError> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
@@ -126,8 +133,24 @@ pub async fn stop(mut child: Child, grace: Duration) {
 }
 
 /// Exchanges `Hello`s and reads `HostInfo` on a freshly started agent.
-pub(crate) async fn handshake(mut child: Child, stdout: ChildStdout, prefix: Vec<u8>, stderr: StderrTail) -> Result<Link, TransportError> {
+pub(crate) async fn handshake(
+    mut child: Child,
+    stdout: tokio::process::ChildStdout,
+    prefix: Vec<u8>,
+    stderr: StderrTail,
+) -> Result<Link, TransportError> {
     let stdin = child.stdin.take().ok_or(TransportError::NotPiped("agent stdin"))?;
+    handshake_over(Some(child), stdin, Box::new(stdout), prefix, stderr).await
+}
+
+/// [`handshake`] over any pair of streams to an agent.
+pub(crate) async fn handshake_over<W: AsyncWrite + Unpin + Send + 'static>(
+    child: Option<Child>,
+    stdin: W,
+    stdout: LinkReader,
+    prefix: Vec<u8>,
+    stderr: StderrTail,
+) -> Result<Link, TransportError> {
     let (outbox, _writer) = spawn_writer(stdin);
     let mut reader = FrameReader::with_prefix(stdout, &prefix);
     let hash = binary::current().map(|b| b.hash.clone()).unwrap_or_default();
@@ -144,7 +167,7 @@ pub(crate) async fn handshake(mut child: Child, stdout: ChildStdout, prefix: Vec
     Ok(Link { reader, outbox, child, stderr, info, stats: ConnectStats::default() })
 }
 
-async fn expect(reader: &mut FrameReader<ChildStdout>, stderr: &StderrTail) -> Result<Message, TransportError> {
+async fn expect(reader: &mut FrameReader<LinkReader>, stderr: &StderrTail) -> Result<Message, TransportError> {
     let wrap = |e: WireError| TransportError::wire(e, stderr.text());
     loop {
         match reader.read_message().await.map_err(wrap)? {

@@ -141,17 +141,59 @@ fn bootstrap(host: &HostSpec, bin: &Binary, lease: Duration) -> Result<String, T
 }
 
 fn bootstrap_script(host: &HostSpec, bin: &Binary, lease: Duration) -> Result<String, TransportError> {
+    command_script(host, bin, &agent_words(lease)?)
+}
+
+/// The bootstrap with any subcommand of the deployed binary: `words` are
+/// shell words already quoted, where `"$w"` is the checked work dir.
+fn command_script(host: &HostSpec, bin: &Binary, words: &str) -> Result<String, TransportError> {
     let body = r#"w=@DIR@; b="$w/bin/shoal-@HASH@"
 if [ -e "$b" ] || [ -L "$b" ]; then
   owned "$w/."; plain "$w/bin"; plain "$b"
   if [ -x "$b" ]; then exec "$b" @AGENT@; fi
 fi
 printf 'SHOAL-NEED %s\n' "$(uname -sm)""#;
-    let script = body
-        .replace("@DIR@", &quote::path(&host.workdir)?)
-        .replace("@HASH@", &quote::word(&bin.hash)?)
-        .replace("@AGENT@", &agent_words(lease)?);
+    let script = body.replace("@DIR@", &quote::path(&host.workdir)?).replace("@HASH@", &quote::word(&bin.hash)?).replace("@AGENT@", words);
     Ok(format!("{CHECKS}{script}"))
+}
+
+/// The work dir in the words of [`run_deployed`]: the remote shell's
+/// checked `$w`.
+pub const WORKDIR_WORD: &str = "$w";
+
+/// Runs `<deployed binary> ARGS` on `host` (deploying the binary first
+/// if the host lacks it), with `stdin` as its standard input; returns
+/// what it printed after the agent's start marker, which it must print
+/// first. `ARGS` may hold [`WORKDIR_WORD`] for the host's work dir.
+pub async fn run_deployed(host: &HostSpec, args: &[String], stdin: &[u8]) -> Result<Vec<u8>, TransportError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bin = agent_binary(host)?;
+    let quoted = args.iter().map(|a| if a == WORKDIR_WORD { Ok(format!("\"{WORKDIR_WORD}\"")) } else { quote::word(a) });
+    let words = quoted.collect::<Result<Vec<_>, _>>()?.join(" ");
+    for _ in 0..2 {
+        let (mut child, stderr) = spawn(host, &quote::sh_script(&command_script(host, &bin, &words)?)?)?;
+        let mut input = child.stdin.take().ok_or(TransportError::NotPiped("ssh stdin"))?;
+        let _ = input.write_all(stdin).await;
+        drop(input);
+        let mut stdout = child.stdout.take().ok_or(TransportError::NotPiped("ssh stdout"))?;
+        let greeting = tokio::time::timeout(handshake_limit(host), greet(&mut stdout)).await;
+        match greeting {
+            Err(_) => return Err(timed_out(host, &stderr)),
+            Ok(Ok(Greeting::Agent(mut rest))) => {
+                let _ = tokio::time::timeout(handshake_limit(host), stdout.read_to_end(&mut rest)).await;
+                let _ = child.wait().await;
+                return Ok(rest);
+            }
+            Ok(Ok(Greeting::NeedBinary(uname))) => {
+                let _ = child.wait().await;
+                check_arch(&uname, host)?;
+                upload(host, &bin).await?;
+            }
+            Ok(Ok(Greeting::Eof(out))) => return Err(ssh_failed(host, child, &stderr, &out).await),
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+    Err(TransportError::StillMissing)
 }
 
 /// The agent's subcommand and flags as shell words. The work dir is the
