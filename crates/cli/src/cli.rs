@@ -238,6 +238,10 @@ pub enum ClusterCommand {
         /// Only these hosts (comma-separated names from the cluster file).
         #[arg(long, value_delimiter = ',')]
         hosts: Vec<String>,
+        /// Start only the coordinator (workers come from `shoal cluster
+        /// slurm` or `shoal worker --join`).
+        #[arg(long, conflicts_with_all = ["cluster", "hosts"])]
+        coordinator_only: bool,
         /// The address workers reach the coordinator at (default: this
         /// machine's address toward the first host).
         #[arg(long)]
@@ -261,6 +265,30 @@ pub enum ClusterCommand {
         name: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Submit a Slurm allocation whose nodes each run a worker that joins
+    /// the cluster (sbatch + srun; `down` cancels it).
+    #[command(after_help = "Example:\n  shoal cluster slurm --name lab --nodes 4 --time 2:00:00 -- --partition=compute")]
+    Slurm {
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Nodes to allocate: one worker each.
+        #[arg(long)]
+        nodes: u32,
+        /// The allocation's time limit, in Slurm's syntax (`1:00:00`, `60`).
+        #[arg(long)]
+        time: Option<String>,
+        /// Each node's work dir (`%n`: the node's name).
+        #[arg(long, default_value = "~/.shoal/slurm/%n")]
+        workdir: String,
+        /// Seconds to wait for the workers to join (0: return at once).
+        #[arg(long, default_value_t = 120)]
+        wait: u64,
+        #[arg(long)]
+        json: bool,
+        /// More `sbatch` arguments (`--partition`, `--account`, ...).
+        #[arg(last = true)]
+        sbatch: Vec<String>,
     },
     /// Stop the coordinator and every worker; safe to run twice.
     Down {
@@ -286,7 +314,8 @@ pub struct WorkerArgs {
     /// Task slots (default: the number of cores).
     #[arg(long)]
     pub slots: Option<u32>,
-    /// Where agents keep bin/, blocks/ and runs/ (default: ~/.shoal).
+    /// Where agents keep bin/, blocks/ and runs/; `%n` is the worker's
+    /// name (one dir per node on a shared file system).
     #[arg(long, default_value = "~/.shoal")]
     pub workdir: String,
     /// The coordinator's HOST:PORT, instead of the access file's.

@@ -10,9 +10,13 @@ use crate::cli::{ClusterArg, ClusterCommand, WorkerArgs};
 
 pub async fn cluster(c: ClusterCommand) -> anyhow::Result<i32> {
     match c {
-        ClusterCommand::Up { name, cluster, hosts, advertise, port, max_applications, heartbeat_timeout, json } => {
+        ClusterCommand::Up { name, cluster, hosts, coordinator_only, advertise, port, max_applications, heartbeat_timeout, json } => {
             let arg = ClusterArg { cluster, on: None, hosts };
-            let spec = crate::commands::load_cluster(&arg, "").await?;
+            let mut spec = crate::commands::load_cluster(&arg, "").await?;
+            if coordinator_only {
+                spec.hosts.clear();
+                spec.source = None;
+            }
             let opts = control::UpOptions { name, cluster: spec, advertise, port, max_applications, heartbeat_timeout };
             let report = control::up(&opts).await?;
             let failed = report.hosts.iter().filter(|h| h.state == "failed").count();
@@ -41,6 +45,23 @@ pub async fn cluster(c: ClusterCommand) -> anyhow::Result<i32> {
                 print!("{}", printable(&control::render(&status)));
             }
             Ok(0)
+        }
+        ClusterCommand::Slurm { name, nodes, time, workdir, wait, json, sbatch } => {
+            let opts = shoal::standing::slurm::SlurmOptions {
+                name,
+                nodes,
+                time,
+                workdir,
+                extra: sbatch,
+                wait: std::time::Duration::from_secs(wait),
+            };
+            let sub = shoal::standing::slurm::submit(&opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&sub)?);
+            } else {
+                println!("Slurm job {}: {} of {} workers joined ({})", sub.job, sub.joined.len(), sub.nodes, list(&sub.joined));
+            }
+            Ok(if sub.joined.len() as u32 >= nodes || wait == 0 { 0 } else { 3 })
         }
         ClusterCommand::Down { name, json } => {
             let report = control::down(&name).await?;
@@ -98,7 +119,10 @@ pub fn worker(a: WorkerArgs) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    let workdir = shoal::transport::local::expand_home(&a.workdir);
+    let name =
+        a.name.clone().unwrap_or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string());
+    // `%n`: the worker's name (one work dir per node on a shared file system).
+    let workdir = shoal::transport::local::expand_home(&a.workdir.replace("%n", &name));
     let coordinator = match (&a.coordinator, a.coordinator_port) {
         (Some(c), _) => c.clone(),
         (None, Some(port)) => {

@@ -38,6 +38,34 @@ pub fn busybox_image(tag: &str) -> Option<MutexGuard<'static, ()>> {
     Some(guard)
 }
 
+/// Takes the container lock and builds `tag`: the busybox image plus the
+/// `shoal` binary at `/shoal` and the shared libraries it links (from
+/// `ldd`), and an empty `/tmp`: a standing cluster's worker in a
+/// container. `None` (skip) as for [`busybox_image`].
+#[track_caller]
+pub fn shoal_worker_image(tag: &str) -> Option<MutexGuard<'static, ()>> {
+    let guard = busybox_image(&format!("{tag}-base"))?;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let root = dir.path().join("rootfs");
+    fs::create_dir_all(root.join("tmp")).expect("make rootfs/tmp");
+    let shoal = crate::bin::shoal();
+    fs::copy(&shoal, root.join("shoal")).expect("copy the shoal binary");
+    let ldd = Command::new("ldd").arg(&shoal).output().expect("run ldd");
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` or `/lib64/ld-linux-x86-64.so.2 (0x...)`
+        let path = line.split("=>").last().and_then(|r| r.split_whitespace().next()).filter(|p| p.starts_with('/'));
+        if let Some(p) = path {
+            let dest = root.join(p.trim_start_matches('/'));
+            fs::create_dir_all(dest.parent().unwrap()).expect("make a lib dir");
+            fs::copy(p, &dest).expect("copy a shared library");
+        }
+    }
+    fs::write(dir.path().join("Dockerfile"), format!("FROM {tag}-base\nCOPY rootfs/ /\n")).expect("write the Dockerfile");
+    let built = Command::new("docker").args(["build", "-q", "-t", tag]).arg(dir.path()).output().expect("run docker build");
+    assert!(built.status.success(), "docker build: {}", String::from_utf8_lossy(&built.stderr));
+    Some(guard)
+}
+
 /// How many containers named `shoal-*` exist, running or not.
 pub fn shoal_containers() -> usize {
     let out = Command::new("docker").args(["ps", "-a", "-q", "--filter", "name=shoal-"]).output().expect("run docker ps");

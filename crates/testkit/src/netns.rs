@@ -41,6 +41,16 @@ pub fn script(args: &[&str]) -> Output {
         .expect("run scripts/testcluster")
 }
 
+/// Runs `scripts/testslurm ARGS` (Slurm on the test hosts) on the shared
+/// cluster directory.
+pub fn slurm(args: &[&str]) -> Output {
+    Command::new(bin::repo().join("scripts/testslurm"))
+        .args(args)
+        .env("SHOAL_TESTCLUSTER_DIR", dir())
+        .output()
+        .expect("run scripts/testslurm")
+}
+
 /// Brings the cluster up once per test binary and takes it for one test;
 /// `None` (skip, with the reason) only outside CI.
 pub fn up() -> Option<(MutexGuard<'static, ()>, &'static Cluster)> {

@@ -32,4 +32,5 @@ mod local;
 mod run;
 mod skip_bad_records;
 mod standing;
+mod standing_cluster;
 mod state;

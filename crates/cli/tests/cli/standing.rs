@@ -173,3 +173,56 @@ fn access_files_others_can_read_and_unknown_clusters_are_named_with_the_fix() {
     assert_eq!(second["coordinator_stopped"], false, "{second}");
     c.shoal().args(["cluster", "status", "--name", "perm"]).run().code(1).stderr_has("does not answer");
 }
+
+#[test]
+fn a_worker_in_a_docker_container_joins_with_the_worker_access_and_runs_tasks() {
+    let Some(_docker) = shoal_testkit::docker::shoal_worker_image("shoal-worker-test") else { return };
+    let name = "shoal-standing-worker";
+    let _ = std::process::Command::new("docker").args(["rm", "-f", name]).output();
+    let c = Standing::new("dock");
+    c.up(&["--coordinator-only"]);
+    let access = c.dir().join("worker.access");
+    let run = std::process::Command::new("docker")
+        .args(["run", "-d", "--name", name, "--network", "host", "-e", "HOME=/tmp", "-v"])
+        .arg(format!("{}:/access:ro", access.display()))
+        .args([
+            "shoal-worker-test",
+            "/shoal",
+            "worker",
+            "--join",
+            "/access",
+            "--name",
+            "box1",
+            "--workdir",
+            "/tmp/w",
+            "--slots",
+            "2",
+            "--started-by",
+            "docker",
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "docker run: {}", String::from_utf8_lossy(&run.stderr));
+    let joined = shoal_testkit::process::wait_for(20, || {
+        c.status()["workers"].as_array().unwrap().iter().any(|w| w["name"] == "box1" && w["alive"] == true)
+    });
+    let logs = || String::from_utf8_lossy(&std::process::Command::new("docker").args(["logs", name]).output().unwrap().stderr).into_owned();
+    assert!(joined, "the container's worker never joined: {}", logs());
+    let status = c.status();
+    assert_eq!(status["workers"][0]["started_by"], "docker", "{status}");
+    // The job runs in the container (its binary is sent over the session).
+    let job = tempfile::tempdir().unwrap();
+    small_job(job.path());
+    std::fs::write(job.path().join("job.toml"), "[job]\nname = \"where\"\n[input]\npath = \"in.txt\"\npartitions = 1\n[map]\ncommand = \"cat; test -f /access && echo in-the-container\"\n[output]\npath = \"out.txt\"\n").unwrap();
+    c.shoal().args(["run", "job.toml", "--on", "dock"]).in_dir(job.path()).run().success();
+    assert_eq!(std::fs::read_to_string(job.path().join("out.txt")).unwrap(), "a\nb\nc\nin-the-container\n");
+    // Down stops the worker: the container exits, cleanly.
+    c.down().success();
+    let exited = shoal_testkit::process::wait_for(15, || {
+        let s =
+            std::process::Command::new("docker").args(["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", name]).output().unwrap();
+        String::from_utf8_lossy(&s.stdout).trim() == "exited 0"
+    });
+    assert!(exited, "the container's worker did not stop with the cluster: {}", logs());
+    let _ = std::process::Command::new("docker").args(["rm", "-f", name]).output();
+}

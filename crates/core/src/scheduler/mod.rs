@@ -195,6 +195,13 @@ pub enum Event {
         slots: u32,
         now: Duration,
     },
+    /// A host's share of slots changed (a standing cluster divides its
+    /// workers between applications): 0 means no new task there; what
+    /// runs there goes on.
+    Slots {
+        host: HostId,
+        slots: u32,
+    },
     /// A host is gone with everything it held.
     HostLost {
         host: HostId,

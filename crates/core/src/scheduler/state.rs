@@ -254,6 +254,11 @@ impl Scheduler {
         let tick = matches!(event, Event::Tick { .. });
         match event {
             Event::HostUp { host, slots, .. } => self.host_up(host, slots),
+            Event::Slots { host, slots } => {
+                if let Some(h) = self.hosts.get_mut(&host) {
+                    h.slots = slots;
+                }
+            }
             Event::HostLost { host, .. } => self.host_lost(host),
             Event::TaskSucceeded { task, attempt, .. } => self.succeeded(task, attempt, &mut out),
             Event::TaskFailed { task, attempt, kind, .. } => self.failed(task, attempt, kind, &mut out),
@@ -291,7 +296,7 @@ fn event_time(event: &Event) -> Option<Duration> {
         | Event::TaskSucceeded { now, .. }
         | Event::TaskFailed { now, .. }
         | Event::Tick { now } => Some(*now),
-        Event::Collected { .. } | Event::Pipeline { .. } | Event::Cancel => None,
+        Event::Collected { .. } | Event::Pipeline { .. } | Event::Slots { .. } | Event::Cancel => None,
     }
 }
 

@@ -673,3 +673,21 @@ fn a_task_pinned_only_to_its_host_retries_there_and_fails_the_run_when_that_host
     );
     assert_eq!(s.task_state(TaskId(0)), TaskState::Failed);
 }
+
+#[test]
+fn a_host_whose_share_drops_to_zero_takes_no_new_task_until_it_grows_again() {
+    let slots = |h: u32, n: u32| Event::Slots { host: HostId(h), slots: n };
+    table(
+        sched(maps(4)),
+        &[
+            (up(0, 2), vec![launch(0, 0, 0), launch(1, 1, 0)]),
+            // Another application came: this one keeps what runs, starts nothing more.
+            (slots(0, 0), vec![]),
+            (ok(0, 0, 1), vec![commit(0, 0, 0)]),
+            (collected(0), vec![]),
+            // It went: room again, for one task.
+            (slots(0, 2), vec![launch(2, 2, 0)]),
+            (ok(1, 1, 2), vec![commit(1, 1, 0), launch(3, 3, 0)]),
+        ],
+    );
+}

@@ -255,7 +255,9 @@ async fn client(name: &str) -> super::Result<(secure::Receiver, secure::Sender, 
 pub async fn status(name: &str) -> super::Result<Status> {
     let (mut rx, mut tx, addr) = client(name).await?;
     tx.send(&ClientHello::Status).await?;
-    rx.recv::<Status>().await?.ok_or_else(|| super::said!("the coordinator at {addr} closed the connection"))
+    let mut status = rx.recv::<Status>().await?.ok_or_else(|| super::said!("the coordinator at {addr} closed the connection"))?;
+    status.allocations = super::slurm::allocations(&ClusterFiles::of(name)?).await;
+    Ok(status)
 }
 
 /// What `down` did.
@@ -298,6 +300,9 @@ pub async fn down(name: &str) -> super::Result<DownReport> {
         report.coordinator_stopped = true;
     }
     let _ = std::fs::remove_file(files.pid());
+    for job in super::slurm::cancel_all(&files).await? {
+        report.notes.push(format!("Slurm job {job}: cancelled"));
+    }
     // Workers that were cut off from the coordinator did not hear `Stop`:
     // make sure over ssh, on every host of the cluster file `up` used.
     let cluster = file.and_then(|f| f.cluster_file).and_then(|p| crate::driver::specs::find_cluster(Some(&p)).ok());
@@ -409,6 +414,9 @@ pub fn render(s: &Status) -> String {
             a.slots,
             a.age_ms as f64 / 1000.0
         ));
+    }
+    for a in &s.allocations {
+        out.push_str(&format!("slurm job {}: {} {}\n", a.job, a.state, a.nodes));
     }
     if s.refused > 0 {
         out.push_str(&format!("refused connections: {} (last: {})\n", s.refused, s.refusals.last().map_or("", |r| r.as_str())));

@@ -425,6 +425,7 @@ impl Coordinator {
             refusals: s.refusals.iter().cloned().collect(),
             decoded_client: s.decoded_client,
             decoded_worker: s.decoded_worker,
+            allocations: Vec::new(),
         }
     }
 

@@ -15,7 +15,8 @@
 //! - [`coordinator`], [`worker`]: the two daemons;
 //! - [`link`]: the driver's side (the application, the `standing`
 //!   transport);
-//! - [`control`]: `up`, `status`, `down`.
+//! - [`control`]: `up`, `status`, `down`;
+//! - [`slurm`]: workers started by a Slurm allocation.
 
 pub mod access;
 pub mod control;
@@ -23,6 +24,7 @@ pub mod coordinator;
 pub mod link;
 pub mod proto;
 pub mod secure;
+pub mod slurm;
 pub mod worker;
 
 pub use access::{Access, AccessError, ClusterFiles};

@@ -138,6 +138,9 @@ pub struct Status {
     /// bytes ever are).
     pub decoded_client: u64,
     pub decoded_worker: u64,
+    /// Slurm allocations of `shoal cluster slurm` (filled in by the
+    /// client from the cluster's directory and `squeue`).
+    pub allocations: Vec<super::slurm::Allocation>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -172,6 +172,14 @@ impl<'a> RunBook<'a> {
         self.effects()
     }
 
+    /// A host's share of slots changed (a standing cluster's coordinator
+    /// divided them anew): new tasks go there only while it has room.
+    pub fn on_slots(&mut self, host: usize, slots: u32, now: Duration) -> Vec<Effect> {
+        self.now = now;
+        self.feed(Event::Slots { host: HostId(host as u32), slots });
+        self.effects()
+    }
+
     /// Time passes: locality waits, speculation, stalls.
     pub fn on_tick(&mut self, now: Duration) -> Vec<Effect> {
         self.now = now;

@@ -110,6 +110,8 @@ impl<'a> Engine<'a> {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         use tokio::signal::unix::{signal, SignalKind};
         let (mut int, mut term) = (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok());
+        // On a standing cluster, the coordinator's share of each worker.
+        let mut shares = crate::standing::link::current().map(|a| a.shares.clone());
         while !self.book.is_over() && !self.abandoned() {
             tokio::select! {
                 Some(ev) = events.recv() => {
@@ -126,6 +128,7 @@ impl<'a> Engine<'a> {
                 }
                 Some(back) = self.back_rx.recv() => self.on_back(back),
                 _ = tick.tick() => self.on_tick(),
+                Some(grants) = next_share(&mut shares) => self.on_share(&grants),
                 Some(()) = next_signal(&mut int) => self.on_interrupt(),
                 Some(()) = next_signal(&mut term) => self.on_interrupt(),
             }
@@ -135,6 +138,17 @@ impl<'a> Engine<'a> {
         }
         self.finish_display();
         self.book.take_ending().unwrap_or(Ending::Done)
+    }
+
+    /// A standing cluster's coordinator divided the workers anew: each
+    /// host's slots become its new share (0: no new task there).
+    fn on_share(&mut self, grants: &[crate::standing::proto::Grant]) {
+        for i in 0..self.hosts.len() {
+            let slots = grants.iter().find(|g| g.worker == self.hosts[i].name()).map_or(0, |g| g.slots);
+            let now = self.now();
+            let effects = self.book.on_slots(i, slots, now);
+            self.carry_out(effects);
+        }
     }
 
     /// The user interrupted twice: the run is left as it is, nothing more
@@ -365,6 +379,19 @@ impl<'a> Engine<'a> {
 const BURST: usize = 256;
 
 /// The next delivery of a signal, or never when it could not be watched.
+/// The next share of a standing cluster's application; never, without one.
+async fn next_share(
+    shares: &mut Option<tokio::sync::watch::Receiver<Vec<crate::standing::proto::Grant>>>,
+) -> Option<Vec<crate::standing::proto::Grant>> {
+    match shares {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_signal(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
     match s {
         Some(s) => s.recv().await,
