@@ -89,6 +89,22 @@ pub struct ClusterSpec {
     pub python: PythonSpec,
     /// How data moves between hosts (`data = "direct" | "relay"`).
     pub data: DataPath,
+    /// How a standing cluster's workers reach its coordinator
+    /// (`tunnel = "none" | "ssh"`).
+    pub tunnel: Tunnel,
+}
+
+/// How a standing cluster's workers reach its coordinator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tunnel {
+    /// Straight to its port.
+    #[default]
+    None,
+    /// Through an ssh connection from the coordinator's machine to each
+    /// host (a port forwarded to the host's loopback): only port 22 needs
+    /// to be open; shuffle data then goes through the driver.
+    Ssh,
 }
 
 /// How shuffle data moves between hosts.
@@ -140,7 +156,7 @@ const HOST_KEYS: &[&str] = &[
 /// Keys that say which machine a host is, so sharing them makes no sense.
 const PER_HOST_ONLY: &[&str] = &["address", "transport"];
 
-const TOP_KEYS: &[&str] = &["defaults", "hosts", "python", "data"];
+const TOP_KEYS: &[&str] = &["defaults", "hosts", "python", "data", "tunnel"];
 
 const PYTHON_KEYS: &[&str] = &["python", "python_on", "requirements", "wheels"];
 
@@ -184,7 +200,7 @@ impl ClusterSpec {
         let mut h = HostSpec::new("local");
         h.transport = TransportKind::Local;
         h.address = "localhost".into();
-        ClusterSpec { source: None, hosts: vec![h], python: PythonSpec::default(), data: DataPath::Direct }
+        ClusterSpec { source: None, hosts: vec![h], python: PythonSpec::default(), data: DataPath::Direct, tunnel: Tunnel::None }
     }
 
     /// Parses and validates cluster text; `path` names it in errors and
@@ -210,7 +226,11 @@ impl ClusterSpec {
             Some(d) => cx.data(d)?,
             None => DataPath::Direct,
         };
-        Ok(ClusterSpec { source: Some(path.to_path_buf()), hosts, python, data })
+        let tunnel = match find(top, "tunnel") {
+            Some(t) => cx.tunnel(t)?,
+            None => Tunnel::None,
+        };
+        Ok(ClusterSpec { source: Some(path.to_path_buf()), hosts, python, data, tunnel })
     }
 
     /// The host called `name`.
@@ -236,7 +256,7 @@ impl ClusterSpec {
         let hosts = self.hosts.iter().filter(|h| names.contains(&h.name)).cloned().collect();
         // `python_on` keeps the entries of hosts left out: they are still
         // hosts of the file, and nothing asks for their interpreter.
-        Ok(ClusterSpec { source: self.source.clone(), hosts, python: self.python.clone(), data: self.data })
+        Ok(ClusterSpec { source: self.source.clone(), hosts, python: self.python.clone(), data: self.data, tunnel: self.tunnel })
     }
 }
 
@@ -635,6 +655,17 @@ impl Cx<'_> {
             "relay" => Ok(DataPath::Relay),
             other => Err(self.bad(e, Owner::Top, format_args!("data must be \"direct\" or \"relay\", not \"{other}\"")).hint(
                 "\"direct\" (the default) moves shuffle data host to host where hosts reach each other; \"relay\" sends it all through the driver, for hosts that reach each other only through ssh",
+            )),
+        }
+    }
+
+    /// The top-level `tunnel` key.
+    fn tunnel(&self, e: &Entry) -> R<Tunnel> {
+        match self.string(e, Owner::Top)?.as_str() {
+            "none" => Ok(Tunnel::None),
+            "ssh" => Ok(Tunnel::Ssh),
+            other => Err(self.bad(e, Owner::Top, format_args!("tunnel must be \"none\" or \"ssh\", not \"{other}\"")).hint(
+                "\"ssh\" carries a standing cluster's connections through ssh, for hosts that only port 22 reaches; \"none\" (the default) has workers connect to the coordinator's port",
             )),
         }
     }

@@ -304,3 +304,45 @@ fn slurm_started_workers_run_a_job_like_ssh_hosts_and_down_leaves_no_slurm_job()
     assert!(wait_for(15, || queue().is_empty()), "a Slurm job is left: {}", queue());
     nothing_left(c, 15);
 }
+
+#[test]
+fn with_tunnel_ssh_workers_behind_a_firewall_join_through_ssh_and_jobs_run() {
+    let Some((_g, c)) = netns::up() else { return };
+    heal_all();
+    // Every host can be reached on port 22 only: no connection out.
+    for h in netns::HOSTS {
+        assert!(netns::script(&["wall", h]).status.success(), "testcluster wall {h} failed");
+    }
+    struct Heal;
+    impl Drop for Heal {
+        fn drop(&mut self) {
+            heal_all();
+        }
+    }
+    let _heal = Heal;
+    let walled = Standing::new("walled");
+    let plain = walled.shoal().args(["cluster", "up", "--name", "walled", "--cluster", &c.arg(), "--json"]).run().code(3).json();
+    for h in plain["hosts"].as_array().unwrap() {
+        assert_eq!(h["state"], "failed", "{plain}");
+        assert!(h["error"].as_str().unwrap().contains("did not join the coordinator"), "{h}");
+    }
+    walled.down().success();
+    let file = c.dir.join("standing").join("tunnel.toml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, format!("tunnel = \"ssh\"\n{}", std::fs::read_to_string(&c.file).unwrap())).unwrap();
+    let lab = Standing::new("tunnel");
+    let up = lab.up(&["--cluster", &file.display().to_string()]);
+    assert_eq!(alive(&lab.status()), ["h1", "h2", "h3"], "{up}");
+    let dir = job(c, "through-tunnels", 6, "0");
+    let ran = lab.shoal().args(["run", "job.toml", "--json", "--on", "tunnel"]).in_dir(&dir).run().success().json();
+    sums_are_exact(&dir);
+    // The hosts cannot reach each other either: the shuffle went through the driver.
+    assert_eq!(ran["shuffle"]["direct_bytes"], 0, "{}", ran["shuffle"]);
+    lab.down().success();
+    let tunnels = || {
+        let out = std::process::Command::new("pgrep").args(["-f", "ssh -N -R 127.0.0.1:"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(wait_for(5, || tunnels().is_empty()), "ssh tunnels left running: {}", tunnels());
+    nothing_left(c, 10);
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use shoal_core::cluster::{ClusterSpec, HostSpec, TransportKind};
+use shoal_core::cluster::{ClusterSpec, HostSpec, TransportKind, Tunnel};
 use tokio::task::JoinSet;
 
 use super::access::{Access, AccessError, ClusterFiles, CoordinatorFile};
@@ -86,11 +86,18 @@ pub async fn up(opts: &UpOptions) -> super::Result<UpReport> {
     })?;
     let coordinator_started = ensure_coordinator(&files, &opts.name).await?;
     let access_text = std::fs::read_to_string(files.worker())?;
+    let tunnel = opts.cluster.tunnel == Tunnel::Ssh;
     let mut set = JoinSet::new();
     for host in opts.cluster.hosts.clone() {
         let (text, port, worker_access) = (access_text.clone(), file.port, files.worker());
+        let tunnel_pid = files.dir.join(format!("tunnel-{}.pid", host.name));
         set.spawn(async move {
-            let started = start_worker(&host, port, &text, &worker_access).await;
+            if tunnel && host.transport == TransportKind::Ssh {
+                if let Err(e) = ensure_tunnel(&host, port, &tunnel_pid) {
+                    return (host.name.clone(), Err(e));
+                }
+            }
+            let started = start_worker(&host, port, tunnel, &text, &worker_access).await;
             (host.name.clone(), started)
         });
     }
@@ -194,12 +201,47 @@ async fn ensure_coordinator(files: &ClusterFiles, name: &str) -> super::Result<b
 
 /// Starts (or finds) the worker on `host`; returns `started` or
 /// `running` and its pid.
-async fn start_worker(host: &HostSpec, port: u16, access: &str, access_path: &std::path::Path) -> Result<(String, Option<u32>), String> {
+/// Starts the ssh tunnel to `host` unless it runs (its pid file).
+fn ensure_tunnel(host: &HostSpec, port: u16, pid_file: &std::path::Path) -> Result<(), String> {
+    if worker::running(pid_file, "-N").is_some() {
+        return Ok(());
+    }
+    let mut cmd = ssh::tunnel_command(host, port);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: setsid in the child between fork and exec touches no memory
+    // of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| format!("cannot start the ssh tunnel: {e}"))?;
+    crate::driver::run::private::write_atomic(pid_file, |f| std::io::Write::write_all(f, format!("{}\n", child.id()).as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", pid_file.display()))?;
+    // Reaped by nobody: it lives on in its own session, as the coordinator.
+    std::mem::forget(child);
+    Ok(())
+}
+
+async fn start_worker(
+    host: &HostSpec,
+    port: u16,
+    tunnel: bool,
+    access: &str,
+    access_path: &std::path::Path,
+) -> Result<(String, Option<u32>), String> {
     let out = match host.transport {
         TransportKind::Ssh => {
             let mut args: Vec<String> =
                 ["worker", "--join", "-", "--name", &host.name, "--workdir", ssh::WORKDIR_WORD].map(String::from).to_vec();
-            args.extend(["--coordinator-port".into(), port.to_string(), "--detach".into(), "--marker".into()]);
+            if tunnel {
+                // The tunnel's end on the host's loopback.
+                args.extend(["--coordinator".into(), format!("127.0.0.1:{port}")]);
+            } else {
+                args.extend(["--coordinator-port".into(), port.to_string()]);
+            }
+            args.extend(["--detach".into(), "--marker".into()]);
             if let Some(s) = host.slots {
                 args.extend(["--slots".into(), s.to_string()]);
             }
@@ -318,6 +360,17 @@ pub async fn down(name: &str) -> super::Result<DownReport> {
                 Ok(false) => {}
                 Err(e) => report.notes.push(format!("{host}: cannot check for a worker left running: {e}")),
             }
+        }
+    }
+    // Last, the ssh tunnels (the workers needed them to hear `Stop`).
+    for entry in std::fs::read_dir(&files.dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("tunnel-") && name.ends_with(".pid") {
+            if let Some(pid) = worker::running(&entry.path(), "-N") {
+                // SAFETY: a plain syscall on the tunnel's ssh process.
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            }
+            let _ = std::fs::remove_file(entry.path());
         }
     }
     report.notes.sort();

@@ -76,6 +76,32 @@ pub fn ssh_args(host: &HostSpec) -> Vec<String> {
     a
 }
 
+/// The `ssh` command that keeps a standing cluster's tunnel to `host`:
+/// `port` on the host's loopback forwarded to `port` on this machine's
+/// (`-R`), nothing run there (`-N`). The same locked options as every
+/// other connection, except the one that clears forwardings (this one
+/// forwarding is Shoal's own, to the coordinator, which authenticates
+/// every connection).
+pub fn tunnel_command(host: &HostSpec, port: u16) -> std::process::Command {
+    let mut cmd = std::process::Command::new("ssh");
+    let forward = format!("127.0.0.1:{port}:127.0.0.1:{port}");
+    cmd.args(["-N", "-R", &forward, "-o", "ExitOnForwardFailure=yes"]);
+    let args = ssh_args(host);
+    let mut skip = false;
+    for (i, a) in args.iter().enumerate() {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if a == "-o" && args.get(i + 1).is_some_and(|v| v == "ClearAllForwardings=yes") {
+            skip = true;
+            continue;
+        }
+        cmd.arg(a);
+    }
+    cmd
+}
+
 pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportError> {
     let bin = agent_binary(host)?;
     let mut uploaded = 0;
