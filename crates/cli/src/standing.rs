@@ -143,7 +143,7 @@ pub fn worker(a: WorkerArgs) -> anyhow::Result<i32> {
     let pid_file = dir.join("worker.pid");
     if a.detach {
         std::fs::create_dir_all(&dir)?;
-        if let Some(pid) = worker::running(&pid_file, "worker") {
+        if let Some(pid) = worker::running(&pid_file, &["worker", "--name", &name]) {
             marker(format!("SHOAL-WORKER running {pid}"));
             return Ok(0);
         }

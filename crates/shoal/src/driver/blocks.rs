@@ -216,16 +216,23 @@ fn store_local(s: &Source, store: &Path, stream: u64) -> Result<(), TransferErro
 }
 
 /// A local agent shares this machine's file systems: its blocks are
-/// verified, immutable files, so the driver copies one directly (the
-/// kernel's copy_file_range) instead of streaming it through the pipe. A
-/// copy, not a hard link: a user who edits an output in place must never
-/// reach into the agent's cache. `None` means "stream it" (another
+/// verified, immutable files (0400, never written again, only unlinked
+/// when evicted), so the driver takes one by a hard link (one more name
+/// for the same bytes: nothing is copied or written) or, across file
+/// systems, copies it (the kernel's copy_file_range) instead of streaming
+/// it through the pipe. A part that shares its bytes with a block is
+/// never handed to the user as it is: a directory output copies a part
+/// that has other names (`run/output.rs`), so that editing an output can
+/// never reach into the agent's cache. `None` means "stream it" (another
 /// transport, or the block is gone).
 fn link_local(host: &Host, hash: Hash, dest: &Path) -> Option<u64> {
     if host.spec.transport != shoal_core::cluster::TransportKind::Local {
         return None;
     }
     let src = Path::new(&host.info.workdir).join("blocks").join(shoal_wire::hex(&hash));
+    if std::fs::hard_link(&src, dest).is_ok() {
+        return std::fs::metadata(dest).ok().map(|m| m.len());
+    }
     let mut from = std::fs::File::open(src).ok()?;
     let mut to = private::create(dest).ok()?;
     let copied = std::io::copy(&mut from, &mut to).and_then(|size| to.sync_data().map(|()| size));

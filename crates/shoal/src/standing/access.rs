@@ -107,6 +107,12 @@ impl Access {
 
     /// Reads an access file, refusing one others can read.
     pub fn load(path: &Path) -> Result<Access, AccessError> {
+        if !path.exists() {
+            return Err(AccessError::Invalid {
+                path: path.to_path_buf(),
+                why: "no such access file (`shoal cluster up` writes client.access and worker.access in ~/.shoal/clusters/NAME/)".into(),
+            });
+        }
         check_private(path)?;
         let text = fs::read_to_string(path).map_err(io(path))?;
         Access::parse(&text, path)
@@ -140,6 +146,9 @@ pub struct CoordinatorFile {
     pub max_applications: u32,
     /// Silence after which a worker is lost, in milliseconds.
     pub heartbeat_timeout_ms: u64,
+    /// Workers started by `up` reach the coordinator through ssh tunnels.
+    #[serde(default)]
+    pub tunnel: bool,
 }
 
 impl CoordinatorFile {
@@ -222,6 +231,7 @@ impl ClusterFiles {
             cluster_file: None,
             max_applications: 0,
             heartbeat_timeout_ms: 5000,
+            tunnel: false,
         };
         let new = fresh(&base);
         write_private(&path, &toml::to_string(&new).expect("serializes"))?;

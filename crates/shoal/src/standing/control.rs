@@ -61,6 +61,16 @@ pub async fn up(opts: &UpOptions) -> super::Result<UpReport> {
         None => guess_advertise(&opts.cluster).await,
     };
     let cluster_file = opts.cluster.source.clone().map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+    if let (Some(port), Ok(old)) = (opts.port, CoordinatorFile::load(&files.coordinator())) {
+        if old.port != port && worker::running(&files.pid(), &["coordinator", "--name", &opts.name]).is_some() {
+            return Err(super::said!(
+                "the coordinator of {} runs on port {}: stop the cluster first (`shoal cluster down --name {}`) to move it to {port}",
+                opts.name,
+                old.port,
+                opts.name
+            ));
+        }
+    }
     let file = files.ensure(|old| {
         let mut new = old.clone();
         new.cluster = opts.name.clone();
@@ -82,6 +92,9 @@ pub async fn up(opts: &UpOptions) -> super::Result<UpReport> {
         if let Some(t) = opts.heartbeat_timeout {
             new.heartbeat_timeout_ms = t.as_millis() as u64;
         }
+        if !opts.cluster.hosts.is_empty() {
+            new.tunnel = opts.cluster.tunnel == Tunnel::Ssh;
+        }
         new
     })?;
     let coordinator_started = ensure_coordinator(&files, &opts.name).await?;
@@ -90,6 +103,9 @@ pub async fn up(opts: &UpOptions) -> super::Result<UpReport> {
     let mut set = JoinSet::new();
     for host in opts.cluster.hosts.clone() {
         let (text, port, worker_access) = (access_text.clone(), file.port, files.worker());
+        // Told explicitly where the coordinator is: the workers use that
+        // rather than the address their ssh session came from (NAT, ProxyJump).
+        let at = opts.advertise.as_ref().map(|a| format!("{a}:{port}"));
         let tunnel_pid = files.dir.join(format!("tunnel-{}.pid", host.name));
         set.spawn(async move {
             if tunnel && host.transport == TransportKind::Ssh {
@@ -97,7 +113,7 @@ pub async fn up(opts: &UpOptions) -> super::Result<UpReport> {
                     return (host.name.clone(), Err(e));
                 }
             }
-            let started = start_worker(&host, port, tunnel, &text, &worker_access).await;
+            let started = start_worker(&host, port, at.as_deref(), tunnel, &text, &worker_access).await;
             (host.name.clone(), started)
         });
     }
@@ -119,10 +135,18 @@ pub async fn up(opts: &UpOptions) -> super::Result<UpReport> {
             for h in hosts.iter_mut().filter(|h| h.state != "failed") {
                 if !s.workers.iter().any(|x| x.name == h.host && x.alive) {
                     h.state = "failed".into();
-                    h.error = Some(format!(
-                        "its worker started but did not join the coordinator at {}:{} within 20s: can the host reach this machine on that port? (see the worker's log, {}/clusters/{}/worker.log on that host; or set --advertise)",
-                        file.advertise, file.port, worker_dir_hint(&opts.cluster, &h.host), opts.name
-                    ));
+                    let log = format!("{}/clusters/{}/worker.log on that host", worker_dir_hint(&opts.cluster, &h.host), opts.name);
+                    h.error = Some(if tunnel {
+                        format!(
+                            "its worker started but did not join the coordinator through the ssh tunnel within 20s: see {} here, and {log}",
+                            files.dir.join(format!("tunnel-{}.log", h.host)).display()
+                        )
+                    } else {
+                        format!(
+                            "its worker started but did not join the coordinator at {}:{} within 20s: can the host reach this machine on that port? (see {log}; set --advertise to an address the hosts reach, or tunnel = \"ssh\" in the cluster file when only ssh reaches them)",
+                            file.advertise, file.port
+                        )
+                    });
                 }
             }
             break s;
@@ -160,7 +184,7 @@ async fn guess_advertise(cluster: &ClusterSpec) -> Option<String> {
 
 /// Starts the coordinator if it is not running; true if it was started.
 async fn ensure_coordinator(files: &ClusterFiles, name: &str) -> super::Result<bool> {
-    if worker::running(&files.pid(), "coordinator").is_some() && status(name).await.is_ok() {
+    if worker::running(&files.pid(), &["coordinator", "--name", name]).is_some() && status(name).await.is_ok() {
         return Ok(false);
     }
     let exe = crate::binary::current()?.path.clone();
@@ -201,13 +225,31 @@ async fn ensure_coordinator(files: &ClusterFiles, name: &str) -> super::Result<b
 
 /// Starts (or finds) the worker on `host`; returns `started` or
 /// `running` and its pid.
-/// Starts the ssh tunnel to `host` unless it runs (its pid file).
+/// The `-R` argument of a tunnel to the coordinator's `port`.
+fn tunnel_forward(port: u16) -> String {
+    format!("127.0.0.1:{port}:127.0.0.1:{port}")
+}
+
+/// Starts the ssh tunnel to `host` unless it runs (its pid file). Its
+/// stderr goes to `tunnel-HOST.log` beside the pid file. Refused when the
+/// user's ssh config adds forwardings of its own to that host: a
+/// long-lived connection must not open other doors into this machine.
 fn ensure_tunnel(host: &HostSpec, port: u16, pid_file: &std::path::Path) -> Result<(), String> {
-    if worker::running(pid_file, "-N").is_some() {
+    let forward = tunnel_forward(port);
+    if worker::running(pid_file, &["-N", "-R", &forward]).is_some() {
         return Ok(());
     }
+    let extra = ssh::config_forwards(host, port).map_err(|e| format!("cannot read the ssh configuration for the tunnel: {e}"))?;
+    if !extra.is_empty() {
+        return Err(format!(
+            "the ssh configuration for this host adds forwardings ({}), which the long-lived tunnel would open too: remove them for this host, or use tunnel = \"none\"",
+            extra.join(", ")
+        ));
+    }
+    let log = pid_file.with_extension("log");
+    let log = crate::driver::run::private::append(&log).map_err(|e| format!("cannot open {}: {e}", log.display()))?;
     let mut cmd = ssh::tunnel_command(host, port);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     // SAFETY: setsid in the child between fork and exec touches no memory
     // of the parent.
     unsafe {
@@ -227,6 +269,7 @@ fn ensure_tunnel(host: &HostSpec, port: u16, pid_file: &std::path::Path) -> Resu
 async fn start_worker(
     host: &HostSpec,
     port: u16,
+    at: Option<&str>,
     tunnel: bool,
     access: &str,
     access_path: &std::path::Path,
@@ -238,6 +281,8 @@ async fn start_worker(
             if tunnel {
                 // The tunnel's end on the host's loopback.
                 args.extend(["--coordinator".into(), format!("127.0.0.1:{port}")]);
+            } else if let Some(at) = at {
+                args.extend(["--coordinator".into(), at.to_string()]);
             } else {
                 args.extend(["--coordinator-port".into(), port.to_string()]);
             }
@@ -329,12 +374,13 @@ pub async fn down(name: &str) -> super::Result<DownReport> {
             report.coordinator_stopped = true;
         }
     }
-    if let Some(pid) = worker::running(&files.pid(), "coordinator") {
+    let ours = ["coordinator", "--name", name];
+    if let Some(pid) = worker::running(&files.pid(), &ours) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while worker::running(&files.pid(), "coordinator").is_some() && Instant::now() < deadline {
+        while worker::running(&files.pid(), &ours).is_some() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if worker::running(&files.pid(), "coordinator").is_some() {
+        if worker::running(&files.pid(), &ours).is_some() {
             // SAFETY: a plain syscall on the coordinator's pid.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             report.notes.push(format!("the coordinator (pid {pid}) did not stop when asked: killed"));
@@ -342,11 +388,14 @@ pub async fn down(name: &str) -> super::Result<DownReport> {
         report.coordinator_stopped = true;
     }
     let _ = std::fs::remove_file(files.pid());
-    for job in super::slurm::cancel_all(&files).await? {
-        report.notes.push(format!("Slurm job {job}: cancelled"));
+    match super::slurm::cancel_all(&files).await {
+        Ok(jobs) => report.notes.extend(jobs.into_iter().map(|job| format!("Slurm job {job}: cancelled"))),
+        // Noted, and the rest is stopped all the same; `down` again retries it.
+        Err(e) => report.notes.push(e.to_string()),
     }
     // Workers that were cut off from the coordinator did not hear `Stop`:
     // make sure over ssh, on every host of the cluster file `up` used.
+    let forward = file.as_ref().map(|f| tunnel_forward(f.port));
     let cluster = file.and_then(|f| f.cluster_file).and_then(|p| crate::driver::specs::find_cluster(Some(&p)).ok());
     if let Some(cluster) = cluster {
         let mut set = JoinSet::new();
@@ -366,7 +415,8 @@ pub async fn down(name: &str) -> super::Result<DownReport> {
     for entry in std::fs::read_dir(&files.dir).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("tunnel-") && name.ends_with(".pid") {
-            if let Some(pid) = worker::running(&entry.path(), "-N") {
+            let words: Vec<&str> = ["-N", "-R"].into_iter().chain(forward.as_deref()).collect();
+            if let Some(pid) = worker::running(&entry.path(), &words) {
                 // SAFETY: a plain syscall on the tunnel's ssh process.
                 unsafe { libc::kill(pid as i32, libc::SIGTERM) };
             }
@@ -428,6 +478,7 @@ pub async fn serve_coordinator(name: &str) -> super::Result<()> {
         cluster: name.to_string(),
         max_applications: file.max_applications,
         heartbeat_timeout: Duration::from_millis(file.heartbeat_timeout_ms.max(500)),
+        relay: file.tunnel,
     };
     Coordinator::new(settings, acceptor).serve(listener).await;
     let _ = std::fs::remove_file(files.pid());

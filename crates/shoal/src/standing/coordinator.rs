@@ -27,11 +27,29 @@ const REFUSALS_KEPT: usize = 20;
 /// How long a link waits for the worker to start its agent.
 const SESSION_LIMIT: Duration = Duration::from_secs(15);
 
+/// Handshakes in progress at once, in all and from one address: a
+/// stranger can delay others' connections by this many, never exhaust
+/// the coordinator's descriptors or memory.
+const HANDSHAKES: usize = 256;
+const HANDSHAKES_PER_IP: usize = 16;
+
+/// How long an authenticated connection may take to say what it wants.
+const FIRST_MESSAGE_LIMIT: Duration = Duration::from_secs(5);
+
+/// Most slots a worker may declare.
+pub const MAX_SLOTS: u32 = 4096;
+
+/// Refusals logged one by one; after that, one line per thousand.
+const REFUSALS_LOGGED: u64 = 200;
+
 /// The coordinator's settings.
 pub struct Settings {
     pub cluster: String,
     pub max_applications: u32,
     pub heartbeat_timeout: Duration,
+    /// Workers reach the coordinator through ssh tunnels: they cannot be
+    /// assumed to reach each other, so shuffle data goes through drivers.
+    pub relay: bool,
 }
 
 struct Worker {
@@ -50,6 +68,17 @@ struct App {
     started: Instant,
     events: mpsc::UnboundedSender<AppEvent>,
     grants: Vec<Grant>,
+    /// Whether `Granted` was sent (later changes are `Share`s, even
+    /// from an empty share).
+    granted: bool,
+}
+
+/// A session the coordinator asked a worker to open: only that worker's
+/// connection showing this token is bridged.
+struct Pending {
+    worker: String,
+    token: [u8; 16],
+    bridge: oneshot::Sender<(Receiver, Sender)>,
 }
 
 #[derive(Default)]
@@ -57,7 +86,9 @@ struct State {
     workers: BTreeMap<String, Worker>,
     running: BTreeMap<u64, App>,
     queue: VecDeque<(u64, App)>,
-    sessions: HashMap<u64, oneshot::Sender<(Receiver, Sender)>>,
+    sessions: HashMap<u64, Pending>,
+    /// Handshakes in progress per address.
+    handshaking: HashMap<std::net::IpAddr, usize>,
     next_id: u64,
     refused: u64,
     refusals: VecDeque<String>,
@@ -72,12 +103,20 @@ pub struct Coordinator {
     state: Mutex<State>,
     started: Instant,
     stop: Notify,
+    handshakes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Coordinator {
     pub fn new(settings: Settings, acceptor: Acceptor) -> Arc<Coordinator> {
         let state = State { next_id: 1, ..State::default() };
-        Arc::new(Coordinator { settings, acceptor, state: Mutex::new(state), started: Instant::now(), stop: Notify::new() })
+        Arc::new(Coordinator {
+            settings,
+            acceptor,
+            state: Mutex::new(state),
+            started: Instant::now(),
+            stop: Notify::new(),
+            handshakes: Arc::new(tokio::sync::Semaphore::new(HANDSHAKES)),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -90,7 +129,15 @@ impl Coordinator {
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let Ok((stream, peer)) = accepted else { continue };
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of descriptors, say: wait, do not spin.
+                            warn!("cannot accept a connection: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
                     let me = self.clone();
                     tokio::spawn(async move { me.connection(stream, peer).await });
                 }
@@ -103,14 +150,13 @@ impl Coordinator {
     }
 
     async fn connection(self: Arc<Self>, stream: tokio::net::TcpStream, peer: SocketAddr) {
-        let (secure, role) = match secure::accept(stream, &self.acceptor).await {
-            Ok(ok) => ok,
-            Err(e) => return self.refuse(peer, &e.to_string()),
-        };
+        let Some(secure) = self.handshake(stream, peer).await else { return };
+        let (secure, role) = secure;
+        keepalive(&secure);
         let (mut rx, tx) = secure.split();
         match role {
             Role::Client => {
-                let hello = rx.recv::<ClientHello>().await;
+                let hello = first_message::<ClientHello>(&mut rx).await;
                 self.lock().decoded_client += rx.decoded();
                 match hello {
                     Ok(Some(ClientHello::Apply(apply))) => self.application(apply, rx, tx).await,
@@ -127,13 +173,22 @@ impl Coordinator {
                 }
             }
             Role::Worker => {
-                let hello = rx.recv::<WorkerHello>().await;
+                let hello = first_message::<WorkerHello>(&mut rx).await;
                 self.lock().decoded_worker += rx.decoded();
                 match hello {
-                    Ok(Some(WorkerHello::Join(join))) => self.worker(join, rx, tx).await,
-                    Ok(Some(WorkerHello::Session { session })) => {
-                        if let Some(waiting) = self.lock().sessions.remove(&session) {
-                            let _ = waiting.send((rx, tx));
+                    Ok(Some(WorkerHello::Join(join))) => self.worker(join, peer, rx, tx).await,
+                    Ok(Some(WorkerHello::Session { session, worker, token })) => {
+                        let mut s = self.lock();
+                        let ours = s.sessions.get(&session).is_some_and(|p| p.worker == worker && p.token == token);
+                        if !ours {
+                            drop(s);
+                            return self.refuse(
+                                peer,
+                                &format!("a worker's session {session} with a token that is not the one sent to worker {worker}"),
+                            );
+                        }
+                        if let Some(p) = s.sessions.remove(&session) {
+                            let _ = p.bridge.send((rx, tx));
                         }
                     }
                     Ok(None) => {}
@@ -143,9 +198,47 @@ impl Coordinator {
         }
     }
 
+    /// The Noise handshake, within the limits on handshakes in progress;
+    /// `None` when it was refused (and counted).
+    async fn handshake(&self, stream: tokio::net::TcpStream, peer: SocketAddr) -> Option<(secure::Secure, Role)> {
+        let ip = peer.ip();
+        let crowded = {
+            let mut s = self.lock();
+            let n = s.handshaking.entry(ip).or_default();
+            *n += 1;
+            *n > HANDSHAKES_PER_IP
+        };
+        let result = if crowded {
+            Err(format!("more than {HANDSHAKES_PER_IP} handshakes at once from {ip}"))
+        } else {
+            match self.handshakes.clone().try_acquire_owned() {
+                Ok(_permit) => secure::accept(stream, &self.acceptor).await.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("more than {HANDSHAKES} handshakes at once")),
+            }
+        };
+        {
+            let mut s = self.lock();
+            if let Some(n) = s.handshaking.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    s.handshaking.remove(&ip);
+                }
+            }
+        }
+        match result {
+            Ok(ok) => Some(ok),
+            Err(why) => {
+                self.refuse(peer, &why);
+                None
+            }
+        }
+    }
+
     fn refuse(&self, peer: SocketAddr, why: &str) {
-        warn!("refused a connection from {peer}: {why}");
         let mut s = self.lock();
+        if s.refused < REFUSALS_LOGGED || s.refused.is_multiple_of(1000) {
+            warn!("refused a connection from {peer}: {why} ({} refused so far)", s.refused + 1);
+        }
         s.refused += 1;
         s.refusals.push_back(format!("{peer}: {why}"));
         while s.refusals.len() > REFUSALS_KEPT {
@@ -164,7 +257,7 @@ impl Coordinator {
             let mut secret = [0u8; 16];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
             info!("application {id} ({}, {} pid {} on {}) arrived", apply.label, apply.user, apply.pid, apply.machine);
-            s.queue.push_back((id, App { apply, secret, started: Instant::now(), events, grants: Vec::new() }));
+            s.queue.push_back((id, App { apply, secret, started: Instant::now(), events, grants: Vec::new(), granted: false }));
             self.admit(&mut s);
             id
         };
@@ -194,12 +287,12 @@ impl Coordinator {
     /// Moves queued applications to running while the rules allow, then
     /// divides the slots anew.
     fn admit(&self, s: &mut State) {
-        let total: u32 = s.workers.values().filter(|w| w.alive).map(|w| w.join.slots).sum();
+        let total: u64 = s.workers.values().filter(|w| w.alive).map(|w| u64::from(w.join.slots)).sum();
         let mut changed = false;
         while let Some((_, _)) = s.queue.front() {
             let max = self.settings.max_applications;
             let n = s.running.len() as u32;
-            if (max > 0 && n >= max) || n + 1 > total {
+            if (max > 0 && n >= max) || u64::from(n) + 1 > total {
                 break;
             }
             let (id, app) = s.queue.pop_front().expect("front");
@@ -234,13 +327,14 @@ impl Coordinator {
                 .filter(|(_, n)| *n > 0)
                 .map(|((name, _, cores, workdir), n)| Grant { worker: name.clone(), slots: n, cores: *cores, workdir: workdir.clone() })
                 .collect();
-            if grants == app.grants {
+            if app.granted && grants == app.grants {
                 continue;
             }
-            let first = app.grants.is_empty();
+            let first = !app.granted;
+            app.granted = true;
             app.grants = grants.clone();
             let event = if first {
-                AppEvent::Granted { app: *id, secret: app.secret, workers: grants }
+                AppEvent::Granted { app: *id, secret: app.secret, workers: grants, relay: self.settings.relay }
             } else {
                 AppEvent::Share { workers: grants }
             };
@@ -270,8 +364,10 @@ impl Coordinator {
                     let session = s.next_id;
                     s.next_id += 1;
                     let (tx, rx) = oneshot::channel();
-                    s.sessions.insert(session, tx);
-                    let _ = control.send(ToWorker::Open { session, binary_hash, lease_ms });
+                    let mut token = [0u8; 16];
+                    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut token);
+                    s.sessions.insert(session, Pending { worker: worker.to_string(), token, bridge: tx });
+                    let _ = control.send(ToWorker::Open { session, token, binary_hash, lease_ms });
                     Ok((session, rx))
                 }
             }
@@ -300,11 +396,20 @@ impl Coordinator {
 
     /// A worker's control line: registered, heartbeats read, lost when it
     /// ends or falls silent.
-    async fn worker(&self, join: Join, mut rx: Receiver, mut tx: Sender) {
+    async fn worker(&self, mut join: Join, peer: SocketAddr, mut rx: Receiver, mut tx: Sender) {
         let name = join.name.clone();
+        if !plain_name(&name) {
+            return self.refuse(peer, &format!("a worker named {name:?}: names are letters, digits, '-', '_' and '.'"));
+        }
+        join.slots = join.slots.clamp(1, MAX_SLOTS);
         let (control, mut commands) = mpsc::unbounded_channel();
         let generation = {
             let mut s = self.lock();
+            if s.workers.get(&name).is_some_and(|w| w.alive) {
+                drop(s);
+                return self
+                    .refuse(peer, &format!("a second worker named {name} while the first is alive (give each worker its own --name)"));
+            }
             let generation = s.next_id;
             s.next_id += 1;
             info!(
@@ -447,11 +552,36 @@ impl Coordinator {
     }
 }
 
+/// The first message of an authenticated connection, within its limit.
+async fn first_message<T: serde::de::DeserializeOwned>(rx: &mut Receiver) -> Result<Option<T>, secure::SecureError> {
+    match tokio::time::timeout(FIRST_MESSAGE_LIMIT, rx.recv::<T>()).await {
+        Ok(got) => got,
+        Err(_) => Err(secure::SecureError::Silent(FIRST_MESSAGE_LIMIT.as_secs())),
+    }
+}
+
+/// A worker name that can be a host name everywhere (a directory name on
+/// the driver).
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// TCP keepalive on an accepted connection, so that a driver or worker
+/// whose machine vanished without closing it is noticed (its
+/// application's slots freed) within about half a minute.
+fn keepalive(conn: &secure::Secure) {
+    let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(10)).with_interval(Duration::from_secs(5)).with_retries(3);
+    let _ = socket2::SockRef::from(conn.stream()).set_tcp_keepalive(&ka);
+}
+
 /// Splits `slots` (one entry per worker) between `apps` applications:
 /// equal totals (the first ones get the remainder), each placed one slot
 /// at a time on the worker with the most slots still free.
 pub fn divide(slots: &[u32], apps: usize) -> Vec<Vec<u32>> {
-    let total: u32 = slots.iter().sum();
+    let total: u32 = slots.iter().fold(0u32, |a, b| a.saturating_add(*b));
     let mut free = slots.to_vec();
     let mut out = vec![vec![0u32; slots.len()]; apps];
     if apps == 0 {

@@ -44,6 +44,8 @@ pub struct Application {
     /// When it was admitted, and how long it waited in the queue.
     pub admitted: Instant,
     pub queued_ms: u64,
+    /// Shuffle data goes through the driver (workers behind ssh tunnels).
+    pub relay: bool,
 }
 
 static APP: OnceLock<Application> = OnceLock::new();
@@ -92,10 +94,10 @@ pub async fn apply(on: &str, label: &str) -> Result<ClusterSpec, ApplyError> {
     tx.send(&ClientHello::Apply(apply)).await.map_err(unreachable)?;
     let asked = Instant::now();
     let mut said_queued = None;
-    let (app, secret, grants) = loop {
+    let (app, secret, grants, relay) = loop {
         let ended = |why: String| ApplyError::Ended { cluster: cluster.clone(), why };
         match rx.recv::<AppEvent>().await {
-            Ok(Some(AppEvent::Granted { app, secret, workers })) => break (app, secret, workers),
+            Ok(Some(AppEvent::Granted { app, secret, workers, relay })) => break (app, secret, workers, relay),
             Ok(Some(AppEvent::Queued { ahead, running })) => {
                 if said_queued != Some(ahead) {
                     eprintln!("shoal: cluster {cluster}: waiting in the queue ({running} running, {ahead} ahead of this one)");
@@ -119,6 +121,7 @@ pub async fn apply(on: &str, label: &str) -> Result<ClusterSpec, ApplyError> {
         lost: Mutex::new(Vec::new()),
         admitted: Instant::now(),
         queued_ms: asked.elapsed().as_millis() as u64,
+        relay,
     };
     let app = APP.get_or_init(|| application);
     // The connection lives as long as this process: its end is what tells
@@ -158,6 +161,9 @@ fn hostname() -> String {
 fn spec_of(app: &Application, grants: &[Grant]) -> ClusterSpec {
     let mut spec = ClusterSpec::local();
     spec.source = Some(app.access_path.clone());
+    if app.relay {
+        spec.data = shoal_core::cluster::DataPath::Relay;
+    }
     spec.hosts = grants
         .iter()
         .map(|g| {

@@ -27,6 +27,9 @@ pub mod secure;
 pub mod slurm;
 pub mod worker;
 
+#[cfg(test)]
+mod tests;
+
 pub use access::{Access, AccessError, ClusterFiles};
 
 /// Why a standing-cluster command failed: a sentence that says what and

@@ -35,9 +35,10 @@ pub struct Apply {
 pub enum AppEvent {
     /// Waiting: `ahead` applications are queued before this one.
     Queued { ahead: u32, running: u32 },
-    /// Admitted: the application's id, the secret its links show, and
-    /// its share of every worker.
-    Granted { app: u64, secret: [u8; 16], workers: Vec<Grant> },
+    /// Admitted: the application's id, the secret its links show, its
+    /// share of every worker, and whether shuffle data must go through
+    /// the driver (a cluster whose workers reach it through ssh tunnels).
+    Granted { app: u64, secret: [u8; 16], workers: Vec<Grant>, relay: bool },
     /// Its share changed (another application came or went).
     Share { workers: Vec<Grant> },
     /// A worker was lost: its agents are gone.
@@ -70,9 +71,10 @@ pub enum WorkerHello {
     /// A worker daemon joins (or rejoins) the cluster; the connection is
     /// its control line, with heartbeats.
     Join(Join),
-    /// The worker's side of session `session`: from here the coordinator
-    /// bridges it to the link that asked for it.
-    Session { session: u64 },
+    /// The worker's side of session `session`, with the token its `Open`
+    /// carried: from here the coordinator bridges it to the link that
+    /// asked for it.
+    Session { session: u64, worker: String, token: [u8; 16] },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -111,7 +113,7 @@ pub struct Upload {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ToWorker {
     /// Start an agent from `binary_hash` and connect back for `session`.
-    Open { session: u64, binary_hash: String, lease_ms: u64 },
+    Open { session: u64, token: [u8; 16], binary_hash: String, lease_ms: u64 },
     /// Stop every agent and exit (`shoal cluster down`).
     Stop,
 }

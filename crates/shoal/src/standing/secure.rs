@@ -38,7 +38,7 @@ pub const MAX_PLAIN: usize = 65535 - 16;
 const MAX_MESSAGE: usize = 64 << 20;
 
 /// How long a handshake may take.
-pub const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
 
 /// The role a connection claims in its first handshake message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +88,9 @@ pub enum SecureError {
     WrongKey { claimed: &'static str },
     #[error("no handshake within {0}s")]
     Slow(u64),
+    /// Authenticated, then silent: nothing asked within the limit.
+    #[error("it said nothing within {0}s of its handshake")]
+    Silent(u64),
     /// The coordinator hung up during the handshake: it refused our key.
     #[error("the coordinator refused the handshake: this access file's key is not one it accepts (an old access file of a cluster brought up again, or another cluster's)")]
     Refused,
@@ -237,6 +240,11 @@ async fn read_raw(stream: &mut TcpStream, wire: &mut [u8]) -> Result<usize, Secu
 }
 
 impl Secure {
+    /// The TCP stream under the session (for socket options).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
     /// Reading and writing halves that can be used at once.
     pub fn split(self) -> (Receiver, Sender) {
         let (r, w) = self.stream.into_split();

@@ -121,10 +121,10 @@ impl Worker {
         let commands = async {
             loop {
                 match rx.recv::<ToWorker>().await {
-                    Ok(Some(ToWorker::Open { session, binary_hash, lease_ms })) => {
+                    Ok(Some(ToWorker::Open { session, token, binary_hash, lease_ms })) => {
                         let me = self.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = me.open(session, &binary_hash, Duration::from_millis(lease_ms)).await {
+                            if let Err(e) = me.open(session, token, &binary_hash, Duration::from_millis(lease_ms)).await {
                                 warn!("session {session}: {e}");
                             }
                         });
@@ -143,9 +143,9 @@ impl Worker {
 
     /// One session: connect back, install the binary if need be, start
     /// the agent and bridge its stdio.
-    async fn open(self: Arc<Self>, session: u64, hash: &str, lease: Duration) -> super::Result<()> {
+    async fn open(self: Arc<Self>, session: u64, token: [u8; 16], hash: &str, lease: Duration) -> super::Result<()> {
         let (mut rx, mut tx) = self.connect().await?;
-        tx.send(&WorkerHello::Session { session }).await?;
+        tx.send(&WorkerHello::Session { session, worker: self.options.name.clone(), token }).await?;
         if !is_hash(hash) {
             tx.send(&SessionOutcome::Failed(format!("{hash:?} is not a binary hash"))).await?;
             return Ok(());
@@ -154,7 +154,7 @@ impl Worker {
         if !bin.exists() {
             tx.send(&SessionOutcome::NeedBinary { uname: crate::transport::ssh::local_uname() }).await?;
             let Some(Upload { size }) = rx.recv::<Upload>().await? else { return Ok(()) };
-            if let Err(e) = install(&mut rx, size, hash, &bin).await {
+            if let Err(e) = install(&mut rx, size, hash, &bin, session).await {
                 tx.send(&SessionOutcome::Failed(format!("cannot install the agent binary: {e}"))).await?;
                 return Ok(());
             }
@@ -224,15 +224,17 @@ impl Worker {
     }
 }
 
+/// A BLAKE3 hash as `shoal` names binaries: 64 lower-case hex digits.
 fn is_hash(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Receives `size` bytes of binary and installs it at `bin` if its hash
 /// is the one asked for: temp file created exclusively, synced, 0700,
 /// renamed.
-async fn install(rx: &mut Receiver, size: u64, hash: &str, bin: &Path) -> super::Result<()> {
-    let tmp = bin.with_extension(format!("{}.part", std::process::id()));
+async fn install(rx: &mut Receiver, size: u64, hash: &str, bin: &Path, session: u64) -> super::Result<()> {
+    let nonce: u64 = rand::random();
+    let tmp = bin.with_extension(format!("{session}.{nonce:016x}.part"));
     let mut f = crate::driver::run::private::create(&tmp)?;
     let mut hasher = blake3::Hasher::new();
     let mut left = size;
@@ -315,11 +317,12 @@ pub unsafe fn detach(log: &Path, pid_file: &Path, announce: impl FnOnce(u32)) ->
     Ok(())
 }
 
-/// The pid in `pid_file` if that process is alive and is a `shoal`
-/// daemon of `kind` (`worker`, `coordinator`).
-pub fn running(pid_file: &Path, kind: &str) -> Option<u32> {
+/// The pid in `pid_file` if that process is alive and its command line
+/// has every one of `words` (`["coordinator", "--name", "lab"]`): a pid
+/// reused by another process is not taken for the daemon.
+pub fn running(pid_file: &Path, words: &[&str]) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    words.contains(&kind.as_bytes()).then_some(pid)
+    let have: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    words.iter().all(|w| have.contains(&w.as_bytes())).then_some(pid)
 }

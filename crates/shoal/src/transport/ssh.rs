@@ -102,6 +102,25 @@ pub fn tunnel_command(host: &HostSpec, port: u16) -> std::process::Command {
     cmd
 }
 
+/// Forwardings that the user's ssh configuration would add to the
+/// tunnel to `host` (`ssh -G`: the configuration as ssh evaluates it),
+/// other than the tunnel's own.
+pub fn config_forwards(host: &HostSpec, port: u16) -> std::io::Result<Vec<String>> {
+    let cmd = tunnel_command(host, port);
+    let args: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_os_string()).collect();
+    let mut probe = std::process::Command::new("ssh");
+    probe.arg("-G").args(args).stdin(std::process::Stdio::null());
+    let out = probe.output()?;
+    let own = format!("remoteforward [127.0.0.1]:{port} [127.0.0.1]:{port}");
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("localforward ") || l.starts_with("remoteforward ") || l.starts_with("dynamicforward "))
+        .filter(|l| *l != own)
+        .map(String::from)
+        .collect())
+}
+
 pub async fn start(host: &HostSpec, lease: Duration) -> Result<Link, TransportError> {
     let bin = agent_binary(host)?;
     let mut uploaded = 0;

@@ -335,3 +335,19 @@ fn wordcount_and_join_match_plain_python_on_three_ssh_hosts() {
     let counts = std::fs::read(dir.path().join("counts.tsv")).unwrap();
     assert!(counts == std::fs::read(dir.path().join("counts-plain.tsv")).unwrap(), "the sorted counts file is plain Python's");
 }
+
+#[test]
+fn a_python_program_runs_on_a_standing_cluster_with_the_same_answer() {
+    let Some((_g, c)) = netns::up() else { return };
+    netns::heal_all();
+    let lab = shoal_testkit::standing::Standing::new("py");
+    lab.up(&["--cluster", &c.file.display().to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    corpus(&dir.path().join("corpus.txt"), 3000, 31);
+    let plain = example(dir.path(), "wordcount").args(["corpus.txt", "counts.tsv", "--plain"]).run().success();
+    let access = lab.dir().join("client.access").display().to_string();
+    let got = example(dir.path(), "wordcount").args(["--quiet", "--on", &access, "corpus.txt", "counts.tsv"]).run().success();
+    assert_eq!(got.stdout, plain.stdout, "the word count on the standing cluster differs from plain Python");
+    let status = lab.status();
+    assert_eq!(status["applications"], serde_json::json!([]), "the program's application outlived it: {status}");
+}

@@ -175,8 +175,9 @@ fn build_file(tmp: &Path, fill: impl FnOnce(&mut File) -> Result<(), OutputError
     out.sync_all().map_err(|e| io("sync", tmp, e))
 }
 
-/// Part files are linked in (they are fresh files of this run's, synced
-/// when collected), then the marker is created new, then the directory
+/// Part files are linked in when nothing else shares them (they are
+/// fresh files of this run's, synced when collected), else copied; then
+/// the marker is created new, then the directory
 /// is synced so that its entries survive a crash.
 fn build_dir(tmp: &Path, pattern: Option<&str>, parts: &[&Part]) -> Result<(), OutputError> {
     fs::create_dir(tmp).map_err(|e| io("create", tmp, e))?;
@@ -186,7 +187,14 @@ fn build_dir(tmp: &Path, pattern: Option<&str>, parts: &[&Part]) -> Result<(), O
         if fs::symlink_metadata(&dest).is_ok() {
             return Err(duplicate(&name));
         }
-        fs::hard_link(&p.file, &dest).or_else(|_| fs::copy(&p.file, &dest).map(|_| ())).map_err(|e| io("write", &dest, e))?;
+        // A part with other names (a local agent's cached block, an
+        // earlier run's part) is copied: the user's file must be theirs
+        // alone, or editing it would change the cache.
+        let shared = fs::metadata(&p.file).map_or(true, |m| std::os::unix::fs::MetadataExt::nlink(&m) > 1);
+        let linked = !shared && fs::hard_link(&p.file, &dest).is_ok();
+        if !linked {
+            fs::copy(&p.file, &dest).map_err(|e| io("write", &dest, e))?;
+        }
         // Parts are owner-only in `.shoal`; in the output the file is the
         // user's (its other name stays behind `.shoal`'s 0700).
         fs::set_permissions(&dest, fs::Permissions::from_mode(user_file_mode())).map_err(|e| io("write", &dest, e))?;
