@@ -3,6 +3,7 @@
 //! the agent refuses a work dir that others could tamper with.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -65,6 +66,48 @@ fn a_task_that_appends_to_synced_files_and_its_input_cannot_poison_the_cache() {
     assert_eq!(run_poison(dir.path(), &cluster, "second"), want, "the second run on the same host saw what the first task wrote");
     assert_eq!(fs::metadata(dir.path().join("data.txt")).unwrap().len(), size, "a task wrote through $SHOAL_INPUT into the user's input");
     assert_blocks_hash_to_their_names(&cdir.path().join("hosts/a/blocks"));
+}
+
+#[test]
+fn editing_an_output_never_reaches_the_agents_cache_whose_blocks_a_run_takes_by_link() {
+    use std::os::unix::fs::MetadataExt;
+    let (cdir, cluster) = local_cluster(1, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let data: String = (0..40_000).map(|i| format!("record {i}\n")).collect();
+    fs::write(dir.path().join("data.txt"), &data).unwrap();
+    fs::write(
+        dir.path().join("job.toml"),
+        "[input]\npath = \"data.txt\"\npartitions = 2\n[map]\ncommand = \"cat\"\n[output]\npath = \"parts\"\nmerge = \"none\"\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("concat.toml"),
+        "[input]\npath = \"data.txt\"\npartitions = 2\n[map]\ncommand = \"cat\"\n[output]\npath = \"all.txt\"\n",
+    )
+    .unwrap();
+    let c = cluster.to_str().unwrap();
+    Shoal::new().in_dir(dir.path()).args(["run", "concat.toml", "--cluster", c]).run().success();
+    assert_eq!(fs::read_to_string(dir.path().join("all.txt")).unwrap(), data);
+    Shoal::new().in_dir(dir.path()).args(["run", "job.toml", "--cluster", c]).run().success();
+    let blocks = cdir.path().join("hosts/a/blocks");
+    let cached: Vec<u64> = fs::read_dir(&blocks).unwrap().map(|e| e.unwrap().metadata().unwrap().ino()).collect();
+    for part in ["part-00000", "part-00001"] {
+        let path = dir.path().join("parts").join(part);
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.nlink(), 1, "{part} has other names");
+        assert!(!cached.contains(&meta.ino()), "{part} is a cached block");
+        fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"edited\n").unwrap();
+    }
+    assert_blocks_hash_to_their_names(&blocks);
+    // The run's own parts are the blocks themselves (taken by a link,
+    // not copied), and still hold the task's output.
+    let runs = dir.path().join(".shoal/runs");
+    let linked = fs::read_dir(&runs)
+        .unwrap()
+        .flat_map(|r| fs::read_dir(r.unwrap().path().join("parts")).into_iter().flatten())
+        .filter(|p| p.as_ref().is_ok_and(|p| cached.contains(&p.metadata().unwrap().ino())))
+        .count();
+    assert!(linked >= 2, "no part of the runs shares its bytes with a cached block");
 }
 
 #[test]
