@@ -284,6 +284,14 @@ pub enum ClusterCommand {
         /// Seconds to wait for the workers to join (0: return at once).
         #[arg(long, default_value_t = 120)]
         wait: u64,
+        /// Submit on this login host over ssh (a host of --cluster, or any
+        /// address ssh accepts): Shoal's binary and the worker access file
+        /// are put in its work dir, and sbatch, squeue and scancel run there.
+        #[arg(long, value_name = "HOST")]
+        login: Option<String>,
+        /// The cluster file that names the login host.
+        #[arg(long, requires = "login")]
+        cluster: Option<PathBuf>,
         #[arg(long)]
         json: bool,
         /// More `sbatch` arguments (`--partition`, `--account`, ...).
@@ -333,4 +341,8 @@ pub struct WorkerArgs {
     /// Print the agent's start marker first (for `shoal cluster up`).
     #[arg(long, hide = true)]
     pub marker: bool,
+    /// Only write the access file into WORKDIR/clusters/NAME/ and say
+    /// where it and this binary are (for `shoal cluster slurm --login`).
+    #[arg(long, hide = true)]
+    pub stage: bool,
 }

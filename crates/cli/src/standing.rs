@@ -46,7 +46,20 @@ pub async fn cluster(c: ClusterCommand) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        ClusterCommand::Slurm { name, nodes, time, workdir, wait, json, sbatch } => {
+        ClusterCommand::Slurm { name, nodes, time, workdir, wait, login, cluster, json, sbatch } => {
+            let at = match login {
+                None => shoal::standing::slurm::Submitter::Here,
+                Some(host) => {
+                    let spec = match &cluster {
+                        Some(file) => Some(shoal::driver::specs::find_cluster(Some(file))?),
+                        None => None,
+                    };
+                    let found = spec.as_ref().and_then(|s| s.host(&host).cloned());
+                    let cluster_file = found.as_ref().and(cluster.clone()).map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+                    let host = found.unwrap_or_else(|| shoal::standing::slurm::login_host(&host));
+                    shoal::standing::slurm::Submitter::Login { host: Box::new(host), cluster_file }
+                }
+            };
             let opts = shoal::standing::slurm::SlurmOptions {
                 name,
                 nodes,
@@ -55,7 +68,7 @@ pub async fn cluster(c: ClusterCommand) -> anyhow::Result<i32> {
                 extra: sbatch,
                 wait: std::time::Duration::from_secs(wait),
             };
-            let sub = shoal::standing::slurm::submit(&opts).await?;
+            let sub = shoal::standing::slurm::submit(&opts, &at).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&sub)?);
             } else {
@@ -141,6 +154,20 @@ pub fn worker(a: WorkerArgs) -> anyhow::Result<i32> {
     let slots = a.slots.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
     let dir = workdir.join("clusters").join(&access.cluster);
     let pid_file = dir.join("worker.pid");
+    if a.stage {
+        let staged = shoal::standing::access::stage_worker_access(&dir, &access);
+        match staged {
+            Ok(path) => {
+                let exe = std::env::current_exe()?;
+                marker(format!("SHOAL-WORKER staged {}\t{}\t{}", exe.display(), path.display(), dir.display()));
+                return Ok(0);
+            }
+            Err(e) => {
+                marker(format!("SHOAL-WORKER failed {e}"));
+                return Ok(1);
+            }
+        }
+    }
     if a.detach {
         std::fs::create_dir_all(&dir)?;
         if let Some(pid) = worker::running(&pid_file, &["worker", "--name", &name]) {

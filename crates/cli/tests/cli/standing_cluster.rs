@@ -303,6 +303,36 @@ fn slurm_started_workers_run_a_job_like_ssh_hosts_and_down_leaves_no_slurm_job()
     };
     assert!(wait_for(15, || queue().is_empty()), "a Slurm job is left: {}", queue());
     nothing_left(c, 15);
+
+    // The same from a login host (h1) over ssh: the binary and the worker
+    // access are staged in its work dir, sbatch/squeue/scancel run there.
+    lab.up(&["--coordinator-only", "--advertise", "10.177.0.1"]);
+    let sub = lab
+        .shoal()
+        .env("SLURM_CONF", &conf)
+        .args(["cluster", "slurm", "--name", "slurm", "--nodes", "3", "--login", "h1", "--cluster", &c.arg(), "--json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(sub["joined"].as_array().unwrap().len(), 3, "{sub}");
+    let job_id = sub["job"].as_str().unwrap().to_string();
+    let staged = c.dir.join("h1/work/clusters/slurm/worker.access");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&staged).unwrap().permissions().mode() & 0o777, 0o600, "the staged access file is not private");
+    let status = lab.shoal().env("SLURM_CONF", &conf).args(["cluster", "status", "--name", "slurm", "--json"]).run().success().json();
+    assert_eq!(
+        (&status["allocations"][0]["job"], &status["allocations"][0]["state"]),
+        (&job_id.as_str().into(), &"RUNNING".into()),
+        "{status}"
+    );
+    let dir = job(c, "on-slurm-login", 6, "0");
+    lab.shoal().args(["run", "job.toml", "--on", "slurm"]).in_dir(&dir).run().success();
+    sums_are_exact(&dir);
+    let down = lab.shoal().env("SLURM_CONF", &conf).args(["cluster", "down", "--name", "slurm", "--json"]).run().success().json();
+    let cancelled = format!("Slurm job {job_id}: cancelled");
+    assert!(down["notes"].as_array().unwrap().iter().any(|n| n.as_str() == Some(cancelled.as_str())), "{down}");
+    assert!(wait_for(15, || queue().is_empty()), "a Slurm job is left: {}", queue());
+    nothing_left(c, 15);
 }
 
 #[test]

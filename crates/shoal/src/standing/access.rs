@@ -279,3 +279,12 @@ fn check_private(path: &Path) -> Result<(), AccessError> {
     }
     Ok(())
 }
+
+/// Writes a worker's access file into `dir` (0700, the file 0600), for
+/// workers that a login host's Slurm starts; returns its path.
+pub fn stage_worker_access(dir: &Path, access: &Access) -> Result<PathBuf, AccessError> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
+    let path = dir.join("worker.access");
+    write_private(&path, &access.to_text())?;
+    Ok(path)
+}
