@@ -4,8 +4,8 @@
 //! coordinator to fresh agents on the workers.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use shoal_core::cluster::{ClusterSpec, HostSpec, TransportKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,11 +39,6 @@ pub struct Application {
     secret: [u8; 16],
     /// Its current share of each worker (the coordinator's updates).
     pub shares: watch::Receiver<Vec<Grant>>,
-    /// Workers the coordinator declared lost, with the reason.
-    pub lost: Mutex<Vec<(String, String)>>,
-    /// When it was admitted, and how long it waited in the queue.
-    pub admitted: Instant,
-    pub queued_ms: u64,
     /// Shuffle data goes through the driver (workers behind ssh tunnels).
     pub relay: bool,
 }
@@ -92,7 +87,6 @@ pub async fn apply(on: &str, label: &str) -> Result<ClusterSpec, ApplyError> {
     let apply =
         Apply { label: label.to_string(), user: std::env::var("USER").unwrap_or_default(), pid: std::process::id(), machine: hostname() };
     tx.send(&ClientHello::Apply(apply)).await.map_err(unreachable)?;
-    let asked = Instant::now();
     let mut said_queued = None;
     let (app, secret, grants, relay) = loop {
         let ended = |why: String| ApplyError::Ended { cluster: cluster.clone(), why };
@@ -111,18 +105,7 @@ pub async fn apply(on: &str, label: &str) -> Result<ClusterSpec, ApplyError> {
         }
     };
     let (share_tx, shares) = watch::channel(grants);
-    let application = Application {
-        cluster: cluster.clone(),
-        access_path: path,
-        access,
-        id: app,
-        secret,
-        shares,
-        lost: Mutex::new(Vec::new()),
-        admitted: Instant::now(),
-        queued_ms: asked.elapsed().as_millis() as u64,
-        relay,
-    };
+    let application = Application { cluster: cluster.clone(), access_path: path, access, id: app, secret, shares, relay };
     let app = APP.get_or_init(|| application);
     // The connection lives as long as this process: its end is what tells
     // the coordinator that the application is over. The sending half is
@@ -134,11 +117,9 @@ pub async fn apply(on: &str, label: &str) -> Result<ClusterSpec, ApplyError> {
                 Ok(Some(AppEvent::Share { workers })) => {
                     let _ = share_tx.send(workers);
                 }
-                Ok(Some(AppEvent::Lost { worker, reason })) => {
-                    if let Some(app) = current() {
-                        app.lost.lock().expect("lost").push((worker, reason));
-                    }
-                }
+                // A lost worker's sessions end too: the run sees its links
+                // break, and reruns what ran there.
+                Ok(Some(AppEvent::Lost { worker, reason })) => tracing::info!("worker {worker} lost: {reason}"),
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => {
                     tracing::warn!("the connection to the coordinator ended");

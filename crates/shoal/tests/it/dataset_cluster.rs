@@ -144,3 +144,22 @@ fn a_shared_text_file_is_cut_here_and_read_by_each_ssh_host() {
         summary["attempts"].as_array().unwrap().iter().map(|a| a["host"].as_str().unwrap()).collect();
     assert!(hosts.len() >= 2, "{summary}");
 }
+
+#[test]
+fn a_rust_dataset_program_runs_on_a_standing_cluster_with_the_exact_answer() {
+    let Some((_g, c)) = netns::up() else { return };
+    netns::heal_all();
+    let lab = shoal_testkit::standing::Standing::new("rust");
+    lab.up(&["--cluster", &c.file.display().to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    corpus(&dir.path().join("corpus.txt"), 4000, 23);
+    let access = lab.dir().join("client.access").display().to_string();
+    let r = Shoal::program("wordcount").in_job_dir(dir.path()).args(["--on", &access, "corpus.txt", "counts.tsv"]).run().success();
+    let want: Vec<(String, u64)> = wordcount(&dir.path().join("corpus.txt")).into_iter().collect();
+    assert_eq!(parse_counts(&std::fs::read_to_string(dir.path().join("counts.tsv")).unwrap()), want);
+    assert!(r.stdout.starts_with(&format!("{} distinct words", want.len())));
+    // Its runs went to the workers of the standing cluster.
+    let summary = latest_summary(dir.path());
+    let hosts: Vec<&str> = summary["hosts"].as_array().unwrap().iter().map(|h| h["host"].as_str().unwrap()).collect();
+    assert_eq!(hosts, ["h1", "h2", "h3"], "{summary}");
+}
