@@ -110,13 +110,17 @@ def run_sort(cluster_file, records, d):
     return wall, ok
 
 
-def run_wordcount(cluster_file, text, d):
+def run_wordcount(cluster_file, text, d, where=None, env=None):
+    """examples/wordcount-streaming over `text` in `d/job`, on the cluster
+    file (or `where`: other flags, such as `--on NAME`); returns the wall
+    time, whether the counts are right, and the job's state dir."""
     job = os.path.join(d, "job")
     shutil.copytree(os.path.join(ROOT, "examples", "wordcount-streaming"), job, dirs_exist_ok=True)
     os.makedirs(os.path.join(job, "data"), exist_ok=True)
     shutil.copy(text, os.path.join(job, "data", "corpus.txt"))
     t = time.monotonic()
-    sh([SHOAL, "run", "job.toml", "--cluster", cluster_file], cwd=job, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sh([SHOAL, "run", "job.toml"] + (where or ["--cluster", cluster_file]), cwd=job, env=env, stdout=subprocess.DEVNULL,
+       stderr=subprocess.DEVNULL)
     wall = time.monotonic() - t
     got = {}
     for line in open(os.path.join(job, "out", "counts.tsv")):

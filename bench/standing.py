@@ -22,7 +22,6 @@ The test hosts share this machine's 2 cores and its kernel: these compare
 what each mode costs, not a real network.
 """
 import argparse
-import collections
 import glob
 import json
 import os
@@ -102,21 +101,12 @@ def concurrency(summary, step_ms=100):
 
 
 def wordcount(mode, cluster_file, corpus_path, d):
-    """Wall seconds of examples/wordcount-streaming over the corpus; the
-    answer is checked against a count made here."""
+    """Wall seconds of examples/wordcount-streaming over the corpus (the
+    answer checked against a count made here)."""
+    from data_plane import run_wordcount
     shutil.rmtree(d, ignore_errors=True)
-    shutil.copytree(os.path.join(ROOT, "examples", "wordcount-streaming"), d)
-    os.makedirs(os.path.join(d, "data"), exist_ok=True)
-    shutil.copy(corpus_path, os.path.join(d, "data", "corpus.txt"))
-    t0 = time.time()
-    shoal(["run", "job.toml", "--json"] + where(mode, cluster_file), d)
-    wall = time.time() - t0
-    got = {}
-    for line in open(os.path.join(d, "out", "counts.tsv")):
-        w, n = line.rstrip("\n").split("\t")
-        got[w] = int(n)
-    want = collections.Counter(w.lower() for line in open(corpus_path) for w in line.split())
-    if got != dict(want):
+    wall, ok, _ = run_wordcount(cluster_file, corpus_path, d, where=where(mode, cluster_file), env=env())
+    if not ok:
         sys.exit(f"the word count on {mode} is wrong")
     return wall
 
