@@ -467,6 +467,7 @@ pub async fn serve_coordinator(name: &str) -> super::Result<()> {
     let path = files.coordinator();
     let file = CoordinatorFile::load(&path)?;
     let acceptor = file.acceptor(&path)?;
+    raise_open_files();
     let listener = tokio::net::TcpListener::bind((file.listen.as_str(), file.port)).await.map_err(|e| {
         super::said!("cannot listen on {}:{}: {e} (another coordinator, or another program, holds that port?)", file.listen, file.port)
     })?;
@@ -484,6 +485,20 @@ pub async fn serve_coordinator(name: &str) -> super::Result<()> {
     let _ = std::fs::remove_file(files.pid());
     tracing::info!("coordinator of {name} stopped");
     Ok(())
+}
+
+/// Lets the coordinator hold as many connections as the system allows
+/// this user (the soft limit up to the hard one): a crowd of strangers
+/// then waits for its handshakes instead of starving the descriptors.
+fn raise_open_files() {
+    // SAFETY: plain syscalls on this process's own limits.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 /// Renders `status` as text.

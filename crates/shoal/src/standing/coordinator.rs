@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tracing::{info, warn};
 
 use super::proto::{
@@ -27,11 +27,13 @@ const REFUSALS_KEPT: usize = 20;
 /// How long a link waits for the worker to start its agent.
 const SESSION_LIMIT: Duration = Duration::from_secs(15);
 
-/// Handshakes in progress at once, in all and from one address: a
-/// stranger can delay others' connections by this many, never exhaust
-/// the coordinator's descriptors or memory.
+/// Handshakes in progress at once, in all and from one address (the
+/// others wait their turn), and connections of one address waiting or
+/// in a handshake at once (more are refused): a stranger can delay
+/// others' handshakes, never exhaust the coordinator's memory.
 const HANDSHAKES: usize = 256;
 const HANDSHAKES_PER_IP: usize = 16;
+const WAITING_PER_IP: usize = 4096;
 
 /// How long an authenticated connection may take to say what it wants.
 const FIRST_MESSAGE_LIMIT: Duration = Duration::from_secs(5);
@@ -87,8 +89,9 @@ struct State {
     running: BTreeMap<u64, App>,
     queue: VecDeque<(u64, App)>,
     sessions: HashMap<u64, Pending>,
-    /// Handshakes in progress per address.
-    handshaking: HashMap<std::net::IpAddr, usize>,
+    /// Per address: the handshakes it may run at once, and how many of
+    /// its connections are waiting or in one.
+    handshaking: HashMap<std::net::IpAddr, (Arc<Semaphore>, usize)>,
     next_id: u64,
     refused: u64,
     refusals: VecDeque<String>,
@@ -103,7 +106,7 @@ pub struct Coordinator {
     state: Mutex<State>,
     started: Instant,
     stop: Notify,
-    handshakes: Arc<tokio::sync::Semaphore>,
+    handshakes: Arc<Semaphore>,
 }
 
 impl Coordinator {
@@ -115,7 +118,7 @@ impl Coordinator {
             state: Mutex::new(state),
             started: Instant::now(),
             stop: Notify::new(),
-            handshakes: Arc::new(tokio::sync::Semaphore::new(HANDSHAKES)),
+            handshakes: Arc::new(Semaphore::new(HANDSHAKES)),
         })
     }
 
@@ -202,25 +205,34 @@ impl Coordinator {
     /// `None` when it was refused (and counted).
     async fn handshake(&self, stream: tokio::net::TcpStream, peer: SocketAddr) -> Option<(secure::Secure, Role)> {
         let ip = peer.ip();
-        let crowded = {
+        // One address's handshakes wait for each other (a driver opens a
+        // link per worker at once), up to a bound on how many may wait.
+        let own = {
             let mut s = self.lock();
-            let n = s.handshaking.entry(ip).or_default();
-            *n += 1;
-            *n > HANDSHAKES_PER_IP
+            let (sem, users) = s.handshaking.entry(ip).or_insert_with(|| (Arc::new(Semaphore::new(HANDSHAKES_PER_IP)), 0));
+            *users += 1;
+            (*users <= WAITING_PER_IP).then(|| sem.clone())
         };
-        let result = if crowded {
-            Err(format!("more than {HANDSHAKES_PER_IP} handshakes at once from {ip}"))
-        } else {
-            match self.handshakes.clone().try_acquire_owned() {
-                Ok(_permit) => secure::accept(stream, &self.acceptor).await.map_err(|e| e.to_string()),
-                Err(_) => Err(format!("more than {HANDSHAKES} handshakes at once")),
+        let result = match own {
+            None => Err(format!("more than {WAITING_PER_IP} connections at once from {ip}")),
+            Some(sem) => {
+                let waited = tokio::time::timeout(secure::HANDSHAKE_LIMIT, async {
+                    let mine = sem.acquire_owned().await;
+                    let all = self.handshakes.clone().acquire_owned().await;
+                    (mine, all)
+                })
+                .await;
+                match waited {
+                    Ok((Ok(_mine), Ok(_all))) => secure::accept(stream, &self.acceptor).await.map_err(|e| e.to_string()),
+                    _ => Err(format!("no room for its handshake within {}s (too many at once)", secure::HANDSHAKE_LIMIT.as_secs())),
+                }
             }
         };
         {
             let mut s = self.lock();
-            if let Some(n) = s.handshaking.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
+            if let Some((_, users)) = s.handshaking.get_mut(&ip) {
+                *users -= 1;
+                if *users == 0 {
                     s.handshaking.remove(&ip);
                 }
             }
