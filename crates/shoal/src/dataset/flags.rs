@@ -138,13 +138,15 @@ mod tests {
         assert_eq!(f.program_args, args(&["in.txt", "-k", "3", "--quiet"]));
         let f = parse(&args(&["--partitions=8", "x"])).unwrap();
         assert_eq!(f.partitions, Some(8));
+        let f = parse(&args(&["--on", "lab", "x"])).unwrap();
+        assert_eq!((f.on.as_deref(), f.program_args.as_slice()), (Some("lab"), args(&["x"]).as_slice()));
     }
 
     #[test]
     fn bad_flags_say_what_to_do() {
         assert_eq!(
             parse(&args(&["--cluster"])).unwrap_err().to_string(),
-            "--cluster needs a value; shoal flags: --cluster FILE, --resume, --speculate, --quiet, --partitions N, --sort-buffer BYTES (then `--` and the program's own arguments)"
+            "--cluster needs a value; shoal flags: --cluster FILE, --on CLUSTER, --resume, --speculate, --quiet, --partitions N, --sort-buffer BYTES (then `--` and the program's own arguments)"
         );
         assert_eq!(parse(&args(&["--partitions", "0"])).unwrap_err().to_string(), "--partitions \"0\" is not a positive number");
     }
