@@ -38,6 +38,25 @@ fn check_shows_all_three_and_second_check_uploads_nothing() {
     }
 }
 
+/// An agent binary cut short in a host's cache (as an older installer
+/// left it when the driver died mid-upload) is uploaded again, not run.
+#[test]
+fn a_cached_agent_cut_short_is_uploaded_again() {
+    let Some((_g, c)) = netns::up() else { return };
+    heal_all();
+    Shoal::new().in_dir(&c.dir).args(["check", "--cluster", &cl(c), "--hosts", "h1"]).run().success();
+    let bin_dir = c.dir.join("h1/work/bin");
+    for e in std::fs::read_dir(&bin_dir).unwrap() {
+        let path = e.unwrap().path();
+        let whole = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+    }
+    let again = Shoal::new().in_dir(&c.dir).args(["check", "--json", "--cluster", &cl(c), "--hosts", "h1"]).run().success().json();
+    let row = &again.as_array().unwrap()[0];
+    assert_eq!(row["ready"], true, "{row}");
+    assert!(row["uploaded_bytes"].as_u64().unwrap() > 0, "the cut binary is replaced: {row}");
+}
+
 #[test]
 fn exec_groups_output_across_hosts() {
     let Some((_g, c)) = netns::up() else { return };

@@ -164,13 +164,15 @@ fn agent_binary(host: &HostSpec) -> Result<Binary, TransportError> {
 const UNSAFE: &str = "SHOAL-UNSAFE ";
 
 /// POSIX sh functions of both scripts: `owned PATH` refuses what PATH
-/// leads to unless this user owns it and others cannot write it; `plain
-/// PATH` also refuses a symlink. `ls -ldn` is the portable way to read an
-/// owner and a mode (`stat` differs between GNU, BSD and busybox).
+/// leads to unless this user owns it and others cannot write it, and
+/// leaves its size in `$size`; `plain PATH` also refuses a symlink.
+/// `ls -ldn` is the portable way to read an owner, a mode and a size
+/// (`stat` differs between GNU, BSD and busybox).
 const CHECKS: &str = r#"set -f; me=$(id -u)
 unsafe() { printf 'SHOAL-UNSAFE %s\n' "$1"; exit 1; }
 owned() {
   set -- "$1" $(ls -ldn "$1")
+  size=$6
   [ "$4" = "$me" ] || unsafe "$1 belongs to uid $4, not to this user (uid $me), so another user could replace the agent: use a work dir of your own (the host's workdir in the cluster file)"
   case "$2" in ?????w*|????????w*) unsafe "$1 is writable by other users ($2), so they could replace the agent: run chmod 700 $1 on that host (or remove it, and shoal uploads the agent again)";; esac
 }
@@ -192,13 +194,19 @@ fn bootstrap_script(host: &HostSpec, bin: &Binary, lease: Duration) -> Result<St
 /// The bootstrap with any subcommand of the deployed binary: `words` are
 /// shell words already quoted, where `"$w"` is the checked work dir.
 fn command_script(host: &HostSpec, bin: &Binary, words: &str) -> Result<String, TransportError> {
+    // A binary of another size is one whose upload was cut short by an
+    // older installer: it is asked for again (and replaced), never run.
     let body = r#"w=@DIR@; b="$w/bin/shoal-@HASH@"
 if [ -e "$b" ] || [ -L "$b" ]; then
   owned "$w/."; plain "$w/bin"; plain "$b"
-  if [ -x "$b" ]; then exec "$b" @AGENT@; fi
+  if [ -x "$b" ] && [ "$size" = @SIZE@ ]; then exec "$b" @AGENT@; fi
 fi
 printf 'SHOAL-NEED %s\n' "$(uname -sm)""#;
-    let script = body.replace("@DIR@", &quote::path(&host.workdir)?).replace("@HASH@", &quote::word(&bin.hash)?).replace("@AGENT@", words);
+    let script = body
+        .replace("@DIR@", &quote::path(&host.workdir)?)
+        .replace("@HASH@", &quote::word(&bin.hash)?)
+        .replace("@SIZE@", &bin.size.to_string())
+        .replace("@AGENT@", words);
     Ok(format!("{CHECKS}{script}"))
 }
 
@@ -255,7 +263,9 @@ fn agent_words(lease: Duration) -> Result<String, TransportError> {
 /// The script that installs the binary from stdin, atomically: the temp
 /// file is created exclusively (`set -C`: the shells open it with
 /// `O_EXCL`, so nothing planted at that name is written through), in a
-/// directory the checks found private.
+/// directory the checks found private, and renamed into place only when
+/// it holds every byte: a driver killed mid-upload closes ssh's stdin,
+/// which `cat` takes for the end of the binary.
 fn installer(host: &HostSpec, bin: &Binary) -> Result<String, TransportError> {
     Ok(quote::sh_script(&installer_script(host, bin)?)?)
 }
@@ -264,9 +274,13 @@ fn installer_script(host: &HostSpec, bin: &Binary) -> Result<String, TransportEr
     let body = r#"set -e; umask 077; w=@DIR@; d="$w/bin"; mkdir -p "$d"
 owned "$w/."; plain "$d"
 t="$d/.shoal-@HASH@.$$"; trap 'rm -f "$t"' EXIT
-set -C; cat > "$t"; set +C
+set -C; cat > "$t"; set +C; owned "$t"
+if [ "$size" != @SIZE@ ]; then echo "SHOAL-SHORT got $size of @SIZE@ bytes" >&2; exit 1; fi
 sync "$t" 2>/dev/null || sync; chmod 700 "$t"; mv -f "$t" "$d/shoal-@HASH@"; trap - EXIT"#;
-    let script = body.replace("@DIR@", &quote::path(&host.workdir)?).replace("@HASH@", &quote::word(&bin.hash)?);
+    let script = body
+        .replace("@DIR@", &quote::path(&host.workdir)?)
+        .replace("@HASH@", &quote::word(&bin.hash)?)
+        .replace("@SIZE@", &bin.size.to_string());
     Ok(format!("{CHECKS}{script}"))
 }
 
@@ -389,9 +403,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let work = dir.path().join("w");
         std::fs::create_dir_all(work.join("bin")).unwrap();
-        let bin = Binary { path: PathBuf::new(), hash: "abc".into(), size: 0 };
+        let agent = "#!/bin/sh\necho AGENT-RAN \"$@\"\n";
+        let bin = Binary { path: PathBuf::new(), hash: "abc".into(), size: agent.len() as u64 };
         let exe = work.join("bin/shoal-abc");
-        std::fs::write(&exe, "#!/bin/sh\necho AGENT-RAN \"$@\"\n").unwrap();
+        std::fs::write(&exe, agent).unwrap();
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o700)).unwrap();
         (dir, work, bin)
     }
@@ -423,6 +438,15 @@ mod tests {
             format!("AGENT-RAN agent --workdir {} --lease-ms 9000 --cache-bytes {}\n", work.display(), AgentArgs::DEFAULT_CACHE_BYTES)
         );
         std::fs::remove_file(work.join("bin/shoal-abc")).unwrap();
+        assert_eq!(boot(&work, &bin), format!("SHOAL-NEED {}\n", sh("uname -sm", b"").trim()));
+    }
+
+    #[test]
+    fn the_bootstrap_asks_again_for_a_binary_cut_short() {
+        let (_d, work, bin) = deployed();
+        let exe = work.join("bin/shoal-abc");
+        let whole = std::fs::read(&exe).unwrap();
+        std::fs::write(&exe, &whole[..whole.len() - 3]).unwrap();
         assert_eq!(boot(&work, &bin), format!("SHOAL-NEED {}\n", sh("uname -sm", b"").trim()));
     }
 
@@ -477,15 +501,36 @@ mod tests {
     fn the_installer_writes_a_private_binary_and_refuses_an_open_bin_dir() {
         let dir = tempfile::tempdir().unwrap();
         let work = dir.path().join("w");
-        let bin = Binary { path: PathBuf::new(), hash: "abc".into(), size: 0 };
+        let bin = Binary { path: PathBuf::new(), hash: "abc".into(), size: 10 };
         let script = installer_script(&host(&work), &bin).unwrap();
         assert_eq!(sh(&script, b"#!/bin/sh\n"), "");
         let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&work.join("bin/shoal-abc")), 0o700);
         assert_eq!(mode(&work.join("bin")), 0o700);
         std::fs::set_permissions(work.join("bin"), std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(sh(&script, b"x").starts_with("SHOAL-UNSAFE "), "an open bin dir is refused");
+        assert!(sh(&script, b"#!/bin/sh\n").starts_with("SHOAL-UNSAFE "), "an open bin dir is refused");
         assert_eq!(refusal(b"motd\nSHOAL-UNSAFE why it is\n").as_deref(), Some("why it is"));
+    }
+
+    #[test]
+    fn the_installer_keeps_nothing_of_an_upload_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("w");
+        let bin = Binary { path: PathBuf::new(), hash: "abc".into(), size: 4096 };
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(installer_script(&host(&work), &bin).unwrap())
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The first 100 bytes, then the end of input, as when the driver dies.
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &[7; 100]).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "SHOAL-SHORT got 100 of 4096 bytes\n");
+        let left: Vec<_> = std::fs::read_dir(work.join("bin")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "nothing installed, no temp file left: {left:?}");
     }
 
     #[test]
