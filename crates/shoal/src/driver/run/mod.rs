@@ -6,6 +6,7 @@
 //! output atomically, summarise, and end the run on every host.
 
 pub mod book;
+mod concat;
 mod dry_run;
 pub mod engine;
 pub mod guard;
@@ -33,6 +34,7 @@ use shoal_wire::{hex, manifest_pieces, FileEntry, Message, MAX_TASK_INPUTS};
 use tokio::task::JoinSet;
 
 use self::book::{Ending, Outcome};
+use self::concat::Streamed;
 use self::engine::Engine;
 use self::id::RunId;
 use self::journal::Journal;
@@ -124,6 +126,9 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     engine.book.facts.sync_sent = sent;
     engine.book.facts.sync_skipped = skipped;
     resume(&mut engine, opts)?;
+    if let Some(s) = stream_output(job, &plan) {
+        engine.stream_output(s);
+    }
     let ending = engine.run(&mut cluster.events).await;
     if engine.abandoned() {
         return Err(Error::Interrupted(ABANDONED.into()));
@@ -139,7 +144,8 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     summary.counters = engine.book.facts.counters.clone();
     summary.skipped_records = engine.book.facts.skipped.clone();
     end_run(&cluster, &plan.run_id.to_string()).await;
-    let result = finish(ending, &engine, job, &plan, &mut summary, opts);
+    let streamed = engine.take_stream();
+    let result = finish(ending, &engine, streamed, job, &plan, &mut summary, opts);
     let report = plan.run_dir.report();
     if private::write_bytes(&report, report::render(&summary).as_bytes()).is_ok() {
         summary.report = Some(report.display().to_string());
@@ -462,11 +468,19 @@ fn summarize(engine: &Engine<'_>, job: &JobSpec, started: Instant, started_unix:
     }
 }
 
-fn finish(ending: Ending, engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary, opts: &RunOptions) -> Result<()> {
+fn finish(
+    ending: Ending,
+    engine: &Engine<'_>,
+    streamed: Option<Streamed>,
+    job: &JobSpec,
+    plan: &Plan,
+    summary: &mut RunSummary,
+    opts: &RunOptions,
+) -> Result<()> {
     let resume_hint =
         opts.resume_hint.clone().unwrap_or_else(|| format!("resume with: shoal run {} --resume {}", job_path(job), plan.run_id));
     let err = match ending {
-        Ending::Done => return commit(engine, job, plan, summary),
+        Ending::Done => return commit(engine, streamed, job, plan, summary),
         Ending::Failed(why) => {
             Error::JobFailed(format!("run {} failed: {why}\nthe previous output, if any, is untouched; {resume_hint}", plan.run_id))
         }
@@ -483,13 +497,28 @@ fn job_path(job: &JobSpec) -> String {
     job.path.as_ref().map_or_else(|| "job.toml".into(), |p| p.display().to_string())
 }
 
-fn commit(engine: &Engine<'_>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
+/// The merged output of a `merge = "concat"` job, begun as its parts
+/// commit, where it can be (see `concat.rs`).
+fn stream_output(job: &JobSpec, plan: &Plan) -> Option<Streamed> {
+    if job.output.on_hosts || !matches!(job.output.merge, shoal_core::job::Merge::Concat) {
+        return None;
+    }
+    let last = if job.reduce.is_some() { 1 } else { 0 };
+    let order = (0..plan.tasks.len() as u32).filter(|&t| plan.tasks[t as usize].stage == last).collect();
+    Streamed::start(&job.resolve(&job.output.path), plan.run_dir.path(), order)
+}
+
+fn commit(engine: &Engine<'_>, streamed: Option<Streamed>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
     let parts: Vec<&Part> = engine.book.parts.values().collect();
     if job.output.on_hosts {
         return commit_on_hosts(&parts, job, plan, summary);
     }
     let dest = job.resolve(&job.output.path);
-    let committed = output::commit(&dest, &job.output.merge, job.output.name.as_deref(), &parts, &plan.run_id.to_string(), &job.base_dir);
+    let run_id = plan.run_id.to_string();
+    let committed = match streamed.and_then(|s| s.commit(&engine.book.parts, &dest, &run_id)) {
+        Some(done) => done.map(|()| dest.clone()),
+        None => output::commit(&dest, &job.output.merge, job.output.name.as_deref(), &parts, &run_id, &job.base_dir),
+    };
     match committed {
         Ok(path) => {
             summary.status = "succeeded".into();

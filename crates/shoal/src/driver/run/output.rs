@@ -331,7 +331,7 @@ fn merge_command(cmd: &str, parts: &[&Part], out: &mut File, base: &Path) -> Res
 /// Moves `tmp` to `dest`, replacing what was there only at the last
 /// step, and makes the move durable. A symlink at `dest` is replaced
 /// itself; what it points to is never touched.
-fn replace(tmp: &Path, dest: &Path, run_id: &str) -> Result<(), OutputError> {
+pub(super) fn replace(tmp: &Path, dest: &Path, run_id: &str) -> Result<(), OutputError> {
     let old = fs::symlink_metadata(dest).ok().map(|m| m.file_type());
     match old {
         Some(t) if tmp.is_dir() && t.is_file() => return Err(OutputError::FileInTheWay { path: dest.to_path_buf() }),

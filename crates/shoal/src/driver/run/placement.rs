@@ -26,7 +26,7 @@ impl Placement {
     /// Places the plan's tasks on `hosts`, each with its slots.
     pub fn new(job: &JobSpec, plan: &Plan, hosts: &[(&HostSpec, u32)]) -> Placement {
         let maps = plan.tasks.iter().filter(|t| t.stage == 0).count();
-        let mut order = seeded_order(maps, job.job.seed);
+        let mut order = if in_partition_order(job) { (0..maps).collect() } else { seeded_order(maps, job.job.seed) };
         let shares = job.input.weighted.then(|| deal(&order, hosts));
         order.extend(maps..plan.tasks.len());
         let pinned = plan
@@ -40,6 +40,15 @@ impl Placement {
             .collect();
         Placement { order, pinned }
     }
+}
+
+/// Maps launch in partition order when their outputs, one per partition,
+/// are concatenated in that order into one file: the merged output is
+/// then written while the job runs (`concat.rs`), not all at the end. The
+/// seed orders the others (a weighted share, or outputs merged any other
+/// way), which is what makes their spread reproducible.
+fn in_partition_order(job: &JobSpec) -> bool {
+    job.reduce.is_none() && !job.input.weighted && !job.output.on_hosts && matches!(job.output.merge, shoal_core::job::Merge::Concat)
 }
 
 /// Static shares in proportion to speed x slots, dealt to the map tasks in
@@ -86,12 +95,18 @@ mod tests {
     }
 
     fn place(weighted: bool, maps: &[Option<&str>], reduces: u32) -> Placement {
+        let reduce = "[reduce]\ncommand = \"cat\"\n";
+        place_job(
+            &format!("[input]\npath = \"in\"\nweighted = {weighted}\n[map]\ncommand = \"cat\"\n{reduce}[output]\npath = \"out\"\n"),
+            maps,
+            reduces,
+        )
+    }
+
+    fn place_job(job: &str, maps: &[Option<&str>], reduces: u32) -> Placement {
         let cluster = "[hosts.a]\ntransport = \"local\"\n[hosts.b]\ntransport = \"local\"\nspeed = 3\n";
         let cluster = ClusterSpec::parse(cluster, Path::new("cluster.toml")).unwrap();
-        let job = format!(
-            "[input]\npath = \"in\"\nweighted = {weighted}\n[map]\ncommand = \"cat\"\n[reduce]\ncommand = \"cat\"\n[output]\npath = \"out\"\n"
-        );
-        let job = JobSpec::parse(&job, Path::new("job.toml")).unwrap();
+        let job = JobSpec::parse(job, Path::new("job.toml")).unwrap();
         let hosts: Vec<(&HostSpec, u32)> = cluster.hosts.iter().map(|h| (h, 1)).collect();
         Placement::new(&job, &plan(maps, reduces), &hosts)
     }
@@ -103,6 +118,19 @@ mod tests {
         let on_b = p.pinned[..8].iter().filter(|h| **h == Some(1)).count();
         assert_eq!((on_b, p.pinned[..8].iter().filter(|h| **h == Some(0)).count()), (6, 2));
         assert_eq!(&p.pinned[8..], [None, None]);
+    }
+
+    #[test]
+    fn maps_whose_outputs_are_concatenated_launch_in_partition_order_and_others_in_the_seeded_one() {
+        let job = |merge: &str, weighted: bool| {
+            format!("[job]\nseed = 5\n[input]\npath = \"in\"\nweighted = {weighted}\n[map]\ncommand = \"cat\"\n[output]\npath = \"out\"\nmerge = \"{merge}\"\n")
+        };
+        let seeded: Vec<usize> = seeded_order(8, 5);
+        assert_ne!(seeded, (0..8).collect::<Vec<_>>(), "the seed shuffles 8 tasks");
+        assert_eq!(place_job(&job("concat", false), &[None; 8], 0).order, (0..8).collect::<Vec<_>>());
+        assert_eq!(place_job(&job("csv", false), &[None; 8], 0).order, seeded);
+        assert_eq!(place_job(&job("concat", true), &[None; 8], 0).order, seeded, "a weighted share keeps its seeded deal");
+        assert_eq!(place(false, &[None; 8], 1).order[..8], seeded_order(8, 0), "a reduce job's maps keep the seeded order");
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod shuffle;
 
 pub use super::book::Ending;
 use super::book::{Committed, Effect, Internal, Launch, Needed, Rules, RunBook};
+use super::concat::Streamed;
 use super::journal::{Entry, Journal};
 use super::logs::LogSink;
 use super::output::Part;
@@ -62,6 +63,8 @@ pub struct Engine<'a> {
     env_ids: std::collections::HashMap<usize, u64>,
     /// Which pairs of hosts move shuffle data directly.
     mesh: Arc<Mesh>,
+    /// The merged output, written as parts commit (`merge = "concat"`).
+    concat: Option<Streamed>,
 }
 
 impl<'a> Engine<'a> {
@@ -85,6 +88,23 @@ impl<'a> Engine<'a> {
             interrupts: 0,
             env_ids: Default::default(),
             mesh: Arc::new(Mesh::relay(&plan.run_id.to_string(), names.len())),
+            concat: None,
+        }
+    }
+
+    /// Writes the merged output while the run goes (see `concat.rs`).
+    pub fn stream_output(&mut self, s: Streamed) {
+        self.concat = Some(s);
+    }
+
+    /// The merged output written so far, for the commit.
+    pub fn take_stream(&mut self) -> Option<Streamed> {
+        self.concat.take()
+    }
+
+    fn offer_output(&mut self) {
+        if let Some(s) = &mut self.concat {
+            s.offer(&self.book.parts);
         }
     }
 
@@ -107,6 +127,8 @@ impl<'a> Engine<'a> {
     pub async fn run(&mut self, events: &mut mpsc::UnboundedReceiver<HostEvent>) -> Ending {
         let first = self.book.start(self.now());
         self.carry_out(first);
+        // Parts an earlier run committed (`--resume`).
+        self.offer_output();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         use tokio::signal::unix::{signal, SignalKind};
         let (mut int, mut term) = (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok());
@@ -354,6 +376,7 @@ impl<'a> Engine<'a> {
         match self.journal.commit(c.task, identity, &c.hash, c.size, host, c.data.as_deref()) {
             Ok(()) => {
                 let more = self.book.on_journaled(c, self.now());
+                self.offer_output();
                 self.carry_out(more);
             }
             Err(e) => self.book.fail(format!("cannot write the run journal {}: {e}", self.journal.path.display())),
