@@ -19,7 +19,7 @@
 //! built the usual way.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Seek, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
@@ -150,21 +150,32 @@ impl Drop for Streamed {
 /// appended range.
 fn append(rx: mpsc::Receiver<Piece>, out: File) -> io::Result<File> {
     let mut out = BufWriter::with_capacity(1 << 20, out);
-    let mut written = 0;
+    // Bytes appended (some maybe still in the buffer), and the end of the
+    // range whose writeback was last started.
+    let (mut end, mut started) = (0u64, 0u64);
     for piece in rx {
         match piece {
-            Piece::Data(d) => out.write_all(&d)?,
+            Piece::Data(d) => {
+                out.write_all(&d)?;
+                end += d.len() as u64;
+            }
             Piece::File(path) => {
                 out.flush()?;
-                io::copy(&mut File::open(&path)?, out.get_mut())?;
+                end += io::copy(&mut File::open(&path)?, out.get_mut())?;
             }
         }
-        let end = out.get_mut().stream_position()?;
-        start_writeback(out.get_ref(), written, end - written);
-        written = end;
+        // Many small parts share one writeback, not a syscall each.
+        if end - started >= WRITEBACK_STEP {
+            out.flush()?;
+            start_writeback(out.get_ref(), started, end - started);
+            started = end;
+        }
     }
     out.into_inner().map_err(|e| e.into_error())
 }
+
+/// Bytes appended between two starts of writeback.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 /// Asks the kernel to start writing `len` bytes at `offset` to disk, and
 /// does not wait: the sync at the commit then has little left to do.
