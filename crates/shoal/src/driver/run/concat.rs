@@ -209,11 +209,17 @@ mod tests {
         Part { partition: n, file: PathBuf::from("/nonexistent"), data: Some(text.as_bytes().into()), input_name: "in".into() }
     }
 
-    #[test]
-    fn parts_committed_out_of_order_are_appended_in_order() {
+    /// A temp dir with a run dir in it, and where the output goes.
+    fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let d = tempfile::tempdir().unwrap();
         let (run, out) = (d.path().join("run"), d.path().join("out.txt"));
         fs::create_dir(&run).unwrap();
+        (d, run, out)
+    }
+
+    #[test]
+    fn parts_committed_out_of_order_are_appended_in_order() {
+        let (_d, run, out) = dirs();
         fs::write(&out, "old").unwrap();
         let mut s = Streamed::start(&out, &run, vec![0, 1, 2]).unwrap();
         let mut parts = Dense::default();
@@ -232,9 +238,7 @@ mod tests {
 
     #[test]
     fn a_part_replaced_after_it_was_appended_makes_the_caller_build_the_output() {
-        let d = tempfile::tempdir().unwrap();
-        let (run, out) = (d.path().join("run"), d.path().join("out.txt"));
-        fs::create_dir(&run).unwrap();
+        let (_d, run, out) = dirs();
         let mut s = Streamed::start(&out, &run, vec![0, 1]).unwrap();
         let mut parts = Dense::default();
         parts.insert(0, held(0, "first\n"));
@@ -248,9 +252,7 @@ mod tests {
 
     #[test]
     fn a_run_that_ends_without_commit_leaves_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let (run, out) = (d.path().join("run"), d.path().join("out.txt"));
-        fs::create_dir(&run).unwrap();
+        let (_d, run, out) = dirs();
         let mut s = Streamed::start(&out, &run, vec![0, 1]).unwrap();
         let mut parts = Dense::default();
         parts.insert(0, part(&run, 0, "a\n"));
@@ -272,9 +274,7 @@ mod tests {
 
     #[test]
     fn a_part_that_cannot_be_read_makes_the_caller_build_the_output() {
-        let d = tempfile::tempdir().unwrap();
-        let (run, out) = (d.path().join("run"), d.path().join("out.txt"));
-        fs::create_dir(&run).unwrap();
+        let (_d, run, out) = dirs();
         let mut s = Streamed::start(&out, &run, vec![0, 1]).unwrap();
         let mut parts = Dense::default();
         parts.insert(0, Part { partition: 0, file: run.join("gone"), data: None, input_name: "in".into() });
