@@ -22,30 +22,28 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use shoal_core::job::{JobSpec, Merge};
+
 use super::book::Dense;
 use super::output::{self, OutputError, Part};
 
-/// What the writer appends next.
+/// One part as the writer appends it: its file, or the bytes it held.
+#[derive(Clone)]
 enum Piece {
     File(PathBuf),
     Data(Arc<[u8]>),
 }
 
-/// What was appended for one part: its file, or the bytes it held.
-enum Handed {
-    File(PathBuf),
-    Data(Arc<[u8]>),
-}
-
-impl Handed {
-    fn of(p: &Part) -> Handed {
+impl Piece {
+    fn of(p: &Part) -> Piece {
         match &p.data {
-            Some(d) => Handed::Data(d.clone()),
-            None => Handed::File(p.file.clone()),
+            Some(d) => Piece::Data(d.clone()),
+            None => Piece::File(p.file.clone()),
         }
     }
 
@@ -53,19 +51,27 @@ impl Handed {
     /// very same bytes).
     fn is(&self, p: &Part) -> bool {
         match (self, &p.data) {
-            (Handed::Data(d), Some(e)) => Arc::ptr_eq(d, e),
-            (Handed::File(f), None) => *f == p.file,
+            (Piece::Data(d), Some(e)) => Arc::ptr_eq(d, e),
+            (Piece::File(f), None) => *f == p.file,
             _ => false,
         }
     }
+}
+
+/// True when the job's output is one file of its parts concatenated in
+/// order: the output this module writes while the job runs.
+pub fn one_concatenated_file(job: &JobSpec) -> bool {
+    !job.output.on_hosts && matches!(job.output.merge, Merge::Concat)
 }
 
 /// The merged output of a run, growing as its parts commit.
 pub struct Streamed {
     /// The tasks whose parts make the output, in output order.
     order: Vec<u32>,
-    handed: Vec<Handed>,
+    handed: Vec<Piece>,
     tx: Option<Sender<Piece>>,
+    /// Tells the writer to stop early (the run will not use its file).
+    stop: Arc<AtomicBool>,
     writer: Option<JoinHandle<io::Result<File>>>,
     tmp: PathBuf,
     committed: bool,
@@ -90,8 +96,10 @@ impl Streamed {
         // the merged output built at the end would be.
         let out = OpenOptions::new().write(true).create_new(true).open(&tmp).ok()?;
         let (tx, rx) = mpsc::channel();
-        let writer = std::thread::Builder::new().name("shoal-concat".into()).spawn(move || append(rx, out)).ok()?;
-        Some(Streamed { order, handed: Vec::new(), tx: Some(tx), writer: Some(writer), tmp, committed: false })
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = stop.clone();
+        let writer = std::thread::Builder::new().name("shoal-concat".into()).spawn(move || append(rx, out, &halt)).ok()?;
+        Some(Streamed { order, handed: Vec::new(), tx: Some(tx), stop, writer: Some(writer), tmp, committed: false })
     }
 
     /// Hands the writer every part that now follows the ones it has,
@@ -99,17 +107,13 @@ impl Streamed {
     pub fn offer(&mut self, parts: &Dense<Part>) {
         let Some(tx) = &self.tx else { return };
         while let Some(p) = self.order.get(self.handed.len()).and_then(|t| parts.get(t)) {
-            let handed = Handed::of(p);
-            let piece = match &handed {
-                Handed::Data(d) => Piece::Data(d.clone()),
-                Handed::File(f) => Piece::File(f.clone()),
-            };
-            if tx.send(piece).is_err() {
+            let piece = Piece::of(p);
+            if tx.send(piece.clone()).is_err() {
                 // The writer stopped on an error; the output is built at the end.
                 self.tx = None;
                 return;
             }
-            self.handed.push(handed);
+            self.handed.push(piece);
         }
     }
 
@@ -134,12 +138,13 @@ impl Streamed {
 }
 
 impl Drop for Streamed {
+    /// A file the run does not commit is removed at once; its writer is
+    /// told to stop and not waited for (it may be copying a large part
+    /// into what is now a nameless file).
     fn drop(&mut self) {
         self.tx = None;
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
         if !self.committed {
+            self.stop.store(true, Ordering::Relaxed);
             let _ = fs::remove_file(&self.tmp);
         }
     }
@@ -148,12 +153,15 @@ impl Drop for Streamed {
 /// The writer: appends pieces in order (small ones gathered into large
 /// writes, files copied by the kernel) and starts the writeback of each
 /// appended range.
-fn append(rx: mpsc::Receiver<Piece>, out: File) -> io::Result<File> {
+fn append(rx: mpsc::Receiver<Piece>, out: File, stop: &AtomicBool) -> io::Result<File> {
     let mut out = BufWriter::with_capacity(1 << 20, out);
     // Bytes appended (some maybe still in the buffer), and the end of the
     // range whose writeback was last started.
     let (mut end, mut started) = (0u64, 0u64);
     for piece in rx {
+        if stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("the run does not use the streamed output"));
+        }
         match piece {
             Piece::Data(d) => {
                 out.write_all(&d)?;

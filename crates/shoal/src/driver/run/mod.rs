@@ -497,13 +497,18 @@ fn job_path(job: &JobSpec) -> String {
     job.path.as_ref().map_or_else(|| "job.toml".into(), |p| p.display().to_string())
 }
 
+/// The stage whose tasks make the output: the reduces, else the maps.
+fn output_stage(job: &JobSpec) -> u32 {
+    u32::from(job.reduce.is_some())
+}
+
 /// The merged output of a `merge = "concat"` job, begun as its parts
 /// commit, where it can be (see `concat.rs`).
 fn stream_output(job: &JobSpec, plan: &Plan) -> Option<Streamed> {
-    if job.output.on_hosts || !matches!(job.output.merge, shoal_core::job::Merge::Concat) {
+    if !concat::one_concatenated_file(job) {
         return None;
     }
-    let last = if job.reduce.is_some() { 1 } else { 0 };
+    let last = output_stage(job);
     let order = (0..plan.tasks.len() as u32).filter(|&t| plan.tasks[t as usize].stage == last).collect();
     Streamed::start(&job.resolve(&job.output.path), plan.run_dir.path(), order)
 }
@@ -541,7 +546,7 @@ fn commit_on_hosts(parts: &[&Part], job: &JobSpec, plan: &Plan, summary: &mut Ru
     // The run's own journal (synced when the engine stopped) has each
     // committed output's size and hash.
     let journaled = journal::load(&plan.run_dir.journal()).map_err(|e| Error::io("cannot read the run journal", e))?;
-    let last = if job.reduce.is_some() { 1 } else { 0 };
+    let last = output_stage(job);
     let mut placed = Vec::new();
     for p in parts {
         let task = plan.tasks.iter().find(|t| t.stage == last && t.partition == p.partition);

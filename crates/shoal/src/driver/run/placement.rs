@@ -48,7 +48,7 @@ impl Placement {
 /// seed orders the others (a weighted share, or outputs merged any other
 /// way), which is what makes their spread reproducible.
 fn in_partition_order(job: &JobSpec) -> bool {
-    job.reduce.is_none() && !job.input.weighted && !job.output.on_hosts && matches!(job.output.merge, shoal_core::job::Merge::Concat)
+    job.reduce.is_none() && !job.input.weighted && super::concat::one_concatenated_file(job)
 }
 
 /// Static shares in proportion to speed x slots, dealt to the map tasks in
