@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use shoal::dataset::flags;
-use shoal::dataset::session::{materialized_parts, JobRun, Session};
+use shoal::dataset::session::{JobRun, Session};
 use shoal_core::job::{InputPart, Merge, ParamValue, Partitioner};
 
 use crate::agent_binary::agent_binary;
@@ -183,24 +183,31 @@ impl Driver {
         };
         // Other Python threads run while the job does.
         let session = &self.session;
-        if let Err(e) = py.detach(|| session.run(job)) {
+        let materialize = sink == "materialize";
+        let ran = py.detach(|| match materialize {
+            true => session.materialize(job).map(Some),
+            false => session.run(job).map(|_| None),
+        });
+        let made = match ran {
+            Ok(made) => made,
+            Err(e) => {
             if e.exit_code() == 130 {
                 // The engine saw the Ctrl-C and stopped the run; Python saw
                 // it too: its KeyboardInterrupt would only repeat it.
                 let _ = py.check_signals();
             }
-            return Err(to_py(py, e));
+                return Err(to_py(py, e));
+            }
+        };
+        if let Some(parts) = made {
+            self.keep(&format!("job-{index}"), parts);
+            return Ok(None);
         }
         match sink {
             "result" => {
                 let raw = std::fs::read(&output)?;
                 let _ = std::fs::remove_file(&output);
                 Ok(Some(PyBytes::new(py, &raw)))
-            }
-            "materialize" => {
-                let parts = materialized_parts(&output).map_err(|e| to_py(py, e))?;
-                self.keep(&format!("job-{index}"), parts);
-                Ok(None)
             }
             _ => Ok(None),
         }

@@ -14,6 +14,10 @@
 //!   `std::process::exit(0)`.
 //! - `big N KIB`: N tasks whose input and output are each a string of KIB
 //!   KiB (they travel inline up to 64 KiB, many written ahead).
+//! - `cached N [HOST]`: a cached dataset read by two jobs (`first`, the
+//!   sum of `3i`, and `second`, of `3i + 1`), whose second job's closures
+//!   panic on HOST; with `$FAULTS_GATE` set, the driver waits between the
+//!   two until that file exists.
 
 use std::time::Duration;
 
@@ -103,6 +107,23 @@ fn main() -> shoal::Result<()> {
                 let out = cx.parallelize(items, n as u32)?.map(|s| s.replace('x', "y")).collect()?;
                 let ok = out.iter().filter(|s| s.len() > kib * 1024 - 64 && !s.contains('x')).count();
                 println!("big {ok}");
+            }
+            "cached" => {
+                let host = cx.args().get(2).cloned().unwrap_or_default();
+                let tripled = cx.range(0..num(cx, 1), 6).map(|i| 3 * i).cache();
+                println!("first {}", tripled.reduce(|a, b| a + b)?.unwrap_or(0));
+                if let Some(gate) = std::env::var_os("FAULTS_GATE").filter(|_| cx.is_driver()) {
+                    while !std::path::Path::new(&gate).exists() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+                let second = tripled.map(move |i| {
+                    if std::env::var("SHOAL_HOST").is_ok_and(|h| h == host) {
+                        panic!("boom on {host}");
+                    }
+                    i + 1
+                });
+                println!("second {}", second.reduce(|a, b| a + b)?.unwrap_or(0));
             }
             other => return Err(Error::Usage(format!("faults: unknown mode {other:?}"))),
         }

@@ -38,6 +38,10 @@ pub enum Error {
     /// The job ran and failed.
     #[error("{0}")]
     JobFailed(String),
+    /// The job could not get input partitions that only hosts held (a
+    /// program's cached parts, by hash): the program can make them again.
+    #[error("{why}")]
+    InputsLost { hashes: Vec<[u8; 32]>, why: String },
     /// Stopped by Ctrl-C or SIGTERM.
     #[error("{0}")]
     Interrupted(String),
@@ -61,7 +65,7 @@ impl Error {
     /// The process exit code documented in the README.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::JobFailed(_) => 1,
+            Error::JobFailed(_) | Error::InputsLost { .. } => 1,
             Error::Spec(_) | Error::Usage(_) | Error::Input(_) | Error::Sync(_) => 2,
             Error::Connect { .. } | Error::Unreachable(_) | Error::Standing(_) => 3,
             Error::Interrupted(_) => 130,

@@ -188,6 +188,11 @@ pub struct InputPart {
     /// whole file's size, which the host checks. Such a range is aligned
     /// to lines by the host.
     pub file_size: Option<u64>,
+    /// The host (by cluster name) whose block store holds this partition
+    /// (by `hash`, which is then set): a part an earlier job of a program
+    /// left where it was made. The driver has no copy: a task elsewhere
+    /// gets it from that host (directly where the two reach each other).
+    pub held_on: Option<String>,
 }
 
 /// A step: `[map]`, `[combine]`, or the command part of `[reduce]`.
@@ -320,6 +325,10 @@ pub struct OutputSpec {
     /// Each part stays on the host that made it, under `path` there
     /// (`{host}` in it is that host's name; relative to the home directory).
     pub on_hosts: bool,
+    /// Each part stays in the block store of the host that made it, and
+    /// nowhere else (a program's cached dataset); never in a job file.
+    #[serde(skip)]
+    pub held: bool,
 }
 
 /// An entry of `[images]`.

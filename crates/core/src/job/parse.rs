@@ -378,7 +378,7 @@ impl Cx<'_> {
 
     fn output(&self, t: &[Entry], job: &str) -> R<OutputSpec> {
         self.known_in(t, "output", OUTPUT_KEYS)?;
-        let mut o = OutputSpec { path: format!("out/{job}"), merge: Merge::Concat, name: None, on_hosts: false };
+        let mut o = OutputSpec { path: format!("out/{job}"), merge: Merge::Concat, name: None, on_hosts: false, held: false };
         for e in t {
             match e.key.as_str() {
                 "path" => o.path = self.nonempty(e, "output")?,

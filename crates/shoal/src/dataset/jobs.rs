@@ -4,8 +4,9 @@
 //!
 //! - Map inputs are the partitions of the job's roots: a text file cut at
 //!   line boundaries, records for `parallelize` and `range`, or the parts
-//!   of a materialized dataset, which the hosts that computed them still
-//!   hold (so they run there and nothing is sent again).
+//!   of a materialized dataset, which the hosts that computed them hold
+//!   (so tasks run there, and a task elsewhere fetches its part from the
+//!   holder; see [`Session::materialize`]).
 //! - A shuffle is the job's `[reduce]`: keyed lines, hash-partitioned (or
 //!   range-partitioned by `key mod R` on a bucket number for a sort).
 //! - Results are written under the session dir and synced to every later
@@ -27,7 +28,7 @@ use shoal_wire::task_env::{ReplayParam, ROLE_ENV, ROLE_TASK};
 use super::flags::DriverFlags;
 use super::node::{Kind, Node, NodeId, Source};
 use super::plan::{result_path, JobPlan, Purpose};
-use super::session::{materialized_parts, JobRun, Session};
+use super::session::{JobRun, Session};
 use crate::{quote, Error, Result};
 
 /// The driver's state across the jobs of one program run.
@@ -79,6 +80,11 @@ impl Driver {
             Purpose::SaveText(path) => path.clone(),
         };
         let job = self.job_run(plan, parts, layout, &output, purpose)?;
+        if matches!(purpose, Purpose::Materialize) {
+            let parts = self.session.materialize(job)?;
+            self.parts.borrow_mut().insert(plan.node.id, parts);
+            return Ok(None);
+        }
         self.session.run(job)?;
         self.keep_output(plan, purpose, &output)
     }
@@ -93,12 +99,7 @@ impl Driver {
                 self.results.borrow_mut().push(rel.display().to_string());
                 Ok(Some(raw))
             }
-            Purpose::Materialize => {
-                let parts = materialized_parts(output)?;
-                self.parts.borrow_mut().insert(plan.node.id, parts);
-                Ok(None)
-            }
-            Purpose::SaveText(_) => Ok(None),
+            Purpose::Materialize | Purpose::SaveText(_) => Ok(None),
         }
     }
 

@@ -12,16 +12,21 @@
 //!
 //! - Map inputs are byte ranges ([`InputPart`]): a text file cut at line
 //!   boundaries ([`Session::text_parts`]), partitions made in memory
-//!   ([`Session::memory_parts`]), or the parts of a materialized job,
-//!   which the hosts that computed them still hold
-//!   ([`materialized_parts`]).
+//!   ([`Session::memory_parts`]), or the parts of a materialized job
+//!   ([`Session::materialize`]). On a cluster of remote hosts those stay
+//!   in the block stores of the hosts that made them, and only there: a
+//!   later task on another host fetches its part from the holder (directly
+//!   where the two reach each other), and a part no host can give any
+//!   more is made again by rerunning the job that made it. On this
+//!   machine's own hosts they come back to the session dir.
 //! - The job is written as a job file by core's writer
 //!   (`JobSpec::to_toml`) and parsed back, so it is checked like any job
 //!   file; no text is quoted by hand.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use shoal_core::cluster::ClusterSpec;
 use shoal_core::job::{InputPart, InputSpec, JobSpec, Merge, ParamValue, Partitioner};
@@ -42,9 +47,24 @@ pub struct Session {
     state_dir: PathBuf,
     program: String,
     slots: u32,
+    /// The materialized jobs whose parts the hosts hold, to make again
+    /// when a part is lost.
+    made: Mutex<Vec<Made>>,
+    /// Parts made again, by the hash of the part they replace.
+    remade: Mutex<HashMap<[u8; 32], InputPart>>,
 }
 
+/// A materialized job whose parts the hosts hold.
+struct Made {
+    job: JobRun,
+    parts: Vec<InputPart>,
+}
+
+/// Times a job is run again after its cached inputs were made again.
+const REMAKES: u32 = 2;
+
 /// One job of a program, as its driver cut it.
+#[derive(Clone)]
 pub struct JobRun {
     /// The job's number in the program run (`<program>-<index>` names it).
     pub index: u32,
@@ -88,7 +108,8 @@ impl Session {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
         let dir = state_dir.join("dataset").join(format!("{program}-{stamp}-{}", std::process::id()));
         private::dir(&dir.join("results")).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-        Ok(Session { rt, cluster, flags, dir, state_dir, program: program.to_string(), slots })
+        let (made, remade) = Default::default();
+        Ok(Session { rt, cluster, flags, dir, state_dir, program: program.to_string(), slots, made, remade })
     }
 
     pub fn flags(&self) -> &DriverFlags {
@@ -204,6 +225,7 @@ impl Session {
                 name: p.name,
                 hash: Some(p.source.hash),
                 host: None,
+                held_on: None,
             })
             .collect())
     }
@@ -229,6 +251,7 @@ impl Session {
                         hash,
                         host: None,
                         file_size: None,
+                        held_on: None,
                     });
                 }
                 private::dir(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
@@ -236,7 +259,7 @@ impl Session {
                 private::create(&path)
                     .and_then(|mut f| f.write_all(bytes))
                     .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-                Ok(InputPart { data: None, path, offset: 0, len, name, hash, host: None, file_size: None })
+                Ok(InputPart { data: None, path, offset: 0, len, name, hash, host: None, file_size: None, held_on: None })
             })
             .collect()
     }
@@ -255,7 +278,94 @@ impl Session {
     }
 
     /// Runs one job to the end (its output is where `job.output` says).
-    pub fn run(&self, job: JobRun) -> Result<()> {
+    /// A cached part it reads that no host can give any more is made
+    /// again (the job that made it reruns), and the job runs again.
+    pub fn run(&self, mut job: JobRun) -> Result<run::summary::RunSummary> {
+        for again in 0.. {
+            self.swap_remade(&mut job.parts);
+            match self.run_once(&job, false, false) {
+                Err(Error::InputsLost { hashes, why }) if again < REMAKES => {
+                    let why = why.lines().next().unwrap_or_default().to_string();
+                    eprintln!("shoal: {}: {why}; making the lost cached parts again", job.site);
+                    self.make_again(&hashes)?;
+                }
+                done => return done,
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Runs a job whose output the program keeps for later jobs (a cached
+    /// dataset, a shuffle another shuffle reads), and returns its parts:
+    /// held by the hosts that made them on a cluster of remote hosts,
+    /// else files of the session dir.
+    pub fn materialize(&self, job: JobRun) -> Result<Vec<InputPart>> {
+        let held = self.holds_parts();
+        let mut job = job;
+        self.swap_remade(&mut job.parts);
+        let summary = self.run_once(&job, held, false);
+        let summary = match summary {
+            Err(Error::InputsLost { hashes, .. }) => {
+                self.make_again(&hashes)?;
+                self.swap_remade(&mut job.parts);
+                self.run_once(&job, held, false)?
+            }
+            other => other?,
+        };
+        if !held {
+            return materialized_parts(&job.output);
+        }
+        let parts = held_parts(&summary)?;
+        self.made.lock().unwrap().push(Made { job, parts: parts.clone() });
+        Ok(parts)
+    }
+
+    /// Parts stay on the hosts when no host is this machine's child
+    /// process (whose store is no nearer than the session dir).
+    fn holds_parts(&self) -> bool {
+        self.cluster.hosts.iter().all(|h| h.transport.is_remote())
+    }
+
+    /// Replaces the parts that were made again.
+    fn swap_remade(&self, parts: &mut [InputPart]) {
+        let remade = self.remade.lock().unwrap();
+        for p in parts.iter_mut() {
+            if let Some(new) = p.hash.and_then(|h| remade.get(&h)) {
+                *p = new.clone();
+            }
+        }
+    }
+
+    /// Reruns (from scratch) every materialized job one of whose parts
+    /// is lost, and notes the new parts.
+    fn make_again(&self, lost: &[[u8; 32]]) -> Result<()> {
+        let stale: Vec<usize> = {
+            let made = self.made.lock().unwrap();
+            (0..made.len()).filter(|&i| made[i].parts.iter().any(|p| p.hash.is_some_and(|h| lost.contains(&h)))).collect()
+        };
+        if stale.is_empty() {
+            return Err(Error::Internal("a job lost cached parts that no job of the program made".into()));
+        }
+        for i in stale {
+            let mut job = self.made.lock().unwrap()[i].job.clone();
+            self.swap_remade(&mut job.parts);
+            let parts = held_parts(&self.run_once(&job, true, true)?)?;
+            let mut remade = self.remade.lock().unwrap();
+            let mut made = self.made.lock().unwrap();
+            for (old, new) in made[i].parts.iter().zip(&parts) {
+                if let Some(h) = old.hash {
+                    remade.insert(h, new.clone());
+                }
+            }
+            made[i] = Made { job, parts };
+        }
+        Ok(())
+    }
+
+    /// One run of a job: `held`, its parts stay on the hosts; `fresh`,
+    /// never resumed (its earlier run's parts are gone).
+    fn run_once(&self, job: &JobRun, held: bool, fresh: bool) -> Result<run::summary::RunSummary> {
+        let job = job.clone();
         let name = if job.setup { format!("{}-setup", self.program) } else { format!("{}-{}", self.program, job.index) };
         let path = self.dir.join(format!("{name}.toml"));
         let draft = Draft {
@@ -270,6 +380,7 @@ impl Session {
         let site = job.site;
         let mut spec = draft.into_spec(&path).map_err(|e| Error::Internal(format!("the job made for {site} is invalid: {e}")))?;
         spec.input.parts = Some(job.parts);
+        spec.output.held = held;
         // Tasks of a program can stay up and run one task after another.
         spec.map.resident = !job.setup;
         if let Some(r) = spec.reduce.as_mut() {
@@ -280,13 +391,12 @@ impl Session {
         let opts = RunOptions {
             state_dir: self.state_dir.clone(),
             dry_run: false,
-            resume: if job.setup { None } else { self.resume_for(&name) },
+            resume: if job.setup || fresh { None } else { self.resume_for(&name) },
             speculate: self.flags.speculate,
             quiet: self.flags.quiet,
             resume_hint: Some("rerun the program with --resume to reuse the tasks that finished".into()),
         };
-        self.rt.block_on(run::run(&self.cluster, &spec, &opts))?;
-        Ok(())
+        self.rt.block_on(run::run(&self.cluster, &spec, &opts))
     }
 
     /// With `--resume`: the latest earlier run of the same job.
@@ -347,8 +457,33 @@ impl Draft {
 /// holds no text of the program's; that goes in as typed fields.
 const SKELETON: &str = "[input]\nargs = [\"-\"]\n[map]\ncommand = \"-\"\n[reduce]\ncommand = \"-\"\n[output]\npath = \"-\"\n";
 
+/// The parts of a materialized job held by the hosts that made them, in
+/// partition order, from its run's summary.
+fn held_parts(summary: &run::summary::RunSummary) -> Result<Vec<InputPart>> {
+    let mut on_hosts = summary.parts_on_hosts.clone();
+    on_hosts.sort_by_key(|p| p.partition);
+    on_hosts
+        .into_iter()
+        .map(|p| {
+            let hash = shoal_wire::unhex(&p.hash)
+                .ok_or_else(|| Error::Internal(format!("part {} of a materialized job has no hash", p.partition)))?;
+            Ok(InputPart {
+                data: None,
+                path: PathBuf::new(),
+                offset: 0,
+                len: p.bytes,
+                name: format!("part-{:05}", p.partition),
+                hash: Some(hash),
+                host: None,
+                file_size: None,
+                held_on: Some(p.host),
+            })
+        })
+        .collect()
+}
+
 /// The part files of a materialized job (its output dir), in partition order.
-pub fn materialized_parts(dir: &Path) -> Result<Vec<InputPart>> {
+fn materialized_parts(dir: &Path) -> Result<Vec<InputPart>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -360,7 +495,7 @@ pub fn materialized_parts(dir: &Path) -> Result<Vec<InputPart>> {
         .map(|path| {
             let len = std::fs::metadata(&path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?.len();
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok(InputPart { data: None, path, offset: 0, len, name, hash: None, host: None, file_size: None })
+            Ok(InputPart { data: None, path, offset: 0, len, name, hash: None, host: None, file_size: None, held_on: None })
         })
         .collect()
 }
@@ -440,5 +575,28 @@ mod tests {
     fn a_plan_too_large_for_the_environment_is_refused_with_the_param_named() {
         let err = draft(None, "x", &"p".repeat(200 << 10)).into_spec(Path::new("prog-4.toml")).unwrap_err().to_string();
         assert!(err.contains("[params] plan is 204800 bytes; each param reaches every task as one environment variable"), "{err}");
+    }
+
+    #[test]
+    fn held_parts_come_in_partition_order_named_by_hash_and_holder() {
+        let on = |partition: u32, host: &str, hash: String| run::summary::PartOnHost {
+            partition,
+            host: host.into(),
+            path: String::new(),
+            bytes: 10 + u64::from(partition),
+            hash,
+        };
+        let mut summary = run::summary::RunSummary {
+            parts_on_hosts: vec![on(1, "h2", "22".repeat(32)), on(0, "h1", "11".repeat(32))],
+            ..Default::default()
+        };
+        let parts = held_parts(&summary).unwrap();
+        let seen: Vec<(&str, Option<&str>, u64, [u8; 32])> =
+            parts.iter().map(|p| (p.name.as_str(), p.held_on.as_deref(), p.len, p.hash.unwrap())).collect();
+        assert_eq!(seen, [("part-00000", Some("h1"), 10, [0x11; 32]), ("part-00001", Some("h2"), 11, [0x22; 32])]);
+        assert!(parts.iter().all(|p| p.data.is_none() && p.host.is_none()), "a held part is neither in memory nor pinned");
+        summary.parts_on_hosts[0].hash = String::new();
+        let err = held_parts(&summary).unwrap_err().to_string();
+        assert!(err.contains("part 1 of a materialized job has no hash"), "{err}");
     }
 }

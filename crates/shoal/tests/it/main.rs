@@ -23,6 +23,7 @@
 
 mod chaos;
 mod dataset;
+mod dataset_cached;
 mod dataset_cluster;
 mod dataset_errors;
 mod python;

@@ -124,6 +124,7 @@ fn cut(files: &[HostFile], job: &JobSpec, dirs: bool) -> Vec<InputPart> {
                 hash: Some(*id.finalize().as_bytes()),
                 host: Some(f.host.clone()),
                 file_size: Some(f.size),
+                held_on: None,
             });
         }
     }

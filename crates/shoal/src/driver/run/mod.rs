@@ -116,7 +116,8 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     let journal = Journal::create(&plan.run_dir.journal()).map_err(|e| Error::io("cannot create the run journal", e))?;
     let sched = scheduler(job, &plan, &cluster.hosts, opts).await;
     let mut engine = Engine::new(job, &plan, cluster.hosts.clone(), sched, journal, opts.quiet);
-    if job.reduce.is_some() {
+    let held_inputs = job.input.parts.iter().flatten().any(|p| p.held_on.is_some());
+    if job.reduce.is_some() || held_inputs {
         let (mesh, unreachable) = mesh::set_up(&cluster.hosts, spec.data, &plan.run_id.to_string()).await;
         for line in mesh::describe(&cluster.hosts, &unreachable) {
             eprintln!("shoal: {line}");
@@ -141,6 +142,8 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
         shuffle.refused_connections = engine.book.facts.peer_refused;
         summary.shuffle = Some(shuffle);
     }
+    summary.cached_inputs_via_driver_bytes = engine.book.facts.inputs_via_driver;
+    summary.cached_inputs_direct_bytes = engine.book.facts.inputs_direct;
     summary.counters = engine.book.facts.counters.clone();
     summary.skipped_records = engine.book.facts.skipped.clone();
     end_run(&cluster, &plan.run_id.to_string()).await;
@@ -152,8 +155,10 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
     }
     write_summary(&plan.run_dir.summary(), &summary);
     let where_ = summary.report.as_ref().map_or(String::new(), |r| format!("\nreport: {r}"));
+    let lost = &engine.book.facts.lost_inputs;
     match result {
         Ok(()) => Ok(summary),
+        Err(Error::JobFailed(m)) if !lost.is_empty() => Err(Error::InputsLost { hashes: lost.clone(), why: m + &where_ }),
         Err(Error::JobFailed(m)) => Err(Error::JobFailed(m + &where_)),
         Err(Error::Interrupted(m)) => Err(Error::Interrupted(m + &where_)),
         Err(e) => Err(e),
@@ -378,10 +383,13 @@ fn resume(engine: &mut Engine<'_>, opts: &RunOptions) -> Result<()> {
         };
         let file = engine.plan.run_dir.part(t as u32);
         let part = |data| Part { partition: task.partition, file: file.clone(), data, input_name: std::sync::Arc::clone(&task.input_name) };
-        if engine.job.output.on_hosts {
+        if engine.job.output.on_hosts || engine.job.output.held {
             // The part stayed on its host, at a path that depends only on
-            // the host and the task: reused as it is (`shoal pull` checks it).
-            let file = PathBuf::from(format!("{}:{}", e.host, engine.part_on_host(t as u32, &e.host)));
+            // the host and the task: reused as it is (`shoal pull` checks
+            // it; a held part that is gone is made again when a later job
+            // cannot get it).
+            let path = if engine.job.output.held { String::new() } else { engine.part_on_host(t as u32, &e.host) };
+            let file = PathBuf::from(format!("{}:{path}", e.host));
             let part = Part { partition: task.partition, file, data: None, input_name: std::sync::Arc::clone(&task.input_name) };
             engine.journal_reuse(t as u32, e.clone(), part)?;
             continue;
@@ -515,7 +523,7 @@ fn stream_output(job: &JobSpec, plan: &Plan) -> Option<Streamed> {
 
 fn commit(engine: &Engine<'_>, streamed: Option<Streamed>, job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
     let parts: Vec<&Part> = engine.book.parts.values().collect();
-    if job.output.on_hosts {
+    if job.output.on_hosts || job.output.held {
         return commit_on_hosts(&parts, job, plan, summary);
     }
     let dest = job.resolve(&job.output.path);
@@ -541,7 +549,8 @@ fn commit(engine: &Engine<'_>, streamed: Option<Streamed>, job: &JobSpec, plan: 
 /// The output of an `[output] on_hosts` job is already in place, part by
 /// part, on the hosts: the run records where each one is, with its size
 /// and hash (the summary's `parts_on_hosts`, which `shoal pull --output`
-/// reads).
+/// reads). A held output (a program's cached dataset) likewise, with no
+/// path: each part is a block in its host's store.
 fn commit_on_hosts(parts: &[&Part], job: &JobSpec, plan: &Plan, summary: &mut RunSummary) -> Result<()> {
     // The run's own journal (synced when the engine stopped) has each
     // committed output's size and hash.
@@ -562,7 +571,10 @@ fn commit_on_hosts(parts: &[&Part], job: &JobSpec, plan: &Plan, summary: &mut Ru
         });
     }
     summary.status = "succeeded".into();
-    summary.output = Some(format!("{} part(s) left on the hosts at {}", placed.len(), job.output.path));
+    summary.output = Some(match job.output.held {
+        true => format!("{} part(s) held in the block stores of the hosts that made them", placed.len()),
+        false => format!("{} part(s) left on the hosts at {}", placed.len(), job.output.path),
+    });
     summary.parts_on_hosts = placed;
     Ok(())
 }

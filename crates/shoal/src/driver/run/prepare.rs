@@ -312,13 +312,17 @@ fn partitions(job: &JobSpec, total_slots: u32, run_dir: &RunDir, state_dir: &Pat
 /// Partitions a program handed over (the Dataset API), each hashed so that
 /// a host holding it already (a cached partition it computed) is not sent
 /// it again. A partition held in memory stays there: it travels inside
-/// its task requests.
+/// its task requests. A partition held on a host (a cached part the
+/// driver never had) is named by its hash alone.
 fn given_parts(parts: &[shoal_core::job::InputPart]) -> Result<Vec<Partition>> {
     parts
         .iter()
         .map(|p| {
             let hash = match (p.hash, &p.data) {
                 (Some(h), _) => h,
+                (None, _) if p.held_on.is_some() => {
+                    return Err(Error::Internal(format!("input partition {} is held on a host but has no hash", p.name)))
+                }
                 (None, Some(data)) => *blake3::hash(data).as_bytes(),
                 (None, None) => crate::driver::blocks::hash_range(&p.path, p.offset, p.len)
                     .map_err(|e| Error::io(format!("cannot read input partition {}", p.path.display()), e))?,

@@ -77,6 +77,13 @@ pub struct RunSummary {
     /// Path of the HTML run report.
     #[serde(default)]
     pub report: Option<String>,
+    /// Bytes of cached input parts (held only by the hosts that made
+    /// them) that tasks on other hosts got through the driver, and
+    /// straight from the holder.
+    #[serde(default)]
+    pub cached_inputs_via_driver_bytes: u64,
+    #[serde(default)]
+    pub cached_inputs_direct_bytes: u64,
     /// Where each part of an `[output] on_hosts` output is, in partition
     /// order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -26,6 +26,12 @@ pub struct Facts {
     pub shuffled_via_driver: u64,
     /// Shuffle bytes reducers' hosts fetched straight from their peers.
     pub shuffled_direct: u64,
+    /// Cached input parts (held by the hosts that made them) staged for
+    /// tasks elsewhere: through the driver, and fetched from the holder.
+    pub inputs_via_driver: u64,
+    pub inputs_direct: u64,
+    /// Cached input parts no host could give any more.
+    pub lost_inputs: Vec<shoal_wire::Hash>,
     /// Connections to the hosts' peer listeners refused.
     pub peer_refused: u64,
     /// Hadoop-style counters from `reporter:counter:group,name,amount`.

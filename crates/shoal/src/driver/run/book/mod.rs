@@ -221,6 +221,14 @@ impl<'a> RunBook<'a> {
                 self.facts.shuffled_via_driver += relayed;
                 self.facts.shuffled_direct += direct;
             }
+            Internal::InputMoved { relayed, direct } => {
+                self.facts.inputs_via_driver += relayed;
+                self.facts.inputs_direct += direct;
+            }
+            Internal::InputLost { hash, why } => {
+                self.facts.lost_inputs.push(hash);
+                self.fail(why);
+            }
             Internal::PeerRefused => self.facts.peer_refused += 1,
             Internal::FetchFailed { task, attempt, from_task } => self.fetch_failed(task, attempt, from_task),
             Internal::Uploaded { host, sent, skipped } => {

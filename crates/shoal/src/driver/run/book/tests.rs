@@ -586,3 +586,18 @@ fn an_output_collected_after_its_task_reran_is_not_journaled_again() {
     assert_eq!(book.parts.get(&0).and_then(|p| p.data.as_deref()), Some(&b"0"[..]), "the rerun's output counts");
     assert_eq!(book.facts.hosts[0].done, 0);
 }
+
+#[test]
+fn a_cached_input_no_host_can_give_ends_the_run_and_is_recorded() {
+    let book = table(
+        maps_book(&[Input::None, Input::None], &[1, 1]),
+        &["start t0 a0 h0", "start t1 a1 h1"],
+        vec![
+            (Call::Internal(Internal::InputMoved { relayed: 0, direct: 4096 }), vec![]),
+            (Call::Internal(Internal::InputLost { hash: [7; 32], why: "host `h0` no longer holds it".into() }), vec![]),
+        ],
+    );
+    assert_eq!(book.ending(), Some(&Ending::Failed("host `h0` no longer holds it".into())));
+    assert_eq!(book.facts.lost_inputs, vec![[7; 32]]);
+    assert_eq!((book.facts.inputs_direct, book.facts.inputs_via_driver), (4096, 0));
+}

@@ -32,7 +32,7 @@ use super::private;
 use super::progress::Progress;
 use crate::driver::mesh::Mesh;
 use crate::driver::{blocks, Host, HostEvent};
-use shuffle::{stage_buckets, StageError};
+use shuffle::{stage, StageError, Wanted};
 
 /// What comes back to the loop from work it started elsewhere.
 enum Back {
@@ -200,6 +200,13 @@ impl<'a> Engine<'a> {
                 Effect::Upload(launch) => self.upload_and_start(launch),
                 Effect::Stage { launch, buckets } => self.stage_and_start(launch, buckets),
                 Effect::Kill { host, attempt } => self.kill(host, attempt),
+                Effect::Fetch { task, attempt, host, hash, size, .. } if self.job.output.held => {
+                    // The part stays in its host's store: the run only
+                    // records where it is.
+                    let file = std::path::PathBuf::from(format!("{}:", self.hosts[host].name()));
+                    let c = Internal::Collected { task, attempt, file, size, hash: hex(&hash), data: None };
+                    let _ = self.back_tx.send(Back::Book(c));
+                }
                 Effect::Fetch { task, attempt, host, hash, file, .. } if !self.job.output.on_hosts => {
                     self.fetch(task, attempt, host, hash, file)
                 }
@@ -228,6 +235,10 @@ impl<'a> Engine<'a> {
     /// Uploads the input block if the host lacks it, then starts the task.
     fn upload_and_start(&mut self, launch: Launch) {
         let h = self.hosts[launch.host].clone();
+        if let Some(holder) = self.held_input(launch.task) {
+            let holder = self.hosts.iter().position(|x| x.name() == holder);
+            return self.fetch_held_and_start(launch, holder);
+        }
         if self.reads_in_place(&h, launch.task) {
             // Nothing to upload: the host reads the input itself.
             return self.start(launch);
@@ -256,14 +267,14 @@ impl<'a> Engine<'a> {
     fn stage_and_start(&mut self, launch: Launch, buckets: Vec<Needed>) {
         let h = self.hosts[launch.host].clone();
         let req = self.request(&h, launch, &buckets);
-        let needed: Vec<(Needed, Arc<Host>)> = buckets.into_iter().map(|n| (n, self.hosts[n.from].clone())).collect();
+        let needed: Vec<(Wanted, Arc<Host>)> = buckets.into_iter().map(|n| (n.into(), self.hosts[n.from].clone())).collect();
         let dir = self.plan.run_dir.shuffle();
         let tx = self.back_tx.clone();
         let mesh = self.mesh.clone();
         let names: Vec<String> = self.hosts.iter().map(|h| h.name().to_string()).collect();
         let Launch { task, attempt, host: to, .. } = launch;
         tokio::spawn(async move {
-            let msg = match stage_buckets(&h, to, needed, dir, &mesh).await {
+            let msg = match stage(&h, to, needed, dir, &mesh).await {
                 Ok(staged) => {
                     for (from, why) in staged.fell_back {
                         let why = crate::printable::printable(&why);
@@ -279,9 +290,50 @@ impl<'a> Engine<'a> {
                         Err(e) => Internal::LaunchFailed { task, attempt, why: e.to_string(), gone: e.is_gone() },
                     }
                 }
-                Err(StageError::Lost { map }) => Internal::FetchFailed { task, attempt, from_task: map },
+                Err(StageError::Lost { owner }) => Internal::FetchFailed { task, attempt, from_task: owner },
                 Err(StageError::Gone) => Internal::LaunchFailed { task, attempt, why: "host gone".into(), gone: true },
                 Err(StageError::Other(why)) => Internal::LaunchFailed { task, attempt, why, gone: false },
+            };
+            let _ = tx.send(Back::Book(msg));
+        });
+    }
+
+    /// Makes the task's host hold its input, a cached part that only host
+    /// `holder` has (`None`: a host not in this run), then starts it: from
+    /// the holder directly where the pair reaches each other, else through
+    /// the driver. A part nobody can give any more ends the run with
+    /// `InputLost`, so that the program makes it again.
+    fn fetch_held_and_start(&mut self, launch: Launch, holder: Option<usize>) {
+        let h = self.hosts[launch.host].clone();
+        let req = self.request(&h, launch, &[]);
+        let Some(src) = self.plan.tasks[launch.task as usize].input.clone() else {
+            return;
+        };
+        let wanted = holder.map(|from| (Wanted { hash: src.hash, size: src.len, from, owner: launch.task }, self.hosts[from].clone()));
+        let holder_name = wanted.as_ref().map(|(_, x)| x.name().to_string());
+        let (dir, tx, mesh) = (self.plan.run_dir.shuffle(), self.back_tx.clone(), self.mesh.clone());
+        let Launch { task, attempt, host: to, .. } = launch;
+        tokio::spawn(async move {
+            let lost = |why: String| Internal::InputLost { hash: src.hash, why };
+            let has = blocks::missing(&h, vec![src.hash]).await.map(|m| m.is_empty());
+            let msg = match (has, wanted) {
+                (Err(_), _) => Internal::LaunchFailed { task, attempt, why: "host gone".into(), gone: true },
+                (Ok(true), _) => return start_when_staged(&h, req, task, attempt, &tx).await,
+                (Ok(false), None) => lost(format!("task {task}'s input is a cached part held by a host that is not in this run")),
+                (Ok(false), Some((w, from))) if w.from == to => {
+                    lost(format!("host `{}` no longer holds task {task}'s input, a cached part it made", from.name()))
+                }
+                (Ok(false), Some(wanted)) => match stage(&h, to, vec![wanted], dir, &mesh).await {
+                    Ok(staged) => {
+                        let _ = tx.send(Back::Book(Internal::InputMoved { relayed: staged.relayed, direct: staged.direct }));
+                        return start_when_staged(&h, req, task, attempt, &tx).await;
+                    }
+                    Err(StageError::Gone) => Internal::LaunchFailed { task, attempt, why: "host gone".into(), gone: true },
+                    Err(StageError::Lost { .. }) => {
+                        lost(format!("host `{}`, which held task {task}'s input (a cached part), is lost", holder_name.unwrap_or_default()))
+                    }
+                    Err(StageError::Other(why)) => lost(format!("task {task}'s input, a cached part, cannot be had: {why}")),
+                },
             };
             let _ = tx.send(Back::Book(msg));
         });
@@ -394,6 +446,13 @@ impl<'a> Engine<'a> {
 
     fn note(&self, line: &str) {
         self.progress.println(&format!("shoal: {line}"));
+    }
+}
+
+/// Sends a task whose input its host now holds.
+async fn start_when_staged(h: &Host, req: shoal_wire::TaskRequest, task: u32, attempt: u32, tx: &mpsc::UnboundedSender<Back>) {
+    if let Err(e) = h.send(Message::RunTask(req)).await {
+        let _ = tx.send(Back::Book(Internal::LaunchFailed { task, attempt, why: e.to_string(), gone: e.is_gone() }));
     }
 }
 

@@ -20,7 +20,7 @@ impl Engine<'_> {
             return TaskRequest {
                 inputs: buckets.iter().map(|n| n.bucket.block.hash).collect(),
                 merge_in: self.key_format(),
-                keep_output: job.output.on_hosts,
+                keep_output: job.output.on_hosts || job.output.held,
                 ..self.common(h, launch, &reduce.step, job.command_for(&reduce.step, h.name()).to_string())
             };
         }
@@ -41,7 +41,7 @@ impl Engine<'_> {
             input_file: in_place,
             shuffle_out: self.shuffle_out(),
             skip_bad: launch.skip_bad,
-            keep_output: job.output.on_hosts && job.reduce.is_none(),
+            keep_output: (job.output.on_hosts || job.output.held) && job.reduce.is_none(),
             ..self.common(h, launch, &job.map, command)
         }
     }
@@ -50,6 +50,9 @@ impl Engine<'_> {
     /// lives: any input on this machine's own (local) hosts, which see the
     /// driver's files; a `shared:` input or a host's own file elsewhere.
     pub(super) fn reads_in_place(&self, h: &Host, task: u32) -> bool {
+        if self.held_input(task).is_some() {
+            return false;
+        }
         if h.spec.transport == TransportKind::Local {
             return true;
         }
@@ -60,6 +63,13 @@ impl Engine<'_> {
             Some(part) => part.file_size.is_some(),
             None => self.plan.shared_input,
         }
+    }
+
+    /// The host that holds task `task`'s input, when only a host does (a
+    /// program's cached part).
+    pub(super) fn held_input(&self, task: u32) -> Option<&str> {
+        let partition = self.plan.tasks[task as usize].partition as usize;
+        self.job.input.parts.as_ref()?.get(partition)?.held_on.as_deref()
     }
 
     /// What a request of `launch` on `h` carries whatever its stage: who

@@ -1,4 +1,4 @@
-//! The driver's part of a keyed shuffle.
+//! The driver's part of a keyed shuffle, and of a program's cached parts.
 //!
 //! Map tasks keep their output on their host as R sorted buckets. When
 //! reduce task r starts on host H, the driver makes sure H holds bucket r
@@ -10,6 +10,9 @@
 //! and uploaded to H over the driver's links. A bucket whose host is gone
 //! turns into a `FetchFailed` for the reduce, which makes the scheduler
 //! rerun only the lost map task, without charging the reduce.
+//!
+//! A cached part of a program (a block only the host that made it holds)
+//! reaches a task on another host the same way.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,12 +24,29 @@ use super::super::book::Needed;
 use super::super::private;
 use crate::driver::mesh::Mesh;
 use crate::driver::{blocks, Host};
+use shoal_wire::Hash;
 
-/// Why buckets could not be staged on a reducer's host.
+/// A block a task's host must hold before the task starts, held by
+/// host `from`: bucket of map task `owner`, or a cached input part.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted {
+    pub hash: Hash,
+    pub size: u64,
+    pub from: usize,
+    pub owner: u32,
+}
+
+impl From<Needed> for Wanted {
+    fn from(n: Needed) -> Wanted {
+        Wanted { hash: n.bucket.block.hash, size: n.bucket.block.size, from: n.from, owner: n.map }
+    }
+}
+
+/// Why blocks could not be staged on a task's host.
 pub enum StageError {
-    /// The map task's host is gone: rerun that map.
+    /// The holder of task `owner`'s block is gone.
     Lost {
-        map: u32,
+        owner: u32,
     },
     /// The reducer's own host is gone.
     Gone,
@@ -45,32 +65,22 @@ pub struct Staged {
     pub fell_back: Vec<(usize, String)>,
 }
 
-/// Makes host `to` (`dest`) hold every needed bucket.
-pub async fn stage_buckets(
-    dest: &Host,
-    to: usize,
-    needed: Vec<(Needed, Arc<Host>)>,
-    dir: PathBuf,
-    mesh: &Mesh,
-) -> Result<Staged, StageError> {
+/// Makes host `to` (`dest`) hold every wanted block.
+pub async fn stage(dest: &Host, to: usize, needed: Vec<(Wanted, Arc<Host>)>, dir: PathBuf, mesh: &Mesh) -> Result<Staged, StageError> {
     let mut staged = Staged::default();
     let (direct, mut relay): (Vec<_>, Vec<_>) =
         needed.into_iter().partition(|(n, from)| !from.is_lost() && mesh.direct(to, n.from).is_some());
     if !direct.is_empty() {
         let blocks = direct
             .iter()
-            .map(|(n, _)| PeerBlock {
-                hash: n.bucket.block.hash,
-                size: n.bucket.block.size,
-                from: mesh.direct(to, n.from).unwrap_or_default().into(),
-            })
+            .map(|(n, _)| PeerBlock { hash: n.hash, size: n.size, from: mesh.direct(to, n.from).unwrap_or_default().into() })
             .collect();
         let id = dest.next_id();
         match dest.request(id, Message::PeerFetch { id, run: mesh.run.clone(), blocks }).await {
             Ok(Message::PeerFetched { bytes, failed, .. }) => {
                 staged.direct = bytes;
                 for (n, from) in direct {
-                    let Some((_, why)) = failed.iter().find(|(h, _)| *h == n.bucket.block.hash) else { continue };
+                    let Some((_, why)) = failed.iter().find(|(h, _)| *h == n.hash) else { continue };
                     if !from.is_lost() && mesh.fall_back(to, n.from) {
                         staged.fell_back.push((n.from, why.clone()));
                     }
@@ -81,37 +91,37 @@ pub async fn stage_buckets(
             _ => relay.extend(direct),
         }
     }
-    staged.relayed = relay_buckets(dest, relay, dir).await?;
+    staged.relayed = relay_blocks(dest, relay, dir).await?;
     Ok(staged)
 }
 
-/// Moves buckets through the driver; returns the bytes that crossed it.
-async fn relay_buckets(dest: &Host, needed: Vec<(Needed, Arc<Host>)>, dir: PathBuf) -> Result<u64, StageError> {
+/// Moves blocks through the driver; returns the bytes that crossed it.
+async fn relay_blocks(dest: &Host, needed: Vec<(Wanted, Arc<Host>)>, dir: PathBuf) -> Result<u64, StageError> {
     if needed.is_empty() {
         return Ok(0);
     }
-    let hashes = needed.iter().map(|(n, _)| n.bucket.block.hash).collect();
+    let hashes = needed.iter().map(|(n, _)| n.hash).collect();
     let missing = blocks::missing(dest, hashes).await.map_err(|_| StageError::Gone)?;
     let _ = private::dir(&dir);
     let mut moved = 0;
-    for (n, from) in needed.iter().filter(|(n, _)| missing.contains(&n.bucket.block.hash)) {
-        let file = staging_name(&dir, &n.bucket.block.hash);
+    for (n, from) in needed.iter().filter(|(n, _)| missing.contains(&n.hash)) {
+        let file = staging_name(&dir, &n.hash);
         if from.is_lost() {
-            return Err(StageError::Lost { map: n.map });
+            return Err(StageError::Lost { owner: n.owner });
         }
-        if blocks::fetch(from, n.bucket.block.hash, &file).await.is_err() {
+        if let Err(e) = blocks::fetch(from, n.hash, &file).await {
             let _ = tokio::fs::remove_file(&file).await;
             return Err(if from.is_lost() {
-                StageError::Lost { map: n.map }
+                StageError::Lost { owner: n.owner }
             } else {
-                StageError::Other(format!("cannot fetch a shuffle bucket from `{}`", from.name()))
+                StageError::Other(format!("cannot fetch block {} from `{}`: {e}", hex(&n.hash), from.name()))
             });
         }
-        let src = blocks::Source { path: file.clone(), offset: 0, len: n.bucket.block.size, hash: n.bucket.block.hash, data: None };
+        let src = blocks::Source { path: file.clone(), offset: 0, len: n.size, hash: n.hash, data: None };
         let sent = blocks::upload(dest, &src).await;
         let _ = tokio::fs::remove_file(&file).await;
         sent.map_err(|e| if dest.is_lost() { StageError::Gone } else { StageError::Other(e.to_string()) })?;
-        moved += n.bucket.block.size;
+        moved += n.size;
     }
     Ok(moved)
 }
