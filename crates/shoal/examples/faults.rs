@@ -18,6 +18,9 @@
 //!   sum of `3i`, and `second`, of `3i + 1`), whose second job's closures
 //!   panic on HOST; with `$FAULTS_GATE` set, the driver waits between the
 //!   two until that file exists.
+//! - `text-twice FILE HOST`: two jobs over the lines of FILE (`first`,
+//!   their count, and `second`, the same), whose second job's closures
+//!   panic on HOST.
 
 use std::time::Duration;
 
@@ -124,6 +127,18 @@ fn main() -> shoal::Result<()> {
                     i + 1
                 });
                 println!("second {}", second.reduce(|a, b| a + b)?.unwrap_or(0));
+            }
+            "text-twice" => {
+                let host = cx.args().get(2).cloned().unwrap_or_default();
+                let lines = cx.text_file(cx.args().get(1).map_or("", String::as_str))?;
+                println!("first {}", lines.count()?);
+                let second = lines.filter(move |_| {
+                    if std::env::var("SHOAL_HOST").is_ok_and(|h| h == host) {
+                        panic!("boom on {host}");
+                    }
+                    true
+                });
+                println!("second {}", second.count()?);
             }
             other => return Err(Error::Usage(format!("faults: unknown mode {other:?}"))),
         }

@@ -1,7 +1,8 @@
 //! Cached datasets on the 3-host netns cluster: their parts stay in the
 //! block stores of the hosts that made them, the driver never holds them,
 //! a task on another host fetches its part straight from the holder, and
-//! a part that no host can give any more is made again.
+//! a part that no host can give any more is made again. A text file's
+//! partitions, once on the hosts, are fetched from them too.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -58,9 +59,9 @@ fn cached_parts_stay_on_their_hosts_and_a_task_elsewhere_fetches_from_the_holder
     // (no part file of theirs in the session), not their reading.
     let runs = summaries(dir.path());
     for s in &runs {
-        assert_eq!(s["cached_inputs_via_driver_bytes"], 0, "a cached part went through the driver: {s}");
+        assert_eq!(s["input_relayed_bytes"], 0, "a cached part went through the driver: {s}");
     }
-    let direct: u64 = runs.iter().map(|s| s["cached_inputs_direct_bytes"].as_u64().unwrap()).sum();
+    let direct: u64 = runs.iter().map(|s| s["input_peer_bytes"].as_u64().unwrap()).sum();
     assert!(direct > 0, "no task fetched a cached part from its holder");
     let failed_on_h1 = runs.last().unwrap()["attempts"].as_array().unwrap().iter().any(|a| a["host"] == "h1" && a["outcome"] == "failed");
     assert!(failed_on_h1, "the second job never ran on h1: {}", runs.last().unwrap());
@@ -108,4 +109,25 @@ fn a_cached_part_its_holder_lost_is_made_again() {
     assert!(stderr.contains("no longer holds") || stderr.contains("cannot be had"), "the loss is named: {stderr}");
     // The parts were made again, and held again.
     assert!(summaries(dir.path()).iter().filter(|s| s["parts_on_hosts"].as_array().is_some_and(|p| !p.is_empty())).count() >= 2);
+}
+
+#[test]
+fn a_text_partition_a_host_holds_is_fetched_from_it_not_sent_again() {
+    let Some((_g, c)) = netns::up() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let n = records();
+    let text: String = (0..n).map(|i| format!("line {i} of {n}\n")).collect();
+    std::fs::write(dir.path().join("lines.txt"), text).unwrap();
+    let cluster = c.file.display().to_string();
+    let args = ["--quiet", "--cluster", &cluster, "text-twice", "lines.txt", "h1"];
+    let r = Shoal::program("faults").in_job_dir(dir.path()).args(args).run().success();
+    assert!(r.stdout.contains(&format!("first {n}")) && r.stdout.contains(&format!("second {n}")), "{}", r.stdout);
+    let runs = summaries(dir.path());
+    let (first, second) = (&runs[runs.len() - 2], &runs[runs.len() - 1]);
+    assert!(first["input_bytes_sent"].as_u64().unwrap() > 0, "the first job's partitions came from the driver: {first}");
+    // The second job's tasks ran where their partitions were, and those
+    // that h1 failed got theirs from h1, not from the driver.
+    assert_eq!(second["input_bytes_sent"], 0, "the driver sent a partition again: {second}");
+    assert!(second["input_peer_bytes"].as_u64().unwrap() > 0, "no host fetched a partition from another: {second}");
+    assert_eq!(second["input_relayed_bytes"], 0, "{second}");
 }

@@ -114,10 +114,14 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
         eprintln!("shoal: {}", crate::printable::printable(&note.to_string()));
     }
     let journal = Journal::create(&plan.run_dir.journal()).map_err(|e| Error::io("cannot create the run journal", e))?;
-    let sched = scheduler(job, &plan, &cluster.hosts, opts).await;
+    let holders = locality(&plan, &cluster.hosts).await;
+    let sched = scheduler(job, &plan, &cluster.hosts, &holders, opts);
     let mut engine = Engine::new(job, &plan, cluster.hosts.clone(), sched, journal, opts.quiet);
+    engine.set_holders(holders.iter().map(|h| h.iter().map(|id| id.0 as usize).collect()).collect());
+    // Hosts move data among themselves for a shuffle, for cached parts,
+    // and for input partitions some host holds already.
     let held_inputs = job.input.parts.iter().flatten().any(|p| p.held_on.is_some());
-    if job.reduce.is_some() || held_inputs {
+    if job.reduce.is_some() || held_inputs || holders.iter().any(|h| !h.is_empty()) {
         let (mesh, unreachable) = mesh::set_up(&cluster.hosts, spec.data, &plan.run_id.to_string()).await;
         for line in mesh::describe(&cluster.hosts, &unreachable) {
             eprintln!("shoal: {line}");
@@ -142,8 +146,8 @@ pub async fn run(spec: &ClusterSpec, job: &JobSpec, opts: &RunOptions) -> Result
         shuffle.refused_connections = engine.book.facts.peer_refused;
         summary.shuffle = Some(shuffle);
     }
-    summary.cached_inputs_via_driver_bytes = engine.book.facts.inputs_via_driver;
-    summary.cached_inputs_direct_bytes = engine.book.facts.inputs_direct;
+    summary.input_relayed_bytes = engine.book.facts.inputs_via_driver;
+    summary.input_peer_bytes = engine.book.facts.inputs_direct;
     summary.counters = engine.book.facts.counters.clone();
     summary.skipped_records = engine.book.facts.skipped.clone();
     end_run(&cluster, &plan.run_id.to_string()).await;
@@ -315,11 +319,10 @@ enum WorkdirFailed {
 
 /// Builds the scheduler: the placement's launch order and pins, and
 /// locality from the blocks each host already holds.
-async fn scheduler(job: &JobSpec, plan: &Plan, hosts: &[Arc<Host>], opts: &RunOptions) -> Scheduler {
+fn scheduler(job: &JobSpec, plan: &Plan, hosts: &[Arc<Host>], holders: &[Vec<HostId>], opts: &RunOptions) -> Scheduler {
     let maps = plan.tasks.iter().filter(|t| t.stage == 0).count();
     let slots: Vec<(&HostSpec, u32)> = hosts.iter().map(|h| (&h.spec, h.slots())).collect();
     let placement = Placement::new(job, plan, &slots);
-    let holders = locality(plan, hosts).await;
     let map_ids: Vec<TaskId> = (0..maps as u32).map(TaskId).collect();
     let reduce = job.reduce.is_some();
     let tasks: Vec<TaskSpec> = plan

@@ -77,13 +77,14 @@ pub struct RunSummary {
     /// Path of the HTML run report.
     #[serde(default)]
     pub report: Option<String>,
-    /// Bytes of cached input parts (held only by the hosts that made
-    /// them) that tasks on other hosts got through the driver, and
-    /// straight from the holder.
+    /// Input bytes a task's host fetched straight from another host that
+    /// held them (a program's cached part, or a partition an earlier run
+    /// sent there), and bytes of cached parts that went from their holder
+    /// through the driver (hosts that cannot reach each other).
     #[serde(default)]
-    pub cached_inputs_via_driver_bytes: u64,
+    pub input_peer_bytes: u64,
     #[serde(default)]
-    pub cached_inputs_direct_bytes: u64,
+    pub input_relayed_bytes: u64,
     /// Where each part of an `[output] on_hosts` output is, in partition
     /// order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

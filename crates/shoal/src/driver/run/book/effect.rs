@@ -96,8 +96,8 @@ pub enum Internal {
     /// Shuffle bytes staged for a reducer: through the driver, and
     /// fetched by the reducer's host straight from its peers.
     Shuffled { relayed: u64, direct: u64 },
-    /// A cached input part staged for a task: bytes through the driver,
-    /// and fetched by the task's host straight from the holder.
+    /// An input staged for a task from a host that held it: bytes through
+    /// the driver, and fetched by the task's host straight from the holder.
     InputMoved { relayed: u64, direct: u64 },
     /// A task's input, a cached part only a host held (`hash`), cannot be
     /// had any more: the run stops, and the program makes it again.

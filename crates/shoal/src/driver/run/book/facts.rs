@@ -26,8 +26,8 @@ pub struct Facts {
     pub shuffled_via_driver: u64,
     /// Shuffle bytes reducers' hosts fetched straight from their peers.
     pub shuffled_direct: u64,
-    /// Cached input parts (held by the hosts that made them) staged for
-    /// tasks elsewhere: through the driver, and fetched from the holder.
+    /// Input bytes staged for tasks from the hosts that held them:
+    /// through the driver (cached parts only), and fetched host to host.
     pub inputs_via_driver: u64,
     pub inputs_direct: u64,
     /// Cached input parts no host could give any more.

@@ -32,7 +32,7 @@ use super::private;
 use super::progress::Progress;
 use crate::driver::mesh::Mesh;
 use crate::driver::{blocks, Host, HostEvent};
-use shuffle::{stage, StageError, Wanted};
+use shuffle::{fetch_from_peer, stage, StageError, Wanted};
 
 /// What comes back to the loop from work it started elsewhere.
 enum Back {
@@ -65,6 +65,8 @@ pub struct Engine<'a> {
     mesh: Arc<Mesh>,
     /// The merged output, written as parts commit (`merge = "concat"`).
     concat: Option<Streamed>,
+    /// Hosts that held each task's input when the run began.
+    holders: Vec<Vec<usize>>,
 }
 
 impl<'a> Engine<'a> {
@@ -89,7 +91,14 @@ impl<'a> Engine<'a> {
             env_ids: Default::default(),
             mesh: Arc::new(Mesh::relay(&plan.run_id.to_string(), names.len())),
             concat: None,
+            holders: Vec::new(),
         }
+    }
+
+    /// The hosts that hold each task's input (locality), from which a host
+    /// that lacks it fetches it directly.
+    pub fn set_holders(&mut self, holders: Vec<Vec<usize>>) {
+        self.holders = holders;
     }
 
     /// Writes the merged output while the run goes (see `concat.rs`).
@@ -249,7 +258,21 @@ impl<'a> Engine<'a> {
         };
         let tx = self.back_tx.clone();
         let Launch { task, attempt, host, .. } = launch;
+        // A peer that holds the partition already (an earlier job sent it
+        // there) gives it instead of the driver, where the two reach each
+        // other.
+        let peers = self.holders.get(task as usize).map(Vec::as_slice).unwrap_or_default();
+        let peer =
+            peers.iter().copied().find(|&from| from != host && !self.hosts[from].is_lost() && self.mesh.direct(host, from).is_some());
+        let mesh = self.mesh.clone();
         tokio::spawn(async move {
+            if let Some(from) = peer {
+                if blocks::missing(&h, vec![src.hash]).await.is_ok_and(|m| !m.is_empty()) {
+                    if let Some(direct) = fetch_from_peer(&h, host, from, src.hash, src.len, &mesh).await {
+                        let _ = tx.send(Back::Book(Internal::InputMoved { relayed: 0, direct }));
+                    }
+                }
+            }
             let sent = blocks::ensure(&h, &[&src]).await.map(|(sent, skipped)| {
                 let _ = tx.send(Back::Book(Internal::Uploaded { host, sent, skipped }));
             });

@@ -12,7 +12,8 @@
 //! rerun only the lost map task, without charging the reduce.
 //!
 //! A cached part of a program (a block only the host that made it holds)
-//! reaches a task on another host the same way.
+//! reaches a task on another host the same way, and an input partition
+//! that another host holds already is fetched from it where it can be.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,6 +94,18 @@ pub async fn stage(dest: &Host, to: usize, needed: Vec<(Wanted, Arc<Host>)>, dir
     }
     staged.relayed = relay_blocks(dest, relay, dir).await?;
     Ok(staged)
+}
+
+/// Host `to` (`dest`) fetches one block from host `from` itself, where the
+/// mesh says the pair reaches each other: the bytes it fetched, or `None`
+/// (the caller sends the block another way).
+pub async fn fetch_from_peer(dest: &Host, to: usize, from: usize, hash: Hash, size: u64, mesh: &Mesh) -> Option<u64> {
+    let blocks = vec![PeerBlock { hash, size, from: mesh.direct(to, from)?.into() }];
+    let id = dest.next_id();
+    match dest.request(id, Message::PeerFetch { id, run: mesh.run.clone(), blocks }).await {
+        Ok(Message::PeerFetched { bytes, failed, .. }) if failed.is_empty() => Some(bytes),
+        _ => None,
+    }
 }
 
 /// Moves blocks through the driver; returns the bytes that crossed it.
