@@ -191,11 +191,11 @@ impl Driver {
         let made = match ran {
             Ok(made) => made,
             Err(e) => {
-            if e.exit_code() == 130 {
-                // The engine saw the Ctrl-C and stopped the run; Python saw
-                // it too: its KeyboardInterrupt would only repeat it.
-                let _ = py.check_signals();
-            }
+                if e.exit_code() == 130 {
+                    // The engine saw the Ctrl-C and stopped the run; Python saw
+                    // it too: its KeyboardInterrupt would only repeat it.
+                    let _ = py.check_signals();
+                }
                 return Err(to_py(py, e));
             }
         };

@@ -241,6 +241,13 @@ async fn pull_output(arg: &ClusterArg, run: &str, to: &Path, json: bool) -> anyh
         ))
         .into());
     }
+    if summary.parts_on_hosts.iter().all(|p| p.path.is_empty()) {
+        return Err(shoal::Error::Usage(format!(
+            "run {id} kept a program's cached dataset: its parts are blocks in the hosts' stores, for the program's later \
+             jobs, not files to pull; --output is for jobs with [output] on_hosts = true"
+        ))
+        .into());
+    }
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
     let spec = load_cluster(arg, "shoal push/pull").await?;
     let cluster = driver::connect(&spec).await;

@@ -63,6 +63,16 @@ fn cached_parts_stay_on_their_hosts_and_a_task_elsewhere_fetches_from_the_holder
     }
     let direct: u64 = runs.iter().map(|s| s["input_peer_bytes"].as_u64().unwrap()).sum();
     assert!(direct > 0, "no task fetched a cached part from its holder");
+    // Those parts are the program's, not files to pull.
+    let made = runs.iter().find(|s| s["parts_on_hosts"].as_array().is_some_and(|p| !p.is_empty())).unwrap();
+    let run = made["run"].as_str().unwrap();
+    let cluster = c.file.display().to_string();
+    Shoal::new()
+        .args(["pull", "--output", run, "--to", "pulled", "--cluster", &cluster])
+        .in_dir(dir.path())
+        .run()
+        .code(2)
+        .stderr_has(&format!("run {run} kept a program's cached dataset: its parts are blocks in the hosts' stores"));
     let failed_on_h1 = runs.last().unwrap()["attempts"].as_array().unwrap().iter().any(|a| a["host"] == "h1" && a["outcome"] == "failed");
     assert!(failed_on_h1, "the second job never ran on h1: {}", runs.last().unwrap());
 }
