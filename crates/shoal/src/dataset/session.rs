@@ -280,19 +280,8 @@ impl Session {
     /// Runs one job to the end (its output is where `job.output` says).
     /// A cached part it reads that no host can give any more is made
     /// again (the job that made it reruns), and the job runs again.
-    pub fn run(&self, mut job: JobRun) -> Result<run::summary::RunSummary> {
-        for again in 0.. {
-            self.swap_remade(&mut job.parts);
-            match self.run_once(&job, false, false) {
-                Err(Error::InputsLost { hashes, why }) if again < REMAKES => {
-                    let why = why.lines().next().unwrap_or_default().to_string();
-                    eprintln!("shoal: {}: {why}; making the lost cached parts again", job.site);
-                    self.make_again(&hashes)?;
-                }
-                done => return done,
-            }
-        }
-        unreachable!("the loop returns")
+    pub fn run(&self, job: JobRun) -> Result<run::summary::RunSummary> {
+        self.run_remaking(job, false).map(|(_, summary)| summary)
     }
 
     /// Runs a job whose output the program keeps for later jobs (a cached
@@ -301,23 +290,30 @@ impl Session {
     /// else files of the session dir.
     pub fn materialize(&self, job: JobRun) -> Result<Vec<InputPart>> {
         let held = self.holds_parts();
-        let mut job = job;
-        self.swap_remade(&mut job.parts);
-        let summary = self.run_once(&job, held, false);
-        let summary = match summary {
-            Err(Error::InputsLost { hashes, .. }) => {
-                self.make_again(&hashes)?;
-                self.swap_remade(&mut job.parts);
-                self.run_once(&job, held, false)?
-            }
-            other => other?,
-        };
+        let (job, summary) = self.run_remaking(job, held)?;
         if !held {
             return materialized_parts(&job.output);
         }
         let parts = held_parts(&summary)?;
         self.made.lock().unwrap().push(Made { job, parts: parts.clone() });
         Ok(parts)
+    }
+
+    /// Runs a job, making its lost cached inputs again and running it
+    /// again (at most [`REMAKES`] times); returns the job as it last ran.
+    fn run_remaking(&self, mut job: JobRun, held: bool) -> Result<(JobRun, run::summary::RunSummary)> {
+        for again in 0.. {
+            self.swap_remade(&mut job.parts);
+            match self.run_once(&job, held, false) {
+                Err(Error::InputsLost { hashes, why }) if again < REMAKES => {
+                    let why = why.lines().next().unwrap_or_default().to_string();
+                    eprintln!("shoal: {}: {why}; making the lost cached parts again", job.site);
+                    self.make_again(&hashes)?;
+                }
+                done => return done.map(|summary| (job, summary)),
+            }
+        }
+        unreachable!("the loop returns")
     }
 
     /// Parts stay on the hosts when no host is this machine's child
